@@ -1,0 +1,653 @@
+"""NNClassifier and NNRegressor: the scikit-learn face of skdl."""
+import time
+import warnings
+from abc import ABCMeta, abstractmethod
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import (
+    _check_partial_fit_first_call,
+    check_classification_targets,
+    type_of_target,
+    unique_labels,
+)
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
+
+from . import _ops
+from ._losses import RegressionLoss, SigmoidCrossEntropy, SoftmaxCrossEntropy
+from ._network import Network, build_layers
+from ._optimizers import OPTIMIZERS, Optimizer, resolve_optimizer
+from .layers import Dense, Flatten
+from .layers.core import resolve_shape
+
+# Rows per forward pass at prediction time: bounds memory whatever n_samples.
+PREDICT_CHUNK_ROWS = 4096
+
+
+class BaseNN(BaseEstimator, metaclass=ABCMeta):
+    """Shared machinery of :class:`NNClassifier` and :class:`NNRegressor`."""
+
+    _parameter_constraints: dict = {
+        "layers": [list, tuple, None],
+        "input_shape": [tuple, list, None],
+        "optimizer": [StrOptions(set(OPTIMIZERS)), Optimizer],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "dtype": [StrOptions({"float32", "float64"})],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+    }
+
+    @abstractmethod
+    def __init__(self, layers=None, *, input_shape=None, optimizer="adam",
+                 learning_rate=0.001, batch_size="auto", max_iter=200, tol=1e-4,
+                 n_iter_no_change=10, shuffle=True, random_state=None,
+                 dtype="float32", verbose=False, warm_start=False):
+        self.layers = layers
+        self.input_shape = input_shape
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.dtype = dtype
+        self.verbose = verbose
+        self.warm_start = warm_start
+
+    # -- hooks for the subclasses ------------------------------------------
+    @abstractmethod
+    def _validate_targets(self, y, first, classes=None):
+        """Encode y as the (n, n_outputs) training target; set up the loss."""
+
+    # -- input --------------------------------------------------------------
+    def _validate_input(self, X, y=None, reset=True):
+        kwargs = dict(reset=reset, dtype=(np.float64, np.float32), allow_nd=True)
+        if y is None:
+            return validate_data(self, X, **kwargs), None
+        return validate_data(self, X, y, multi_output=True,
+                             y_numeric=not isinstance(self, ClassifierMixin), **kwargs)
+
+    def _sample_shape(self, X):
+        """Per-sample shape the network takes, from ``input_shape`` and X."""
+        if X.ndim > 2:
+            shape = X.shape[1:]
+            if self.input_shape is not None:
+                expected = resolve_shape(self.input_shape, int(np.prod(shape)),
+                                         what="input_shape")
+                if expected != shape:
+                    raise ValueError(
+                        f"X has samples of shape {shape}, but input_shape is "
+                        f"{tuple(self.input_shape)}."
+                    )
+            return shape
+        if self.input_shape is None:
+            return (X.shape[1],)
+        return resolve_shape(self.input_shape, X.shape[1], what="input_shape")
+
+    def _network_input(self, X):
+        """X reshaped to (n, *input_shape_) in the compute dtype (never in place)."""
+        if X.ndim > 2 and X.shape[1:] != self.input_shape_:
+            raise ValueError(
+                f"X has samples of shape {X.shape[1:]}, but {type(self).__name__} "
+                f"was fitted on samples of shape {self.input_shape_}."
+            )
+        dtype = np.dtype(self.dtype)
+        Xc = X.astype(dtype, copy=False)
+        if Xc is not X and not np.isfinite(Xc).all():
+            raise ValueError(
+                f"X has values too large for {dtype} (the estimator's dtype); "
+                "rescale the features or use dtype='float64'."
+            )
+        return Xc.reshape((X.shape[0],) + self.input_shape_)
+
+    # -- network ------------------------------------------------------------
+    def _build_network(self, n_outputs):
+        dtype = np.dtype(self.dtype)
+        hidden_specs = [Dense(100, activation="relu")] if self.layers is None else list(self.layers)
+        hidden = build_layers(hidden_specs, self.input_shape_, dtype)
+        shape = hidden[-1].output_shape if hidden else self.input_shape_
+        taken = [layer.name for layer in hidden]
+        head = ([Flatten(name="output_flatten")] if len(shape) > 1 else [])
+        head.append(Dense(n_outputs, name="output"))
+        layers = hidden + build_layers(head, shape, dtype, taken_names=taken)
+        network = Network(layers, dtype)
+        network.initialize(self._random_state)
+        return network
+
+    def _outputs(self, X):
+        """Raw network outputs (n, n_outputs) for validated X."""
+        X = self._network_input(X)
+        out = np.empty((X.shape[0], self.network_.output_shape[0]), dtype=X.dtype)
+        with _ops.blas_single_threaded():
+            for start in range(0, X.shape[0], PREDICT_CHUNK_ROWS):
+                stop = start + PREDICT_CHUNK_ROWS
+                out[start:stop] = self.network_.forward(X[start:stop])
+        return out
+
+    def _predict_outputs(self, X):
+        check_is_fitted(self)
+        X, _ = self._validate_input(X, reset=False)
+        return self._outputs(X)
+
+    # -- training -----------------------------------------------------------
+    def _fit(self, X, y, sample_weight=None, incremental=False, classes=None):
+        first = (not hasattr(self, "network_")
+                 or (not incremental and not self.warm_start))
+        X, y = self._validate_input(X, y, reset=first)
+        if first:
+            self._random_state = check_random_state(self.random_state)
+        Y = self._validate_targets(y, first, classes)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(
+                sample_weight, X, dtype=np.float64, ensure_non_negative=True
+            )
+        if first:
+            self.input_shape_ = self._sample_shape(X)
+        elif X.ndim > 2 or self.input_shape is not None:
+            if self._sample_shape(X) != self.input_shape_:
+                raise ValueError(
+                    f"X has samples of shape {self._sample_shape(X)}, but "
+                    f"{type(self).__name__} was fitted on {self.input_shape_}."
+                )
+        # Sums over the batch run in float64 when the data came as float64, so
+        # an integer sample weight k trains exactly like k repeated samples.
+        accumulate = np.float64 if X.dtype == np.float64 else np.dtype(self.dtype)
+        Xn = self._network_input(X)
+        self._optimizer = resolve_optimizer(self.optimizer)
+        if first:
+            self.network_ = self._build_network(Y.shape[1])
+            self._optimizer_state = self._optimizer.init_state(self.network_.params)
+            self._dropout_rng = np.random.default_rng(self._random_state.randint(2**31))
+            self.n_iter_ = 0
+            self.t_ = 0
+            self._n_steps = 0
+            self.loss_curve_ = []
+            self.best_loss_ = np.inf
+            self._no_improvement_count = 0
+        elif self.network_.output_shape != (Y.shape[1],):
+            raise ValueError(
+                f"y has {Y.shape[1]} outputs but the fitted network has "
+                f"{self.network_.output_shape[0]}; fit again with warm_start=False."
+            )
+        with _ops.blas_single_threaded():
+            self._run_epochs(Xn, Y, sample_weight, accumulate, incremental)
+        return self
+
+    def _batch_size(self, n_samples):
+        if self.batch_size == "auto":
+            return min(200, n_samples)
+        if self.batch_size > n_samples:
+            warnings.warn(
+                f"Got batch_size={self.batch_size} larger than the number of samples "
+                f"({n_samples}); using {n_samples}.", UserWarning,
+            )
+        return min(self.batch_size, n_samples)
+
+    def _run_epochs(self, X, Y, sample_weight, accumulate, incremental):
+        n = X.shape[0]
+        batch_size = self._batch_size(n)
+        total_weight = float(n) if sample_weight is None else float(sample_weight.sum())
+        network, rng = self.network_, self._random_state
+        n_epochs = 1 if incremental else self.max_iter
+        for _ in range(n_epochs):
+            started = time.perf_counter()
+            epoch = self.n_iter_ + 1
+            snapshot = network.params.copy()
+            order = rng.permutation(n) if self.shuffle else None
+            epoch_loss = 0.0
+            for b, start in enumerate(range(0, n, batch_size)):
+                rows = (order[start:start + batch_size] if order is not None
+                        else slice(start, start + batch_size))
+                Xb, Yb = X[rows], Y[rows]
+                wb = None if sample_weight is None else sample_weight[rows]
+                outputs = network.forward(Xb, training=True, rng=self._dropout_rng)
+                losses, grad = self._loss_fn(outputs, Yb)
+                batch_loss = float(losses.sum() if wb is None else wb @ losses)
+                if not np.isfinite(batch_loss):
+                    network.params[...] = snapshot
+                    raise ValueError(
+                        f"The training loss became {batch_loss} in epoch {epoch}, "
+                        f"batch {b + 1}; the weights were restored to the start of "
+                        "the epoch. Lower the learning rate or scale the inputs."
+                    )
+                epoch_loss += batch_loss
+                # Weighted mean over the batch, normalised by the batch's share of
+                # the total weight so batches with little weight take small steps.
+                scale = 1.0 / (total_weight * (Xb.shape[0] / n))
+                network.backward(grad, wb, scale, accumulate)
+                self._n_steps += 1
+                self._optimizer.step(network.params, network.grads,
+                                     self._optimizer_state, self.learning_rate,
+                                     self._n_steps)
+                self.t_ += Xb.shape[0]
+            if not np.isfinite(network.params).all():
+                network.params[...] = snapshot
+                raise ValueError(
+                    f"The weights became NaN or infinite in epoch {epoch}; they were "
+                    "restored to the start of the epoch. Lower the learning rate."
+                )
+            self.n_iter_ += 1
+            self.loss_ = epoch_loss / total_weight
+            self.loss_curve_.append(self.loss_)
+            if self.verbose:
+                print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}, "
+                      f"time = {time.perf_counter() - started:.3f}s")
+            if incremental:
+                continue
+            if self._converged():
+                if self.verbose:
+                    print(f"Training loss did not improve more than tol={self.tol} "
+                          f"for {self.n_iter_no_change} consecutive epochs. Stopping.")
+                break
+        else:
+            if not incremental:
+                warnings.warn(
+                    f"{type(self).__name__}: max_iter={self.max_iter} epochs were run "
+                    "and the training loss has not converged yet; consider raising "
+                    "max_iter.", ConvergenceWarning,
+                )
+
+    def _converged(self):
+        loss = self.loss_curve_[-1]
+        if loss > self.best_loss_ - self.tol:
+            self._no_improvement_count += 1
+        else:
+            self._no_improvement_count = 0
+        self.best_loss_ = min(self.best_loss_, loss)
+        return self._no_improvement_count > self.n_iter_no_change
+
+    # -- public API shared by both estimators --------------------------------
+    def get_weights(self):
+        """Copies of the fitted parameters.
+
+        Returns
+        -------
+        dict
+            ``{layer_name: {param_name: ndarray}}``; each layer's docstring gives
+            the layout (e.g. a Dense ``kernel`` is ``(n_in, units)``). The output
+            layer is named ``output``.
+        """
+        check_is_fitted(self)
+        return self.network_.get_weights()
+
+    def set_weights(self, weights):
+        """Overwrite fitted parameters from the format of :meth:`get_weights`.
+
+        Parameters
+        ----------
+        weights : dict
+            ``{layer_name: {param_name: array}}``; layers left out keep their
+            values. Shapes must match; nothing is written if any does not.
+
+        Returns
+        -------
+        self
+        """
+        check_is_fitted(self)
+        self.network_.set_weights(weights)
+        return self
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        return tags
+
+
+class NNClassifier(ClassifierMixin, BaseNN):
+    """Neural-network classifier trained by skdl's compiled kernels.
+
+    The hidden part of the network is given by ``layers``; the output layer is
+    added from ``y``: softmax over the classes for multiclass targets, one
+    sigmoid unit for binary targets and one per label for multilabel targets,
+    all trained with the log-loss on logits.
+
+    Parameters
+    ----------
+    layers : list of layer specs, default=None
+        Hidden layers, e.g. ``[Dense(64, activation='relu'), Dropout(0.2)]``.
+        None means ``[Dense(100, activation='relu')]``, as in MLPClassifier.
+    input_shape : tuple of int, default=None
+        Shape of one sample. A flat X of shape (n, n_features) is reshaped to
+        it; one entry may be -1 (inferred): ``(1, -1)`` makes the features a
+        one-channel signal, ``(-1, 1)`` a sequence of scalars. Arrays with more
+        than two dimensions are taken as they are. None keeps X flat.
+    optimizer : {'adam', 'sgd', 'momentum', 'nesterov'} or optimizer, default='adam'
+        A name, or an instance of :class:`skdl.optimizers.Adam` /
+        :class:`skdl.optimizers.SGD` whose parameters are searchable as
+        ``optimizer__beta1`` etc.
+    learning_rate : float, default=0.001
+    batch_size : int or 'auto', default='auto'
+        'auto' is ``min(200, n_samples)``.
+    max_iter : int, default=200
+        Maximum number of epochs.
+    tol : float, default=1e-4
+        Training stops when the loss has not improved by ``tol`` for
+        ``n_iter_no_change`` consecutive epochs.
+    n_iter_no_change : int, default=10
+    shuffle : bool, default=True
+        Shuffle the samples every epoch.
+    random_state : int, RandomState or None, default=None
+        Seeds initialization, shuffling and dropout. The same seed gives the
+        same model bit for bit, whatever the number of threads.
+    dtype : {'float32', 'float64'}, default='float32'
+        Precision of weights and activations. Parameter gradients are summed
+        over each batch in float64 when X is float64.
+    verbose : bool, default=False
+        Print the loss after each epoch.
+    warm_start : bool, default=False
+        Continue from the previous fit's weights.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Only when X has string column names (e.g. a DataFrame).
+    input_shape_ : tuple of int
+        Shape of one sample as the network takes it.
+    n_outputs_ : int
+        Number of output units (1 for binary targets).
+    network_ : skdl._network.Network
+        The fitted network.
+    loss_ : float
+        Training loss of the last epoch.
+    loss_curve_ : list of float
+        Training loss per epoch.
+    best_loss_ : float
+    n_iter_ : int
+        Epochs run.
+    t_ : int
+        Training samples seen.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skdl import NNClassifier
+    >>> X, y = load_digits(return_X_y=True)
+    >>> clf = NNClassifier(max_iter=5, random_state=0).fit(X / 16, y)
+    >>> clf.predict(X[:3] / 16).shape
+    (3,)
+    """
+
+    def __init__(self, layers=None, *, input_shape=None, optimizer="adam",
+                 learning_rate=0.001, batch_size="auto", max_iter=200, tol=1e-4,
+                 n_iter_no_change=10, shuffle=True, random_state=None,
+                 dtype="float32", verbose=False, warm_start=False):
+        super().__init__(
+            layers=layers, input_shape=input_shape, optimizer=optimizer,
+            learning_rate=learning_rate, batch_size=batch_size, max_iter=max_iter,
+            tol=tol, n_iter_no_change=n_iter_no_change, shuffle=shuffle,
+            random_state=random_state, dtype=dtype, verbose=verbose,
+            warm_start=warm_start,
+        )
+
+    def _validate_targets(self, y, first, classes=None):
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        check_classification_targets(y)
+        if first:
+            binarizer = LabelBinarizer()
+            binarizer.fit(y if classes is None else classes)
+            if binarizer.y_type_ != "multilabel-indicator" and len(binarizer.classes_) < 2:
+                raise ValueError(
+                    f"{type(self).__name__} needs samples of at least 2 classes, but "
+                    f"the data contains only one class: {binarizer.classes_[0]!r}."
+                )
+            self._label_binarizer = binarizer
+            self.classes_ = binarizer.classes_
+            self._loss_fn = (SoftmaxCrossEntropy() if binarizer.y_type_ == "multiclass"
+                             else SigmoidCrossEntropy())
+        elif type_of_target(y) != "multilabel-indicator":
+            unseen = np.setdiff1d(unique_labels(y), self.classes_)
+            if unseen.size:
+                raise ValueError(
+                    f"y contains labels {unseen.tolist()} not among the classes "
+                    f"{self.classes_.tolist()} the estimator was fitted with."
+                )
+        Y = self._label_binarizer.transform(y).astype(self.dtype)
+        self.n_outputs_ = Y.shape[1]
+        return Y
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the network to X and y.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            Class labels, or a label indicator matrix for multilabel targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the samples in the loss.
+
+        Returns
+        -------
+        self
+        """
+        return self._fit(X, y, sample_weight)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """Run one epoch over X and y, building the network on the first call.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+        classes : array-like of shape (n_classes,), default=None
+            All classes; required on the first call, ignored afterwards.
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self
+        """
+        if _check_partial_fit_first_call(self, classes):
+            for attribute in ("network_", "_label_binarizer"):
+                if hasattr(self, attribute):
+                    delattr(self, attribute)
+        return self._fit(X, y, sample_weight, incremental=True,
+                         classes=getattr(self, "classes_", classes))
+
+    def predict_proba(self, X):
+        """Class probabilities.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes), float64
+            Rows sum to one for multiclass and binary targets; for multilabel
+            targets each column is the probability of its label.
+        """
+        P = self._loss_fn.transform(self._predict_outputs(X))
+        if self._label_binarizer.y_type_ == "binary":
+            P = np.hstack([1.0 - P, P])
+        return P
+
+    def predict_log_proba(self, X):
+        """Logarithm of :meth:`predict_proba`, computed stably from the logits.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes), float64
+        """
+        Z = self._predict_outputs(X)
+        if self._label_binarizer.y_type_ == "binary":
+            return np.hstack([self._loss_fn.log_transform(-Z),
+                              self._loss_fn.log_transform(Z)])
+        return self._loss_fn.log_transform(Z)
+
+    def predict(self, X):
+        """Predicted class labels (or label indicator rows for multilabel).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_labels)
+        """
+        P = self._loss_fn.transform(self._predict_outputs(X))
+        return self._label_binarizer.inverse_transform(P)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class NNRegressor(RegressorMixin, BaseNN):
+    """Neural-network regressor trained by skdl's compiled kernels.
+
+    The hidden part of the network is given by ``layers``; a linear output
+    layer with one unit per target column is added from ``y``.
+
+    Parameters
+    ----------
+    layers : list of layer specs, default=None
+        Hidden layers. None means ``[Dense(100, activation='relu')]``.
+    loss : {'squared_error', 'absolute_error', 'huber', 'poisson'}, default='squared_error'
+        Averaged over the targets of a sample. ``huber`` switches from squared
+        to absolute error at 1.0; ``poisson`` predicts ``exp(output)`` and
+        needs non-negative targets.
+    input_shape : tuple of int, default=None
+        See :class:`NNClassifier`.
+    optimizer : {'adam', 'sgd', 'momentum', 'nesterov'} or optimizer, default='adam'
+    learning_rate : float, default=0.001
+    batch_size : int or 'auto', default='auto'
+    max_iter : int, default=200
+    tol : float, default=1e-4
+    n_iter_no_change : int, default=10
+    shuffle : bool, default=True
+    random_state : int, RandomState or None, default=None
+    dtype : {'float32', 'float64'}, default='float32'
+    verbose : bool, default=False
+    warm_start : bool, default=False
+
+    Attributes
+    ----------
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+    input_shape_ : tuple of int
+    n_outputs_ : int
+        Number of target columns.
+    network_ : skdl._network.Network
+    loss_ : float
+    loss_curve_ : list of float
+    best_loss_ : float
+    n_iter_ : int
+    t_ : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skdl import NNRegressor
+    >>> X = np.linspace(-1, 1, 50).reshape(-1, 1)
+    >>> reg = NNRegressor(max_iter=5, random_state=0).fit(X, X.ravel() ** 2)
+    >>> reg.predict(X[:2]).shape
+    (2,)
+    """
+
+    _parameter_constraints = {
+        **BaseNN._parameter_constraints,
+        "loss": [StrOptions(set(_ops.REGRESSION_LOSSES))],
+    }
+
+    def __init__(self, layers=None, *, loss="squared_error", input_shape=None,
+                 optimizer="adam", learning_rate=0.001, batch_size="auto",
+                 max_iter=200, tol=1e-4, n_iter_no_change=10, shuffle=True,
+                 random_state=None, dtype="float32", verbose=False, warm_start=False):
+        super().__init__(
+            layers=layers, input_shape=input_shape, optimizer=optimizer,
+            learning_rate=learning_rate, batch_size=batch_size, max_iter=max_iter,
+            tol=tol, n_iter_no_change=n_iter_no_change, shuffle=shuffle,
+            random_state=random_state, dtype=dtype, verbose=verbose,
+            warm_start=warm_start,
+        )
+        self.loss = loss
+
+    def _validate_targets(self, y, first, classes=None):
+        if self.loss == "poisson" and (np.any(y < 0) or np.sum(y) <= 0):
+            raise ValueError(
+                "Some value(s) of y are negative or all are zero, which is not "
+                "allowed for Poisson regression."
+            )
+        Y = (y.reshape(-1, 1) if y.ndim == 1 else y).astype(self.dtype)
+        if first:
+            self._loss_fn = RegressionLoss(self.loss)
+            self.n_outputs_ = Y.shape[1]
+            self._y_ndim = y.ndim
+        return Y
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the network to X and y.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self
+        """
+        return self._fit(X, y, sample_weight)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """Run one epoch over X and y, building the network on the first call.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self
+        """
+        return self._fit(X, y, sample_weight, incremental=True)
+
+    def predict(self, X):
+        """Predicted targets.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_targets), float64
+            One dimension when the model was fitted on a 1-D y.
+        """
+        P = self._loss_fn.transform(self._predict_outputs(X))
+        return P.ravel() if self._y_ndim == 1 else P

@@ -1,0 +1,1 @@
+"""Compiled Cython kernels. Only :mod:`skdl._ops` imports from here."""

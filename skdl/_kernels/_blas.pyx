@@ -1,0 +1,38 @@
+"""Row-major BLAS wrappers over ``scipy.linalg.cython_blas``.
+
+BLAS is column-major; a row-major ``C = op(A) @ op(B)`` is the column-major
+``C.T = op(B).T @ op(A).T``, so the operands swap places and keep their flags.
+"""
+from cython cimport floating
+from scipy.linalg.cython_blas cimport sgemm, dgemm, sdot, ddot, saxpy, daxpy
+
+
+cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k,
+               floating alpha, const floating* a, int lda,
+               const floating* b, int ldb,
+               floating beta, floating* c, int ldc) noexcept nogil:
+    """C (m, n) = alpha * op(A) (m, k) @ op(B) (k, n) + beta * C, row-major."""
+    cdef char ta = b'T' if trans_a else b'N'
+    cdef char tb = b'T' if trans_b else b'N'
+    if floating is float:
+        sgemm(&tb, &ta, &n, &m, &k, &alpha, <float*> b, &ldb,
+              <float*> a, &lda, &beta, c, &ldc)
+    else:
+        dgemm(&tb, &ta, &n, &m, &k, &alpha, <double*> b, &ldb,
+              <double*> a, &lda, &beta, c, &ldc)
+
+
+cdef floating dot(int n, const floating* x, int incx,
+                  const floating* y, int incy) noexcept nogil:
+    if floating is float:
+        return sdot(&n, <float*> x, &incx, <float*> y, &incy)
+    else:
+        return ddot(&n, <double*> x, &incx, <double*> y, &incy)
+
+
+cdef void axpy(int n, floating alpha, const floating* x, int incx,
+               floating* y, int incy) noexcept nogil:
+    if floating is float:
+        saxpy(&n, &alpha, <float*> x, &incx, y, &incy)
+    else:
+        daxpy(&n, &alpha, <double*> x, &incx, y, &incy)

@@ -1,0 +1,145 @@
+"""Losses on raw network outputs (logits), value and gradient in one pass.
+
+Each kernel writes the per-sample loss (float64) and the gradient of that
+per-sample loss with respect to the outputs. Sample weights and the average
+over the batch are applied by the caller, where samples are summed.
+Intermediate sums run in float64, so float32 logits of any size stay finite.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.math cimport exp, log, log1p, fabs
+
+
+cdef inline double _sigmoid(double x) noexcept nogil:
+    cdef double e
+    if x >= 0:
+        return 1.0 / (1.0 + exp(-x))
+    e = exp(x)
+    return e / (1.0 + e)
+
+
+def softmax_cross_entropy(const floating[:, ::1] Z, const floating[:, ::1] Y,
+                          double[::1] loss, floating[:, ::1] grad, int n_threads):
+    """Softmax fused with categorical cross-entropy.
+
+    loss[i] = logsumexp(Z[i]) * sum(Y[i]) - Y[i] @ Z[i];
+    grad[i] = softmax(Z[i]) * sum(Y[i]) - Y[i].
+
+    Parameters
+    ----------
+    Z : (n, k) logits
+    Y : (n, k) targets (one-hot rows, or probabilities)
+    loss : (n,) float64 output
+    grad : (n, k) output
+    n_threads : int
+    """
+    cdef int n = Z.shape[0]
+    cdef int k = Z.shape[1]
+    cdef int i, j
+    cdef double mx, total, lse, ysum, yz
+    with nogil:
+        for i in prange(n, schedule='static', num_threads=n_threads):
+            mx = Z[i, 0]
+            for j in range(1, k):
+                if Z[i, j] > mx:
+                    mx = Z[i, j]
+            total = 0.0
+            ysum = 0.0
+            yz = 0.0
+            for j in range(k):
+                total = total + exp(Z[i, j] - mx)
+                ysum = ysum + Y[i, j]
+                yz = yz + <double> Y[i, j] * Z[i, j]
+            lse = mx + log(total)
+            loss[i] = lse * ysum - yz
+            for j in range(k):
+                grad[i, j] = <floating> (exp(Z[i, j] - lse) * ysum - Y[i, j])
+
+
+def sigmoid_cross_entropy(const floating[:, ::1] Z, const floating[:, ::1] Y,
+                          double[::1] loss, floating[:, ::1] grad, int n_threads):
+    """Sigmoid fused with binary cross-entropy, summed over the k outputs.
+
+    loss[i] = sum_j max(z, 0) - z * y + log1p(exp(-|z|));
+    grad[i, j] = sigmoid(z) - y.
+
+    Parameters
+    ----------
+    Z : (n, k) logits
+    Y : (n, k) targets in [0, 1]
+    loss : (n,) float64 output
+    grad : (n, k) output
+    n_threads : int
+    """
+    cdef int n = Z.shape[0]
+    cdef int k = Z.shape[1]
+    cdef int i, j
+    cdef double z, acc
+    with nogil:
+        for i in prange(n, schedule='static', num_threads=n_threads):
+            acc = 0.0
+            for j in range(k):
+                z = Z[i, j]
+                acc = acc + (z if z > 0 else 0.0) - z * Y[i, j] + log1p(exp(-fabs(z)))
+                grad[i, j] = <floating> (_sigmoid(z) - Y[i, j])
+            loss[i] = acc
+
+
+# Regression losses, averaged over the k outputs of a sample.
+cdef enum:
+    SQUARED_ERROR = 0
+    ABSOLUTE_ERROR = 1
+    HUBER = 2
+    POISSON = 3
+
+
+def regression_loss(int kind, double delta, const floating[:, ::1] Z,
+                    const floating[:, ::1] Y, double[::1] loss,
+                    floating[:, ::1] grad, int n_threads):
+    """Regression loss of the outputs Z against Y, averaged over outputs.
+
+    kind 0, squared error: (z - y)**2 / 2
+    kind 1, absolute error: |z - y|
+    kind 2, Huber: r**2 / 2 if |r| <= delta else delta * (|r| - delta / 2)
+    kind 3, Poisson deviance / 2 on the log link: exp(z) - y * z + y log y - y
+
+    Parameters
+    ----------
+    kind : int
+    delta : float, Huber threshold
+    Z : (n, k) outputs
+    Y : (n, k) targets
+    loss : (n,) float64 output
+    grad : (n, k) output
+    n_threads : int
+    """
+    cdef int n = Z.shape[0]
+    cdef int k = Z.shape[1]
+    cdef double inv_k = 1.0 / k
+    cdef int i, j
+    cdef double r, acc, ez, y
+    with nogil:
+        for i in prange(n, schedule='static', num_threads=n_threads):
+            acc = 0.0
+            for j in range(k):
+                r = <double> Z[i, j] - Y[i, j]
+                if kind == SQUARED_ERROR:
+                    acc = acc + 0.5 * r * r
+                    grad[i, j] = <floating> (r * inv_k)
+                elif kind == ABSOLUTE_ERROR:
+                    acc = acc + fabs(r)
+                    grad[i, j] = <floating> (((r > 0) - (r < 0)) * inv_k)
+                elif kind == HUBER:
+                    if fabs(r) <= delta:
+                        acc = acc + 0.5 * r * r
+                        grad[i, j] = <floating> (r * inv_k)
+                    else:
+                        acc = acc + delta * (fabs(r) - 0.5 * delta)
+                        grad[i, j] = <floating> (delta * ((r > 0) - (r < 0)) * inv_k)
+                else:
+                    y = Y[i, j]
+                    ez = exp(<double> Z[i, j])
+                    # y log y - y makes the minimum 0 (the deviance's constant).
+                    acc = acc + ez - y * Z[i, j] + ((y * log(y) - y) if y > 0 else 0.0)
+                    grad[i, j] = <floating> ((ez - y) * inv_k)
+            loss[i] = acc * inv_k

@@ -1,0 +1,476 @@
+"""Operations: the only importer of :mod:`skdl._kernels`.
+
+Each op validates shapes and dtypes in Python and raises ``ValueError`` or
+``TypeError`` before any ``nogil`` code runs, makes its inputs C-contiguous,
+allocates its outputs, reads the OpenMP thread count at call time and calls
+one kernel. :mod:`skdl._reference` has a plain-numpy twin of every op with the
+same name and signature; the tests hold each op to its twin.
+"""
+from contextlib import contextmanager
+
+import numpy as np
+
+from ._kernels import _activations, _dense, _loss, _optim
+from ._kernels._openmp import effective_n_threads
+
+__all__ = [
+    "ACTIVATIONS",
+    "REGRESSION_LOSSES",
+    "activation_backward",
+    "activation_forward",
+    "adam_update",
+    "blas_single_threaded",
+    "dense_backward_input",
+    "dense_forward",
+    "dense_param_grads",
+    "dropout_backward",
+    "dropout_forward",
+    "effective_n_threads",
+    "regression_loss",
+    "sgd_update",
+    "sigmoid_cross_entropy",
+    "softmax_cross_entropy",
+]
+
+# Name -> kernel code; keep in step with the enum in _kernels/_activations.pyx.
+ACTIVATIONS = {
+    "linear": 0,
+    "relu": 1,
+    "leaky_relu": 2,
+    "elu": 3,
+    "tanh": 4,
+    "sigmoid": 5,
+    "softplus": 6,
+    "softsign": 7,
+    "elliot": 8,
+    "symmetric_elliot": 9,
+    "softmax": 10,
+}
+# Slope (leaky_relu) or scale (elu) used when none is given.
+DEFAULT_ACTIVATION_ALPHA = {"leaky_relu": 0.01, "elu": 1.0}
+REGRESSION_LOSSES = {"squared_error": 0, "absolute_error": 1, "huber": 2, "poisson": 3}
+FLOAT_DTYPES = (np.float32, np.float64)
+
+_blas_controller = None
+
+
+@contextmanager
+def blas_single_threaded():
+    """Hold BLAS to one thread while kernels call it from inside ``prange``.
+
+    The kernels share panels out to OpenMP threads and call BLAS once per
+    panel; a multi-threaded BLAS there would start threads of its own on top.
+    The estimators enter this once per ``fit``/``predict``, not per op.
+    """
+    global _blas_controller
+    if _blas_controller is None:
+        from threadpoolctl import ThreadpoolController
+
+        _blas_controller = ThreadpoolController()
+    with _blas_controller.limit(limits=1, user_api="blas"):
+        yield
+
+
+def _float_array(name, a, ndim=None, dtype=None):
+    """C-contiguous float32/float64 array, or a clear error."""
+    a = np.asarray(a)
+    if a.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be float32 or float64, got dtype {a.dtype}.")
+    if dtype is not None and a.dtype != dtype:
+        raise TypeError(f"{name} has dtype {a.dtype} but {dtype} is expected.")
+    if ndim is not None and a.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {a.shape}.")
+    return np.ascontiguousarray(a)
+
+
+def _weights(sample_weight, n):
+    if sample_weight is None:
+        return None
+    w = np.ascontiguousarray(sample_weight, dtype=np.float64)
+    if w.shape != (n,):
+        raise ValueError(f"sample_weight must have shape ({n},), got {w.shape}.")
+    return w
+
+
+def _pad_buffers(k, p, dtype):
+    align = _dense.ROW_ALIGN_
+    return np.empty((align, k), dtype), np.empty((align, p), dtype)
+
+
+def dense_forward(X, W, b=None):
+    """Affine map of each row: ``X @ W + b``.
+
+    Rows are computed independently of each other (fixed row panels), so a
+    sample's output does not depend on the rest of its batch.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, k)
+    W : ndarray of shape (k, p)
+    b : ndarray of shape (p,) or None
+
+    Returns
+    -------
+    Y : ndarray of shape (n, p)
+    """
+    X = _float_array("X", X, ndim=2)
+    W = _float_array("W", W, ndim=2, dtype=X.dtype)
+    if W.shape[0] != X.shape[1]:
+        raise ValueError(
+            f"X has {X.shape[1]} features per row but W expects {W.shape[0]} "
+            f"(W has shape {W.shape})."
+        )
+    if b is not None:
+        b = _float_array("b", b, ndim=1, dtype=X.dtype)
+        if b.shape[0] != W.shape[1]:
+            raise ValueError(f"b has shape {b.shape}, expected ({W.shape[1]},).")
+    Y = np.empty((X.shape[0], W.shape[1]), dtype=X.dtype)
+    pad_a, pad_c = _pad_buffers(X.shape[1], W.shape[1], X.dtype)
+    _dense.rowwise_gemm(X, W, Y, False, pad_a, pad_c, effective_n_threads(), b)
+    return Y
+
+
+def dense_backward_input(dY, W):
+    """Gradient with respect to the input of ``X @ W + b``: ``dY @ W.T``.
+
+    Parameters
+    ----------
+    dY : ndarray of shape (n, p)
+    W : ndarray of shape (k, p)
+
+    Returns
+    -------
+    dX : ndarray of shape (n, k)
+    """
+    dY = _float_array("dY", dY, ndim=2)
+    W = _float_array("W", W, ndim=2, dtype=dY.dtype)
+    if W.shape[1] != dY.shape[1]:
+        raise ValueError(
+            f"dY has {dY.shape[1]} columns but W has shape {W.shape}."
+        )
+    dX = np.empty((dY.shape[0], W.shape[0]), dtype=dY.dtype)
+    pad_a, pad_c = _pad_buffers(W.shape[1], W.shape[0], dY.dtype)
+    _dense.rowwise_gemm(dY, W, dX, True, pad_a, pad_c, effective_n_threads())
+    return dX
+
+
+def dense_param_grads(X, dY, sample_weight=None, scale=1.0, accumulate_dtype=None,
+                      dW=None, db=None):
+    """Weight and bias gradients of ``X @ W + b`` summed over the batch.
+
+    ``dW = scale * X.T @ (w * dY)`` and ``db = scale * sum_r w[r] * dY[r]``,
+    where ``dY`` holds per-sample gradients and ``w`` the sample weights.
+    With ``accumulate_dtype=float64`` the sum runs in float64 whatever the
+    dtype of ``X``; the products of float32 numbers are exact there, so
+    weighting a sample by an integer k gives the same sum as k copies of it.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, k)
+    dY : ndarray of shape (n, p)
+    sample_weight : ndarray of shape (n,) or None
+    scale : float
+    accumulate_dtype : {None, numpy.float32, numpy.float64}
+        None accumulates in the dtype of ``X``.
+    dW : ndarray of shape (k, p) or None
+        Output, written in place when given (e.g. a view of a gradient buffer).
+    db : ndarray of shape (p,) or None
+        Output, written in place when given.
+
+    Returns
+    -------
+    dW : ndarray of shape (k, p)
+    db : ndarray of shape (p,)
+    """
+    X = _float_array("X", X, ndim=2)
+    dY = _float_array("dY", dY, ndim=2, dtype=X.dtype)
+    n, k = X.shape
+    p = dY.shape[1]
+    if dY.shape[0] != n:
+        raise ValueError(f"X has {n} rows but dY has {dY.shape[0]}.")
+    w = _weights(sample_weight, n)
+    dW = _output(dW, "dW", (k, p), X.dtype)
+    db = _output(db, "db", (p,), X.dtype)
+    acc = np.dtype(X.dtype if accumulate_dtype is None else accumulate_dtype)
+    n_threads = effective_n_threads()
+    if acc == X.dtype:
+        A, B, target = X, dY, dW
+    else:
+        A, B = X.astype(acc), dY.astype(acc)
+        target = np.empty((k, p), dtype=acc)
+    if w is not None:
+        B = np.multiply(B, w.astype(B.dtype, copy=False)[:, None])
+    _dense.gemm_tn_blocked(scale, A, B, target, n_threads)
+    if target is not dW:
+        dW[...] = target
+    w_sum = np.ones(n) if w is None else w
+    _dense.weighted_column_sum(dY, w_sum, scale, db, n_threads)
+    return dW, db
+
+
+def _output(out, name, shape, dtype):
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    if out.shape != shape or out.dtype != dtype or not out.flags.c_contiguous:
+        raise ValueError(
+            f"{name} must be a C-contiguous {dtype} array of shape {shape}, "
+            f"got {out.dtype} {out.shape}."
+        )
+    if not out.flags.writeable:
+        raise ValueError(f"{name} is read-only.")
+    return out
+
+
+def _activation_code(name):
+    try:
+        return ACTIVATIONS[name]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"Unknown activation {name!r}; expected one of {sorted(ACTIVATIONS)}."
+        ) from None
+
+
+def _alpha(name, alpha):
+    return DEFAULT_ACTIVATION_ALPHA.get(name, 0.0) if alpha is None else float(alpha)
+
+
+def _rows(a):
+    """2-D view (rows, last axis) of an n-d array, for row-wise kernels."""
+    if a.ndim == 0:
+        raise ValueError("activations need at least a 1-D array.")
+    return a.reshape(-1, a.shape[-1]) if a.ndim != 2 else a
+
+
+def activation_forward(name, X, alpha=None):
+    """Apply an activation elementwise (softmax: over the last axis).
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`ACTIVATIONS`.
+    X : ndarray of any shape (..., m)
+    alpha : float or None
+        Slope for ``leaky_relu`` (default 0.01), scale for ``elu`` (default 1).
+
+    Returns
+    -------
+    Y : ndarray of the shape of X
+    """
+    code = _activation_code(name)
+    X = _float_array("X", X)
+    Y = np.empty_like(X)
+    if X.size:
+        _activations.activation_forward(
+            code, _alpha(name, alpha), _rows(X), _rows(Y), effective_n_threads()
+        )
+    return Y
+
+
+def activation_backward(name, X, Y, dY, alpha=None):
+    """Gradient of an activation: ``dX = dY * f'(X)``.
+
+    Parameters
+    ----------
+    name : str
+    X : ndarray (..., m), the activation's input
+    Y : ndarray (..., m), its output ``f(X)``
+    dY : ndarray (..., m), gradient with respect to ``Y``
+    alpha : float or None
+
+    Returns
+    -------
+    dX : ndarray of the shape of X
+    """
+    code = _activation_code(name)
+    X = _float_array("X", X)
+    Y = _float_array("Y", Y, dtype=X.dtype)
+    dY = _float_array("dY", dY, dtype=X.dtype)
+    if not X.shape == Y.shape == dY.shape:
+        raise ValueError(
+            f"X, Y and dY must have one shape, got {X.shape}, {Y.shape}, {dY.shape}."
+        )
+    dX = np.empty_like(X)
+    if X.size:
+        _activations.activation_backward(
+            code, _alpha(name, alpha), _rows(X), _rows(Y), _rows(dY), _rows(dX),
+            effective_n_threads(),
+        )
+    return dX
+
+
+def _loss_inputs(Z, Y):
+    Z = _float_array("Z", Z, ndim=2)
+    Y = np.ascontiguousarray(Y, dtype=Z.dtype)
+    if Y.shape != Z.shape:
+        raise ValueError(f"Y has shape {Y.shape} but the outputs Z have {Z.shape}.")
+    return Z, Y, np.empty(Z.shape[0]), np.empty_like(Z)
+
+
+def softmax_cross_entropy(Z, Y):
+    """Softmax on logits fused with categorical cross-entropy.
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n, k), logits
+    Y : ndarray of shape (n, k), one-hot targets (or probabilities)
+
+    Returns
+    -------
+    loss : float64 ndarray of shape (n,), per-sample loss
+    grad : ndarray of shape (n, k), d loss[i] / d Z[i]
+    """
+    Z, Y, loss, grad = _loss_inputs(Z, Y)
+    _loss.softmax_cross_entropy(Z, Y, loss, grad, effective_n_threads())
+    return loss, grad
+
+
+def sigmoid_cross_entropy(Z, Y):
+    """Sigmoid on logits fused with binary cross-entropy, summed over outputs.
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n, k), logits
+    Y : ndarray of shape (n, k), targets in [0, 1]
+
+    Returns
+    -------
+    loss : float64 ndarray of shape (n,)
+    grad : ndarray of shape (n, k)
+    """
+    Z, Y, loss, grad = _loss_inputs(Z, Y)
+    _loss.sigmoid_cross_entropy(Z, Y, loss, grad, effective_n_threads())
+    return loss, grad
+
+
+def regression_loss(name, Z, Y, delta=1.0):
+    """Regression loss averaged over a sample's outputs.
+
+    Parameters
+    ----------
+    name : {'squared_error', 'absolute_error', 'huber', 'poisson'}
+        ``poisson`` reads Z as the log of the mean (log link).
+    Z : ndarray of shape (n, k), network outputs
+    Y : ndarray of shape (n, k), targets
+    delta : float, threshold of the Huber loss
+
+    Returns
+    -------
+    loss : float64 ndarray of shape (n,)
+    grad : ndarray of shape (n, k)
+    """
+    if name not in REGRESSION_LOSSES:
+        raise ValueError(
+            f"Unknown regression loss {name!r}; expected one of "
+            f"{sorted(REGRESSION_LOSSES)}."
+        )
+    if not delta > 0:
+        raise ValueError(f"delta must be positive, got {delta}.")
+    Z, Y, loss, grad = _loss_inputs(Z, Y)
+    if Z.shape[1] == 0:
+        raise ValueError("Z must have at least one output column.")
+    _loss.regression_loss(
+        REGRESSION_LOSSES[name], float(delta), Z, Y, loss, grad, effective_n_threads()
+    )
+    return loss, grad
+
+
+def _state_arrays(params, **arrays):
+    if not isinstance(params, np.ndarray) or params.ndim != 1:
+        raise ValueError("params must be a 1-D numpy array (the flat buffer).")
+    if params.dtype not in FLOAT_DTYPES or not params.flags.c_contiguous:
+        raise ValueError("params must be a C-contiguous float32/float64 array.")
+    if not params.flags.writeable:
+        raise ValueError("params is read-only.")
+    out = []
+    for name, a in arrays.items():
+        if a.shape != params.shape or a.dtype != params.dtype:
+            raise ValueError(
+                f"{name} must match params ({params.dtype} {params.shape}), "
+                f"got {a.dtype} {a.shape}."
+            )
+        out.append(np.ascontiguousarray(a))
+    return out
+
+
+def sgd_update(params, grads, velocity, learning_rate, momentum=0.0, nesterov=False):
+    """One SGD step in place on the flat parameter buffer.
+
+    Parameters
+    ----------
+    params : ndarray of shape (n_params,), updated in place
+    grads : ndarray of shape (n_params,)
+    velocity : ndarray of shape (n_params,), updated in place
+    learning_rate : float
+    momentum : float in [0, 1)
+    nesterov : bool
+    """
+    grads, velocity_c = _state_arrays(params, grads=grads, velocity=velocity)
+    if velocity_c is not velocity:
+        raise ValueError("velocity must be C-contiguous (it is updated in place).")
+    _optim.sgd_update(
+        params, grads, velocity, float(learning_rate), float(momentum),
+        bool(nesterov), effective_n_threads(),
+    )
+
+
+def adam_update(params, grads, m, v, learning_rate, beta1, beta2, epsilon, step):
+    """One Adam step in place on the flat parameter buffer.
+
+    Parameters
+    ----------
+    params : ndarray of shape (n_params,), updated in place
+    grads : ndarray of shape (n_params,)
+    m, v : ndarrays of shape (n_params,), first and second moments, in place
+    learning_rate, beta1, beta2, epsilon : float
+    step : int, the number of this step, from 1
+    """
+    grads, m_c, v_c = _state_arrays(params, grads=grads, m=m, v=v)
+    if m_c is not m or v_c is not v:
+        raise ValueError("m and v must be C-contiguous (they are updated in place).")
+    if step < 1:
+        raise ValueError(f"step counts from 1, got {step}.")
+    _optim.adam_update(
+        params, grads, m, v, float(learning_rate), float(beta1), float(beta2),
+        float(epsilon), int(step), effective_n_threads(),
+    )
+
+
+def dropout_forward(X, rate, rng):
+    """Inverted dropout: zero each entry with probability ``rate``, scale the rest.
+
+    Parameters
+    ----------
+    X : ndarray of any shape
+    rate : float in [0, 1)
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    Y : ndarray of the shape of X
+    mask : ndarray of the shape of X, the factor each entry was multiplied by
+        (0 or ``1 / (1 - rate)``)
+    """
+    X = _float_array("X", X)
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"rate must be in [0, 1), got {rate}.")
+    keep = rng.random(X.shape, dtype=X.dtype) >= rate
+    mask = keep.astype(X.dtype) * X.dtype.type(1.0 / (1.0 - rate))
+    return X * mask, mask
+
+
+def dropout_backward(dY, mask):
+    """Gradient of dropout: ``dY * mask``.
+
+    Parameters
+    ----------
+    dY : ndarray of any shape
+    mask : ndarray of the shape of dY, from :func:`dropout_forward`
+
+    Returns
+    -------
+    dX : ndarray of the shape of dY
+    """
+    dY = _float_array("dY", dY)
+    if mask.shape != dY.shape:
+        raise ValueError(f"mask has shape {mask.shape}, dY has {dY.shape}.")
+    return dY * mask

@@ -1,0 +1,147 @@
+"""Layer specs (clone-safe hyper-parameters) and runtime layers (state).
+
+A spec is what users put in an estimator's ``layers``: hyper-parameters only,
+with ``get_params``/``set_params`` from scikit-learn's ``BaseEstimator``, so
+``clone`` and ``GridSearchCV`` treat it like any estimator parameter. At
+``fit`` the network asks each spec to ``build`` a runtime :class:`Layer`,
+which owns views into the network's flat parameter and gradient buffers and
+whatever its backward pass needs. A spec never holds fitted state.
+"""
+import re
+from abc import ABCMeta, abstractmethod
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.utils._param_validation import validate_parameter_constraints
+
+
+class LayerSpec(BaseEstimator, metaclass=ABCMeta):
+    """Base class of layer specs."""
+
+    _parameter_constraints: dict = {}
+
+    def build(self, input_shape, dtype, name):
+        """Validate the hyper-parameters and return the runtime layer.
+
+        Parameters
+        ----------
+        input_shape : tuple of int
+            Shape of one sample arriving at this layer.
+        dtype : numpy dtype
+        name : str
+
+        Returns
+        -------
+        Layer
+        """
+        validate_parameter_constraints(
+            self._parameter_constraints,
+            self.get_params(deep=False),
+            caller_name=type(self).__name__,
+        )
+        return self._build(tuple(int(s) for s in input_shape), np.dtype(dtype), name)
+
+    @abstractmethod
+    def _build(self, input_shape, dtype, name):
+        """Runtime layer for validated hyper-parameters."""
+
+    @property
+    def base_name(self):
+        """Name prefix for generated layer names, e.g. ``dense`` for Dense."""
+        return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", type(self).__name__).lower()
+
+
+class GradientContext:
+    """How per-sample gradients are summed into parameter gradients.
+
+    Parameters
+    ----------
+    sample_weight : ndarray of shape (n,) or None
+        Weight of each sample of the batch.
+    scale : float
+        Factor applied to the weighted sums (one over the batch's total weight).
+    accumulate_dtype : numpy dtype
+        Precision of the sums over the batch.
+    """
+
+    def __init__(self, sample_weight, scale, accumulate_dtype):
+        self.sample_weight = sample_weight
+        self.scale = scale
+        self.accumulate_dtype = np.dtype(accumulate_dtype)
+
+    def row_weights(self, n_rows):
+        """Weights for ``n_rows`` rows that split the batch's samples evenly.
+
+        A layer applied to every step of a sequence sees ``n * steps`` rows;
+        each row carries the weight of its sample.
+        """
+        w = self.sample_weight
+        if w is None or n_rows == len(w):
+            return w
+        return np.repeat(w, n_rows // len(w))
+
+
+class Layer(metaclass=ABCMeta):
+    """Runtime layer: parameters, forward and backward.
+
+    Attributes
+    ----------
+    name : str
+    input_shape, output_shape : tuple of int
+        Shapes of one sample.
+    param_shapes : dict of str to tuple
+        Shapes of the parameters, in buffer order.
+    params, grads : dict of str to ndarray
+        Views into the network's flat parameter and gradient buffers.
+    """
+
+    param_shapes: dict = {}
+
+    def __init__(self, name, input_shape, output_shape, dtype):
+        self.name = name
+        self.input_shape = input_shape
+        self.output_shape = output_shape
+        self.dtype = dtype
+        self.params = {}
+        self.grads = {}
+
+    def initialize(self, rng):
+        """Fill ``params`` with initial values drawn from ``rng``."""
+
+    @abstractmethod
+    def forward(self, X, training=False, rng=None):
+        """Output for a batch ``X`` of shape (n, *input_shape).
+
+        With ``training`` the layer keeps what ``backward`` needs.
+        """
+
+    @abstractmethod
+    def backward(self, dY, context, need_input_grad=True):
+        """Fill ``grads`` and return dX, the gradient for the layer's input.
+
+        Parameters
+        ----------
+        dY : ndarray of shape (n, *output_shape)
+            Per-sample gradients of the loss with respect to the output.
+        context : GradientContext
+        need_input_grad : bool
+            False for the first layer, whose input gradient nobody reads.
+
+        Returns
+        -------
+        dX : ndarray of shape (n, *input_shape) or None
+        """
+
+    def clear(self):
+        """Drop what the last training forward pass kept."""
+
+    def __getstate__(self):
+        # Views into the network's buffers are rebound by the network after
+        # unpickling; caches from the last batch are not worth saving.
+        state = self.__dict__.copy()
+        state["params"] = {}
+        state["grads"] = {}
+        for key in list(state):
+            if key.startswith("_cache"):
+                state[key] = None
+        return state

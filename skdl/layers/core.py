@@ -1,0 +1,322 @@
+"""Core layers: Dense, Activation, Dropout, Flatten, Reshape."""
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.utils._param_validation import Interval, StrOptions
+
+from .. import _ops
+from .._initializers import INITIALIZERS, initialize
+from ._base import Layer, LayerSpec
+
+_ACTIVATION_NAMES = StrOptions(set(_ops.ACTIVATIONS))
+_INITIALIZER_NAMES = StrOptions(set(INITIALIZERS))
+
+
+class _ActivationMixin:
+    """Forward/backward of an optional activation, for layers that end in one."""
+
+    def _activate(self, Z):
+        if self.activation in (None, "linear"):
+            return Z
+        return _ops.activation_forward(self.activation, Z, self.alpha)
+
+    def _activation_grad(self, Z, A, dA):
+        if self.activation in (None, "linear"):
+            return dA
+        return _ops.activation_backward(self.activation, Z, A, dA, self.alpha)
+
+
+class Dense(LayerSpec):
+    """Fully connected layer: ``activation(X @ kernel + bias)``.
+
+    Applied to the last axis of its input, so on sequences ``(steps, features)``
+    it acts on every step with the same weights.
+
+    Parameters
+    ----------
+    units : int
+        Number of outputs.
+    activation : str or None, default=None
+        One of ``linear``, ``relu``, ``leaky_relu``, ``elu``, ``tanh``,
+        ``sigmoid``, ``softplus``, ``softsign``, ``elliot``,
+        ``symmetric_elliot``, ``softmax``; None is linear.
+    alpha : float or None, default=None
+        Slope of ``leaky_relu`` (default 0.01) or scale of ``elu`` (default 1).
+    use_bias : bool, default=True
+    kernel_initializer : str, default='glorot_uniform'
+    bias_initializer : str, default='zeros'
+    name : str or None, default=None
+        Name used by ``get_weights``; generated (``dense``, ``dense_1``...) if None.
+
+    Notes
+    -----
+    Parameters: ``kernel`` of shape ``(n_in, units)`` (the layout of
+    ``MLPClassifier.coefs_``) and ``bias`` of shape ``(units,)``.
+    """
+
+    _parameter_constraints = {
+        "units": [Interval(Integral, 1, None, closed="left")],
+        "activation": [_ACTIVATION_NAMES, None],
+        "alpha": [Interval(Real, 0, None, closed="left"), None],
+        "use_bias": ["boolean"],
+        "kernel_initializer": [_INITIALIZER_NAMES],
+        "bias_initializer": [_INITIALIZER_NAMES],
+        "name": [str, None],
+    }
+
+    def __init__(self, units, activation=None, alpha=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 name=None):
+        self.units = units
+        self.activation = activation
+        self.alpha = alpha
+        self.use_bias = use_bias
+        self.kernel_initializer = kernel_initializer
+        self.bias_initializer = bias_initializer
+        self.name = name
+
+    def _build(self, input_shape, dtype, name):
+        return DenseLayer(self, input_shape, dtype, name)
+
+
+class DenseLayer(_ActivationMixin, Layer):
+    """Runtime state of :class:`Dense`."""
+
+    def __init__(self, spec, input_shape, dtype, name):
+        if len(input_shape) == 0:
+            raise ValueError(f"Dense layer {name!r} needs at least 1-D input.")
+        super().__init__(name, input_shape, input_shape[:-1] + (spec.units,), dtype)
+        self.units = spec.units
+        self.activation = spec.activation
+        self.alpha = spec.alpha
+        self.use_bias = spec.use_bias
+        self.initializers = {"kernel": spec.kernel_initializer,
+                             "bias": spec.bias_initializer}
+        n_in = input_shape[-1]
+        self.param_shapes = {"kernel": (n_in, spec.units)}
+        if spec.use_bias:
+            self.param_shapes["bias"] = (spec.units,)
+        self._cache = None
+
+    def initialize(self, rng):
+        for key, shape in self.param_shapes.items():
+            self.params[key][...] = initialize(self.initializers[key], shape, rng,
+                                               self.dtype)
+
+    def forward(self, X, training=False, rng=None):
+        n_in = self.param_shapes["kernel"][0]
+        rows = X.reshape(-1, n_in)
+        Z = _ops.dense_forward(rows, self.params["kernel"], self.params.get("bias"))
+        A = self._activate(Z)
+        self._cache = (rows, Z, A) if training else None
+        return A.reshape(X.shape[:-1] + (self.units,))
+
+    def backward(self, dY, context, need_input_grad=True):
+        rows, Z, A = self._cache
+        dZ = self._activation_grad(Z, A, dY.reshape(A.shape))
+        _ops.dense_param_grads(
+            rows, dZ, context.row_weights(rows.shape[0]), context.scale,
+            context.accumulate_dtype, dW=self.grads["kernel"], db=self.grads.get("bias"),
+        )
+        if not need_input_grad:
+            return None
+        dX = _ops.dense_backward_input(dZ, self.params["kernel"])
+        return dX.reshape(dY.shape[:-1] + (rows.shape[1],))
+
+    def clear(self):
+        self._cache = None
+
+
+class Activation(LayerSpec):
+    """Apply an activation function elementwise (softmax: over the last axis).
+
+    Parameters
+    ----------
+    activation : str
+        See :class:`Dense` for the names.
+    alpha : float or None, default=None
+        Slope of ``leaky_relu`` (default 0.01) or scale of ``elu`` (default 1).
+    name : str or None, default=None
+    """
+
+    _parameter_constraints = {
+        "activation": [_ACTIVATION_NAMES],
+        "alpha": [Interval(Real, 0, None, closed="left"), None],
+        "name": [str, None],
+    }
+
+    def __init__(self, activation, alpha=None, name=None):
+        self.activation = activation
+        self.alpha = alpha
+        self.name = name
+
+    def _build(self, input_shape, dtype, name):
+        return ActivationLayer(self, input_shape, dtype, name)
+
+
+class ActivationLayer(_ActivationMixin, Layer):
+    """Runtime state of :class:`Activation`."""
+
+    def __init__(self, spec, input_shape, dtype, name):
+        super().__init__(name, input_shape, input_shape, dtype)
+        self.activation = spec.activation
+        self.alpha = spec.alpha
+        self._cache = None
+
+    def forward(self, X, training=False, rng=None):
+        Y = self._activate(X)
+        self._cache = (X, Y) if training else None
+        return Y
+
+    def backward(self, dY, context, need_input_grad=True):
+        X, Y = self._cache
+        return self._activation_grad(X, Y, dY) if need_input_grad else None
+
+    def clear(self):
+        self._cache = None
+
+
+class Dropout(LayerSpec):
+    """Inverted dropout, active only while fitting.
+
+    During ``fit`` each input is zeroed with probability ``rate`` and the rest
+    are scaled by ``1 / (1 - rate)``; at prediction time the layer is the
+    identity. The random draws come from the estimator's ``random_state``.
+
+    Parameters
+    ----------
+    rate : float in [0, 1)
+        Fraction of inputs to drop.
+    name : str or None, default=None
+    """
+
+    _parameter_constraints = {
+        "rate": [Interval(Real, 0, 1, closed="left")],
+        "name": [str, None],
+    }
+
+    def __init__(self, rate, name=None):
+        self.rate = rate
+        self.name = name
+
+    def _build(self, input_shape, dtype, name):
+        return DropoutLayer(self, input_shape, dtype, name)
+
+
+class DropoutLayer(Layer):
+    """Runtime state of :class:`Dropout`."""
+
+    def __init__(self, spec, input_shape, dtype, name):
+        super().__init__(name, input_shape, input_shape, dtype)
+        self.rate = float(spec.rate)
+        self._cache = None
+
+    def forward(self, X, training=False, rng=None):
+        if not training or self.rate == 0.0:
+            self._cache = None
+            return X
+        if rng is None:
+            raise ValueError("Dropout needs a random generator while training.")
+        Y, self._cache = _ops.dropout_forward(X, self.rate, rng)
+        return Y
+
+    def backward(self, dY, context, need_input_grad=True):
+        if not need_input_grad:
+            return None
+        return dY if self._cache is None else _ops.dropout_backward(dY, self._cache)
+
+    def clear(self):
+        self._cache = None
+
+
+class _ShapeLayer(Layer):
+    """A layer that only changes the per-sample shape."""
+
+    def forward(self, X, training=False, rng=None):
+        return X.reshape((X.shape[0],) + self.output_shape)
+
+    def backward(self, dY, context, need_input_grad=True):
+        return dY.reshape((dY.shape[0],) + self.input_shape) if need_input_grad else None
+
+
+class Flatten(LayerSpec):
+    """Flatten each sample to one dimension: ``(n, *shape) -> (n, prod(shape))``.
+
+    Parameters
+    ----------
+    name : str or None, default=None
+    """
+
+    _parameter_constraints = {"name": [str, None]}
+
+    def __init__(self, name=None):
+        self.name = name
+
+    def _build(self, input_shape, dtype, name):
+        return _ShapeLayer(name, input_shape, (int(np.prod(input_shape)),), dtype)
+
+
+class Reshape(LayerSpec):
+    """Give each sample a new shape with the same number of values.
+
+    Parameters
+    ----------
+    target_shape : tuple of int
+        Shape of one sample after the layer; one entry may be -1 (inferred).
+    name : str or None, default=None
+    """
+
+    _parameter_constraints = {"target_shape": [tuple, list], "name": [str, None]}
+
+    def __init__(self, target_shape, name=None):
+        self.target_shape = target_shape
+        self.name = name
+
+    def _build(self, input_shape, dtype, name):
+        shape = resolve_shape(self.target_shape, int(np.prod(input_shape)),
+                              what=f"Reshape {name!r} target_shape")
+        return _ShapeLayer(name, input_shape, shape, dtype)
+
+
+def resolve_shape(shape, size, what="shape"):
+    """Replace a single -1 in ``shape`` so its product is ``size``.
+
+    Parameters
+    ----------
+    shape : tuple of int
+    size : int
+        Number of values one sample has.
+    what : str
+        How the error messages name the shape.
+
+    Returns
+    -------
+    tuple of int
+    """
+    try:
+        shape = tuple(shape)
+    except TypeError:
+        raise TypeError(f"{what} must be a tuple of ints, got {shape!r}.") from None
+    if not shape or not all(isinstance(s, Integral) and not isinstance(s, bool)
+                            for s in shape):
+        raise TypeError(f"{what} must be a non-empty tuple of ints, got {shape!r}.")
+    shape = tuple(int(s) for s in shape)
+    unknown = [i for i, s in enumerate(shape) if s == -1]
+    if len(unknown) > 1 or any(s == 0 or s < -1 for s in shape):
+        raise ValueError(
+            f"{what} {shape} must hold positive sizes and at most one -1."
+        )
+    known = int(np.prod([s for s in shape if s != -1]))
+    if unknown:
+        if size % known:
+            raise ValueError(
+                f"{what} {shape} does not fit {size} values per sample: "
+                f"{size} is not a multiple of {known}."
+            )
+        shape = tuple(size // known if s == -1 else s for s in shape)
+    elif known != size:
+        raise ValueError(
+            f"{what} {shape} holds {known} values per sample, but the input has "
+            f"{size}."
+        )
+    return shape
