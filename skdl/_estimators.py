@@ -32,6 +32,8 @@ from .layers.core import resolve_shape
 
 # Rows per forward pass at prediction time: bounds memory whatever n_samples.
 PREDICT_CHUNK_ROWS = 4096
+# batch_size='auto': min(AUTO_BATCH_SIZE, n_samples), two full 128-row panels.
+AUTO_BATCH_SIZE = 256
 
 
 class BaseNN(BaseEstimator, metaclass=ABCMeta):
@@ -78,9 +80,9 @@ class BaseNN(BaseEstimator, metaclass=ABCMeta):
         """Encode y as the (n, n_outputs) training target; set up the loss."""
 
     # -- input --------------------------------------------------------------
-    def _validate_input(self, X, y=None, reset=True):
+    def _validate_input(self, X, y="no_validation", reset=True):
         kwargs = dict(reset=reset, dtype=(np.float64, np.float32), allow_nd=True)
-        if y is None:
+        if isinstance(y, str) and y == "no_validation":
             return validate_data(self, X, **kwargs), None
         return validate_data(self, X, y, multi_output=True,
                              y_numeric=not isinstance(self, ClassifierMixin), **kwargs)
@@ -128,7 +130,7 @@ class BaseNN(BaseEstimator, metaclass=ABCMeta):
         head = ([Flatten(name="output_flatten")] if len(shape) > 1 else [])
         head.append(Dense(n_outputs, name="output"))
         layers = hidden + build_layers(head, shape, dtype, taken_names=taken)
-        network = Network(layers, dtype)
+        network = Network(layers, dtype, self._panel_rows())
         network.initialize(self._random_state)
         return network
 
@@ -191,9 +193,16 @@ class BaseNN(BaseEstimator, metaclass=ABCMeta):
             self._run_epochs(Xn, Y, sample_weight, accumulate, incremental)
         return self
 
+    def _panel_rows(self):
+        # A function of the hyper-parameters only, never of the data, so two
+        # models with the same parameters compute rows identically.
+        if self.batch_size == "auto":
+            return _ops.DEFAULT_PANEL_ROWS
+        return _ops.panel_rows_for(self.batch_size)
+
     def _batch_size(self, n_samples):
         if self.batch_size == "auto":
-            return min(200, n_samples)
+            return min(AUTO_BATCH_SIZE, n_samples)
         if self.batch_size > n_samples:
             warnings.warn(
                 f"Got batch_size={self.batch_size} larger than the number of samples "
@@ -335,7 +344,8 @@ class NNClassifier(ClassifierMixin, BaseNN):
         ``optimizer__beta1`` etc.
     learning_rate : float, default=0.001
     batch_size : int or 'auto', default='auto'
-        'auto' is ``min(200, n_samples)``.
+        'auto' is ``min(256, n_samples)``. The kernels work on panels of
+        ``min(128, batch_size rounded up to 16)`` rows.
     max_iter : int, default=200
         Maximum number of epochs.
     tol : float, default=1e-4
@@ -480,7 +490,8 @@ class NNClassifier(ClassifierMixin, BaseNN):
             Rows sum to one for multiclass and binary targets; for multilabel
             targets each column is the probability of its label.
         """
-        P = self._loss_fn.transform(self._predict_outputs(X))
+        Z = self._predict_outputs(X)
+        P = self._loss_fn.transform(Z)
         if self._label_binarizer.y_type_ == "binary":
             P = np.hstack([1.0 - P, P])
         return P
@@ -513,8 +524,8 @@ class NNClassifier(ClassifierMixin, BaseNN):
         -------
         ndarray of shape (n_samples,) or (n_samples, n_labels)
         """
-        P = self._loss_fn.transform(self._predict_outputs(X))
-        return self._label_binarizer.inverse_transform(P)
+        Z = self._predict_outputs(X)
+        return self._label_binarizer.inverse_transform(self._loss_fn.transform(Z))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -649,5 +660,11 @@ class NNRegressor(RegressorMixin, BaseNN):
         ndarray of shape (n_samples,) or (n_samples, n_targets), float64
             One dimension when the model was fitted on a 1-D y.
         """
-        P = self._loss_fn.transform(self._predict_outputs(X))
+        Z = self._predict_outputs(X)
+        P = self._loss_fn.transform(Z)
         return P.ravel() if self._y_ndim == 1 else P
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags

@@ -1,6 +1,7 @@
 """A built network: runtime layers over one flat parameter buffer."""
 import numpy as np
 
+from . import _ops
 from .layers._base import GradientContext, LayerSpec
 
 
@@ -56,11 +57,18 @@ class Network:
     layers : list of Layer
         Built layers, e.g. from :func:`build_layers`.
     dtype : numpy dtype
+    panel_rows : int
+        Rows per BLAS call in every layer's row-wise products. One value for
+        the network's whole life keeps each sample's output independent of
+        the batch it is computed in, during training and prediction alike.
     """
 
-    def __init__(self, layers, dtype):
+    def __init__(self, layers, dtype, panel_rows=_ops.DEFAULT_PANEL_ROWS):
         self.layers = list(layers)
         self.dtype = np.dtype(dtype)
+        self.panel_rows = int(panel_rows)
+        for layer in self.layers:
+            layer.panel_rows = self.panel_rows
         size = sum(int(np.prod(s)) for layer in self.layers
                    for s in layer.param_shapes.values())
         self.params = np.zeros(size, dtype=self.dtype)

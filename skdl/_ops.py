@@ -26,6 +26,7 @@ __all__ = [
     "dropout_backward",
     "dropout_forward",
     "effective_n_threads",
+    "panel_rows_for",
     "regression_loss",
     "sgd_update",
     "sigmoid_cross_entropy",
@@ -49,6 +50,8 @@ ACTIVATIONS = {
 # Slope (leaky_relu) or scale (elu) used when none is given.
 DEFAULT_ACTIVATION_ALPHA = {"leaky_relu": 0.01, "elu": 1.0}
 REGRESSION_LOSSES = {"squared_error": 0, "absolute_error": 1, "huber": 2, "poisson": 3}
+# Rows per BLAS call in row-wise products, unless a network chooses otherwise.
+DEFAULT_PANEL_ROWS = 128
 FLOAT_DTYPES = (np.float32, np.float64)
 
 _blas_controller = None
@@ -92,22 +95,40 @@ def _weights(sample_weight, n):
     return w
 
 
-def _pad_buffers(k, p, dtype):
-    align = _dense.ROW_ALIGN_
-    return np.empty((align, k), dtype), np.empty((align, p), dtype)
+def panel_rows_for(batch_size):
+    """Panel size for a batch size: the batch rounded up to 16 rows, at most 128.
+
+    One BLAS call per panel of this many rows (a short last panel is padded),
+    so batches of the chosen size waste no work and larger panels amortize
+    BLAS's packing of the weights.
+    """
+    return int(min(DEFAULT_PANEL_ROWS, -(-int(batch_size) // 16) * 16))
 
 
-def dense_forward(X, W, b=None):
-    """Affine map of each row: ``X @ W + b``.
+def _pad_buffers(panel_rows, k, p, dtype):
+    if not isinstance(panel_rows, (int, np.integer)) or panel_rows < 1:
+        raise ValueError(f"panel_rows must be a positive int, got {panel_rows!r}.")
+    return np.empty((panel_rows, k), dtype), np.empty((panel_rows, p), dtype)
 
-    Rows are computed independently of each other (fixed row panels), so a
-    sample's output does not depend on the rest of its batch.
+
+def dense_forward(X, W, b=None, activation=None, alpha=None,
+                  panel_rows=DEFAULT_PANEL_ROWS):
+    """Affine map of each row and an activation: ``f(X @ W + b)``.
+
+    Rows are computed in panels of ``panel_rows`` rows, every BLAS call with
+    the same shape, so a sample's output does not depend on the rest of its
+    batch, its position in it, or the thread count.
 
     Parameters
     ----------
     X : ndarray of shape (n, k)
     W : ndarray of shape (k, p)
     b : ndarray of shape (p,) or None
+    activation : str or None
+        One of :data:`ACTIVATIONS`; None is linear.
+    alpha : float or None
+        Parameter of ``leaky_relu`` / ``elu``.
+    panel_rows : int
 
     Returns
     -------
@@ -124,19 +145,23 @@ def dense_forward(X, W, b=None):
         b = _float_array("b", b, ndim=1, dtype=X.dtype)
         if b.shape[0] != W.shape[1]:
             raise ValueError(f"b has shape {b.shape}, expected ({W.shape[1]},).")
+    code = 0 if activation is None else _activation_code(activation)
     Y = np.empty((X.shape[0], W.shape[1]), dtype=X.dtype)
-    pad_a, pad_c = _pad_buffers(X.shape[1], W.shape[1], X.dtype)
-    _dense.rowwise_gemm(X, W, Y, False, pad_a, pad_c, effective_n_threads(), b)
+    pad_a, pad_c = _pad_buffers(panel_rows, X.shape[1], W.shape[1], X.dtype)
+    _dense.rowwise_gemm(X, W, Y, False, pad_a, pad_c, effective_n_threads(), b,
+                        code, _alpha(activation, alpha))
     return Y
 
 
-def dense_backward_input(dY, W):
+def dense_backward_input(dY, W, panel_rows=DEFAULT_PANEL_ROWS):
     """Gradient with respect to the input of ``X @ W + b``: ``dY @ W.T``.
 
     Parameters
     ----------
     dY : ndarray of shape (n, p)
     W : ndarray of shape (k, p)
+    panel_rows : int
+        Rows per BLAS call, as in :func:`dense_forward`.
 
     Returns
     -------
@@ -149,7 +174,7 @@ def dense_backward_input(dY, W):
             f"dY has {dY.shape[1]} columns but W has shape {W.shape}."
         )
     dX = np.empty((dY.shape[0], W.shape[0]), dtype=dY.dtype)
-    pad_a, pad_c = _pad_buffers(W.shape[1], W.shape[0], dY.dtype)
+    pad_a, pad_c = _pad_buffers(panel_rows, W.shape[1], W.shape[0], dY.dtype)
     _dense.rowwise_gemm(dY, W, dX, True, pad_a, pad_c, effective_n_threads())
     return dX
 
@@ -203,8 +228,7 @@ def dense_param_grads(X, dY, sample_weight=None, scale=1.0, accumulate_dtype=Non
     _dense.gemm_tn_blocked(scale, A, B, target, n_threads)
     if target is not dW:
         dW[...] = target
-    w_sum = np.ones(n) if w is None else w
-    _dense.weighted_column_sum(dY, w_sum, scale, db, n_threads)
+    _dense.weighted_column_sum(dY, w, scale, db, n_threads)
     return dW, db
 
 
@@ -231,7 +255,11 @@ def _activation_code(name):
 
 
 def _alpha(name, alpha):
-    return DEFAULT_ACTIVATION_ALPHA.get(name, 0.0) if alpha is None else float(alpha)
+    if alpha is None:
+        return DEFAULT_ACTIVATION_ALPHA.get(name, 0.0)
+    if not alpha >= 0:
+        raise ValueError(f"alpha must be non-negative, got {alpha}.")
+    return float(alpha)
 
 
 def _rows(a):
@@ -266,33 +294,32 @@ def activation_forward(name, X, alpha=None):
     return Y
 
 
-def activation_backward(name, X, Y, dY, alpha=None):
-    """Gradient of an activation: ``dX = dY * f'(X)``.
+def activation_backward(name, Y, dY, alpha=None):
+    """Gradient of an activation, ``dX = dY * f'(X)``, from its output alone.
+
+    Every supported f has a derivative that is a function of ``Y = f(X)``,
+    so layers need not keep the activation's input.
 
     Parameters
     ----------
     name : str
-    X : ndarray (..., m), the activation's input
-    Y : ndarray (..., m), its output ``f(X)``
+    Y : ndarray (..., m), the activation's output ``f(X)``
     dY : ndarray (..., m), gradient with respect to ``Y``
     alpha : float or None
 
     Returns
     -------
-    dX : ndarray of the shape of X
+    dX : ndarray of the shape of Y
     """
     code = _activation_code(name)
-    X = _float_array("X", X)
-    Y = _float_array("Y", Y, dtype=X.dtype)
-    dY = _float_array("dY", dY, dtype=X.dtype)
-    if not X.shape == Y.shape == dY.shape:
-        raise ValueError(
-            f"X, Y and dY must have one shape, got {X.shape}, {Y.shape}, {dY.shape}."
-        )
-    dX = np.empty_like(X)
-    if X.size:
+    Y = _float_array("Y", Y)
+    dY = _float_array("dY", dY, dtype=Y.dtype)
+    if Y.shape != dY.shape:
+        raise ValueError(f"Y and dY must have one shape, got {Y.shape} and {dY.shape}.")
+    dX = np.empty_like(Y)
+    if Y.size:
         _activations.activation_backward(
-            code, _alpha(name, alpha), _rows(X), _rows(Y), _rows(dY), _rows(dX),
+            code, _alpha(name, alpha), _rows(Y), _rows(dY), _rows(dX),
             effective_n_threads(),
         )
     return dX

@@ -9,12 +9,12 @@ import numpy as np
 from ._ops import DEFAULT_ACTIVATION_ALPHA
 
 
-def dense_forward(X, W, b=None):
-    Y = X @ W
-    return Y if b is None else Y + b
+def dense_forward(X, W, b=None, activation=None, alpha=None, panel_rows=128):
+    Z = X @ W if b is None else X @ W + b
+    return Z if activation is None else activation_forward(activation, Z, alpha)
 
 
-def dense_backward_input(dY, W):
+def dense_backward_input(dY, W, panel_rows=128):
     return dY @ W.T
 
 
@@ -66,26 +66,26 @@ def _activation(name, x, alpha):
     raise ValueError(f"Unknown activation {name!r}.")
 
 
-def _derivative(name, x, y, alpha):
-    """f'(x) for elementwise activations."""
+def _derivative(name, y, alpha):
+    """f'(x) written in terms of y = f(x), for elementwise activations."""
     if name == "linear":
-        return np.ones_like(x)
+        return np.ones_like(y)
     if name == "relu":
-        return (x > 0).astype(x.dtype)
+        return (y > 0).astype(y.dtype)
     if name == "leaky_relu":
-        return np.where(x > 0, 1.0, alpha)
+        return np.where(y > 0, 1.0, alpha)
     if name == "elu":
-        return np.where(x > 0, 1.0, alpha * np.exp(np.minimum(x, 0.0)))
+        return np.where(y > 0, 1.0, y + alpha)
     if name == "tanh":
         return 1.0 - y * y
     if name == "sigmoid":
         return y * (1.0 - y)
     if name == "softplus":
-        return _sigmoid(x)
+        return -np.expm1(-y)
     if name in ("softsign", "symmetric_elliot"):
-        return 1.0 / (1.0 + np.abs(x)) ** 2
+        return (1.0 - np.abs(y)) ** 2
     if name == "elliot":
-        return 0.5 / (1.0 + np.abs(x)) ** 2
+        return 0.5 * (1.0 - np.abs(2.0 * y - 1.0)) ** 2
     raise ValueError(f"Unknown activation {name!r}.")
 
 
@@ -94,14 +94,14 @@ def activation_forward(name, X, alpha=None):
     return _activation(name, X.astype(np.float64), alpha).astype(X.dtype)
 
 
-def activation_backward(name, X, Y, dY, alpha=None):
+def activation_backward(name, Y, dY, alpha=None):
     alpha = DEFAULT_ACTIVATION_ALPHA.get(name, 0.0) if alpha is None else alpha
-    x, y, dy = (a.astype(np.float64) for a in (X, Y, dY))
+    y, dy = Y.astype(np.float64), dY.astype(np.float64)
     if name == "softmax":
         dx = y * (dy - (dy * y).sum(axis=-1, keepdims=True))
     else:
-        dx = dy * _derivative(name, x, y, alpha)
-    return dx.astype(X.dtype)
+        dx = dy * _derivative(name, y, alpha)
+    return dx.astype(Y.dtype)
 
 
 def softmax_cross_entropy(Z, Y):

@@ -1,26 +1,15 @@
 """Activation functions, forward and backward, row by row over a 2-D array.
 
 The activation is chosen once per row (``kind``), so each inner loop is a
-plain elementwise loop the compiler can vectorize.
+plain elementwise loop the compiler can vectorize. The backward pass needs
+only the output Y = f(X): every derivative here can be written in terms of
+f(x), so layers keep one array per activation instead of two, and the dense
+kernels can apply the activation in place. Kinds are numbered in
+``_activations.pxd``, in step with ``skdl._ops.ACTIVATIONS``.
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport exp, log1p, tanh, fabs
-
-# Keep in step with skdl._ops.ACTIVATIONS.
-cdef enum:
-    LINEAR = 0
-    RELU = 1
-    LEAKY_RELU = 2
-    ELU = 3
-    TANH = 4
-    SIGMOID = 5
-    SOFTPLUS = 6
-    SOFTSIGN = 7
-    ELLIOT = 8
-    SYMMETRIC_ELLIOT = 9
-    SOFTMAX = 10
-
+from libc.math cimport exp, expm1, log1p, tanh, fabs
 
 cdef inline double _sigmoid(double x) noexcept nogil:
     # Two branches so exp never overflows.
@@ -31,8 +20,9 @@ cdef inline double _sigmoid(double x) noexcept nogil:
     return e / (1.0 + e)
 
 
-cdef void _forward_row(int kind, double alpha, const floating* x, floating* y,
-                       int m) noexcept nogil:
+cdef void forward_row(int kind, double alpha, const floating* x, floating* y,
+                      int m) noexcept nogil:
+    """y = f(x) over one row of m values; y may be x (in place)."""
     cdef int j
     cdef double v, mx, total
     if kind == LINEAR:
@@ -75,22 +65,24 @@ cdef void _forward_row(int kind, double alpha, const floating* x, floating* y,
             y[j] = <floating> (exp(x[j] - mx) / total)
 
 
-cdef void _backward_row(int kind, double alpha, const floating* x, const floating* y,
+cdef void _backward_row(int kind, double alpha, const floating* y,
                         const floating* dy, floating* dx, int m) noexcept nogil:
+    """dx = dy * f'(x) over one row, with f'(x) written in terms of y = f(x)."""
     cdef int j
-    cdef double d, s, inner
+    cdef double d, inner
     if kind == LINEAR:
         for j in range(m):
             dx[j] = dy[j]
     elif kind == RELU:
         for j in range(m):
-            dx[j] = dy[j] if x[j] > 0 else 0
+            dx[j] = dy[j] if y[j] > 0 else 0
     elif kind == LEAKY_RELU:
         for j in range(m):
-            dx[j] = dy[j] if x[j] > 0 else <floating> (alpha * dy[j])
+            dx[j] = dy[j] if y[j] > 0 else <floating> (alpha * dy[j])
     elif kind == ELU:
+        # x <= 0: y = alpha (e^x - 1), so f'(x) = alpha e^x = y + alpha.
         for j in range(m):
-            dx[j] = dy[j] if x[j] > 0 else <floating> (dy[j] * alpha * exp(x[j]))
+            dx[j] = dy[j] if y[j] > 0 else <floating> (dy[j] * (<double> y[j] + alpha))
     elif kind == TANH:
         for j in range(m):
             dx[j] = <floating> (dy[j] * (1.0 - <double> y[j] * y[j]))
@@ -98,16 +90,19 @@ cdef void _backward_row(int kind, double alpha, const floating* x, const floatin
         for j in range(m):
             dx[j] = <floating> (dy[j] * <double> y[j] * (1.0 - y[j]))
     elif kind == SOFTPLUS:
+        # sigmoid(x) = 1 - exp(-softplus(x)).
         for j in range(m):
-            dx[j] = <floating> (dy[j] * _sigmoid(x[j]))
+            dx[j] = <floating> (-dy[j] * expm1(-<double> y[j]))
     elif kind == SOFTSIGN or kind == SYMMETRIC_ELLIOT:
+        # 1 / (1 + |x|) = 1 - |y|.
         for j in range(m):
-            d = 1.0 + fabs(x[j])
-            dx[j] = <floating> (dy[j] / (d * d))
+            d = 1.0 - fabs(y[j])
+            dx[j] = <floating> (dy[j] * d * d)
     elif kind == ELLIOT:
+        # y = (s + 1) / 2 with s the symmetric Elliot of x.
         for j in range(m):
-            d = 1.0 + fabs(x[j])
-            dx[j] = <floating> (0.5 * dy[j] / (d * d))
+            d = 1.0 - fabs(2.0 * y[j] - 1.0)
+            dx[j] = <floating> (0.5 * dy[j] * d * d)
     elif kind == SOFTMAX:
         inner = 0.0
         for j in range(m):
@@ -126,18 +121,17 @@ def activation_forward(int kind, double alpha, const floating[:, ::1] X,
         return
     with nogil:
         for i in prange(n, schedule='static', num_threads=n_threads):
-            _forward_row(kind, alpha, &X[i, 0], &Y[i, 0], m)
+            forward_row(kind, alpha, &X[i, 0], &Y[i, 0], m)
 
 
-def activation_backward(int kind, double alpha, const floating[:, ::1] X,
-                        const floating[:, ::1] Y, const floating[:, ::1] dY,
-                        floating[:, ::1] dX, int n_threads):
-    """dX = dY * f'(X), given X (n, m), Y = f(X) and dY, all (n, m)."""
-    cdef int n = X.shape[0]
-    cdef int m = X.shape[1]
+def activation_backward(int kind, double alpha, const floating[:, ::1] Y,
+                        const floating[:, ::1] dY, floating[:, ::1] dX, int n_threads):
+    """dX = dY * f'(X), given only Y = f(X) and dY, all (n, m)."""
+    cdef int n = Y.shape[0]
+    cdef int m = Y.shape[1]
     cdef int i
     if n == 0 or m == 0:
         return
     with nogil:
         for i in prange(n, schedule='static', num_threads=n_threads):
-            _backward_row(kind, alpha, &X[i, 0], &Y[i, 0], &dY[i, 0], &dX[i, 0], m)
+            _backward_row(kind, alpha, &Y[i, 0], &dY[i, 0], &dX[i, 0], m)

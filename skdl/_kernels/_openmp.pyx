@@ -5,9 +5,11 @@ from joblib import cpu_count
 
 from ._openmp cimport SKDL_OPENMP_ENABLED, omp_get_max_threads
 
-# Cgroup quotas and the affinity mask are read once; they do not change while
-# a process runs, and reading them costs more than a small kernel.
+# Read once: cgroup quotas and the affinity mask do not change while a process
+# runs, and OpenMP itself reads OMP_NUM_THREADS only at start-up (later
+# changes go through omp_set_num_threads, which omp_get_max_threads sees).
 _CPU_COUNT = cpu_count()
+_OMP_NUM_THREADS_SET = bool(os.environ.get("OMP_NUM_THREADS"))
 
 cdef extern from *:
     """
@@ -44,6 +46,6 @@ def effective_n_threads():
     if not SKDL_OPENMP_ENABLED:
         return 1
     cdef int max_n_threads = omp_get_max_threads()
-    if os.environ.get("OMP_NUM_THREADS"):
+    if _OMP_NUM_THREADS_SET:
         return max(1, max_n_threads)
     return max(1, min(max_n_threads, _CPU_COUNT))

@@ -1,11 +1,44 @@
 """Optimizer steps as single fused loops over the flat parameter buffer.
 
-Every element is updated independently, so the result does not depend on the
-number of threads.
+The buffer is cut into fixed chunks shared out by ``prange``; each chunk is a
+plain C loop (``_optim_loops.h``) in the buffer's own precision, vectorized by
+the compiler for AVX2 and for the baseline ISA. Every element is updated independently, so the result
+does not depend on the number of threads.
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport sqrt
+from libc.math cimport sqrt, pow
+
+cdef extern from "_optim_loops.h" nogil:
+    void skdl_adam_float(float* p, const float* g, float* m, float* v, Py_ssize_t n,
+                         float lr_t, float b1, float b2, float eps)
+    void skdl_adam_double(double* p, const double* g, double* m, double* v,
+                          Py_ssize_t n, double lr_t, double b1, double b2, double eps)
+    void skdl_sgd_float(float* p, const float* g, float* vel, Py_ssize_t n,
+                        float lr, float mu, int nesterov)
+    void skdl_sgd_double(double* p, const double* g, double* vel, Py_ssize_t n,
+                         double lr, double mu, int nesterov)
+
+cdef Py_ssize_t CHUNK = 16384
+
+
+cdef inline void _sgd_chunk(floating* p, const floating* g, floating* vel,
+                            Py_ssize_t n, double lr, double mu,
+                            bint nesterov) noexcept nogil:
+    if floating is float:
+        skdl_sgd_float(p, g, vel, n, <float> lr, <float> mu, nesterov)
+    else:
+        skdl_sgd_double(p, g, vel, n, lr, mu, nesterov)
+
+
+cdef inline void _adam_chunk(floating* p, const floating* g, floating* m, floating* v,
+                             Py_ssize_t n, double lr_t, double b1, double b2,
+                             double eps) noexcept nogil:
+    if floating is float:
+        skdl_adam_float(p, g, m, v, n, <float> lr_t, <float> b1, <float> b2,
+                        <float> eps)
+    else:
+        skdl_adam_double(p, g, m, v, n, lr_t, b1, b2, eps)
 
 
 def sgd_update(floating[::1] params, const floating[::1] grads,
@@ -25,17 +58,15 @@ def sgd_update(floating[::1] params, const floating[::1] grads,
     n_threads : int
     """
     cdef Py_ssize_t n = params.shape[0]
-    cdef Py_ssize_t i
-    cdef double v, g
+    cdef Py_ssize_t n_chunks = (n + CHUNK - 1) // CHUNK
+    cdef Py_ssize_t c, start
+    if n == 0:
+        return
     with nogil:
-        for i in prange(n, schedule='static', num_threads=n_threads):
-            g = grads[i]
-            v = momentum * velocity[i] - learning_rate * g
-            velocity[i] = <floating> v
-            if nesterov:
-                params[i] = <floating> (params[i] + momentum * v - learning_rate * g)
-            else:
-                params[i] = <floating> (params[i] + v)
+        for c in prange(n_chunks, schedule='static', num_threads=n_threads):
+            start = c * CHUNK
+            _sgd_chunk(&params[start], &grads[start], &velocity[start],
+                       min(CHUNK, n - start), learning_rate, momentum, nesterov)
 
 
 def adam_update(floating[::1] params, const floating[::1] grads,
@@ -55,14 +86,14 @@ def adam_update(floating[::1] params, const floating[::1] grads,
     n_threads : int
     """
     cdef Py_ssize_t n = params.shape[0]
-    cdef Py_ssize_t i
-    cdef double lr_t = learning_rate * sqrt(1.0 - beta2 ** step) / (1.0 - beta1 ** step)
-    cdef double g, mi, vi
+    cdef Py_ssize_t n_chunks = (n + CHUNK - 1) // CHUNK
+    cdef Py_ssize_t c, start
+    cdef double lr_t = (learning_rate * sqrt(1.0 - pow(beta2, step))
+                        / (1.0 - pow(beta1, step)))
+    if n == 0:
+        return
     with nogil:
-        for i in prange(n, schedule='static', num_threads=n_threads):
-            g = grads[i]
-            mi = beta1 * m[i] + (1.0 - beta1) * g
-            vi = beta2 * v[i] + (1.0 - beta2) * g * g
-            m[i] = <floating> mi
-            v[i] = <floating> vi
-            params[i] = <floating> (params[i] - lr_t * m[i] / (sqrt(v[i]) + epsilon))
+        for c in prange(n_chunks, schedule='static', num_threads=n_threads):
+            start = c * CHUNK
+            _adam_chunk(&params[start], &grads[start], &m[start], &v[start],
+                        min(CHUNK, n - start), lr_t, beta1, beta2, epsilon)

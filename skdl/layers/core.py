@@ -13,17 +13,12 @@ _INITIALIZER_NAMES = StrOptions(set(INITIALIZERS))
 
 
 class _ActivationMixin:
-    """Forward/backward of an optional activation, for layers that end in one."""
+    """Backward of an optional activation, for layers that end in one."""
 
-    def _activate(self, Z):
-        if self.activation in (None, "linear"):
-            return Z
-        return _ops.activation_forward(self.activation, Z, self.alpha)
-
-    def _activation_grad(self, Z, A, dA):
+    def _activation_grad(self, A, dA):
         if self.activation in (None, "linear"):
             return dA
-        return _ops.activation_backward(self.activation, Z, A, dA, self.alpha)
+        return _ops.activation_backward(self.activation, A, dA, self.alpha)
 
 
 class Dense(LayerSpec):
@@ -106,21 +101,21 @@ class DenseLayer(_ActivationMixin, Layer):
     def forward(self, X, training=False, rng=None):
         n_in = self.param_shapes["kernel"][0]
         rows = X.reshape(-1, n_in)
-        Z = _ops.dense_forward(rows, self.params["kernel"], self.params.get("bias"))
-        A = self._activate(Z)
-        self._cache = (rows, Z, A) if training else None
+        A = _ops.dense_forward(rows, self.params["kernel"], self.params.get("bias"),
+                               self.activation, self.alpha, self.panel_rows)
+        self._cache = (rows, A) if training else None
         return A.reshape(X.shape[:-1] + (self.units,))
 
     def backward(self, dY, context, need_input_grad=True):
-        rows, Z, A = self._cache
-        dZ = self._activation_grad(Z, A, dY.reshape(A.shape))
+        rows, A = self._cache
+        dZ = self._activation_grad(A, dY.reshape(A.shape))
         _ops.dense_param_grads(
             rows, dZ, context.row_weights(rows.shape[0]), context.scale,
             context.accumulate_dtype, dW=self.grads["kernel"], db=self.grads.get("bias"),
         )
         if not need_input_grad:
             return None
-        dX = _ops.dense_backward_input(dZ, self.params["kernel"])
+        dX = _ops.dense_backward_input(dZ, self.params["kernel"], self.panel_rows)
         return dX.reshape(dY.shape[:-1] + (rows.shape[1],))
 
     def clear(self):
@@ -164,13 +159,12 @@ class ActivationLayer(_ActivationMixin, Layer):
         self._cache = None
 
     def forward(self, X, training=False, rng=None):
-        Y = self._activate(X)
-        self._cache = (X, Y) if training else None
+        Y = _ops.activation_forward(self.activation, X, self.alpha)
+        self._cache = Y if training else None
         return Y
 
     def backward(self, dY, context, need_input_grad=True):
-        X, Y = self._cache
-        return self._activation_grad(X, Y, dY) if need_input_grad else None
+        return self._activation_grad(self._cache, dY) if need_input_grad else None
 
     def clear(self):
         self._cache = None

@@ -1,0 +1,18 @@
+# Row-wise activation functions, shared with the dense kernels that fuse them.
+from cython cimport floating
+
+cdef enum:
+    LINEAR = 0
+    RELU = 1
+    LEAKY_RELU = 2
+    ELU = 3
+    TANH = 4
+    SIGMOID = 5
+    SOFTPLUS = 6
+    SOFTSIGN = 7
+    ELLIOT = 8
+    SYMMETRIC_ELLIOT = 9
+    SOFTMAX = 10
+
+cdef void forward_row(int kind, double alpha, const floating* x, floating* y,
+                      int m) noexcept nogil
