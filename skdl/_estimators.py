@@ -106,13 +106,9 @@ class BaseNN(BaseEstimator, metaclass=ABCMeta):
 
     def _network_input(self, X):
         """X reshaped to (n, *input_shape_) in the compute dtype (never in place)."""
-        if X.ndim > 2 and X.shape[1:] != self.input_shape_:
-            raise ValueError(
-                f"X has samples of shape {X.shape[1:]}, but {type(self).__name__} "
-                f"was fitted on samples of shape {self.input_shape_}."
-            )
         dtype = np.dtype(self.dtype)
-        Xc = X.astype(dtype, copy=False)
+        with np.errstate(over="ignore"):  # reported just below, in words
+            Xc = X.astype(dtype, copy=False)
         if Xc is not X and not np.isfinite(Xc).all():
             raise ValueError(
                 f"X has values too large for {dtype} (the estimator's dtype); "
@@ -144,8 +140,18 @@ class BaseNN(BaseEstimator, metaclass=ABCMeta):
                 out[start:stop] = self.network_.forward(X[start:stop])
         return out
 
+    def _check_sample_shape(self, X):
+        # Before validate_data: for n-d X its message would count only axis 1.
+        shape = getattr(X, "shape", None)
+        if shape is not None and len(shape) > 2 and tuple(shape[1:]) != self.input_shape_:
+            raise ValueError(
+                f"X has samples of shape {tuple(shape[1:])}, but {type(self).__name__} "
+                f"was fitted on samples of shape {self.input_shape_}."
+            )
+
     def _predict_outputs(self, X):
         check_is_fitted(self)
+        self._check_sample_shape(X)
         X, _ = self._validate_input(X, reset=False)
         return self._outputs(X)
 
@@ -153,6 +159,8 @@ class BaseNN(BaseEstimator, metaclass=ABCMeta):
     def _fit(self, X, y, sample_weight=None, incremental=False, classes=None):
         first = (not hasattr(self, "network_")
                  or (not incremental and not self.warm_start))
+        if not first:
+            self._check_sample_shape(X)
         X, y = self._validate_input(X, y, reset=first)
         if first:
             self._random_state = check_random_state(self.random_state)
@@ -163,12 +171,6 @@ class BaseNN(BaseEstimator, metaclass=ABCMeta):
             )
         if first:
             self.input_shape_ = self._sample_shape(X)
-        elif X.ndim > 2 or self.input_shape is not None:
-            if self._sample_shape(X) != self.input_shape_:
-                raise ValueError(
-                    f"X has samples of shape {self._sample_shape(X)}, but "
-                    f"{type(self).__name__} was fitted on {self.input_shape_}."
-                )
         # Sums over the batch run in float64 when the data came as float64, so
         # an integer sample weight k trains exactly like k repeated samples.
         accumulate = np.float64 if X.dtype == np.float64 else np.dtype(self.dtype)

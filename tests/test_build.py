@@ -1,0 +1,48 @@
+"""The build: OpenMP present, flags as promised, show_config, thread count."""
+import io
+import os
+
+import pytest
+from threadpoolctl import threadpool_limits
+
+import skdl
+from skdl._kernels import _openmp
+
+
+@pytest.mark.skipif(os.environ.get("SKDL_SKIP_OPENMP_CHECK") == "1",
+                    reason="SKDL_SKIP_OPENMP_CHECK=1: platform without OpenMP")
+def test_built_with_openmp():
+    assert _openmp.openmp_enabled(), (
+        "skdl was built without OpenMP: the kernels run on one thread. Install a "
+        "compiler with OpenMP support (e.g. gcc) and rebuild, or set "
+        "SKDL_SKIP_OPENMP_CHECK=1 on a platform that has none."
+    )
+    compile_args, link_args = _openmp.compile_args()
+    assert "-fopenmp" in compile_args.split() or "/openmp" in compile_args.split()
+
+
+def test_optimization_flags():
+    compile_args = _openmp.compile_args()[0].split()
+    assert "-O3" in compile_args or "/O2" in compile_args
+    assert "-ffast-math" not in compile_args
+    assert not any(a.startswith("-march") for a in compile_args)
+
+
+def test_thread_count_is_read_at_call_time():
+    with threadpool_limits(1):
+        assert _openmp.effective_n_threads() == 1
+    if _openmp.openmp_enabled():
+        with threadpool_limits(2):
+            assert _openmp.effective_n_threads() == min(2, os.cpu_count())
+
+
+def test_show_config():
+    out = io.StringIO()
+    skdl.show_config(file=out)
+    text = out.getvalue()
+    assert f"skdl {skdl.__version__}" in text
+    assert f"OpenMP enabled:    {_openmp.openmp_enabled()}" in text
+    for field in ("OpenMP threads:", "BLAS (kernels):", "Compile flags:"):
+        assert field in text
+    with threadpool_limits(1):
+        assert skdl._config.config()["threads"] == 1

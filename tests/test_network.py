@@ -1,0 +1,102 @@
+"""Network: layer building and naming, the flat buffers, weights, pickling."""
+import pickle
+
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+
+from skdl import Activation, Dense, Dropout, Flatten, Reshape
+from skdl._network import Network, build_layers
+
+
+def _network(specs, input_shape=(6,), dtype=np.float64, seed=0):
+    net = Network(build_layers(specs, input_shape, dtype), dtype)
+    net.initialize(np.random.RandomState(seed))
+    return net
+
+
+def test_generated_names_and_shapes():
+    layers = build_layers(
+        [Dense(4), Dense(3, name="mine"), Activation("relu"), Dense(2), Reshape((2, 1)),
+         Flatten(), Dropout(0.5)], (6,), np.float32)
+    assert [layer.name for layer in layers] == [
+        "dense", "mine", "activation", "dense_1", "reshape", "flatten", "dropout"]
+    assert [layer.output_shape for layer in layers] == [
+        (4,), (3,), (3,), (2,), (2, 1), (2,), (2,)]
+
+
+def test_taken_names_are_avoided():
+    layers = build_layers([Dense(2)], (3,), np.float32, taken_names=["dense"])
+    assert layers[0].name == "dense_1"
+
+
+def test_layer_spec_errors():
+    with pytest.raises(ValueError, match="Two layers are named 'x'"):
+        build_layers([Dense(2, name="x"), Dense(2, name="x")], (3,), np.float32)
+    with pytest.raises(TypeError, match=r"layers\[1\] must be a layer spec"):
+        build_layers([Dense(2), "relu"], (3,), np.float32)
+    with pytest.raises(ValueError, match="does not fit 5 values"):
+        build_layers([Reshape((2, -1))], (5,), np.float32)
+
+
+def test_parameters_are_views_of_one_buffer():
+    net = _network([Dense(4, activation="tanh"), Dense(3, use_bias=False)])
+    sizes = [6 * 4, 4, 4 * 3]
+    assert net.params.size == net.grads.size == sum(sizes)
+    offset = 0
+    for layer in net.layers:
+        for key, value in layer.params.items():
+            assert np.shares_memory(value, net.params)
+            assert np.shares_memory(layer.grads[key], net.grads)
+            assert_array_equal(value.ravel(), net.params[offset:offset + value.size])
+            offset += value.size
+    assert "bias" not in net.layers[1].params
+    net.params[:] = 1.0
+    assert (net.layers[0].params["kernel"] == 1.0).all()
+
+
+def test_backward_fills_the_gradient_buffer_and_clears_caches():
+    net = _network([Dense(5, activation="relu"), Dense(2)])
+    X = np.random.RandomState(1).randn(7, 6)
+    out = net.forward(X, training=True)
+    net.grads[:] = np.nan
+    net.backward(np.ones_like(out), None, 1.0, np.float64)
+    assert np.isfinite(net.grads).all()
+    assert all(layer._cache is None for layer in net.layers)
+
+
+def test_forward_without_training_keeps_nothing():
+    net = _network([Dense(5, activation="relu"), Dropout(0.5)])
+    X = np.random.RandomState(1).randn(7, 6)
+    assert_array_equal(net.forward(X), net.forward(X))
+    assert all(layer._cache is None for layer in net.layers)
+
+
+def test_weights_roundtrip_and_validation():
+    net = _network([Dense(4), Dense(2)])
+    other = _network([Dense(4), Dense(2)], seed=1)
+    other.set_weights(net.get_weights())
+    assert_array_equal(other.params, net.params)
+    with pytest.raises(TypeError, match="weights must be a dict"):
+        net.set_weights([1, 2])
+    before = net.params.copy()
+    with pytest.raises(ValueError, match=r"expected \(4, 2\)"):
+        net.set_weights({"dense": {"kernel": np.zeros((6, 4))},
+                         "dense_1": {"kernel": np.zeros((2, 2))}})
+    assert_array_equal(net.params, before)  # the valid first entry was not written
+
+
+def test_pickle_rebinds_views():
+    net = _network([Dense(4, activation="relu"), Dense(2)])
+    X = np.random.RandomState(2).randn(5, 6)
+    loaded = pickle.loads(pickle.dumps(net))
+    assert_array_equal(loaded.forward(X), net.forward(X))
+    loaded.params[:] = 0.0
+    assert (loaded.layers[0].params["kernel"] == 0).all()
+    assert loaded.grads.shape == net.grads.shape
+
+
+def test_panel_rows_reach_every_layer():
+    net = Network(build_layers([Dense(3), Dense(2)], (4,), np.float32), np.float32,
+                  panel_rows=32)
+    assert [layer.panel_rows for layer in net.layers] == [32, 32]
