@@ -1,4 +1,4 @@
-# nogil BLAS wrappers over scipy.linalg.cython_blas, row-major (C order), for
+# nogil BLAS wrapper over scipy.linalg.cython_blas, row-major (C order), for
 # float32 and float64 through Cython's fused ``floating`` type.
 from cython cimport floating
 
@@ -6,9 +6,3 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k,
                floating alpha, const floating* a, int lda,
                const floating* b, int ldb,
                floating beta, floating* c, int ldc) noexcept nogil
-
-cdef floating dot(int n, const floating* x, int incx,
-                  const floating* y, int incy) noexcept nogil
-
-cdef void axpy(int n, floating alpha, const floating* x, int incx,
-               floating* y, int incy) noexcept nogil

@@ -1,10 +1,10 @@
-"""Row-major BLAS wrappers over ``scipy.linalg.cython_blas``.
+"""Row-major BLAS wrapper over ``scipy.linalg.cython_blas``.
 
 BLAS is column-major; a row-major ``C = op(A) @ op(B)`` is the column-major
 ``C.T = op(B).T @ op(A).T``, so the operands swap places and keep their flags.
 """
 from cython cimport floating
-from scipy.linalg.cython_blas cimport sgemm, dgemm, sdot, ddot, saxpy, daxpy
+from scipy.linalg.cython_blas cimport sgemm, dgemm
 
 
 cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k,
@@ -20,19 +20,3 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k,
     else:
         dgemm(&tb, &ta, &n, &m, &k, &alpha, <double*> b, &ldb,
               <double*> a, &lda, &beta, c, &ldc)
-
-
-cdef floating dot(int n, const floating* x, int incx,
-                  const floating* y, int incy) noexcept nogil:
-    if floating is float:
-        return sdot(&n, <float*> x, &incx, <float*> y, &incy)
-    else:
-        return ddot(&n, <double*> x, &incx, <double*> y, &incy)
-
-
-cdef void axpy(int n, floating alpha, const floating* x, int incx,
-               floating* y, int incy) noexcept nogil:
-    if floating is float:
-        saxpy(&n, &alpha, <float*> x, &incx, y, &incy)
-    else:
-        daxpy(&n, &alpha, <double*> x, &incx, y, &incy)
