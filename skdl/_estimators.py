@@ -286,6 +286,25 @@ class BaseNN(BaseEstimator, metaclass=ABCMeta):
         return self._no_improvement_count > self.n_iter_no_change
 
     # -- public API shared by both estimators --------------------------------
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the network to X and y.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Class labels (a label indicator matrix for multilabel targets) for
+            the classifier; targets for the regressor.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the samples in the loss.
+
+        Returns
+        -------
+        self
+        """
+        return self._fit(X, y, sample_weight)
+
     def get_weights(self):
         """Copies of the fitted parameters.
 
@@ -437,24 +456,6 @@ class NNClassifier(ClassifierMixin, BaseNN):
         Y = self._label_binarizer.transform(y).astype(self.dtype)
         self.n_outputs_ = Y.shape[1]
         return Y
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
-        """Fit the network to X and y.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
-        y : array-like of shape (n_samples,) or (n_samples, n_labels)
-            Class labels, or a label indicator matrix for multilabel targets.
-        sample_weight : array-like of shape (n_samples,), default=None
-            Weights of the samples in the loss.
-
-        Returns
-        -------
-        self
-        """
-        return self._fit(X, y, sample_weight)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, classes=None, sample_weight=None):
@@ -617,22 +618,6 @@ class NNRegressor(RegressorMixin, BaseNN):
             self.n_outputs_ = Y.shape[1]
             self._y_ndim = y.ndim
         return Y
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
-        """Fit the network to X and y.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
-        y : array-like of shape (n_samples,) or (n_samples, n_targets)
-        sample_weight : array-like of shape (n_samples,), default=None
-
-        Returns
-        -------
-        self
-        """
-        return self._fit(X, y, sample_weight)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None):

@@ -14,5 +14,17 @@ cdef enum:
     SYMMETRIC_ELLIOT = 9
     SOFTMAX = 10
 
+from libc.math cimport exp
+
+
+cdef inline double sigmoid(double x) noexcept nogil:
+    # Two branches so exp never overflows.
+    cdef double e
+    if x >= 0:
+        return 1.0 / (1.0 + exp(-x))
+    e = exp(x)
+    return e / (1.0 + e)
+
+
 cdef void forward_row(int kind, double alpha, const floating* x, floating* y,
                       int m) noexcept nogil

@@ -11,15 +11,6 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport exp, expm1, log1p, tanh, fabs
 
-cdef inline double _sigmoid(double x) noexcept nogil:
-    # Two branches so exp never overflows.
-    cdef double e
-    if x >= 0:
-        return 1.0 / (1.0 + exp(-x))
-    e = exp(x)
-    return e / (1.0 + e)
-
-
 cdef void forward_row(int kind, double alpha, const floating* x, floating* y,
                       int m) noexcept nogil:
     """y = f(x) over one row of m values; y may be x (in place)."""
@@ -42,7 +33,7 @@ cdef void forward_row(int kind, double alpha, const floating* x, floating* y,
             y[j] = <floating> tanh(x[j])
     elif kind == SIGMOID:
         for j in range(m):
-            y[j] = <floating> _sigmoid(x[j])
+            y[j] = <floating> sigmoid(x[j])
     elif kind == SOFTPLUS:
         for j in range(m):
             v = x[j]

@@ -9,13 +9,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport exp, log, log1p, fabs
 
-
-cdef inline double _sigmoid(double x) noexcept nogil:
-    cdef double e
-    if x >= 0:
-        return 1.0 / (1.0 + exp(-x))
-    e = exp(x)
-    return e / (1.0 + e)
+from ._activations cimport sigmoid
 
 
 def softmax_cross_entropy(const floating[:, ::1] Z, const floating[:, ::1] Y,
@@ -81,7 +75,7 @@ def sigmoid_cross_entropy(const floating[:, ::1] Z, const floating[:, ::1] Y,
             for j in range(k):
                 z = Z[i, j]
                 acc = acc + (z if z > 0 else 0.0) - z * Y[i, j] + log1p(exp(-fabs(z)))
-                grad[i, j] = <floating> (_sigmoid(z) - Y[i, j])
+                grad[i, j] = <floating> (sigmoid(z) - Y[i, j])
             loss[i] = acc
 
 
