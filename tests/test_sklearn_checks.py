@@ -1,9 +1,23 @@
 """scikit-learn's own estimator checks, with nothing expected to fail."""
+import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skdl import NNClassifier, NNRegressor
+from skdl import Dense, NNClassifier, NNRegressor
+
+ESTIMATORS = [
+    NNClassifier(),
+    NNRegressor(),
+    # Deeper, other activations, SGD with Nesterov momentum, float64.
+    NNClassifier(layers=[Dense(32, activation="tanh"), Dense(16, activation="elu")],
+                 optimizer="nesterov", learning_rate=0.01, dtype="float64"),
+    NNRegressor(layers=[Dense(32, activation="softplus"), Dense(8, activation="leaky_relu")],
+                loss="huber", optimizer="momentum", learning_rate=0.01),
+]
 
 
-@parametrize_with_checks([NNClassifier(), NNRegressor()], expected_failed_checks=None)
+# Small check data and the default max_iter leave some fits unconverged; the
+# warning says so and is not what these checks test.
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@parametrize_with_checks(ESTIMATORS, expected_failed_checks=None)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
