@@ -446,7 +446,8 @@ class NNClassifier(ClassifierMixin, BaseNN):
             self.classes_ = binarizer.classes_
             self._loss_fn = (SoftmaxCrossEntropy() if binarizer.y_type_ == "multiclass"
                              else SigmoidCrossEntropy())
-        elif type_of_target(y) != "multilabel-indicator":
+        if type_of_target(y) != "multilabel-indicator":
+            # LabelBinarizer would silently encode an unknown label as no class.
             unseen = np.setdiff1d(unique_labels(y), self.classes_)
             if unseen.size:
                 raise ValueError(

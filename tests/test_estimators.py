@@ -298,6 +298,8 @@ def test_partial_fit_classifier(digits):
     clf = NNClassifier(random_state=0)
     with pytest.raises(ValueError, match="classes must be passed on the first call"):
         clf.partial_fit(X[:100], y[:100])
+    with pytest.raises(ValueError, match=r"y contains labels \[9\] not among the classes"):
+        NNClassifier().partial_fit(X[:100], np.minimum(y[:100], 9), classes=np.arange(9))
     clf.partial_fit(X[:100], y[:100], classes=np.arange(10))
     clf.partial_fit(X[100:], y[100:])
     assert clf.n_iter_ == 2 and clf.t_ == len(X)
