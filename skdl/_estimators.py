@@ -131,13 +131,15 @@ class BaseNN(BaseEstimator, metaclass=ABCMeta):
         return network
 
     def _outputs(self, X):
-        """Raw network outputs (n, n_outputs) for validated X."""
-        X = self._network_input(X)
-        out = np.empty((X.shape[0], self.network_.output_shape[0]), dtype=X.dtype)
+        """Raw network outputs (n, n_outputs) for validated X.
+
+        Converted and run in chunks, so memory does not grow with n_samples.
+        """
+        out = np.empty((X.shape[0], self.network_.output_shape[0]), dtype=self.dtype)
         with _ops.blas_single_threaded():
             for start in range(0, X.shape[0], PREDICT_CHUNK_ROWS):
                 stop = start + PREDICT_CHUNK_ROWS
-                out[start:stop] = self.network_.forward(X[start:stop])
+                out[start:stop] = self.network_.forward(self._network_input(X[start:stop]))
         return out
 
     def _check_sample_shape(self, X):
