@@ -6,7 +6,7 @@ allocates its outputs, reads the OpenMP thread count at call time and calls
 one kernel. :mod:`skdl._reference` has a plain-numpy twin of every op with the
 same name and signature; the tests hold each op to its twin.
 """
-from contextlib import contextmanager
+import threading
 
 import numpy as np
 
@@ -54,24 +54,53 @@ REGRESSION_LOSSES = {"squared_error": 0, "absolute_error": 1, "huber": 2, "poiss
 DEFAULT_PANEL_ROWS = 128
 FLOAT_DTYPES = (np.float32, np.float64)
 
-_blas_controller = None
+class _BlasHold:
+    """Process-wide, reentrant hold of BLAS to one thread (see
+    :func:`blas_single_threaded`). Only the outermost entry, across Python
+    threads too, sets the limit, and only the last exit restores it."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._depth = 0
+        self._limiter = None
+        self._controller = None
+
+    def __enter__(self):
+        with self._lock:
+            if self._depth == 0:
+                if self._controller is None:
+                    # Scanning the loaded libraries is slow; the BLAS the
+                    # kernels use is loaded with them, before the first call.
+                    from threadpoolctl import ThreadpoolController
+
+                    self._controller = ThreadpoolController()
+                self._limiter = self._controller.limit(limits=1, user_api="blas")
+            self._depth += 1
+        return self
+
+    def __exit__(self, *exc_info):
+        with self._lock:
+            self._depth -= 1
+            if self._depth == 0:
+                self._limiter.restore_original_limits()
+                self._limiter = None
+        return False
 
 
-@contextmanager
+_BLAS_HOLD = _BlasHold()
+
+
 def blas_single_threaded():
-    """Hold BLAS to one thread while kernels call it from inside ``prange``.
+    """Context manager holding BLAS to one thread while kernels call it.
 
     The kernels share panels out to OpenMP threads and call BLAS once per
-    panel; a multi-threaded BLAS there would start threads of its own on top.
-    The estimators enter this once per ``fit``/``predict``, not per op.
+    panel from inside ``prange``; a multi-threaded BLAS there would start
+    threads of its own on top, and would round differently with each thread
+    count. The ops enter it around every kernel that calls BLAS; the
+    estimators enter it once per ``fit``/``predict``, so the nested entries
+    cost only a lock and a counter.
     """
-    global _blas_controller
-    if _blas_controller is None:
-        from threadpoolctl import ThreadpoolController
-
-        _blas_controller = ThreadpoolController()
-    with _blas_controller.limit(limits=1, user_api="blas"):
-        yield
+    return _BLAS_HOLD
 
 
 def _float_array(name, a, ndim=None, dtype=None):
@@ -148,8 +177,9 @@ def dense_forward(X, W, b=None, activation=None, alpha=None,
     code = 0 if activation is None else _activation_code(activation)
     Y = np.empty((X.shape[0], W.shape[1]), dtype=X.dtype)
     pad_a, pad_c = _pad_buffers(panel_rows, X.shape[1], W.shape[1], X.dtype)
-    _dense.rowwise_gemm(X, W, Y, False, pad_a, pad_c, effective_n_threads(), b,
-                        code, _alpha(activation, alpha))
+    with blas_single_threaded():
+        _dense.rowwise_gemm(X, W, Y, False, pad_a, pad_c, effective_n_threads(), b,
+                            code, _alpha(activation, alpha))
     return Y
 
 
@@ -175,7 +205,8 @@ def dense_backward_input(dY, W, panel_rows=DEFAULT_PANEL_ROWS):
         )
     dX = np.empty((dY.shape[0], W.shape[0]), dtype=dY.dtype)
     pad_a, pad_c = _pad_buffers(panel_rows, W.shape[1], W.shape[0], dY.dtype)
-    _dense.rowwise_gemm(dY, W, dX, True, pad_a, pad_c, effective_n_threads())
+    with blas_single_threaded():
+        _dense.rowwise_gemm(dY, W, dX, True, pad_a, pad_c, effective_n_threads())
     return dX
 
 
@@ -225,7 +256,8 @@ def dense_param_grads(X, dY, sample_weight=None, scale=1.0, accumulate_dtype=Non
         target = np.empty((k, p), dtype=acc)
     if w is not None:
         B = np.multiply(B, w.astype(B.dtype, copy=False)[:, None])
-    _dense.gemm_tn_blocked(scale, A, B, target, n_threads)
+    with blas_single_threaded():
+        _dense.gemm_tn_blocked(scale, A, B, target, n_threads)
     if target is not dW:
         dW[...] = target
     _dense.weighted_column_sum(dY, w, scale, db, n_threads)

@@ -1,0 +1,307 @@
+"""Every op against its plain-numpy twin; row and thread independence; input errors."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numpy.testing import assert_allclose, assert_array_equal
+from threadpoolctl import threadpool_limits
+
+from skdl import _ops, _reference
+
+DTYPES = [np.float32, np.float64]
+ACTIVATIONS = sorted(_ops.ACTIVATIONS)
+
+
+def _tol(dtype):
+    return dict(rtol=2e-5, atol=2e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-13)
+
+
+def _rand(rng, *shape, dtype=np.float64, scale=1.0):
+    return (rng.randn(*shape) * scale).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [1, 5, 17, 130, 300])
+@pytest.mark.parametrize("panel_rows", [16, 64, 128])
+def test_dense_forward(dtype, n, panel_rows):
+    rng = np.random.RandomState(n)
+    X, W, b = _rand(rng, n, 13, dtype=dtype), _rand(rng, 13, 7, dtype=dtype), _rand(rng, 7, dtype=dtype)
+    for bias in (None, b):
+        assert_allclose(_ops.dense_forward(X, W, bias, panel_rows=panel_rows),
+                        _reference.dense_forward(X, W, bias), **_tol(dtype))
+    dY = _rand(rng, n, 7, dtype=dtype)
+    assert_allclose(_ops.dense_backward_input(dY, W, panel_rows=panel_rows),
+                    _reference.dense_backward_input(dY, W), **_tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_dense_forward_fused_activation(dtype, activation):
+    rng = np.random.RandomState(1)
+    X, W, b = _rand(rng, 70, 9, dtype=dtype), _rand(rng, 9, 6, dtype=dtype), _rand(rng, 6, dtype=dtype)
+    assert_allclose(_ops.dense_forward(X, W, b, activation, panel_rows=32),
+                    _reference.dense_forward(X, W, b, activation), **_tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("accumulate", [None, np.float64])
+def test_dense_param_grads(dtype, weighted, accumulate):
+    rng = np.random.RandomState(2)
+    X, dY = _rand(rng, 90, 600, dtype=dtype), _rand(rng, 90, 11, dtype=dtype)
+    w = rng.uniform(0, 3, 90) if weighted else None
+    dW, db = np.empty((600, 11), dtype), np.empty(11, dtype)
+    out = _ops.dense_param_grads(X, dY, w, 0.25, accumulate, dW=dW, db=db)
+    assert out[0] is dW and out[1] is db
+    ref_W, ref_b = _reference.dense_param_grads(X, dY, w, 0.25, accumulate)
+    assert_allclose(dW, ref_W, **_tol(dtype if accumulate is None else np.float64))
+    assert_allclose(db, ref_b, **_tol(dtype))
+
+
+def test_float64_accumulation_makes_weights_equal_repetition():
+    rng = np.random.RandomState(3)
+    X, dY = _rand(rng, 20, 50, dtype=np.float32), _rand(rng, 20, 7, dtype=np.float32)
+    w = rng.randint(0, 4, 20)
+    order = rng.permutation(int(w.sum()))
+    Xr, dYr = np.repeat(X, w, 0)[order], np.repeat(dY, w, 0)[order]
+    weighted = _ops.dense_param_grads(X, dY, w.astype(float), 1 / w.sum(), np.float64)
+    repeated = _ops.dense_param_grads(Xr, dYr, None, 1 / w.sum(), np.float64)
+    assert_array_equal(weighted[0], repeated[0])
+    assert_array_equal(weighted[1], repeated[1])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("shape", [(7, 5), (3, 4, 5), (1, 1)])
+def test_activations(dtype, activation, shape):
+    rng = np.random.RandomState(4)
+    X = _rand(rng, *shape, dtype=dtype, scale=3.0)
+    Y = _ops.activation_forward(activation, X)
+    assert_allclose(Y, _reference.activation_forward(activation, X), **_tol(dtype))
+    dY = _rand(rng, *shape, dtype=dtype)
+    assert_allclose(_ops.activation_backward(activation, Y, dY),
+                    _reference.activation_backward(activation, Y, dY), **_tol(dtype))
+    if activation in ("leaky_relu", "elu"):
+        assert_allclose(_ops.activation_forward(activation, X, alpha=0.4),
+                        _reference.activation_forward(activation, X, alpha=0.4), **_tol(dtype))
+
+
+def test_softmax_over_last_axis():
+    X = np.random.RandomState(5).randn(2, 3, 4)
+    assert_allclose(_ops.activation_forward("softmax", X).sum(-1), 1.0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cross_entropies(dtype):
+    rng = np.random.RandomState(6)
+    Z = _rand(rng, 40, 5, dtype=dtype, scale=4.0)
+    Y = np.eye(5, dtype=dtype)[rng.randint(0, 5, 40)]
+    for op, ref in [(_ops.softmax_cross_entropy, _reference.softmax_cross_entropy),
+                    (_ops.sigmoid_cross_entropy, _reference.sigmoid_cross_entropy)]:
+        loss, grad = op(Z, Y)
+        ref_loss, ref_grad = ref(Z, Y)
+        assert loss.dtype == np.float64 and grad.dtype == dtype
+        assert_allclose(loss, ref_loss, rtol=1e-12, atol=1e-12)
+        assert_allclose(grad, ref_grad, **_tol(dtype))
+
+
+@pytest.mark.parametrize("op", [_ops.softmax_cross_entropy, _ops.sigmoid_cross_entropy])
+def test_cross_entropy_is_safe_on_extreme_float32_logits(op):
+    Z = np.array([[1e4, -1e4, 0.0], [-1e4, -1e4, -1e4], [3e38, -3e38, 0.0]], np.float32)
+    Y = np.array([[0, 1, 0], [1, 0, 0], [0, 0, 1]], np.float32)
+    loss, grad = op(Z, Y)
+    assert np.isfinite(loss).all() and np.isfinite(grad).all()
+    assert loss[0] > 1e3  # confidently wrong costs a lot ...
+    Y_right = np.array([[1, 0, 0]], np.float32)
+    assert op(Z[:1], Y_right)[0][0] < 1e-3 + (op is _ops.sigmoid_cross_entropy) * 1.0
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", sorted(_ops.REGRESSION_LOSSES))
+def test_regression_losses(dtype, name):
+    rng = np.random.RandomState(7)
+    Y = rng.uniform(0, 3, (30, 3)).astype(dtype)
+    Z = _rand(rng, 30, 3, dtype=dtype, scale=2.0)
+    loss, grad = _ops.regression_loss(name, Z, Y, delta=0.7)
+    ref_loss, ref_grad = _reference.regression_loss(name, Z, Y, delta=0.7)
+    assert_allclose(loss, ref_loss, rtol=1e-12, atol=1e-12)
+    assert_allclose(grad, ref_grad, **_tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("momentum, nesterov", [(0.0, False), (0.9, False), (0.9, True)])
+def test_sgd_update(dtype, momentum, nesterov):
+    rng = np.random.RandomState(8)
+    params, velocity = _rand(rng, 40000, dtype=dtype), np.zeros(40000, dtype)
+    p_ref, v_ref = params.copy(), velocity.copy()
+    for _ in range(3):
+        grads = _rand(rng, 40000, dtype=dtype)
+        _ops.sgd_update(params, grads, velocity, 0.05, momentum, nesterov)
+        _reference.sgd_update(p_ref, grads, v_ref, 0.05, momentum, nesterov)
+    assert_allclose(params, p_ref, **_tol(dtype))
+    assert_allclose(velocity, v_ref, **_tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_adam_update(dtype):
+    rng = np.random.RandomState(9)
+    params = _rand(rng, 40000, dtype=dtype)
+    m, v = np.zeros_like(params), np.zeros_like(params)
+    p_ref, m_ref, v_ref = params.copy(), m.copy(), v.copy()
+    for t in range(1, 5):
+        grads = _rand(rng, 40000, dtype=dtype)
+        _ops.adam_update(params, grads, m, v, 0.01, 0.9, 0.999, 1e-8, t)
+        _reference.adam_update(p_ref, grads, m_ref, v_ref, 0.01, 0.9, 0.999, 1e-8, t)
+    for a, b in [(params, p_ref), (m, m_ref), (v, v_ref)]:
+        assert_allclose(a, b, **_tol(dtype))
+
+
+def test_rows_do_not_depend_on_their_batch():
+    rng = np.random.RandomState(10)
+    X, W, b = _rand(rng, 300, 100, dtype=np.float32), _rand(rng, 100, 3, dtype=np.float32), None
+    dY = _rand(rng, 300, 3, dtype=np.float32)
+    whole = _ops.dense_forward(X, W, b, "tanh", panel_rows=64)
+    whole_dx = _ops.dense_backward_input(dY, W, panel_rows=64)
+    for rows in [np.arange(5), np.arange(37, 300), rng.permutation(300), np.array([299, 0])]:
+        assert_array_equal(_ops.dense_forward(X[rows], W, b, "tanh", panel_rows=64), whole[rows])
+        assert_array_equal(_ops.dense_backward_input(dY[rows], W, panel_rows=64), whole_dx[rows])
+
+
+def _run_all_ops(seed=11):
+    rng = np.random.RandomState(seed)
+    X, W = _rand(rng, 300, 700, dtype=np.float32), _rand(rng, 700, 130, dtype=np.float32)
+    b, dY = _rand(rng, 130, dtype=np.float32), _rand(rng, 300, 130, dtype=np.float32)
+    w = rng.uniform(0, 2, 300)
+    Z = _rand(rng, 300, 10, dtype=np.float32)
+    T = np.eye(10, dtype=np.float32)[rng.randint(0, 10, 300)]
+    params, grads = _rand(rng, 50000, dtype=np.float32), _rand(rng, 50000, dtype=np.float32)
+    m, v = np.zeros_like(params), np.zeros_like(params)
+    _ops.adam_update(params, grads, m, v, 0.01, 0.9, 0.999, 1e-8, 1)
+    return [
+        _ops.dense_forward(X, W, b, "relu", panel_rows=64),
+        _ops.dense_backward_input(dY, W, panel_rows=64),
+        *_ops.dense_param_grads(X, dY, w, 0.1),
+        *_ops.dense_param_grads(X, dY, w, 0.1, np.float64),
+        *_ops.softmax_cross_entropy(Z, T), *_ops.sigmoid_cross_entropy(Z, T),
+        *_ops.regression_loss("huber", Z, T), _ops.activation_forward("softmax", Z),
+        params, m, v,
+    ]
+
+
+def test_one_and_two_threads_agree_bit_for_bit():
+    with threadpool_limits(1):
+        one = _run_all_ops()
+    with threadpool_limits(2):
+        two = _run_all_ops()
+    for a, b in zip(one, two):
+        assert_array_equal(a, b)
+
+
+def test_read_only_inputs():
+    rng = np.random.RandomState(12)
+    X, W, b = _rand(rng, 20, 6), _rand(rng, 6, 4), _rand(rng, 4)
+    for a in (X, W, b):
+        a.flags.writeable = False
+    assert_allclose(_ops.dense_forward(X, W, b), _reference.dense_forward(X, W, b))
+    dY = _rand(rng, 20, 4)
+    dY.flags.writeable = False
+    assert_allclose(_ops.dense_param_grads(X, dY)[0], _reference.dense_param_grads(X, dY)[0])
+    assert np.isfinite(_ops.softmax_cross_entropy(dY, dY)[0]).all()
+
+
+def test_inputs_are_not_modified():
+    rng = np.random.RandomState(13)
+    arrays = [_rand(rng, 9, 5), _rand(rng, 5, 3), _rand(rng, 3), _rand(rng, 9, 3)]
+    copies = [a.copy() for a in arrays]
+    X, W, b, dY = arrays
+    _ops.dense_forward(X, W, b, "relu")
+    _ops.dense_backward_input(dY, W)
+    _ops.dense_param_grads(X, dY, np.ones(9), 2.0)
+    _ops.activation_backward("tanh", dY, dY)
+    _ops.softmax_cross_entropy(dY, dY)
+    _ops.regression_loss("poisson", dY, np.abs(dY))
+    for a, c in zip(arrays, copies):
+        assert_array_equal(a, c)
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: _ops.dense_forward(np.ones((3, 4)), np.ones((5, 2))), ValueError,
+     "X has 4 features per row but W expects 5"),
+    (lambda: _ops.dense_forward(np.ones((3, 4)), np.ones((4, 2)), np.ones(3)), ValueError,
+     r"b has shape \(3,\), expected \(2,\)"),
+    (lambda: _ops.dense_forward(np.ones((3, 4), int), np.ones((4, 2))), TypeError,
+     "X must be float32 or float64, got dtype int"),
+    (lambda: _ops.dense_forward(np.ones((3, 4)), np.ones((4, 2), np.float32)), TypeError,
+     "W has dtype float32 but float64 is expected"),
+    (lambda: _ops.dense_forward(np.ones(4), np.ones((4, 2))), ValueError, "X must be 2-D"),
+    (lambda: _ops.dense_forward(np.ones((3, 4)), np.ones((4, 2)), activation="swish"),
+     ValueError, "Unknown activation 'swish'"),
+    (lambda: _ops.dense_forward(np.ones((3, 4)), np.ones((4, 2)), panel_rows=0), ValueError,
+     "panel_rows must be a positive int"),
+    (lambda: _ops.dense_backward_input(np.ones((3, 2)), np.ones((4, 3))), ValueError,
+     "dY has 2 columns but W has shape"),
+    (lambda: _ops.dense_param_grads(np.ones((3, 4)), np.ones((2, 2))), ValueError,
+     "X has 3 rows but dY has 2"),
+    (lambda: _ops.dense_param_grads(np.ones((3, 4)), np.ones((3, 2)), np.ones(4)), ValueError,
+     r"sample_weight must have shape \(3,\)"),
+    (lambda: _ops.dense_param_grads(np.ones((3, 4)), np.ones((3, 2)), dW=np.ones((2, 2))),
+     ValueError, "dW must be a C-contiguous float64 array of shape"),
+    (lambda: _ops.activation_backward("relu", np.ones((2, 3)), np.ones((3, 2))), ValueError,
+     "Y and dY must have one shape"),
+    (lambda: _ops.activation_forward("elu", np.ones((2, 3)), alpha=-1), ValueError,
+     "alpha must be non-negative"),
+    (lambda: _ops.softmax_cross_entropy(np.ones((2, 3)), np.ones((2, 4))), ValueError,
+     r"Y has shape \(2, 4\) but the outputs Z have \(2, 3\)"),
+    (lambda: _ops.regression_loss("hinge", np.ones((2, 3)), np.ones((2, 3))), ValueError,
+     "Unknown regression loss 'hinge'"),
+    (lambda: _ops.regression_loss("huber", np.ones((2, 3)), np.ones((2, 3)), delta=0),
+     ValueError, "delta must be positive"),
+    (lambda: _ops.adam_update(np.ones(3), np.ones(3), np.ones(3), np.ones(3), 0.1, 0.9,
+                              0.99, 1e-8, 0), ValueError, "step counts from 1"),
+    (lambda: _ops.adam_update(np.ones(3), np.ones(4), np.ones(3), np.ones(3), 0.1, 0.9,
+                              0.99, 1e-8, 1), ValueError, "grads must match params"),
+    (lambda: _ops.sgd_update(np.ones((3, 1)), np.ones(3), np.ones(3), 0.1), ValueError,
+     "params must be a 1-D numpy array"),
+])
+def test_bad_input(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_read_only_params_are_refused():
+    params = np.ones(3)
+    params.flags.writeable = False
+    with pytest.raises(ValueError, match="params is read-only"):
+        _ops.sgd_update(params, np.ones(3), np.zeros(3), 0.1)
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 70), k=st.integers(1, 40), p=st.integers(1, 40),
+       panel_rows=st.sampled_from([16, 32, 64]), seed=st.integers(0, 2**16))
+def test_dense_shapes_fuzzed(n, k, p, panel_rows, seed):
+    rng = np.random.RandomState(seed)
+    X, W, b, dY = _rand(rng, n, k), _rand(rng, k, p), _rand(rng, p), _rand(rng, n, p)
+    assert_allclose(_ops.dense_forward(X, W, b, "sigmoid", panel_rows=panel_rows),
+                    _reference.dense_forward(X, W, b, "sigmoid"), rtol=1e-12, atol=1e-13)
+    assert_allclose(_ops.dense_backward_input(dY, W, panel_rows=panel_rows),
+                    _reference.dense_backward_input(dY, W), rtol=1e-12, atol=1e-13)
+    w = rng.uniform(size=n)
+    for got, ref in zip(_ops.dense_param_grads(X, dY, w, 0.5),
+                        _reference.dense_param_grads(X, dY, w, 0.5)):
+        assert_allclose(got, ref, rtol=1e-11, atol=1e-12)
+
+
+def test_blas_hold_is_reentrant_and_restores_the_limit():
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return {i["filepath"]: i["num_threads"] for i in threadpool_info()
+                if i["user_api"] == "blas"}
+
+    with threadpool_limits(2, user_api="blas"):
+        before = blas_threads()
+        with _ops.blas_single_threaded():
+            with _ops.blas_single_threaded():
+                assert set(blas_threads().values()) == {1}
+            assert set(blas_threads().values()) == {1}  # the outer hold is still on
+        assert blas_threads() == before
