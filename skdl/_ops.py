@@ -33,7 +33,7 @@ __all__ = [
     "softmax_cross_entropy",
 ]
 
-# Name -> kernel code; keep in step with the enum in _kernels/_activations.pyx.
+# Name -> kernel code; keep in step with the enum in _kernels/_activations.pxd.
 ACTIVATIONS = {
     "linear": 0,
     "relu": 1,
@@ -53,6 +53,7 @@ REGRESSION_LOSSES = {"squared_error": 0, "absolute_error": 1, "huber": 2, "poiss
 # Rows per BLAS call in row-wise products, unless a network chooses otherwise.
 DEFAULT_PANEL_ROWS = 128
 FLOAT_DTYPES = (np.float32, np.float64)
+
 
 class _BlasHold:
     """Process-wide, reentrant hold of BLAS to one thread (see
@@ -248,6 +249,8 @@ def dense_param_grads(X, dY, sample_weight=None, scale=1.0, accumulate_dtype=Non
     dW = _output(dW, "dW", (k, p), X.dtype)
     db = _output(db, "db", (p,), X.dtype)
     acc = np.dtype(X.dtype if accumulate_dtype is None else accumulate_dtype)
+    if acc not in FLOAT_DTYPES:
+        raise ValueError(f"accumulate_dtype must be float32 or float64, got {acc}.")
     n_threads = effective_n_threads()
     if acc == X.dtype:
         A, B, target = X, dY, dW

@@ -246,6 +246,8 @@ def test_inputs_are_not_modified():
      r"sample_weight must have shape \(3,\)"),
     (lambda: _ops.dense_param_grads(np.ones((3, 4)), np.ones((3, 2)), dW=np.ones((2, 2))),
      ValueError, "dW must be a C-contiguous float64 array of shape"),
+    (lambda: _ops.dense_param_grads(np.ones((3, 4)), np.ones((3, 2)), accumulate_dtype=int),
+     ValueError, "accumulate_dtype must be float32 or float64"),
     (lambda: _ops.activation_backward("relu", np.ones((2, 3)), np.ones((3, 2))), ValueError,
      "Y and dY must have one shape"),
     (lambda: _ops.activation_forward("elu", np.ones((2, 3)), alpha=-1), ValueError,
