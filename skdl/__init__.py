@@ -3,13 +3,39 @@ from . import layers, optimizers
 from ._config import show_config
 from ._estimators import NNClassifier, NNRegressor
 from ._version import __version__
-from .layers import Activation, Dense, Dropout, Flatten, Reshape
+from .layers import (
+    Activation,
+    AvgPool1D,
+    AvgPool2D,
+    Conv1D,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAvgPool1D,
+    GlobalAvgPool2D,
+    GlobalMaxPool1D,
+    GlobalMaxPool2D,
+    MaxPool1D,
+    MaxPool2D,
+    Reshape,
+)
 
 __all__ = [
     "Activation",
+    "AvgPool1D",
+    "AvgPool2D",
+    "Conv1D",
+    "Conv2D",
     "Dense",
     "Dropout",
     "Flatten",
+    "GlobalAvgPool1D",
+    "GlobalAvgPool2D",
+    "GlobalMaxPool1D",
+    "GlobalMaxPool2D",
+    "MaxPool1D",
+    "MaxPool2D",
     "NNClassifier",
     "NNRegressor",
     "Reshape",

@@ -10,7 +10,7 @@ import threading
 
 import numpy as np
 
-from ._kernels import _activations, _dense, _loss, _optim
+from ._kernels import _activations, _conv, _dense, _loss, _optim, _pool
 from ._kernels._openmp import effective_n_threads
 
 __all__ = [
@@ -19,18 +19,26 @@ __all__ = [
     "activation_backward",
     "activation_forward",
     "adam_update",
+    "avgpool2d_backward",
+    "avgpool2d_forward",
     "blas_single_threaded",
+    "conv2d_backward_input",
+    "conv2d_backward_params",
+    "conv2d_forward",
     "dense_backward_input",
     "dense_forward",
     "dense_param_grads",
     "dropout_backward",
     "dropout_forward",
     "effective_n_threads",
+    "maxpool2d_backward",
+    "maxpool2d_forward",
     "panel_rows_for",
     "regression_loss",
     "sgd_update",
     "sigmoid_cross_entropy",
     "softmax_cross_entropy",
+    "window_output_size",
 ]
 
 # Name -> kernel code; keep in step with the enum in _kernels/_activations.pxd.
@@ -536,3 +544,310 @@ def dropout_backward(dY, mask):
     if mask.shape != dY.shape:
         raise ValueError(f"mask has shape {mask.shape}, dY has {dY.shape}.")
     return dY * mask
+
+
+# -- convolution and pooling ---------------------------------------------------
+def _pairs(name, value):
+    """Two ints (height, width) from an int or a pair, all >= 1."""
+    values = (value, value) if np.isscalar(value) else tuple(value)
+    if len(values) != 2 or not all(isinstance(v, (int, np.integer)) and v >= 1
+                                   for v in values):
+        raise ValueError(f"{name} must be positive ints (height, width), got {value!r}.")
+    return tuple(int(v) for v in values)
+
+
+def _padding_pairs(padding):
+    """((top, bottom), (left, right)) of non-negative ints."""
+    try:
+        (top, bottom), (left, right) = padding
+        pads = tuple(int(v) for v in (top, bottom, left, right))
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"padding must be ((top, bottom), (left, right)), got {padding!r}."
+        ) from None
+    if min(pads) < 0:
+        raise ValueError(f"padding must be non-negative, got {padding!r}.")
+    return (pads[0], pads[1]), (pads[2], pads[3])
+
+
+def window_output_size(size, window, stride, pad_total, dilation=1, what="kernel"):
+    """Number of window positions along one axis, or a ValueError.
+
+    Parameters
+    ----------
+    size : int, input length along the axis
+    window : int, kernel or pool size
+    stride, pad_total, dilation : int
+
+    Returns
+    -------
+    int
+    """
+    span = (window - 1) * dilation + 1
+    if span > size + pad_total:
+        raise ValueError(
+            f"The {what} spans {span} positions (size {window}, dilation {dilation}) "
+            f"but the padded input has only {size + pad_total} ({size} + padding "
+            f"{pad_total})."
+        )
+    return (size + pad_total - span) // stride + 1
+
+
+def _conv_geometry(X_shape, K_shape, strides, padding, dilation):
+    sh, sw = _pairs("strides", strides)
+    dh, dw = _pairs("dilation", dilation)
+    (pt, pb), (pl, pr) = _padding_pairs(padding)
+    oh = window_output_size(X_shape[2], K_shape[2], sh, pt + pb, dh)
+    ow = window_output_size(X_shape[3], K_shape[3], sw, pl + pr, dw)
+    return (sh, sw, pt, pl, dh, dw), (oh, ow)
+
+
+def _conv_inputs(X, K):
+    X = _float_array("X", X, ndim=4)
+    K = _float_array("K", K, ndim=4, dtype=X.dtype)
+    if K.shape[1] != X.shape[1]:
+        raise ValueError(
+            f"X has {X.shape[1]} channels but the kernel expects {K.shape[1]} "
+            f"(kernel shape {K.shape})."
+        )
+    return X, K
+
+
+def _cols(n_threads, C, kernel_hw, out_hw, dtype):
+    return np.empty((n_threads, C * kernel_hw[0] * kernel_hw[1] * out_hw[0] * out_hw[1]),
+                    dtype=dtype)
+
+
+def conv2d_forward(X, K, b=None, strides=1, padding=((0, 0), (0, 0)), dilation=1,
+                   activation=None, alpha=None):
+    """2-D convolution (cross-correlation, as in every deep-learning library).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, C, H, W)
+    K : ndarray of shape (F, C, kh, kw)
+    b : ndarray of shape (F,) or None
+    strides, dilation : int or (int, int)
+    padding : ((top, bottom), (left, right))
+        Zeros added around the input.
+    activation : str or None
+    alpha : float or None
+
+    Returns
+    -------
+    Y : ndarray of shape (n, F, OH, OW)
+    """
+    X, K = _conv_inputs(X, K)
+    geometry, (oh, ow) = _conv_geometry(X.shape, K.shape, strides, padding, dilation)
+    if b is not None:
+        b = _float_array("b", b, ndim=1, dtype=X.dtype)
+        if b.shape[0] != K.shape[0]:
+            raise ValueError(f"b has shape {b.shape}, expected ({K.shape[0]},).")
+    code = 0 if activation is None else _activation_code(activation)
+    Y = np.empty((X.shape[0], K.shape[0], oh, ow), dtype=X.dtype)
+    n_threads = effective_n_threads()
+    cols = _cols(n_threads, X.shape[1], K.shape[2:], (oh, ow), X.dtype)
+    with blas_single_threaded():
+        _conv.conv2d_forward(X, K, b, Y, cols, *geometry, code, _alpha(activation, alpha),
+                             n_threads)
+    return Y
+
+
+def conv2d_backward_input(dY, K, input_hw, strides=1, padding=((0, 0), (0, 0)),
+                          dilation=1):
+    """Gradient of :func:`conv2d_forward` (without activation) for its input.
+
+    Parameters
+    ----------
+    dY : ndarray of shape (n, F, OH, OW)
+    K : ndarray of shape (F, C, kh, kw)
+    input_hw : (H, W), the input's spatial size
+    strides, padding, dilation : as in :func:`conv2d_forward`
+
+    Returns
+    -------
+    dX : ndarray of shape (n, C, H, W)
+    """
+    dY = _float_array("dY", dY, ndim=4)
+    K = _float_array("K", K, ndim=4, dtype=dY.dtype)
+    H, W = (int(v) for v in input_hw)
+    x_shape = (dY.shape[0], K.shape[1], H, W)
+    geometry, out_hw = _conv_geometry(x_shape, K.shape, strides, padding, dilation)
+    if dY.shape[1:] != (K.shape[0],) + out_hw:
+        raise ValueError(
+            f"dY has shape {dY.shape[1:]} per sample but the convolution gives "
+            f"{(K.shape[0],) + out_hw}."
+        )
+    dX = np.empty(x_shape, dtype=dY.dtype)
+    n_threads = effective_n_threads()
+    cols = _cols(n_threads, K.shape[1], K.shape[2:], out_hw, dY.dtype)
+    with blas_single_threaded():
+        _conv.conv2d_backward_input(dY, K, dX, cols, *geometry, n_threads)
+    return dX
+
+
+def conv2d_backward_params(X, dY, sample_weight=None, scale=1.0, accumulate_dtype=None,
+                           kernel_hw=None, strides=1, padding=((0, 0), (0, 0)),
+                           dilation=1, dK=None, db=None):
+    """Kernel and bias gradients of :func:`conv2d_forward`, summed over the batch.
+
+    ``dK = scale * sum_i w_i dK_i`` and ``db = scale * sum_i w_i sum(dY_i)``,
+    summed over fixed chunks of samples so the result does not depend on the
+    thread count; ``accumulate_dtype=float64`` sums in float64 (see
+    :func:`dense_param_grads`).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, C, H, W)
+    dY : ndarray of shape (n, F, OH, OW), per-sample gradients
+    sample_weight : ndarray of shape (n,) or None
+    scale : float
+    accumulate_dtype : {None, numpy.float32, numpy.float64}
+    kernel_hw : (kh, kw)
+    strides, padding, dilation : as in :func:`conv2d_forward`
+    dK : ndarray of shape (F, C, kh, kw) or None, written in place when given
+    db : ndarray of shape (F,) or None, written in place when given
+
+    Returns
+    -------
+    dK, db
+    """
+    X = _float_array("X", X, ndim=4)
+    dY = _float_array("dY", dY, ndim=4, dtype=X.dtype)
+    n, C = X.shape[:2]
+    F = dY.shape[1]
+    kh, kw = _pairs("kernel_hw", kernel_hw)
+    geometry, out_hw = _conv_geometry(X.shape, (F, C, kh, kw), strides, padding, dilation)
+    if dY.shape != (n, F) + out_hw:
+        raise ValueError(f"dY has shape {dY.shape}, expected {(n, F) + out_hw}.")
+    w = _weights(sample_weight, n)
+    dK = _output(dK, "dK", (F, C, kh, kw), X.dtype)
+    db = _output(db, "db", (F,), X.dtype)
+    acc = np.dtype(X.dtype if accumulate_dtype is None else accumulate_dtype)
+    if acc not in FLOAT_DTYPES:
+        raise ValueError(f"accumulate_dtype must be float32 or float64, got {acc}.")
+    if acc != X.dtype:
+        X, dY = X.astype(acc), dY.astype(acc)
+    target_K = dK if acc == dK.dtype else np.empty(dK.shape, acc)
+    target_b = db if acc == db.dtype else np.empty(db.shape, acc)
+    n_threads = effective_n_threads()
+    cols = _cols(n_threads, C, (kh, kw), out_hw, acc)
+    n_chunks = max(1, -(-n // _conv.CHUNK_))
+    partial_K = np.empty((n_chunks, F * C * kh * kw), dtype=acc)
+    partial_b = np.empty((n_chunks, F))
+    with blas_single_threaded():
+        _conv.conv2d_backward_params(X, dY, w, float(scale), target_K, target_b, cols,
+                                     partial_K, partial_b, *geometry, n_threads)
+    if target_K is not dK:
+        dK[...] = target_K
+        db[...] = target_b
+    return dK, db
+
+
+def _pool_geometry(X_shape, pool, strides, padding):
+    kh, kw = _pairs("pool_size", pool)
+    sh, sw = _pairs("strides", strides)
+    (pt, pb), (pl, pr) = _padding_pairs(padding)
+    if max(pt, pb) >= kh or max(pl, pr) >= kw:
+        raise ValueError(
+            f"padding {padding} must be smaller than the pool size {(kh, kw)}: a "
+            "window would hold only padding."
+        )
+    oh = window_output_size(X_shape[2], kh, sh, pt + pb, what="pool")
+    ow = window_output_size(X_shape[3], kw, sw, pl + pr, what="pool")
+    return (kh, kw, sh, sw, pt, pl), (oh, ow)
+
+
+def maxpool2d_forward(X, pool_size, strides=None, padding=((0, 0), (0, 0))):
+    """Max over windows of each channel.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, C, H, W)
+    pool_size : int or (int, int)
+    strides : int or (int, int) or None (= pool_size); smaller strides overlap
+    padding : ((top, bottom), (left, right)); padding never wins the max
+
+    Returns
+    -------
+    Y : ndarray of shape (n, C, OH, OW)
+    argmax : int32 ndarray of shape (n, C, OH, OW), flat position ``ih * W + iw``
+        of each maximum in its input plane
+    """
+    X = _float_array("X", X, ndim=4)
+    geometry, out_hw = _pool_geometry(X.shape, pool_size,
+                                      pool_size if strides is None else strides, padding)
+    Y = np.empty(X.shape[:2] + out_hw, dtype=X.dtype)
+    argmax = np.empty(Y.shape, dtype=np.int32)
+    _pool.maxpool2d_forward(X, Y, argmax, *geometry, effective_n_threads())
+    return Y, argmax
+
+
+def maxpool2d_backward(dY, argmax, input_hw):
+    """Gradient of :func:`maxpool2d_forward`: each window's maximum gets its dY.
+
+    Parameters
+    ----------
+    dY : ndarray of shape (n, C, OH, OW)
+    argmax : int32 ndarray of shape (n, C, OH, OW), from the forward pass
+    input_hw : (H, W)
+
+    Returns
+    -------
+    dX : ndarray of shape (n, C, H, W)
+    """
+    dY = _float_array("dY", dY, ndim=4)
+    argmax = np.ascontiguousarray(argmax)
+    H, W = (int(v) for v in input_hw)
+    if argmax.dtype != np.int32 or argmax.shape != dY.shape:
+        raise ValueError("argmax must be the int32 array of dY's shape from the forward pass.")
+    if argmax.size and (argmax.min() < 0 or argmax.max() >= H * W):
+        raise ValueError(f"argmax holds positions outside an input plane of {H}x{W}.")
+    dX = np.empty(dY.shape[:2] + (H, W), dtype=dY.dtype)
+    _pool.maxpool2d_backward(dY, argmax, dX, effective_n_threads())
+    return dX
+
+
+def avgpool2d_forward(X, pool_size, strides=None, padding=((0, 0), (0, 0))):
+    """Mean over windows of each channel; padding is not counted.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, C, H, W)
+    pool_size, strides, padding : as in :func:`maxpool2d_forward`
+
+    Returns
+    -------
+    Y : ndarray of shape (n, C, OH, OW)
+    """
+    X = _float_array("X", X, ndim=4)
+    geometry, out_hw = _pool_geometry(X.shape, pool_size,
+                                      pool_size if strides is None else strides, padding)
+    Y = np.empty(X.shape[:2] + out_hw, dtype=X.dtype)
+    _pool.avgpool2d_forward(X, Y, *geometry, effective_n_threads())
+    return Y
+
+
+def avgpool2d_backward(dY, input_hw, pool_size, strides=None, padding=((0, 0), (0, 0))):
+    """Gradient of :func:`avgpool2d_forward`.
+
+    Parameters
+    ----------
+    dY : ndarray of shape (n, C, OH, OW)
+    input_hw : (H, W)
+    pool_size, strides, padding : as in the forward pass
+
+    Returns
+    -------
+    dX : ndarray of shape (n, C, H, W)
+    """
+    dY = _float_array("dY", dY, ndim=4)
+    H, W = (int(v) for v in input_hw)
+    x_shape = dY.shape[:2] + (H, W)
+    geometry, out_hw = _pool_geometry(x_shape, pool_size,
+                                      pool_size if strides is None else strides, padding)
+    if dY.shape[2:] != out_hw:
+        raise ValueError(f"dY has spatial shape {dY.shape[2:]}, the pool gives {out_hw}.")
+    dX = np.empty(x_shape, dtype=dY.dtype)
+    _pool.avgpool2d_backward(dY, dX, *geometry, effective_n_threads())
+    return dX

@@ -155,3 +155,135 @@ def adam_update(params, grads, m, v, learning_rate, beta1, beta2, epsilon, step)
     params[...] = params.astype(np.float64) - lr_t * m.astype(np.float64) / (
         np.sqrt(v.astype(np.float64)) + epsilon
     )
+
+
+# -- convolution and pooling ---------------------------------------------------
+def _pair(v):
+    return (v, v) if np.isscalar(v) else tuple(v)
+
+
+def _conv_windows(Xp, kh, kw, s, d, out_hw):
+    """Yield (i, j, view) with view[n, c, oh, ow] = Xp[n, c, oh*s + i*d, ow*s + j*d]."""
+    OH, OW = out_hw
+    for i in range(kh):
+        for j in range(kw):
+            yield i, j, Xp[:, :, i * d[0]:i * d[0] + s[0] * (OH - 1) + 1:s[0],
+                           j * d[1]:j * d[1] + s[1] * (OW - 1) + 1:s[1]]
+
+
+def _conv_out(size, k, s, pad, d):
+    return (size + pad - (k - 1) * d - 1) // s + 1
+
+
+def conv2d_forward(X, K, b=None, strides=1, padding=((0, 0), (0, 0)), dilation=1,
+                   activation=None, alpha=None):
+    s, d = _pair(strides), _pair(dilation)
+    (pt, pb), (pl, pr) = padding
+    Xp = np.pad(X.astype(np.float64), ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+    F, C, kh, kw = K.shape
+    out_hw = (_conv_out(X.shape[2], kh, s[0], pt + pb, d[0]),
+              _conv_out(X.shape[3], kw, s[1], pl + pr, d[1]))
+    Y = np.zeros((X.shape[0], F) + out_hw)
+    for i, j, view in _conv_windows(Xp, kh, kw, s, d, out_hw):
+        Y += np.einsum("nchw,fc->nfhw", view, K[:, :, i, j].astype(np.float64))
+    if b is not None:
+        Y += b[None, :, None, None]
+    if activation is not None:
+        Y = _activation(activation, Y.reshape(Y.shape[0], F, -1),
+                        DEFAULT_ACTIVATION_ALPHA.get(activation, 0.0) if alpha is None
+                        else alpha).reshape(Y.shape)
+    return Y.astype(X.dtype)
+
+
+def conv2d_backward_input(dY, K, input_hw, strides=1, padding=((0, 0), (0, 0)),
+                          dilation=1):
+    s, d = _pair(strides), _pair(dilation)
+    (pt, pb), (pl, pr) = padding
+    H, W = input_hw
+    F, C, kh, kw = K.shape
+    dXp = np.zeros((dY.shape[0], C, H + pt + pb, W + pl + pr))
+    for i, j, view in _conv_windows(dXp, kh, kw, s, d, dY.shape[2:]):
+        view += np.einsum("nfhw,fc->nchw", dY.astype(np.float64),
+                          K[:, :, i, j].astype(np.float64))
+    return dXp[:, :, pt:pt + H, pl:pl + W].astype(dY.dtype)
+
+
+def conv2d_backward_params(X, dY, sample_weight=None, scale=1.0, accumulate_dtype=None,
+                           kernel_hw=None, strides=1, padding=((0, 0), (0, 0)),
+                           dilation=1, dK=None, db=None):
+    s, d = _pair(strides), _pair(dilation)
+    (pt, pb), (pl, pr) = padding
+    kh, kw = _pair(kernel_hw)
+    w = np.ones(X.shape[0]) if sample_weight is None else np.asarray(sample_weight)
+    Xp = np.pad(X.astype(np.float64), ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+    wdY = dY.astype(np.float64) * w[:, None, None, None]
+    grad_K = np.zeros((dY.shape[1], X.shape[1], kh, kw))
+    for i, j, view in _conv_windows(Xp, kh, kw, s, d, dY.shape[2:]):
+        grad_K[:, :, i, j] = np.einsum("nfhw,nchw->fc", wdY, view)
+    grad_K = (scale * grad_K).astype(X.dtype)
+    grad_b = (scale * wdY.sum(axis=(0, 2, 3))).astype(X.dtype)
+    if dK is not None:
+        dK[...] = grad_K
+        grad_K = dK
+    if db is not None:
+        db[...] = grad_b
+        grad_b = db
+    return grad_K, grad_b
+
+
+def _pool_windows(X_shape, pool_size, strides, padding):
+    """Yield (oh, ow, rows, cols): the input ranges each window covers."""
+    kh, kw = _pair(pool_size)
+    sh, sw = _pair(pool_size if strides is None else strides)
+    (pt, pb), (pl, pr) = padding
+    H, W = X_shape[2:]
+    OH = (H + pt + pb - kh) // sh + 1
+    OW = (W + pl + pr - kw) // sw + 1
+    for oh in range(OH):
+        for ow in range(OW):
+            h0, w0 = oh * sh - pt, ow * sw - pl
+            yield (oh, ow, slice(max(h0, 0), min(h0 + kh, H)),
+                   slice(max(w0, 0), min(w0 + kw, W)), (OH, OW))
+
+
+def maxpool2d_forward(X, pool_size, strides=None, padding=((0, 0), (0, 0))):
+    n, C, H, W = X.shape
+    Y = argmax = None
+    for oh, ow, rows, cols, out_hw in _pool_windows(X.shape, pool_size, strides, padding):
+        if Y is None:
+            Y = np.empty((n, C) + out_hw, X.dtype)
+            argmax = np.empty((n, C) + out_hw, np.int32)
+        window = X[:, :, rows, cols].reshape(n, C, -1)
+        k = window.argmax(axis=2)
+        Y[:, :, oh, ow] = window.max(axis=2)
+        width = cols.stop - cols.start
+        argmax[:, :, oh, ow] = (rows.start + k // width) * W + cols.start + k % width
+    return Y, argmax
+
+
+def maxpool2d_backward(dY, argmax, input_hw):
+    n, C = dY.shape[:2]
+    H, W = input_hw
+    dX = np.zeros((n, C, H * W))
+    for i in range(n):
+        for c in range(C):
+            np.add.at(dX[i, c], argmax[i, c].ravel(), dY[i, c].ravel())
+    return dX.reshape(n, C, H, W).astype(dY.dtype)
+
+
+def avgpool2d_forward(X, pool_size, strides=None, padding=((0, 0), (0, 0))):
+    Y = None
+    for oh, ow, rows, cols, out_hw in _pool_windows(X.shape, pool_size, strides, padding):
+        if Y is None:
+            Y = np.empty(X.shape[:2] + out_hw, X.dtype)
+        Y[:, :, oh, ow] = X[:, :, rows, cols].astype(np.float64).mean(axis=(2, 3))
+    return Y
+
+
+def avgpool2d_backward(dY, input_hw, pool_size, strides=None, padding=((0, 0), (0, 0))):
+    x_shape = dY.shape[:2] + tuple(input_hw)
+    dX = np.zeros(x_shape)
+    for oh, ow, rows, cols, _ in _pool_windows(x_shape, pool_size, strides, padding):
+        count = (rows.stop - rows.start) * (cols.stop - cols.start)
+        dX[:, :, rows, cols] += dY[:, :, oh, ow][:, :, None, None] / count
+    return dX.astype(dY.dtype)

@@ -2,7 +2,16 @@
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skdl import Dense, NNClassifier, NNRegressor
+from skdl import (
+    Conv1D,
+    Conv2D,
+    Dense,
+    Flatten,
+    MaxPool1D,
+    MaxPool2D,
+    NNClassifier,
+    NNRegressor,
+)
 
 ESTIMATORS = [
     NNClassifier(),
@@ -12,6 +21,15 @@ ESTIMATORS = [
                  optimizer="nesterov", learning_rate=0.01, dtype="float64"),
     NNRegressor(layers=[Dense(32, activation="softplus"), Dense(8, activation="leaky_relu")],
                 loss="huber", optimizer="momentum", learning_rate=0.01),
+    # Convolutional: flat features read as a one-channel signal or image.
+    NNClassifier(layers=[Conv1D(4, 3, padding="same"), Flatten(), Dense(8)],
+                 input_shape=(1, -1)),
+    NNRegressor(layers=[Conv1D(6, 3, padding="same", activation="relu"),
+                        MaxPool1D(2, strides=1, padding="same"), Flatten()],
+                input_shape=(1, -1)),
+    NNClassifier(layers=[Conv2D(4, (2, 3), padding="same", activation="tanh"),
+                         MaxPool2D(2, padding="same"), Flatten()],
+                 input_shape=(1, -1, 1)),
 ]
 
 

@@ -1,0 +1,229 @@
+"""2-D convolution kernels (1-D convolutions are the case height 1).
+
+Layout: inputs (n, C, H, W), kernels (F, C, kh, kw), outputs (n, F, OH, OW).
+Each sample is unfolded (im2col) into a per-thread scratch buffer of shape
+(C*kh*kw, OH*OW) and multiplied by the kernel with one single-threaded BLAS
+call, every call of one shape: a sample's output never depends on the rest
+of its batch or on the thread count. ``prange`` runs over the samples.
+
+Weight gradients are summed over fixed chunks of ``CHUNK`` samples into
+per-chunk buffers, which are then added in chunk order, so the result is the
+same for any number of threads.
+"""
+from cython cimport floating
+from cython.parallel cimport parallel, prange, threadid
+from libc.string cimport memset
+
+from ._activations cimport LINEAR, forward_row
+from ._blas cimport gemm
+
+# Samples per chunk of a weight-gradient sum.
+cdef int CHUNK = 8
+CHUNK_ = CHUNK
+
+
+cdef void _im2col(const floating* x, int C, int H, int W, int kh, int kw,
+                  int sh, int sw, int ph, int pw, int dh, int dw, int OH, int OW,
+                  floating* cols) noexcept nogil:
+    """cols[(c, i, j), (oh, ow)] = x[c, oh*sh - ph + i*dh, ow*sw - pw + j*dw] or 0."""
+    cdef int c, i, j, oh, ow, ih, iw
+    cdef Py_ssize_t P = <Py_ssize_t> OH * OW
+    cdef floating* row
+    cdef const floating* plane
+    for c in range(C):
+        plane = x + <Py_ssize_t> c * H * W
+        for i in range(kh):
+            for j in range(kw):
+                row = cols + ((<Py_ssize_t> c * kh + i) * kw + j) * P
+                for oh in range(OH):
+                    ih = oh * sh - ph + i * dh
+                    if ih < 0 or ih >= H:
+                        memset(row + <Py_ssize_t> oh * OW, 0, OW * sizeof(floating))
+                        continue
+                    for ow in range(OW):
+                        iw = ow * sw - pw + j * dw
+                        if 0 <= iw < W:
+                            row[<Py_ssize_t> oh * OW + ow] = plane[<Py_ssize_t> ih * W + iw]
+                        else:
+                            row[<Py_ssize_t> oh * OW + ow] = 0
+
+
+cdef void _col2im(const floating* cols, int C, int H, int W, int kh, int kw,
+                  int sh, int sw, int ph, int pw, int dh, int dw, int OH, int OW,
+                  floating* x) noexcept nogil:
+    """x = 0, then x[c, ih, iw] += cols[(c, i, j), (oh, ow)]: the adjoint of _im2col."""
+    cdef int c, i, j, oh, ow, ih, iw
+    cdef Py_ssize_t P = <Py_ssize_t> OH * OW
+    cdef const floating* row
+    cdef floating* plane
+    memset(x, 0, <Py_ssize_t> C * H * W * sizeof(floating))
+    for c in range(C):
+        plane = x + <Py_ssize_t> c * H * W
+        for i in range(kh):
+            for j in range(kw):
+                row = cols + ((<Py_ssize_t> c * kh + i) * kw + j) * P
+                for oh in range(OH):
+                    ih = oh * sh - ph + i * dh
+                    if ih < 0 or ih >= H:
+                        continue
+                    for ow in range(OW):
+                        iw = ow * sw - pw + j * dw
+                        if 0 <= iw < W:
+                            plane[<Py_ssize_t> ih * W + iw] += row[<Py_ssize_t> oh * OW + ow]
+
+
+def conv2d_forward(const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] K,
+                   const floating[::1] bias, floating[:, :, :, ::1] Y,
+                   floating[:, ::1] cols, int sh, int sw, int ph, int pw,
+                   int dh, int dw, int activation, double alpha, int n_threads):
+    """Y = f(conv(X, K) + bias).
+
+    Parameters
+    ----------
+    X : (n, C, H, W) input
+    K : (F, C, kh, kw) kernel
+    bias : (F,) or None
+    Y : (n, F, OH, OW) output
+    cols : (n_threads, C*kh*kw*OH*OW) scratch
+    sh, sw, ph, pw, dh, dw : strides, leading paddings, dilations
+    activation, alpha : fused activation (kind from _activations.pxd)
+    n_threads : int
+    """
+    cdef int n = X.shape[0], C = X.shape[1], H = X.shape[2], W = X.shape[3]
+    cdef int F = K.shape[0], kh = K.shape[2], kw = K.shape[3]
+    cdef int OH = Y.shape[2], OW = Y.shape[3]
+    cdef int CK = C * kh * kw, P = OH * OW
+    cdef int i, f, t
+    cdef floating* out
+    cdef const floating* bias_ptr = NULL
+    if bias is not None:
+        bias_ptr = &bias[0]
+    if n == 0:
+        return
+    with nogil, parallel(num_threads=n_threads):
+        t = threadid()
+        for i in prange(n, schedule='static'):
+            _im2col(&X[i, 0, 0, 0], C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW,
+                    &cols[t, 0])
+            out = &Y[i, 0, 0, 0]
+            # (F, P) = (F, CK) @ (CK, P)
+            gemm(False, False, F, P, CK, <floating> 1.0, &K[0, 0, 0, 0], CK,
+                 &cols[t, 0], P, <floating> 0.0, out, P)
+            for f in range(F):
+                if bias_ptr != NULL:
+                    _add_scalar(out + <Py_ssize_t> f * P, bias_ptr[f], P)
+                if activation != LINEAR:
+                    forward_row(activation, alpha, out + <Py_ssize_t> f * P,
+                                out + <Py_ssize_t> f * P, P)
+
+
+cdef inline void _add_scalar(floating* row, floating value, int m) noexcept nogil:
+    cdef int j
+    for j in range(m):
+        row[j] += value
+
+
+def conv2d_backward_input(const floating[:, :, :, ::1] dY,
+                          const floating[:, :, :, ::1] K, floating[:, :, :, ::1] dX,
+                          floating[:, ::1] cols, int sh, int sw, int ph, int pw,
+                          int dh, int dw, int n_threads):
+    """dX = the input gradient of the convolution, sample by sample.
+
+    Parameters
+    ----------
+    dY : (n, F, OH, OW)
+    K : (F, C, kh, kw)
+    dX : (n, C, H, W) output
+    cols : (n_threads, C*kh*kw*OH*OW) scratch
+    """
+    cdef int n = dX.shape[0], C = dX.shape[1], H = dX.shape[2], W = dX.shape[3]
+    cdef int F = K.shape[0], kh = K.shape[2], kw = K.shape[3]
+    cdef int OH = dY.shape[2], OW = dY.shape[3]
+    cdef int CK = C * kh * kw, P = OH * OW
+    cdef int i, t
+    if n == 0:
+        return
+    with nogil, parallel(num_threads=n_threads):
+        t = threadid()
+        for i in prange(n, schedule='static'):
+            # (CK, P) = (F, CK).T @ (F, P)
+            gemm(True, False, CK, P, F, <floating> 1.0, &K[0, 0, 0, 0], CK,
+                 &dY[i, 0, 0, 0], P, <floating> 0.0, &cols[t, 0], P)
+            _col2im(&cols[t, 0], C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW,
+                    &dX[i, 0, 0, 0])
+
+
+def conv2d_backward_params(const floating[:, :, :, ::1] X,
+                           const floating[:, :, :, ::1] dY, const double[::1] weights,
+                           double scale, floating[:, :, :, ::1] dK, floating[::1] db,
+                           floating[:, ::1] cols, floating[:, ::1] partial_dK,
+                           double[:, ::1] partial_db, int sh, int sw, int ph, int pw,
+                           int dh, int dw, int n_threads):
+    """dK = scale * sum_i w_i dY_i @ im2col(X_i).T; db = scale * sum_i w_i sum(dY_i).
+
+    Parameters
+    ----------
+    X : (n, C, H, W)
+    dY : (n, F, OH, OW), per-sample output gradients
+    weights : (n,) float64 sample weights, or None for ones
+    scale : float
+    dK : (F, C, kh, kw) output
+    db : (F,) output, or None
+    cols : (n_threads, C*kh*kw*OH*OW) scratch
+    partial_dK : (n_chunks, F*C*kh*kw) scratch, n_chunks = ceil(n / CHUNK)
+    partial_db : (n_chunks, F) float64 scratch
+    """
+    cdef int n = X.shape[0], C = X.shape[1], H = X.shape[2], W = X.shape[3]
+    cdef int F = dK.shape[0], kh = dK.shape[2], kw = dK.shape[3]
+    cdef int OH = dY.shape[2], OW = dY.shape[3]
+    cdef int CK = C * kh * kw, P = OH * OW
+    cdef int n_chunks = (n + CHUNK - 1) // CHUNK
+    cdef int c, i, f, p, t, first
+    cdef Py_ssize_t e, size = <Py_ssize_t> F * CK
+    cdef double w, acc
+    cdef const floating* row
+    cdef floating* total = &dK[0, 0, 0, 0]
+    cdef const double* w_ptr = NULL
+    if weights is not None:
+        w_ptr = &weights[0]
+    if n == 0:
+        dK[...] = 0
+        if db is not None:
+            db[...] = 0
+        return
+    with nogil, parallel(num_threads=n_threads):
+        t = threadid()
+        for c in prange(n_chunks, schedule='static'):
+            for f in range(F):
+                partial_db[c, f] = 0.0
+            first = 1
+            for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+                w = 1.0 if w_ptr == NULL else w_ptr[i]
+                _im2col(&X[i, 0, 0, 0], C, H, W, kh, kw, sh, sw, ph, pw, dh, dw,
+                        OH, OW, &cols[t, 0])
+                # (F, CK) += w * (F, P) @ (CK, P).T
+                gemm(False, True, F, CK, P, <floating> w, &dY[i, 0, 0, 0], P,
+                     &cols[t, 0], P, <floating> (0.0 if first else 1.0),
+                     &partial_dK[c, 0], CK)
+                first = 0
+                for f in range(F):
+                    row = &dY[i, f, 0, 0]
+                    acc = 0.0
+                    for p in range(P):
+                        acc = acc + row[p]
+                    partial_db[c, f] += w * acc
+    # Chunks are added in order: the same sums whatever the thread count.
+    with nogil:
+        for e in range(size):
+            total[e] = partial_dK[0, e]
+        for c in range(1, n_chunks):
+            for e in range(size):
+                total[e] += partial_dK[c, e]
+        for e in range(size):
+            total[e] = <floating> (scale * total[e])
+    if db is not None:
+        for f in range(F):
+            acc = 0.0
+            for c in range(n_chunks):
+                acc = acc + partial_db[c, f]
+            db[f] = <floating> (scale * acc)

@@ -1,0 +1,118 @@
+"""2-D max and average pooling (1-D pooling is the case height 1).
+
+Layout (n, C, H, W) -> (n, C, OH, OW); ``prange`` over the n*C planes. Windows
+may overlap (stride smaller than the pool) and may reach into leading and
+trailing padding, which never wins a max and is not counted in an average.
+Max pooling records the flat input position of each window's maximum for the
+backward pass; backward adds into the input gradient plane by plane, so
+overlapping windows are summed in a fixed order.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.string cimport memset
+
+
+def maxpool2d_forward(const floating[:, :, :, ::1] X, floating[:, :, :, ::1] Y,
+                      int[:, :, :, ::1] argmax, int kh, int kw, int sh, int sw,
+                      int ph, int pw, int n_threads):
+    """Y = window maxima of X; argmax = flat (ih * W + iw) position of each.
+
+    Parameters
+    ----------
+    X : (n, C, H, W)
+    Y : (n, C, OH, OW) output
+    argmax : (n, C, OH, OW) int32 output
+    kh, kw, sh, sw, ph, pw : pool size, strides, leading paddings
+    n_threads : int
+    """
+    cdef int n = X.shape[0], C = X.shape[1], H = X.shape[2], W = X.shape[3]
+    cdef int OH = Y.shape[2], OW = Y.shape[3]
+    cdef int plane, i, c, oh, ow, ih, iw, h0, w0, best
+    cdef floating value, best_value
+    with nogil:
+        for plane in prange(n * C, schedule='static', num_threads=n_threads):
+            i = plane // C
+            c = plane % C
+            for oh in range(OH):
+                h0 = oh * sh - ph
+                for ow in range(OW):
+                    w0 = ow * sw - pw
+                    best = -1
+                    best_value = 0
+                    for ih in range(max(h0, 0), min(h0 + kh, H)):
+                        for iw in range(max(w0, 0), min(w0 + kw, W)):
+                            value = X[i, c, ih, iw]
+                            if best < 0 or value > best_value:
+                                best = ih * W + iw
+                                best_value = value
+                    Y[i, c, oh, ow] = best_value
+                    argmax[i, c, oh, ow] = best
+
+
+def maxpool2d_backward(const floating[:, :, :, ::1] dY, const int[:, :, :, ::1] argmax,
+                       floating[:, :, :, ::1] dX, int n_threads):
+    """dX[argmax] += dY: the gradient goes to each window's maximum."""
+    cdef int n = dX.shape[0], C = dX.shape[1], H = dX.shape[2], W = dX.shape[3]
+    cdef int OH = dY.shape[2], OW = dY.shape[3]
+    cdef int plane, i, c, oh, ow, pos
+    cdef floating* out
+    with nogil:
+        for plane in prange(n * C, schedule='static', num_threads=n_threads):
+            i = plane // C
+            c = plane % C
+            out = &dX[i, c, 0, 0]
+            memset(out, 0, <Py_ssize_t> H * W * sizeof(floating))
+            for oh in range(OH):
+                for ow in range(OW):
+                    pos = argmax[i, c, oh, ow]
+                    out[pos] += dY[i, c, oh, ow]
+
+
+def avgpool2d_forward(const floating[:, :, :, ::1] X, floating[:, :, :, ::1] Y,
+                      int kh, int kw, int sh, int sw, int ph, int pw, int n_threads):
+    """Y = window means of X over the window's positions inside the input."""
+    cdef int n = X.shape[0], C = X.shape[1], H = X.shape[2], W = X.shape[3]
+    cdef int OH = Y.shape[2], OW = Y.shape[3]
+    cdef int plane, i, c, oh, ow, ih, iw, h0, w0, count
+    cdef double acc
+    with nogil:
+        for plane in prange(n * C, schedule='static', num_threads=n_threads):
+            i = plane // C
+            c = plane % C
+            for oh in range(OH):
+                h0 = oh * sh - ph
+                for ow in range(OW):
+                    w0 = ow * sw - pw
+                    acc = 0.0
+                    count = 0
+                    for ih in range(max(h0, 0), min(h0 + kh, H)):
+                        for iw in range(max(w0, 0), min(w0 + kw, W)):
+                            acc = acc + X[i, c, ih, iw]
+                            count = count + 1
+                    Y[i, c, oh, ow] = <floating> (acc / count)
+
+
+def avgpool2d_backward(const floating[:, :, :, ::1] dY, floating[:, :, :, ::1] dX,
+                       int kh, int kw, int sh, int sw, int ph, int pw, int n_threads):
+    """dX = the adjoint of avgpool2d_forward."""
+    cdef int n = dX.shape[0], C = dX.shape[1], H = dX.shape[2], W = dX.shape[3]
+    cdef int OH = dY.shape[2], OW = dY.shape[3]
+    cdef int plane, i, c, oh, ow, ih, iw, h0, w0, h1, w1
+    cdef floating share
+    cdef floating* out
+    with nogil:
+        for plane in prange(n * C, schedule='static', num_threads=n_threads):
+            i = plane // C
+            c = plane % C
+            out = &dX[i, c, 0, 0]
+            memset(out, 0, <Py_ssize_t> H * W * sizeof(floating))
+            for oh in range(OH):
+                h0 = max(oh * sh - ph, 0)
+                h1 = min(oh * sh - ph + kh, H)
+                for ow in range(OW):
+                    w0 = max(ow * sw - pw, 0)
+                    w1 = min(ow * sw - pw + kw, W)
+                    share = dY[i, c, oh, ow] / ((h1 - h0) * (w1 - w0))
+                    for ih in range(h0, h1):
+                        for iw in range(w0, w1):
+                            out[ih * W + iw] += share

@@ -1,0 +1,225 @@
+"""Convolution layers: Conv1D and Conv2D (channels first)."""
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.utils._param_validation import Interval, StrOptions
+
+from .. import _ops
+from .._initializers import INITIALIZERS, initialize
+from ._base import Layer, LayerSpec
+from .core import _ActivationMixin
+
+
+def spatial_tuple(value, rank, name):
+    """``rank`` positive ints from an int or a sequence of ``rank`` ints."""
+    values = (value,) * rank if isinstance(value, Integral) else tuple(value)
+    if len(values) != rank or not all(
+            isinstance(v, Integral) and not isinstance(v, bool) and v >= 1
+            for v in values):
+        raise ValueError(f"{name} must be a positive int or {rank} positive ints, "
+                         f"got {value!r}.")
+    return tuple(int(v) for v in values)
+
+
+def resolve_padding(padding, sizes, windows, strides, dilations):
+    """Padding per spatial axis as (before, after) pairs.
+
+    ``'valid'`` adds none; ``'same'`` adds what keeps ``ceil(size / stride)``
+    outputs, the odd one after (as TensorFlow and Keras); an int pads every
+    side by it; a sequence gives one int (both sides) or one (before, after)
+    pair per axis.
+    """
+    rank = len(sizes)
+    if isinstance(padding, str):
+        if padding == "valid":
+            return ((0, 0),) * rank
+        if padding == "same":
+            pairs = []
+            for size, k, s, d in zip(sizes, windows, strides, dilations):
+                total = max((-(-size // s) - 1) * s + (k - 1) * d + 1 - size, 0)
+                pairs.append((total // 2, total - total // 2))
+            return tuple(pairs)
+        raise ValueError(f"padding must be 'valid', 'same' or ints, got {padding!r}.")
+    if isinstance(padding, Integral):
+        padding = (padding,) * rank
+    padding = tuple(padding)
+    if len(padding) != rank:
+        raise ValueError(f"padding needs one entry per spatial axis ({rank}), got "
+                         f"{padding!r}.")
+    pairs = []
+    for p in padding:
+        pair = (p, p) if isinstance(p, Integral) else tuple(p)
+        if len(pair) != 2 or not all(isinstance(v, Integral) and v >= 0 for v in pair):
+            raise ValueError(f"padding must hold non-negative ints, got {padding!r}.")
+        pairs.append((int(pair[0]), int(pair[1])))
+    return tuple(pairs)
+
+
+def as_planes(input_shape, rank, name):
+    """(C, H, W) of a channels-first sample of the given spatial rank.
+
+    Samples without a channel axis ((H, W) for 2-D, (L,) for 1-D) have one
+    channel; 1-D samples get height 1.
+    """
+    if len(input_shape) == rank:
+        input_shape = (1,) + tuple(input_shape)
+    if len(input_shape) != rank + 1:
+        kind = "(channels, height, width) or (height, width)" if rank == 2 else \
+            "(channels, length) or (length,)"
+        raise ValueError(f"{name} takes samples of shape {kind}, got {input_shape}.")
+    return tuple(input_shape) if rank == 2 else (input_shape[0], 1, input_shape[1])
+
+
+_PADDING = [StrOptions({"valid", "same"}), Integral, tuple, list]
+
+
+class _ConvSpec(LayerSpec):
+    rank = 2
+
+    _parameter_constraints = {
+        "filters": [Interval(Integral, 1, None, closed="left")],
+        "kernel_size": [Interval(Integral, 1, None, closed="left"), tuple, list],
+        "strides": [Interval(Integral, 1, None, closed="left"), tuple, list],
+        "padding": _PADDING,
+        "dilation": [Interval(Integral, 1, None, closed="left"), tuple, list],
+        "activation": [StrOptions(set(_ops.ACTIVATIONS)), None],
+        "alpha": [Interval(Real, 0, None, closed="left"), None],
+        "use_bias": ["boolean"],
+        "kernel_initializer": [StrOptions(set(INITIALIZERS))],
+        "bias_initializer": [StrOptions(set(INITIALIZERS))],
+        "name": [str, None],
+    }
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", dilation=1,
+                 activation=None, alpha=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 name=None):
+        self.filters = filters
+        self.kernel_size = kernel_size
+        self.strides = strides
+        self.padding = padding
+        self.dilation = dilation
+        self.activation = activation
+        self.alpha = alpha
+        self.use_bias = use_bias
+        self.kernel_initializer = kernel_initializer
+        self.bias_initializer = bias_initializer
+        self.name = name
+
+    def _build(self, input_shape, dtype, name):
+        return ConvLayer(self, input_shape, dtype, name)
+
+
+class Conv2D(_ConvSpec):
+    """2-D convolution over images of shape (channels, height, width).
+
+    Parameters
+    ----------
+    filters : int
+        Output channels.
+    kernel_size : int or (int, int)
+    strides : int or (int, int), default=1
+    padding : 'valid', 'same', int or per-axis ints / (before, after) pairs, default='valid'
+        'same' keeps ``ceil(size / stride)`` outputs (the odd padding after).
+    dilation : int or (int, int), default=1
+    activation : str or None, default=None
+        Any name :class:`~skdl.layers.Dense` takes.
+    alpha : float or None, default=None
+    use_bias : bool, default=True
+    kernel_initializer : str, default='glorot_uniform'
+    bias_initializer : str, default='zeros'
+    name : str or None, default=None
+
+    Notes
+    -----
+    Samples of shape (height, width) have one channel. Output per sample:
+    (filters, out_height, out_width). Parameters: ``kernel`` of shape
+    ``(filters, in_channels, kh, kw)`` (PyTorch's layout) and ``bias`` of shape
+    ``(filters,)``. Like every deep-learning library, this computes a
+    cross-correlation.
+    """
+
+    rank = 2
+
+
+class Conv1D(_ConvSpec):
+    """1-D convolution over signals of shape (channels, length).
+
+    Parameters are those of :class:`Conv2D` with one int per option.
+
+    Notes
+    -----
+    Samples of shape (length,) have one channel. Output per sample:
+    (filters, out_length). Parameters: ``kernel`` of shape
+    ``(filters, in_channels, k)`` and ``bias`` of shape ``(filters,)``.
+    """
+
+    rank = 1
+
+
+class ConvLayer(_ActivationMixin, Layer):
+    """Runtime state of :class:`Conv1D` and :class:`Conv2D`."""
+
+    def __init__(self, spec, input_shape, dtype, name):
+        rank = spec.rank
+        C, H, W = as_planes(input_shape, rank, f"{type(spec).__name__} {name!r}")
+        kernel = spatial_tuple(spec.kernel_size, rank, "kernel_size")
+        strides = spatial_tuple(spec.strides, rank, "strides")
+        dilation = spatial_tuple(spec.dilation, rank, "dilation")
+        sizes = (H, W) if rank == 2 else (W,)
+        padding = resolve_padding(spec.padding, sizes, kernel, strides, dilation)
+        if rank == 1:  # a signal is an image of height 1
+            kernel, strides, dilation = (1,) + kernel, (1,) + strides, (1,) + dilation
+            padding = ((0, 0),) + padding
+        self.geometry = dict(strides=strides, padding=padding, dilation=dilation)
+        OH = _ops.window_output_size(H, kernel[0], strides[0], sum(padding[0]), dilation[0])
+        OW = _ops.window_output_size(W, kernel[1], strides[1], sum(padding[1]), dilation[1])
+        F = spec.filters
+        output_shape = (F, OH, OW) if rank == 2 else (F, OW)
+        super().__init__(name, input_shape, output_shape, dtype)
+        self.planes = (C, H, W)
+        self.kernel_hw = kernel
+        self.filters = F
+        self.activation = spec.activation
+        self.alpha = spec.alpha
+        self.initializers = {"kernel": spec.kernel_initializer,
+                             "bias": spec.bias_initializer}
+        self.param_shapes = {"kernel": (F, C) + (kernel if rank == 2 else kernel[1:])}
+        if spec.use_bias:
+            self.param_shapes["bias"] = (F,)
+        self._cache = None
+
+    def initialize(self, rng):
+        for key, shape in self.param_shapes.items():
+            self.params[key][...] = initialize(self.initializers[key], shape, rng,
+                                               self.dtype)
+
+    def _kernel(self, source):
+        return source["kernel"].reshape((self.filters, self.planes[0]) + self.kernel_hw)
+
+    def forward(self, X, training=False, rng=None):
+        X4 = X.reshape((X.shape[0],) + self.planes)
+        A = _ops.conv2d_forward(X4, self._kernel(self.params), self.params.get("bias"),
+                                activation=self.activation, alpha=self.alpha,
+                                **self.geometry)
+        self._cache = (X4, A) if training else None
+        return A.reshape((X.shape[0],) + self.output_shape)
+
+    def backward(self, dY, context, need_input_grad=True):
+        X4, A = self._cache
+        n = X4.shape[0]
+        # The activation acts on each channel's plane (softmax included).
+        dZ = self._activation_grad(A.reshape(n * self.filters, -1),
+                                   dY.reshape(n * self.filters, -1)).reshape(A.shape)
+        _ops.conv2d_backward_params(
+            X4, dZ, context.row_weights(n), context.scale, context.accumulate_dtype,
+            kernel_hw=self.kernel_hw, dK=self._kernel(self.grads),
+            db=self.grads.get("bias"), **self.geometry)
+        if not need_input_grad:
+            return None
+        dX = _ops.conv2d_backward_input(dZ, self._kernel(self.params), self.planes[1:],
+                                        **self.geometry)
+        return dX.reshape((n,) + self.input_shape)
+
+    def clear(self):
+        self._cache = None

@@ -1,0 +1,180 @@
+"""Pooling layers: max and average, windowed and global, 1-D and 2-D."""
+from numbers import Integral
+
+from sklearn.utils._param_validation import Interval, StrOptions
+
+from .. import _ops
+from ._base import Layer, LayerSpec
+from .conv import as_planes, resolve_padding, spatial_tuple
+
+
+class _PoolSpec(LayerSpec):
+    rank = 2
+    kind = "max"
+
+    _parameter_constraints = {
+        "pool_size": [Interval(Integral, 1, None, closed="left"), tuple, list],
+        "strides": [Interval(Integral, 1, None, closed="left"), tuple, list, None],
+        "padding": [StrOptions({"valid", "same"}), Integral, tuple, list],
+        "name": [str, None],
+    }
+
+    def __init__(self, pool_size=2, strides=None, padding="valid", name=None):
+        self.pool_size = pool_size
+        self.strides = strides
+        self.padding = padding
+        self.name = name
+
+    def _build(self, input_shape, dtype, name):
+        rank = self.rank
+        C, H, W = as_planes(input_shape, rank, f"{type(self).__name__} {name!r}")
+        pool = spatial_tuple(self.pool_size, rank, "pool_size")
+        strides = pool if self.strides is None else spatial_tuple(self.strides, rank,
+                                                                  "strides")
+        sizes = (H, W) if rank == 2 else (W,)
+        padding = resolve_padding(self.padding, sizes, pool, strides, (1,) * rank)
+        if rank == 1:
+            pool, strides, padding = (1,) + pool, (1,) + strides, ((0, 0),) + padding
+        return PoolLayer(name, input_shape, (C, H, W), self.kind, pool, strides, padding,
+                         dtype, keep_rank=True)
+
+
+class MaxPool2D(_PoolSpec):
+    """Maximum over windows of each channel of (channels, height, width) samples.
+
+    Parameters
+    ----------
+    pool_size : int or (int, int), default=2
+    strides : int or (int, int) or None, default=None
+        None is ``pool_size``; smaller strides make windows overlap.
+    padding : 'valid', 'same', int or per-axis ints / pairs, default='valid'
+        Padding never wins the maximum; it must be smaller than the pool.
+    name : str or None, default=None
+
+    Notes
+    -----
+    Samples of shape (height, width) are pooled as one channel and keep that
+    shape. No parameters.
+    """
+
+    rank, kind = 2, "max"
+
+
+class AvgPool2D(_PoolSpec):
+    """Mean over windows of each channel; padding is not counted in the mean.
+
+    Parameters are those of :class:`MaxPool2D`.
+    """
+
+    rank, kind = 2, "avg"
+
+
+class MaxPool1D(_PoolSpec):
+    """Maximum over windows of each channel of (channels, length) signals.
+
+    Parameters are those of :class:`MaxPool2D` with one int per option.
+    """
+
+    rank, kind = 1, "max"
+
+
+class AvgPool1D(_PoolSpec):
+    """Mean over windows of each channel of (channels, length) signals.
+
+    Parameters are those of :class:`MaxPool2D` with one int per option.
+    """
+
+    rank, kind = 1, "avg"
+
+
+class _GlobalPoolSpec(LayerSpec):
+    rank = 2
+    kind = "max"
+
+    _parameter_constraints = {"name": [str, None]}
+
+    def __init__(self, name=None):
+        self.name = name
+
+    def _build(self, input_shape, dtype, name):
+        C, H, W = as_planes(input_shape, self.rank, f"{type(self).__name__} {name!r}")
+        return PoolLayer(name, input_shape, (C, H, W), self.kind, (H, W), (1, 1),
+                         ((0, 0), (0, 0)), dtype, keep_rank=False)
+
+
+class GlobalMaxPool2D(_GlobalPoolSpec):
+    """Maximum of each channel over the whole image: (C, H, W) -> (C,)."""
+
+    rank, kind = 2, "max"
+
+
+class GlobalAvgPool2D(_GlobalPoolSpec):
+    """Mean of each channel over the whole image: (C, H, W) -> (C,)."""
+
+    rank, kind = 2, "avg"
+
+
+class GlobalMaxPool1D(_GlobalPoolSpec):
+    """Maximum of each channel over the whole signal: (C, L) -> (C,)."""
+
+    rank, kind = 1, "max"
+
+
+class GlobalAvgPool1D(_GlobalPoolSpec):
+    """Mean of each channel over the whole signal: (C, L) -> (C,)."""
+
+    rank, kind = 1, "avg"
+
+
+class PoolLayer(Layer):
+    """Runtime state of every pooling layer: a 2-D pool on (C, H, W) planes."""
+
+    def __init__(self, name, input_shape, planes, kind, pool, strides, padding, dtype,
+                 keep_rank):
+        C, H, W = planes
+        OH = _ops.window_output_size(H, pool[0], strides[0], sum(padding[0]), what="pool")
+        OW = _ops.window_output_size(W, pool[1], strides[1], sum(padding[1]), what="pool")
+        if not keep_rank:
+            output_shape = (C,)
+        elif len(input_shape) == 3:
+            output_shape = (C, OH, OW)
+        elif len(input_shape) == 2 and H != 1:  # an image without a channel axis
+            output_shape = (OH, OW)
+        else:  # a signal: (C, L) or (L,)
+            output_shape = (C, OW) if len(input_shape) == 2 else (OW,)
+        super().__init__(name, input_shape, output_shape, dtype)
+        self.planes = planes
+        self.kind = kind
+        self.geometry = dict(pool_size=pool, strides=strides, padding=padding)
+        self._cache = None
+
+    def forward(self, X, training=False, rng=None):
+        X4 = X.reshape((X.shape[0],) + self.planes)
+        if self.kind == "max":
+            Y, argmax = _ops.maxpool2d_forward(X4, **self.geometry)
+        else:
+            Y, argmax = _ops.avgpool2d_forward(X4, **self.geometry), None
+        self._cache = argmax if training else None
+        return Y.reshape((X.shape[0],) + self.output_shape)
+
+    def backward(self, dY, context, need_input_grad=True):
+        if not need_input_grad:
+            return None
+        n = dY.shape[0]
+        out_planes = (self.planes[0],) + self._out_hw()
+        dY4 = dY.reshape((n,) + out_planes)
+        if self.kind == "max":
+            dX = _ops.maxpool2d_backward(dY4, self._cache, self.planes[1:])
+        else:
+            dX = _ops.avgpool2d_backward(dY4, self.planes[1:], **self.geometry)
+        return dX.reshape((n,) + self.input_shape)
+
+    def _out_hw(self):
+        g = self.geometry
+        return tuple(
+            _ops.window_output_size(size, k, s, sum(p), what="pool")
+            for size, k, s, p in zip(self.planes[1:], g["pool_size"], g["strides"],
+                                     g["padding"]))
+
+    def clear(self):
+        self._cache = None
