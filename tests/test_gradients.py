@@ -7,47 +7,14 @@ from skdl import Activation, Dense, Dropout, Flatten, Reshape, _ops
 from skdl._network import Network, build_layers
 from skdl.layers._base import GradientContext
 
-EPS = 1e-6
+from _fd import check_layer, numeric_grad
+
 ACTIVATIONS = sorted(_ops.ACTIVATIONS)
 
 
 def _away_from_kinks(X, margin=0.1):
     """Move values off 0, where relu-like derivatives jump."""
     return np.where(np.abs(X) < margin, np.sign(X + 1e-12) * margin, X)
-
-
-def _numeric_grad(f, x):
-    """Central differences of the scalar f() with respect to x, in place."""
-    grad = np.empty_like(x)
-    flat, g = x.reshape(-1), grad.reshape(-1)
-    for i in range(flat.size):
-        old = flat[i]
-        flat[i] = old + EPS
-        up = f()
-        flat[i] = old - EPS
-        down = f()
-        flat[i] = old
-        g[i] = (up - down) / (2 * EPS)
-    return grad
-
-
-def _check_layer(spec, X, seed=0, kink_free_params=False):
-    """dL/dX and dL/dparams of L = sum(R * layer(X)) against finite differences."""
-    net = Network(build_layers([spec], X.shape[1:], np.float64), np.float64)
-    net.initialize(np.random.RandomState(seed))
-    layer = net.layers[0]
-    R = np.random.RandomState(seed + 1).randn(*((X.shape[0],) + layer.output_shape))
-
-    def loss():
-        return float(np.sum(R * layer.forward(X)))
-
-    layer.forward(X, training=True)
-    dX = layer.backward(R, GradientContext(None, 1.0, np.float64), need_input_grad=True)
-    assert_allclose(dX, _numeric_grad(loss, X), rtol=1e-5, atol=1e-7)
-    for key, value in layer.params.items():
-        assert_allclose(layer.grads[key], _numeric_grad(loss, value), rtol=1e-5, atol=1e-7,
-                        err_msg=f"gradient of {key}")
-    return layer
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
@@ -62,34 +29,34 @@ def test_dense(activation):
         Z = net.forward(X)
         X = X[np.all(np.abs(Z) > 0.05, axis=1)]
         assert len(X) >= 2
-    _check_layer(spec, X)
+    check_layer(spec, X)
 
 
 def test_dense_without_bias_and_on_sequences():
     rng = np.random.RandomState(1)
-    layer = _check_layer(Dense(3, activation="tanh", use_bias=False), rng.randn(4, 5))
+    layer = check_layer(Dense(3, activation="tanh", use_bias=False), rng.randn(4, 5))
     assert list(layer.params) == ["kernel"]
     # (n, steps, features): Dense acts on the last axis, weights shared by steps.
-    layer = _check_layer(Dense(2, activation="sigmoid"), rng.randn(3, 4, 5))
+    layer = check_layer(Dense(2, activation="sigmoid"), rng.randn(3, 4, 5))
     assert layer.output_shape == (4, 2)
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_activation_layer(activation):
     X = _away_from_kinks(np.random.RandomState(2).randn(4, 6))
-    _check_layer(Activation(activation), X)
+    check_layer(Activation(activation), X)
 
 
 def test_activation_alpha():
     X = _away_from_kinks(np.random.RandomState(3).randn(4, 6))
-    _check_layer(Activation("leaky_relu", alpha=0.3), X)
-    _check_layer(Activation("elu", alpha=2.0), X)
+    check_layer(Activation("leaky_relu", alpha=0.3), X)
+    check_layer(Activation("elu", alpha=2.0), X)
 
 
 def test_shape_layers():
     X = np.random.RandomState(4).randn(3, 2, 6)
-    _check_layer(Flatten(), X)
-    _check_layer(Reshape((3, -1)), X)
+    check_layer(Flatten(), X)
+    check_layer(Reshape((3, -1)), X)
 
 
 def test_dropout():
@@ -123,14 +90,14 @@ def test_network_with_sample_weights(weighted):
 
     net.forward(X, training=True)
     net.backward(R, w, scale, np.float64)
-    assert_allclose(net.grads, _numeric_grad(loss, net.params), rtol=1e-5, atol=1e-7)
+    assert_allclose(net.grads, numeric_grad(loss, net.params), rtol=1e-5, atol=1e-7)
 
 
 def _check_loss(fn, Z, Y):
     loss, grad = fn(Z, Y)
     for i in range(Z.shape[0]):
         row = Z[i:i + 1].copy()
-        numeric = _numeric_grad(lambda: float(fn(row, Y[i:i + 1])[0][0]), row)
+        numeric = numeric_grad(lambda: float(fn(row, Y[i:i + 1])[0][0]), row)
         assert_allclose(grad[i:i + 1], numeric, rtol=1e-5, atol=1e-8)
     return loss
 

@@ -47,8 +47,9 @@ class LayerSpec(BaseEstimator, metaclass=ABCMeta):
 
     @property
     def base_name(self):
-        """Name prefix for generated layer names, e.g. ``dense`` for Dense."""
-        return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", type(self).__name__).lower()
+        """Name prefix for generated layer names: ``dense`` for Dense, ``conv2d``
+        for Conv2D, ``max_pool2d`` for MaxPool2D."""
+        return re.sub(r"(?<=[a-z])(?=[A-Z])", "_", type(self).__name__).lower()
 
 
 class GradientContext:

@@ -1,0 +1,52 @@
+"""Shared finite-difference helpers for the gradient tests."""
+import numpy as np
+from numpy.testing import assert_allclose
+
+from skdl._network import Network, build_layers
+from skdl.layers._base import GradientContext
+
+EPS = 1e-6
+
+
+def numeric_grad(f, x):
+    """Central differences of the scalar f() with respect to x (changed in place)."""
+    grad = np.empty_like(x)
+    flat, g = x.reshape(-1), grad.reshape(-1)
+    for i in range(flat.size):
+        old = flat[i]
+        flat[i] = old + EPS
+        up = f()
+        flat[i] = old - EPS
+        down = f()
+        flat[i] = old
+        g[i] = (up - down) / (2 * EPS)
+    return grad
+
+
+def check_layer(spec, X, seed=0, sample_weight=None):
+    """Check dL/dX and dL/dparams of L = sum_i w_i sum(R_i * layer(X)_i).
+
+    Builds the layer in float64 inside a Network (so its parameters are bound),
+    compares backward's input and parameter gradients with central
+    differences, and returns the runtime layer.
+    """
+    net = Network(build_layers([spec], X.shape[1:], np.float64), np.float64)
+    net.initialize(np.random.RandomState(seed))
+    layer = net.layers[0]
+    R = np.random.RandomState(seed + 1).randn(*((X.shape[0],) + layer.output_shape))
+    w = np.ones(X.shape[0]) if sample_weight is None else sample_weight
+
+    def loss():
+        out = layer.forward(X)
+        return float(np.sum(w * np.sum((R * out).reshape(len(X), -1), axis=1)))
+
+    layer.forward(X, training=True)
+    dX = layer.backward(R, GradientContext(sample_weight, 1.0, np.float64),
+                        need_input_grad=True)
+    assert_allclose(dX * (w.reshape((-1,) + (1,) * (X.ndim - 1))),
+                    numeric_grad(loss, X), rtol=1e-5, atol=1e-7,
+                    err_msg="input gradient")
+    for key, value in layer.params.items():
+        assert_allclose(layer.grads[key], numeric_grad(loss, value), rtol=1e-5,
+                        atol=1e-7, err_msg=f"gradient of {key}")
+    return layer

@@ -1,0 +1,152 @@
+"""Pooling: ops against numpy twins, gradients, geometry, layers."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numpy.testing import assert_allclose, assert_array_equal
+from threadpoolctl import threadpool_limits
+
+from _fd import check_layer
+from skdl import (
+    AvgPool1D,
+    AvgPool2D,
+    GlobalAvgPool1D,
+    GlobalAvgPool2D,
+    GlobalMaxPool1D,
+    GlobalMaxPool2D,
+    MaxPool1D,
+    MaxPool2D,
+    _ops,
+    _reference,
+)
+from skdl._network import build_layers
+
+GEOMETRIES = [
+    dict(pool_size=2),
+    dict(pool_size=3, strides=1),  # overlapping windows, as pydnn allowed
+    dict(pool_size=(2, 3), strides=(1, 2), padding=((1, 0), (1, 1))),
+    dict(pool_size=(3, 2), strides=(2, 1), padding=((1, 1), (0, 1))),
+]
+
+
+def _distinct(rng, shape, dtype=np.float64):
+    """Values with no ties, so the maximum of every window is unique."""
+    return (rng.permutation(int(np.prod(shape))).reshape(shape) * 0.1 - 3).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("geometry", GEOMETRIES)
+def test_pool_ops_match_reference(dtype, geometry):
+    rng = np.random.RandomState(0)
+    X = _distinct(rng, (3, 2, 7, 6), dtype)
+    Y, argmax = _ops.maxpool2d_forward(X, **geometry)
+    Y_ref, argmax_ref = _reference.maxpool2d_forward(X, **geometry)
+    assert_array_equal(Y, Y_ref)
+    assert_array_equal(argmax, argmax_ref)
+    dY = rng.randn(*Y.shape).astype(dtype)
+    tol = dict(rtol=1e-6, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-13)
+    assert_allclose(_ops.maxpool2d_backward(dY, argmax, (7, 6)),
+                    _reference.maxpool2d_backward(dY, argmax_ref, (7, 6)), **tol)
+    assert_allclose(_ops.avgpool2d_forward(X, **geometry),
+                    _reference.avgpool2d_forward(X, **geometry), **tol)
+    assert_allclose(_ops.avgpool2d_backward(dY, (7, 6), **geometry),
+                    _reference.avgpool2d_backward(dY, (7, 6), **geometry), **tol)
+
+
+def test_padding_never_wins_and_is_not_averaged():
+    X = -np.ones((1, 1, 2, 2))
+    Y, argmax = _ops.maxpool2d_forward(X, 2, 1, padding=((1, 1), (1, 1)))
+    assert_array_equal(Y, -np.ones((1, 1, 3, 3)))  # not the padding's 0
+    assert_array_equal(_ops.avgpool2d_forward(X, 2, 1, padding=((1, 1), (1, 1))),
+                       -np.ones((1, 1, 3, 3)))
+
+
+def test_one_and_two_threads_agree():
+    rng = np.random.RandomState(1)
+    X = rng.randn(16, 8, 12, 12).astype(np.float32)
+    out = []
+    for threads in (1, 2):
+        with threadpool_limits(threads):
+            Y, argmax = _ops.maxpool2d_forward(X, 3, 1)
+            dY = np.ones_like(Y)
+            out.append([Y, argmax, _ops.maxpool2d_backward(dY, argmax, (12, 12)),
+                        _ops.avgpool2d_backward(dY, (12, 12), 3, 1)])
+    for a, b in zip(*out):
+        assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda X: _ops.maxpool2d_forward(X, 4), r"pool spans 4 positions .* only 3"),
+    (lambda X: _ops.avgpool2d_forward(X, 2, 0), "strides must be positive ints"),
+    (lambda X: _ops.maxpool2d_forward(X, 2, padding=((2, 0), (0, 0))),
+     "must be smaller than the pool size"),
+    (lambda X: _ops.maxpool2d_forward(X, 2, padding=((0, 0), (-1, 0))), "non-negative"),
+    (lambda X: _ops.maxpool2d_backward(np.ones((1, 1, 1, 1)),
+                                       np.full((1, 1, 1, 1), 99, np.int32), (3, 3)),
+     "positions outside an input plane"),
+    (lambda X: _ops.avgpool2d_backward(np.ones((1, 1, 2, 2)), (3, 3), 2), "spatial shape"),
+])
+def test_bad_geometry(call, message):
+    with pytest.raises(ValueError, match=message):
+        call(np.ones((1, 1, 3, 3)))
+
+
+@settings(max_examples=30, deadline=None)
+@given(H=st.integers(1, 8), W=st.integers(1, 8), kh=st.integers(1, 4), kw=st.integers(1, 4),
+       sh=st.integers(1, 3), sw=st.integers(1, 3), seed=st.integers(0, 2**16))
+def test_pool_shapes_fuzzed(H, W, kh, kw, sh, sw, seed):
+    X = _distinct(np.random.RandomState(seed), (2, 2, H, W))
+    geometry = dict(pool_size=(kh, kw), strides=(sh, sw))
+    if kh > H or kw > W:
+        with pytest.raises(ValueError, match="pool spans"):
+            _ops.maxpool2d_forward(X, **geometry)
+        return
+    Y, argmax = _ops.maxpool2d_forward(X, **geometry)
+    assert_array_equal(argmax, _reference.maxpool2d_forward(X, **geometry)[1])
+    assert_allclose(_ops.avgpool2d_forward(X, **geometry),
+                    _reference.avgpool2d_forward(X, **geometry), rtol=1e-13)
+
+
+@pytest.mark.parametrize("spec, input_shape", [
+    (MaxPool2D(2), (2, 4, 6)),
+    (MaxPool2D(3, strides=1), (2, 5, 5)),
+    (MaxPool2D((2, 3), strides=(1, 2), padding="same"), (2, 5, 7)),
+    (MaxPool2D(3), (3, 3, 3)),  # pool equal to the input
+    (AvgPool2D(2), (2, 4, 6)),
+    (AvgPool2D(3, strides=2, padding=1), (1, 6, 5)),
+    (AvgPool2D(2), (4, 6)),  # no channel axis
+    (MaxPool1D(2), (3, 8)),
+    (MaxPool1D(3, strides=1, padding="same"), (2, 7)),
+    (AvgPool1D(4, strides=2), (9,)),
+    (GlobalMaxPool2D(), (3, 4, 5)),
+    (GlobalAvgPool2D(), (3, 4, 5)),
+    (GlobalMaxPool1D(), (3, 7)),
+    (GlobalAvgPool1D(), (3, 7)),
+])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_pool_layer_gradients(spec, input_shape, batch):
+    X = _distinct(np.random.RandomState(batch), (batch,) + input_shape)
+    check_layer(spec, X)
+
+
+@pytest.mark.parametrize("spec, input_shape, output_shape", [
+    (MaxPool2D(2), (3, 8, 9), (3, 4, 4)),
+    (MaxPool2D(2, padding="same"), (3, 8, 9), (3, 4, 5)),
+    (AvgPool2D(3, strides=1), (8, 9), (6, 7)),
+    (MaxPool1D(2), (4, 9), (4, 4)),
+    (MaxPool1D(2), (9,), (4,)),
+    (GlobalAvgPool2D(), (5, 3, 3), (5,)),
+    (GlobalMaxPool1D(), (6, 10), (6,)),
+])
+def test_output_shapes(spec, input_shape, output_shape):
+    layer = build_layers([spec], input_shape, np.float32)[0]
+    assert layer.output_shape == output_shape
+    assert layer.param_shapes == {}
+
+
+def test_global_pools_are_channel_means_and_maxima():
+    X = np.random.RandomState(2).randn(4, 3, 5, 6)
+    avg = build_layers([GlobalAvgPool2D()], (3, 5, 6), np.float64)[0]
+    mx = build_layers([GlobalMaxPool2D()], (3, 5, 6), np.float64)[0]
+    assert_allclose(avg.forward(X), X.mean(axis=(2, 3)))
+    assert_allclose(mx.forward(X), X.max(axis=(2, 3)))
