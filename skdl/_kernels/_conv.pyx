@@ -12,7 +12,7 @@ same for any number of threads.
 """
 from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
 from ._activations cimport LINEAR, forward_row
 from ._blas cimport gemm
@@ -22,54 +22,82 @@ cdef int CHUNK = 8
 CHUNK_ = CHUNK
 
 
+cdef inline void _valid_range(int out_size, int in_size, int stride, int offset,
+                              int* lo, int* hi) noexcept nogil:
+    """Outputs o in [lo, hi) read inside the input: 0 <= o*stride + offset < in_size."""
+    cdef int first = 0, last
+    if offset < 0:
+        first = (-offset + stride - 1) // stride
+    last = (in_size - 1 - offset) // stride + 1 if in_size - 1 - offset >= 0 else 0
+    lo[0] = min(first, out_size)
+    hi[0] = max(lo[0], min(last, out_size))
+
+
 cdef void _im2col(const floating* x, int C, int H, int W, int kh, int kw,
                   int sh, int sw, int ph, int pw, int dh, int dw, int OH, int OW,
                   floating* cols) noexcept nogil:
     """cols[(c, i, j), (oh, ow)] = x[c, oh*sh - ph + i*dh, ow*sw - pw + j*dw] or 0."""
-    cdef int c, i, j, oh, ow, ih, iw
+    cdef int c, i, j, oh, ow, ih, lo, hi, oh_lo, oh_hi, offset
     cdef Py_ssize_t P = <Py_ssize_t> OH * OW
     cdef floating* row
+    cdef floating* out
+    cdef const floating* src
     cdef const floating* plane
     for c in range(C):
         plane = x + <Py_ssize_t> c * H * W
         for i in range(kh):
+            _valid_range(OH, H, sh, i * dh - ph, &oh_lo, &oh_hi)
             for j in range(kw):
                 row = cols + ((<Py_ssize_t> c * kh + i) * kw + j) * P
-                for oh in range(OH):
+                offset = j * dw - pw
+                _valid_range(OW, W, sw, offset, &lo, &hi)
+                memset(row, 0, <Py_ssize_t> oh_lo * OW * sizeof(floating))
+                memset(row + <Py_ssize_t> oh_hi * OW, 0,
+                       <Py_ssize_t> (OH - oh_hi) * OW * sizeof(floating))
+                for oh in range(oh_lo, oh_hi):
                     ih = oh * sh - ph + i * dh
-                    if ih < 0 or ih >= H:
-                        memset(row + <Py_ssize_t> oh * OW, 0, OW * sizeof(floating))
-                        continue
-                    for ow in range(OW):
-                        iw = ow * sw - pw + j * dw
-                        if 0 <= iw < W:
-                            row[<Py_ssize_t> oh * OW + ow] = plane[<Py_ssize_t> ih * W + iw]
-                        else:
-                            row[<Py_ssize_t> oh * OW + ow] = 0
+                    out = row + <Py_ssize_t> oh * OW
+                    src = plane + <Py_ssize_t> ih * W + offset
+                    for ow in range(lo):
+                        out[ow] = 0
+                    if sw == 1:
+                        memcpy(out + lo, src + lo, (hi - lo) * sizeof(floating))
+                    else:
+                        for ow in range(lo, hi):
+                            out[ow] = src[<Py_ssize_t> ow * sw]
+                    for ow in range(hi, OW):
+                        out[ow] = 0
 
 
 cdef void _col2im(const floating* cols, int C, int H, int W, int kh, int kw,
                   int sh, int sw, int ph, int pw, int dh, int dw, int OH, int OW,
                   floating* x) noexcept nogil:
     """x = 0, then x[c, ih, iw] += cols[(c, i, j), (oh, ow)]: the adjoint of _im2col."""
-    cdef int c, i, j, oh, ow, ih, iw
+    cdef int c, i, j, oh, ow, ih, lo, hi, oh_lo, oh_hi, offset
     cdef Py_ssize_t P = <Py_ssize_t> OH * OW
     cdef const floating* row
+    cdef const floating* src
+    cdef floating* dst
     cdef floating* plane
     memset(x, 0, <Py_ssize_t> C * H * W * sizeof(floating))
     for c in range(C):
         plane = x + <Py_ssize_t> c * H * W
         for i in range(kh):
+            _valid_range(OH, H, sh, i * dh - ph, &oh_lo, &oh_hi)
             for j in range(kw):
                 row = cols + ((<Py_ssize_t> c * kh + i) * kw + j) * P
-                for oh in range(OH):
+                offset = j * dw - pw
+                _valid_range(OW, W, sw, offset, &lo, &hi)
+                for oh in range(oh_lo, oh_hi):
                     ih = oh * sh - ph + i * dh
-                    if ih < 0 or ih >= H:
-                        continue
-                    for ow in range(OW):
-                        iw = ow * sw - pw + j * dw
-                        if 0 <= iw < W:
-                            plane[<Py_ssize_t> ih * W + iw] += row[<Py_ssize_t> oh * OW + ow]
+                    src = row + <Py_ssize_t> oh * OW
+                    dst = plane + <Py_ssize_t> ih * W + offset
+                    if sw == 1:
+                        for ow in range(lo, hi):
+                            dst[ow] += src[ow]
+                    else:
+                        for ow in range(lo, hi):
+                            dst[<Py_ssize_t> ow * sw] += src[ow]
 
 
 def conv2d_forward(const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] K,

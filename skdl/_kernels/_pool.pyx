@@ -12,6 +12,32 @@ from cython.parallel cimport prange
 from libc.string cimport memset
 
 
+cdef void _max_plane(const floating* x, int H, int W, floating* y, int* arg,
+                     int OH, int OW, int kh, int kw, int sh, int sw,
+                     int ph, int pw) noexcept nogil:
+    cdef int oh, ow, ih, iw, h0, h1, w0, w1, best, pos
+    cdef floating best_value, value
+    cdef const floating* row
+    for oh in range(OH):
+        h0 = max(oh * sh - ph, 0)
+        h1 = min(oh * sh - ph + kh, H)
+        for ow in range(OW):
+            w0 = max(ow * sw - pw, 0)
+            w1 = min(ow * sw - pw + kw, W)
+            best = h0 * W + w0
+            best_value = x[best]
+            for ih in range(h0, h1):
+                row = x + <Py_ssize_t> ih * W
+                for iw in range(w0, w1):
+                    value = row[iw]
+                    pos = ih * W + iw
+                    # Written as selects, not branches: random data mispredicts.
+                    best = pos if value > best_value else best
+                    best_value = value if value > best_value else best_value
+            y[<Py_ssize_t> oh * OW + ow] = best_value
+            arg[<Py_ssize_t> oh * OW + ow] = best
+
+
 def maxpool2d_forward(const floating[:, :, :, ::1] X, floating[:, :, :, ::1] Y,
                       int[:, :, :, ::1] argmax, int kh, int kw, int sh, int sw,
                       int ph, int pw, int n_threads):
@@ -27,26 +53,16 @@ def maxpool2d_forward(const floating[:, :, :, ::1] X, floating[:, :, :, ::1] Y,
     """
     cdef int n = X.shape[0], C = X.shape[1], H = X.shape[2], W = X.shape[3]
     cdef int OH = Y.shape[2], OW = Y.shape[3]
-    cdef int plane, i, c, oh, ow, ih, iw, h0, w0, best
-    cdef floating value, best_value
+    cdef int plane
+    cdef Py_ssize_t in_size = <Py_ssize_t> H * W, out_size = <Py_ssize_t> OH * OW
+    if n * C == 0:
+        return
     with nogil:
         for plane in prange(n * C, schedule='static', num_threads=n_threads):
-            i = plane // C
-            c = plane % C
-            for oh in range(OH):
-                h0 = oh * sh - ph
-                for ow in range(OW):
-                    w0 = ow * sw - pw
-                    best = -1
-                    best_value = 0
-                    for ih in range(max(h0, 0), min(h0 + kh, H)):
-                        for iw in range(max(w0, 0), min(w0 + kw, W)):
-                            value = X[i, c, ih, iw]
-                            if best < 0 or value > best_value:
-                                best = ih * W + iw
-                                best_value = value
-                    Y[i, c, oh, ow] = best_value
-                    argmax[i, c, oh, ow] = best
+            _max_plane(&X[0, 0, 0, 0] + plane * in_size, H, W,
+                       &Y[0, 0, 0, 0] + plane * out_size,
+                       &argmax[0, 0, 0, 0] + plane * out_size,
+                       OH, OW, kh, kw, sh, sw, ph, pw)
 
 
 def maxpool2d_backward(const floating[:, :, :, ::1] dY, const int[:, :, :, ::1] argmax,
