@@ -32,7 +32,7 @@ from .layers.core import resolve_shape
 
 # Rows per forward pass at prediction time: bounds memory whatever n_samples.
 PREDICT_CHUNK_ROWS = 4096
-# batch_size='auto': min(AUTO_BATCH_SIZE, n_samples), two full 128-row panels.
+# batch_size='auto': min(AUTO_BATCH_SIZE, n_samples).
 AUTO_BATCH_SIZE = 256
 
 
@@ -126,7 +126,7 @@ class BaseNN(BaseEstimator, metaclass=ABCMeta):
         head = ([Flatten(name="output_flatten")] if len(shape) > 1 else [])
         head.append(Dense(n_outputs, name="output"))
         layers = hidden + build_layers(head, shape, dtype, taken_names=taken)
-        network = Network(layers, dtype, self._panel_rows())
+        network = Network(layers, dtype)
         network.initialize(self._random_state)
         return network
 
@@ -196,13 +196,6 @@ class BaseNN(BaseEstimator, metaclass=ABCMeta):
         with _ops.blas_single_threaded():
             self._run_epochs(Xn, Y, sample_weight, accumulate, incremental)
         return self
-
-    def _panel_rows(self):
-        # A function of the hyper-parameters only, never of the data, so two
-        # models with the same parameters compute rows identically.
-        if self.batch_size == "auto":
-            return _ops.DEFAULT_PANEL_ROWS
-        return _ops.panel_rows_for(self.batch_size)
 
     def _batch_size(self, n_samples):
         if self.batch_size == "auto":
@@ -367,8 +360,7 @@ class NNClassifier(ClassifierMixin, BaseNN):
         ``optimizer__beta1`` etc.
     learning_rate : float, default=0.001
     batch_size : int or 'auto', default='auto'
-        'auto' is ``min(256, n_samples)``. The kernels work on panels of
-        ``min(128, batch_size rounded up to 16)`` rows.
+        'auto' is ``min(256, n_samples)``.
     max_iter : int, default=200
         Maximum number of epochs.
     tol : float, default=1e-4

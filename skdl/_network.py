@@ -57,18 +57,11 @@ class Network:
     layers : list of Layer
         Built layers, e.g. from :func:`build_layers`.
     dtype : numpy dtype
-    panel_rows : int
-        Rows per BLAS call in every layer's row-wise products. One value for
-        the network's whole life keeps each sample's output independent of
-        the batch it is computed in, during training and prediction alike.
     """
 
-    def __init__(self, layers, dtype, panel_rows=_ops.DEFAULT_PANEL_ROWS):
+    def __init__(self, layers, dtype):
         self.layers = list(layers)
         self.dtype = np.dtype(dtype)
-        self.panel_rows = int(panel_rows)
-        for layer in self.layers:
-            layer.panel_rows = self.panel_rows
         size = sum(int(np.prod(s)) for layer in self.layers
                    for s in layer.param_shapes.values())
         self.params = np.zeros(size, dtype=self.dtype)

@@ -33,7 +33,6 @@ __all__ = [
     "effective_n_threads",
     "maxpool2d_backward",
     "maxpool2d_forward",
-    "panel_rows_for",
     "regression_loss",
     "sgd_update",
     "sigmoid_cross_entropy",
@@ -58,8 +57,6 @@ ACTIVATIONS = {
 # Slope (leaky_relu) or scale (elu) used when none is given.
 DEFAULT_ACTIVATION_ALPHA = {"leaky_relu": 0.01, "elu": 1.0}
 REGRESSION_LOSSES = {"squared_error": 0, "absolute_error": 1, "huber": 2, "poisson": 3}
-# Rows per BLAS call in row-wise products, unless a network chooses otherwise.
-DEFAULT_PANEL_ROWS = 128
 FLOAT_DTYPES = (np.float32, np.float64)
 
 
@@ -133,29 +130,12 @@ def _weights(sample_weight, n):
     return w
 
 
-def panel_rows_for(batch_size):
-    """Panel size for a batch size: the batch rounded up to 16 rows, at most 128.
-
-    One BLAS call per panel of this many rows (a short last panel is padded),
-    so batches of the chosen size waste no work and larger panels amortize
-    BLAS's packing of the weights.
-    """
-    return int(min(DEFAULT_PANEL_ROWS, -(-int(batch_size) // 16) * 16))
-
-
-def _pad_buffers(panel_rows, k, p, dtype):
-    if not isinstance(panel_rows, (int, np.integer)) or panel_rows < 1:
-        raise ValueError(f"panel_rows must be a positive int, got {panel_rows!r}.")
-    return np.empty((panel_rows, k), dtype), np.empty((panel_rows, p), dtype)
-
-
-def dense_forward(X, W, b=None, activation=None, alpha=None,
-                  panel_rows=DEFAULT_PANEL_ROWS):
+def dense_forward(X, W, b=None, activation=None, alpha=None):
     """Affine map of each row and an activation: ``f(X @ W + b)``.
 
-    Rows are computed in panels of ``panel_rows`` rows, every BLAS call with
-    the same shape, so a sample's output does not depend on the rest of its
-    batch, its position in it, or the thread count.
+    Every output element is accumulated in the same order wherever its row
+    is, so a sample's output does not depend on the rest of its batch, its
+    position in it, or the thread count.
 
     Parameters
     ----------
@@ -166,7 +146,6 @@ def dense_forward(X, W, b=None, activation=None, alpha=None,
         One of :data:`ACTIVATIONS`; None is linear.
     alpha : float or None
         Parameter of ``leaky_relu`` / ``elu``.
-    panel_rows : int
 
     Returns
     -------
@@ -185,22 +164,18 @@ def dense_forward(X, W, b=None, activation=None, alpha=None,
             raise ValueError(f"b has shape {b.shape}, expected ({W.shape[1]},).")
     code = 0 if activation is None else _activation_code(activation)
     Y = np.empty((X.shape[0], W.shape[1]), dtype=X.dtype)
-    pad_a, pad_c = _pad_buffers(panel_rows, X.shape[1], W.shape[1], X.dtype)
-    with blas_single_threaded():
-        _dense.rowwise_gemm(X, W, Y, False, pad_a, pad_c, effective_n_threads(), b,
-                            code, _alpha(activation, alpha))
+    _dense.rowwise_gemm(X, W, Y, False, effective_n_threads(), b, code,
+                        _alpha(activation, alpha))
     return Y
 
 
-def dense_backward_input(dY, W, panel_rows=DEFAULT_PANEL_ROWS):
+def dense_backward_input(dY, W):
     """Gradient with respect to the input of ``X @ W + b``: ``dY @ W.T``.
 
     Parameters
     ----------
     dY : ndarray of shape (n, p)
     W : ndarray of shape (k, p)
-    panel_rows : int
-        Rows per BLAS call, as in :func:`dense_forward`.
 
     Returns
     -------
@@ -213,9 +188,7 @@ def dense_backward_input(dY, W, panel_rows=DEFAULT_PANEL_ROWS):
             f"dY has {dY.shape[1]} columns but W has shape {W.shape}."
         )
     dX = np.empty((dY.shape[0], W.shape[0]), dtype=dY.dtype)
-    pad_a, pad_c = _pad_buffers(panel_rows, W.shape[1], W.shape[0], dY.dtype)
-    with blas_single_threaded():
-        _dense.rowwise_gemm(dY, W, dX, True, pad_a, pad_c, effective_n_threads())
+    _dense.rowwise_gemm(dY, W, dX, True, effective_n_threads())
     return dX
 
 

@@ -9,12 +9,12 @@ import numpy as np
 from ._ops import DEFAULT_ACTIVATION_ALPHA
 
 
-def dense_forward(X, W, b=None, activation=None, alpha=None, panel_rows=128):
+def dense_forward(X, W, b=None, activation=None, alpha=None):
     Z = X @ W if b is None else X @ W + b
     return Z if activation is None else activation_forward(activation, Z, alpha)
 
 
-def dense_backward_input(dY, W, panel_rows=128):
+def dense_backward_input(dY, W):
     return dY @ W.T
 
 

@@ -96,7 +96,3 @@ def test_pickle_rebinds_views():
     assert loaded.grads.shape == net.grads.shape
 
 
-def test_panel_rows_reach_every_layer():
-    net = Network(build_layers([Dense(3), Dense(2)], (4,), np.float32), np.float32,
-                  panel_rows=32)
-    assert [layer.panel_rows for layer in net.layers] == [32, 32]

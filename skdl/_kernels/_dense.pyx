@@ -1,13 +1,12 @@
 """Matrix-product kernels for dense layers.
 
-Row-wise products run in panels of a fixed number of rows (``panel_rows``, a
-property of the network), one BLAS call per panel on one thread, the panels
-shared out by ``prange``. Every call has exactly the same shape (the last,
-short panel is zero-padded through a scratch buffer): BLAS picks its
-micro-kernels by shape (small-matrix paths, edge tiles), and those round
-differently. With one shape for every call, a sample's output never depends
-on which other samples share its batch, on its position in the batch, or on
-the thread count.
+Row-wise products (forward pass, input gradient) use skdl's own register-tile
+kernel (``_rowgemm.h``), not BLAS: every output element is accumulated in the
+same order whatever its row's position, so a sample's output never depends on
+which other samples share its batch, on its position in it, or on the thread
+count. (OpenBLAS's sgemm rounds a row differently by its position inside a
+tile on some CPUs.) The rows are cut into panels of ``panel_rows`` rows, shared
+out by ``prange``; bias and activation are applied to a panel while it is hot.
 
 Reductions over the batch (weight gradients) are cut into fixed blocks of
 output rows, one single-threaded BLAS call per block, so the result is the
@@ -15,11 +14,29 @@ same for any thread count.
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.string cimport memcpy, memset
+from libc.stdlib cimport free, malloc
 
 from ._activations cimport LINEAR, forward_row
 from ._blas cimport gemm
 
+
+cdef extern from "_rowgemm.h" nogil:
+    int SKDL_NR_FLOAT
+    int SKDL_NR_DOUBLE
+    size_t skdl_packed_size(int k, int n, int nr)
+    void skdl_pack_b_float(int k, int n, const float* b, Py_ssize_t s_k,
+                           Py_ssize_t s_n, float* packed)
+    void skdl_pack_b_double(int k, int n, const double* b, Py_ssize_t s_k,
+                            Py_ssize_t s_n, double* packed)
+    void skdl_rowgemm_float(int m, int n, int k, const float* a, int lda,
+                            const float* packed, float* c, int ldc)
+    void skdl_rowgemm_double(int m, int n, int k, const double* a, int lda,
+                             const double* packed, double* c, int ldc)
+
+
+# Most rows per panel of a row-wise product: a multiple of the kernel's row
+# tile (6) whose rows of A stay in L2 while the panel is computed.
+cdef int MAX_PANEL_ROWS = 120
 # Largest number of output rows per block of a weight-gradient product; the
 # rows are split into equal blocks, by a rule that depends on the shape only.
 cdef int REDUCE_BLOCK = 512
@@ -28,25 +45,19 @@ cdef enum:
     SUM_BLOCK = 64
 
 
-cdef void _panel_product(int start, int rows, int panel_rows, int k, int p,
-                         bint trans_b, const floating* a, const floating* b,
+cdef void _panel_product(int start, int rows, int k, int p,
+                         const floating* a, const floating* packed,
                          const floating* bias, int activation, double alpha,
-                         floating* c, floating* pad_a, floating* pad_c) noexcept nogil:
-    """C[start:start+rows] = f(A[start:start+rows] @ op(B) + bias)."""
-    cdef int ldb = p if not trans_b else k
+                         floating* c) noexcept nogil:
+    """C[start:start+rows] = f(A[start:start+rows] @ B + bias), B packed."""
     cdef int i, j
     cdef floating* row
-    if rows == panel_rows:
-        gemm(False, trans_b, panel_rows, p, k, <floating> 1.0,
-             a + <Py_ssize_t> start * k, k, b, ldb, <floating> 0.0,
-             c + <Py_ssize_t> start * p, p)
+    if floating is float:
+        skdl_rowgemm_float(rows, p, k, a + <Py_ssize_t> start * k, k, packed,
+                           c + <Py_ssize_t> start * p, p)
     else:
-        # Short last panel: pad with zero rows so BLAS sees the usual shape.
-        memcpy(pad_a, a + <Py_ssize_t> start * k, rows * k * sizeof(floating))
-        memset(pad_a + rows * k, 0, (panel_rows - rows) * k * sizeof(floating))
-        gemm(False, trans_b, panel_rows, p, k, <floating> 1.0, pad_a, k,
-             b, ldb, <floating> 0.0, pad_c, p)
-        memcpy(c + <Py_ssize_t> start * p, pad_c, rows * p * sizeof(floating))
+        skdl_rowgemm_double(rows, p, k, a + <Py_ssize_t> start * k, k, packed,
+                            c + <Py_ssize_t> start * p, p)
     for i in range(start, start + rows):
         row = c + <Py_ssize_t> i * p
         if bias != NULL:
@@ -57,11 +68,10 @@ cdef void _panel_product(int start, int rows, int panel_rows, int k, int p,
 
 
 def rowwise_gemm(const floating[:, ::1] A, const floating[:, ::1] B,
-                 floating[:, ::1] C, bint trans_b,
-                 floating[:, ::1] pad_a, floating[:, ::1] pad_c,
-                 int n_threads, const floating[::1] bias=None,
+                 floating[:, ::1] C, bint trans_b, int n_threads,
+                 const floating[::1] bias=None,
                  int activation=0, double alpha=0.0):
-    """C = f(A @ op(B) + bias), computed in row panels of one shape.
+    """C = f(A @ op(B) + bias), each row computed the same way wherever it is.
 
     Parameters
     ----------
@@ -69,8 +79,6 @@ def rowwise_gemm(const floating[:, ::1] A, const floating[:, ::1] B,
     B : (k, p) array, or (p, k) when ``trans_b``
     C : (n, p) output array
     trans_b : bool
-    pad_a, pad_c : (panel_rows, k) and (panel_rows, p) scratch arrays; their
-        row count is the panel size
     n_threads : int
     bias : (p,) array or None
     activation : int, activation kind (see _activations.pxd); 0 is linear
@@ -79,22 +87,43 @@ def rowwise_gemm(const floating[:, ::1] A, const floating[:, ::1] B,
     cdef int n = A.shape[0]
     cdef int k = A.shape[1]
     cdef int p = C.shape[1]
-    cdef int panel_rows = pad_a.shape[0]
-    cdef int n_panels = (n + panel_rows - 1) // panel_rows
-    cdef int i, start, rows
+    cdef int panel_rows, n_panels, i, start, rows
+    cdef Py_ssize_t s_k = p if not trans_b else 1
+    cdef Py_ssize_t s_n = 1 if not trans_b else k
+    cdef int nr = SKDL_NR_FLOAT if floating is float else SKDL_NR_DOUBLE
     cdef const floating* bias_ptr = NULL
+    cdef const floating* a_ptr = NULL
+    cdef const floating* b_ptr = NULL
+    cdef floating* packed
+    if n == 0 or p == 0:
+        return
+    if k > 0:  # with no columns there is no first element to point at
+        a_ptr = &A[0, 0]
+        b_ptr = &B[0, 0]
     if bias is not None:
         bias_ptr = &bias[0]
-    if n == 0:
-        return
-    with nogil:
-        for i in prange(n_panels, schedule='static', num_threads=n_threads):
-            start = i * panel_rows
-            rows = min(panel_rows, n - start)
-            # Only the last panel can be short, so one scratch pair suffices.
-            _panel_product(start, rows, panel_rows, k, p, trans_b, &A[0, 0],
-                           &B[0, 0], bias_ptr, activation, alpha, &C[0, 0],
-                           &pad_a[0, 0], &pad_c[0, 0])
+    # Enough panels for every thread; rows are computed the same way whatever
+    # the panel size, so it may depend on the thread count.
+    panel_rows = min(MAX_PANEL_ROWS, (n + n_threads - 1) // max(n_threads, 1))
+    panel_rows = max(6, (panel_rows + 5) // 6 * 6)
+    n_panels = (n + panel_rows - 1) // panel_rows
+    packed = <floating*> malloc(max(<size_t> 1, skdl_packed_size(k, p, nr))
+                                * sizeof(floating))
+    if packed == NULL:
+        raise MemoryError(f"cannot allocate the packed ({k}, {p}) weights")
+    try:
+        with nogil:
+            if floating is float:
+                skdl_pack_b_float(k, p, b_ptr, s_k, s_n, packed)
+            else:
+                skdl_pack_b_double(k, p, b_ptr, s_k, s_n, packed)
+            for i in prange(n_panels, schedule='static', num_threads=n_threads):
+                start = i * panel_rows
+                rows = min(panel_rows, n - start)
+                _panel_product(start, rows, k, p, a_ptr, packed, bias_ptr,
+                               activation, alpha, &C[0, 0])
+    finally:
+        free(packed)
 
 
 def gemm_tn_blocked(double alpha, const floating[:, ::1] A,

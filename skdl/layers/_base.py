@@ -97,10 +97,6 @@ class Layer(metaclass=ABCMeta):
     """
 
     param_shapes: dict = {}
-    # Rows per BLAS call in row-wise products; the network sets one value for
-    # all its layers (see skdl._ops.dense_forward).
-    panel_rows = 128
-
     def __init__(self, name, input_shape, output_shape, dtype):
         self.name = name
         self.input_shape = input_shape

@@ -102,7 +102,7 @@ class DenseLayer(_ActivationMixin, Layer):
         n_in = self.param_shapes["kernel"][0]
         rows = X.reshape(-1, n_in)
         A = _ops.dense_forward(rows, self.params["kernel"], self.params.get("bias"),
-                               self.activation, self.alpha, self.panel_rows)
+                               self.activation, self.alpha)
         self._cache = (rows, A) if training else None
         return A.reshape(X.shape[:-1] + (self.units,))
 
@@ -115,7 +115,7 @@ class DenseLayer(_ActivationMixin, Layer):
         )
         if not need_input_grad:
             return None
-        dX = _ops.dense_backward_input(dZ, self.params["kernel"], self.panel_rows)
+        dX = _ops.dense_backward_input(dZ, self.params["kernel"])
         return dX.reshape(dY.shape[:-1] + (rows.shape[1],))
 
     def clear(self):
