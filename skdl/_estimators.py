@@ -193,8 +193,11 @@ class BaseNN(BaseEstimator, metaclass=ABCMeta):
                 f"y has {Y.shape[1]} outputs but the fitted network has "
                 f"{self.network_.output_shape[0]}; fit again with warm_start=False."
             )
-        with _ops.blas_single_threaded():
-            self._run_epochs(Xn, Y, sample_weight, accumulate, incremental)
+        try:
+            with _ops.blas_single_threaded():
+                self._run_epochs(Xn, Y, sample_weight, accumulate, incremental)
+        finally:
+            self.network_.release_scratch()
         return self
 
     def _batch_size(self, n_samples):

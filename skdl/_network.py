@@ -129,6 +129,11 @@ class Network:
         for layer in self.layers:
             layer.clear()
 
+    def release_scratch(self):
+        """Free the arrays the layers keep from one training batch to the next."""
+        for layer in self.layers:
+            layer.release_scratch()
+
     def get_weights(self):
         """Copies of the parameters: ``{layer_name: {param_name: array}}``."""
         return {

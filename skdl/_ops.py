@@ -248,7 +248,9 @@ def dense_param_grads(X, dY, sample_weight=None, scale=1.0, accumulate_dtype=Non
     return dW, db
 
 
-def _output(out, name, shape, dtype):
+def _output(out, name, shape, dtype, inputs=()):
+    """``out`` checked for an op to write into, or a new array; ``inputs`` are
+    arrays the op reads while it writes, which ``out`` must not overlap."""
     if out is None:
         return np.empty(shape, dtype=dtype)
     if out.shape != shape or out.dtype != dtype or not out.flags.c_contiguous:
@@ -258,6 +260,8 @@ def _output(out, name, shape, dtype):
         )
     if not out.flags.writeable:
         raise ValueError(f"{name} is read-only.")
+    if any(np.may_share_memory(out, a) for a in inputs):
+        raise ValueError(f"{name} overlaps an input of the operation.")
     return out
 
 
@@ -310,7 +314,7 @@ def activation_forward(name, X, alpha=None):
     return Y
 
 
-def activation_backward(name, Y, dY, alpha=None):
+def activation_backward(name, Y, dY, alpha=None, out=None):
     """Gradient of an activation, ``dX = dY * f'(X)``, from its output alone.
 
     Every supported f has a derivative that is a function of ``Y = f(X)``,
@@ -322,6 +326,8 @@ def activation_backward(name, Y, dY, alpha=None):
     Y : ndarray (..., m), the activation's output ``f(X)``
     dY : ndarray (..., m), gradient with respect to ``Y``
     alpha : float or None
+    out : ndarray of the shape of Y or None
+        Written in place when given (it may be ``dY`` itself).
 
     Returns
     -------
@@ -332,7 +338,11 @@ def activation_backward(name, Y, dY, alpha=None):
     dY = _float_array("dY", dY, dtype=Y.dtype)
     if Y.shape != dY.shape:
         raise ValueError(f"Y and dY must have one shape, got {Y.shape} and {dY.shape}.")
-    dX = np.empty_like(Y)
+    # Elementwise (or row by row), so out may be Y or dY exactly, not shifted.
+    exact = out is not None and all(
+        a.shape == out.shape and a.ctypes.data == out.ctypes.data for a in (Y, dY)
+        if np.may_share_memory(a, out))
+    dX = _output(out, "out", Y.shape, Y.dtype, () if exact else (Y, dY))
     if Y.size:
         _activations.activation_backward(
             code, _alpha(name, alpha), _rows(Y), _rows(dY), _rows(dX),
@@ -592,7 +602,7 @@ def _cols(n_threads, C, kernel_hw, out_hw, dtype):
 
 
 def conv2d_forward(X, K, b=None, strides=1, padding=((0, 0), (0, 0)), dilation=1,
-                   activation=None, alpha=None):
+                   activation=None, alpha=None, out=None):
     """2-D convolution (cross-correlation, as in every deep-learning library).
 
     Parameters
@@ -605,6 +615,7 @@ def conv2d_forward(X, K, b=None, strides=1, padding=((0, 0), (0, 0)), dilation=1
         Zeros added around the input.
     activation : str or None
     alpha : float or None
+    out : ndarray of shape (n, F, OH, OW) or None, written in place when given
 
     Returns
     -------
@@ -617,17 +628,16 @@ def conv2d_forward(X, K, b=None, strides=1, padding=((0, 0), (0, 0)), dilation=1
         if b.shape[0] != K.shape[0]:
             raise ValueError(f"b has shape {b.shape}, expected ({K.shape[0]},).")
     code = 0 if activation is None else _activation_code(activation)
-    Y = np.empty((X.shape[0], K.shape[0], oh, ow), dtype=X.dtype)
+    Y = _output(out, "out", (X.shape[0], K.shape[0], oh, ow), X.dtype, (X, K))
     n_threads = effective_n_threads()
     cols = _cols(n_threads, X.shape[1], K.shape[2:], (oh, ow), X.dtype)
-    with blas_single_threaded():
-        _conv.conv2d_forward(X, K, b, Y, cols, *geometry, code, _alpha(activation, alpha),
-                             n_threads)
+    _conv.conv2d_forward(X, K, b, Y, cols, *geometry, code, _alpha(activation, alpha),
+                         n_threads)
     return Y
 
 
 def conv2d_backward_input(dY, K, input_hw, strides=1, padding=((0, 0), (0, 0)),
-                          dilation=1):
+                          dilation=1, out=None):
     """Gradient of :func:`conv2d_forward` (without activation) for its input.
 
     Parameters
@@ -636,6 +646,7 @@ def conv2d_backward_input(dY, K, input_hw, strides=1, padding=((0, 0), (0, 0)),
     K : ndarray of shape (F, C, kh, kw)
     input_hw : (H, W), the input's spatial size
     strides, padding, dilation : as in :func:`conv2d_forward`
+    out : ndarray of shape (n, C, H, W) or None, written in place when given
 
     Returns
     -------
@@ -651,11 +662,11 @@ def conv2d_backward_input(dY, K, input_hw, strides=1, padding=((0, 0), (0, 0)),
             f"dY has shape {dY.shape[1:]} per sample but the convolution gives "
             f"{(K.shape[0],) + out_hw}."
         )
-    dX = np.empty(x_shape, dtype=dY.dtype)
+    dX = _output(out, "out", x_shape, dY.dtype, (dY, K))
     n_threads = effective_n_threads()
     cols = _cols(n_threads, K.shape[1], K.shape[2:], out_hw, dY.dtype)
-    with blas_single_threaded():
-        _conv.conv2d_backward_input(dY, K, dX, cols, *geometry, n_threads)
+    KT = np.ascontiguousarray(K.reshape(K.shape[0], -1).T)
+    _conv.conv2d_backward_input(dY, KT, dX, cols, *K.shape[2:], *geometry, n_threads)
     return dX
 
 
@@ -708,9 +719,8 @@ def conv2d_backward_params(X, dY, sample_weight=None, scale=1.0, accumulate_dtyp
     n_chunks = max(1, -(-n // _conv.CHUNK_))
     partial_K = np.empty((n_chunks, F * C * kh * kw), dtype=acc)
     partial_b = np.empty((n_chunks, F))
-    with blas_single_threaded():
-        _conv.conv2d_backward_params(X, dY, w, float(scale), target_K, target_b, cols,
-                                     partial_K, partial_b, *geometry, n_threads)
+    _conv.conv2d_backward_params(X, dY, w, float(scale), target_K, target_b, cols,
+                                 partial_K, partial_b, *geometry, n_threads)
     if target_K is not dK:
         dK[...] = target_K
         db[...] = target_b
@@ -731,7 +741,8 @@ def _pool_geometry(X_shape, pool, strides, padding):
     return (kh, kw, sh, sw, pt, pl), (oh, ow)
 
 
-def maxpool2d_forward(X, pool_size, strides=None, padding=((0, 0), (0, 0))):
+def maxpool2d_forward(X, pool_size, strides=None, padding=((0, 0), (0, 0)), out=None,
+                      argmax_out=None):
     """Max over windows of each channel.
 
     Parameters
@@ -740,6 +751,8 @@ def maxpool2d_forward(X, pool_size, strides=None, padding=((0, 0), (0, 0))):
     pool_size : int or (int, int)
     strides : int or (int, int) or None (= pool_size); smaller strides overlap
     padding : ((top, bottom), (left, right)); padding never wins the max
+    out, argmax_out : ndarrays of shape (n, C, OH, OW) (float, int32) or None,
+        written in place when given
 
     Returns
     -------
@@ -750,13 +763,13 @@ def maxpool2d_forward(X, pool_size, strides=None, padding=((0, 0), (0, 0))):
     X = _float_array("X", X, ndim=4)
     geometry, out_hw = _pool_geometry(X.shape, pool_size,
                                       pool_size if strides is None else strides, padding)
-    Y = np.empty(X.shape[:2] + out_hw, dtype=X.dtype)
-    argmax = np.empty(Y.shape, dtype=np.int32)
+    Y = _output(out, "out", X.shape[:2] + out_hw, X.dtype, (X,))
+    argmax = _output(argmax_out, "argmax_out", Y.shape, np.dtype(np.int32), (X, Y))
     _pool.maxpool2d_forward(X, Y, argmax, *geometry, effective_n_threads())
     return Y, argmax
 
 
-def maxpool2d_backward(dY, argmax, input_hw):
+def maxpool2d_backward(dY, argmax, input_hw, out=None):
     """Gradient of :func:`maxpool2d_forward`: each window's maximum gets its dY.
 
     Parameters
@@ -764,6 +777,7 @@ def maxpool2d_backward(dY, argmax, input_hw):
     dY : ndarray of shape (n, C, OH, OW)
     argmax : int32 ndarray of shape (n, C, OH, OW), from the forward pass
     input_hw : (H, W)
+    out : ndarray of shape (n, C, H, W) or None, written in place when given
 
     Returns
     -------
@@ -776,7 +790,7 @@ def maxpool2d_backward(dY, argmax, input_hw):
         raise ValueError("argmax must be the int32 array of dY's shape from the forward pass.")
     if argmax.size and (argmax.min() < 0 or argmax.max() >= H * W):
         raise ValueError(f"argmax holds positions outside an input plane of {H}x{W}.")
-    dX = np.empty(dY.shape[:2] + (H, W), dtype=dY.dtype)
+    dX = _output(out, "out", dY.shape[:2] + (H, W), dY.dtype, (dY, argmax))
     _pool.maxpool2d_backward(dY, argmax, dX, effective_n_threads())
     return dX
 

@@ -267,3 +267,28 @@ def test_conv_estimators_train_and_predict_images():
     signal = rng.randn(100, 12)
     target = signal[:, 1:-1].sum(axis=1)
     assert reg.fit(signal, target).score(signal, target) > 0.9
+
+
+def test_reused_training_buffers_change_nothing(monkeypatch):
+    # Layers keep their large training arrays from batch to batch (a short
+    # last batch takes a leading slice); the weights must be those of fresh
+    # arrays every time, and nothing is kept once fit returns.
+    rng = np.random.RandomState(8)
+    X = rng.rand(70, 1, 7, 7)
+    y = rng.randint(0, 3, 70)
+
+    def make():
+        return NNClassifier([Conv2D(3, 3, activation="relu"), MaxPool2D(2),
+                             Conv2D(4, 2, padding="same", activation="tanh"), Flatten()],
+                            batch_size=32, max_iter=3, random_state=0)
+
+    reused = make().fit(X, y)
+    assert not any("_scratch_arrays" in vars(layer) for layer in reused.network_.layers)
+    from skdl.layers._base import Layer
+
+    monkeypatch.setattr(Layer, "_scratch",
+                        lambda self, key, shape, dtype=None: np.empty(shape, dtype or self.dtype))
+    fresh = make().fit(X, y)
+    for name, params in fresh.get_weights().items():
+        for key, value in params.items():
+            assert_array_equal(reused.get_weights()[name][key], value)

@@ -296,6 +296,52 @@ def test_read_only_params_are_refused():
         _ops.sgd_update(params, np.ones(3), np.zeros(3), 0.1)
 
 
+def _out_cases():
+    rng = np.random.RandomState(3)
+    X, K = rng.randn(2, 3, 6, 5), rng.randn(4, 3, 3, 3)
+    Y = _ops.conv2d_forward(X, K)
+    P = _ops.maxpool2d_forward(X, 2)[0]
+    big = rng.randn(X.size)  # dY lives at the start of a buffer as large as dX
+    dY = big[:Y.size].reshape(Y.shape)
+    return [
+        ("conv2d_forward", lambda out: _ops.conv2d_forward(X, K, out=out), Y.shape, X),
+        ("conv2d_backward_input",  # dY sits at the start of big
+         lambda out: _ops.conv2d_backward_input(dY, K, (6, 5), out=out), X.shape, big),
+        ("maxpool2d_forward", lambda out: _ops.maxpool2d_forward(X, 2, out=out)[0],
+         P.shape, X),
+        ("activation_backward", lambda out: _ops.activation_backward("tanh", Y, Y, out=out),
+         Y.shape, Y),
+    ]
+
+
+@pytest.mark.parametrize("case", range(4))
+def test_ops_write_into_out(case):
+    name, call, shape, an_input = _out_cases()[case]
+    expected = call(None)
+    out = np.full(shape, np.nan)
+    assert call(out) is out
+    assert_array_equal(out, expected)
+    with pytest.raises(ValueError, match="must be a C-contiguous float64 array of shape"):
+        call(np.empty(shape, np.float32))
+    with pytest.raises(ValueError, match="must be a C-contiguous"):
+        call(np.empty(shape[:-1] + (shape[-1] + 1,)))
+    if name != "activation_backward":  # (which may write over its inputs)
+        with pytest.raises(ValueError, match="out overlaps an input"):
+            call(an_input.ravel()[:int(np.prod(shape))].reshape(shape))
+
+
+def test_activation_backward_in_place_on_dY():
+    rng = np.random.RandomState(4)
+    Y, dY = np.tanh(rng.randn(5, 7)), rng.randn(5, 7)
+    expected = _ops.activation_backward("tanh", Y, dY)
+    assert _ops.activation_backward("tanh", Y, dY, out=dY) is dY
+    assert_array_equal(dY, expected)
+    # A shifted overlap would read values already overwritten.
+    buf = rng.randn(36)
+    with pytest.raises(ValueError, match="out overlaps an input"):
+        _ops.activation_backward("tanh", Y, buf[:35].reshape(5, 7), out=buf[1:].reshape(5, 7))
+
+
 @settings(max_examples=25, deadline=None)
 @given(n=st.integers(1, 70), k=st.integers(1, 40), p=st.integers(1, 40),
        seed=st.integers(0, 2**16))

@@ -26,7 +26,20 @@ GEOMETRIES = [
     dict(pool_size=3, strides=1),  # overlapping windows, as pydnn allowed
     dict(pool_size=(2, 3), strides=(1, 2), padding=((1, 0), (1, 1))),
     dict(pool_size=(3, 2), strides=(2, 1), padding=((1, 1), (0, 1))),
+    dict(pool_size=2, padding=((0, 1), (0, 0))),  # 2x2 reaching into trailing padding
 ]
+
+
+@pytest.mark.parametrize("pool, strides", [(2, 2), (3, 2), (2, 1)])
+def test_max_pool_ties_go_to_the_first_position(pool, strides):
+    # 2x2 windows with stride 2 take a dedicated loop; it must agree with the
+    # general one, which keeps the first maximum in row-major order.
+    X = np.zeros((1, 2, 6, 6))
+    X[0, 1, ::3, ::3] = 1.0  # some windows hold one 1, the rest are all ties
+    Y, argmax = _ops.maxpool2d_forward(X, pool, strides)
+    Y_ref, argmax_ref = _reference.maxpool2d_forward(X, pool, strides)
+    assert_array_equal(Y, Y_ref)
+    assert_array_equal(argmax, argmax_ref)
 
 
 def _distinct(rng, shape, dtype=np.float64):

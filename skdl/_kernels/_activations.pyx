@@ -102,27 +102,56 @@ cdef void _backward_row(int kind, double alpha, const floating* y,
             dx[j] = <floating> (y[j] * (dy[j] - inner))
 
 
+# Elements per unit of parallel work for elementwise activations: rows of a
+# convolution's output are short (its width), and a call per row would cost
+# more than the arithmetic.
+cdef Py_ssize_t FLAT_BLOCK = 8192
+
+
 def activation_forward(int kind, double alpha, const floating[:, ::1] X,
                        floating[:, ::1] Y, int n_threads):
-    """Y = f(X) for the activation ``kind``; X and Y are (n, m)."""
+    """Y = f(X) for the activation ``kind``; X and Y are (n, m).
+
+    Softmax works row by row; every other activation is elementwise and runs
+    over the flat arrays in fixed blocks.
+    """
     cdef int n = X.shape[0]
     cdef int m = X.shape[1]
     cdef int i
+    cdef Py_ssize_t size = <Py_ssize_t> n * m, b, start
+    cdef Py_ssize_t n_blocks = (size + FLAT_BLOCK - 1) // FLAT_BLOCK
     if n == 0 or m == 0:
         return
     with nogil:
-        for i in prange(n, schedule='static', num_threads=n_threads):
-            forward_row(kind, alpha, &X[i, 0], &Y[i, 0], m)
+        if kind == SOFTMAX:
+            for i in prange(n, schedule='static', num_threads=n_threads):
+                forward_row(kind, alpha, &X[i, 0], &Y[i, 0], m)
+        else:
+            for b in prange(n_blocks, schedule='static', num_threads=n_threads):
+                start = b * FLAT_BLOCK
+                forward_row(kind, alpha, &X[0, 0] + start, &Y[0, 0] + start,
+                            <int> min(FLAT_BLOCK, size - start))
 
 
 def activation_backward(int kind, double alpha, const floating[:, ::1] Y,
                         const floating[:, ::1] dY, floating[:, ::1] dX, int n_threads):
-    """dX = dY * f'(X), given only Y = f(X) and dY, all (n, m)."""
+    """dX = dY * f'(X), given only Y = f(X) and dY, all (n, m).
+
+    Blocks as in :func:`activation_forward`; dX may be dY itself (in place).
+    """
     cdef int n = Y.shape[0]
     cdef int m = Y.shape[1]
     cdef int i
+    cdef Py_ssize_t size = <Py_ssize_t> n * m, b, start
+    cdef Py_ssize_t n_blocks = (size + FLAT_BLOCK - 1) // FLAT_BLOCK
     if n == 0 or m == 0:
         return
     with nogil:
-        for i in prange(n, schedule='static', num_threads=n_threads):
-            _backward_row(kind, alpha, &Y[i, 0], &dY[i, 0], &dX[i, 0], m)
+        if kind == SOFTMAX:
+            for i in prange(n, schedule='static', num_threads=n_threads):
+                _backward_row(kind, alpha, &Y[i, 0], &dY[i, 0], &dX[i, 0], m)
+        else:
+            for b in prange(n_blocks, schedule='static', num_threads=n_threads):
+                start = b * FLAT_BLOCK
+                _backward_row(kind, alpha, &Y[0, 0] + start, &dY[0, 0] + start,
+                              &dX[0, 0] + start, <int> min(FLAT_BLOCK, size - start))

@@ -2,9 +2,11 @@
 
 Layout: inputs (n, C, H, W), kernels (F, C, kh, kw), outputs (n, F, OH, OW).
 Each sample is unfolded (im2col) into a per-thread scratch buffer of shape
-(C*kh*kw, OH*OW) and multiplied by the kernel with one single-threaded BLAS
-call, every call of one shape: a sample's output never depends on the rest
-of its batch or on the thread count. ``prange`` runs over the samples.
+(C*kh*kw, OH*OW), packed into column panels and multiplied by the kernel with
+skdl's own matrix product (``_rowgemm.h``; faster than OpenBLAS here, since it
+is also compiled for AVX-512), every call of one shape: a sample's output
+never depends on the rest of its batch or on the thread count. ``prange``
+runs over the samples.
 
 Weight gradients are summed over fixed chunks of ``CHUNK`` samples into
 per-chunk buffers, which are then added in chunk order, so the result is the
@@ -12,10 +14,11 @@ same for any number of threads.
 """
 from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
+from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
 from ._activations cimport LINEAR, forward_row
-from ._blas cimport gemm
+from ._rowgemm cimport pack_b, packed_size, rowgemm
 
 # Samples per chunk of a weight-gradient sum.
 cdef int CHUNK = 8
@@ -100,6 +103,31 @@ cdef void _col2im(const floating* cols, int C, int H, int W, int kh, int kw,
                             dst[<Py_ssize_t> ow * sw] += src[ow]
 
 
+cdef inline double _plane_sum(const floating* x, int m) noexcept nogil:
+    """Sum of x[0:m] in float64 through 8 interleaved partial sums, added in a
+    fixed order: one running sum would wait on every addition's latency."""
+    cdef double part[8]
+    cdef int j, lane
+    cdef int whole = m - m % 8
+    for lane in range(8):
+        part[lane] = 0.0
+    for j in range(0, whole, 8):
+        for lane in range(8):
+            part[lane] += x[j + lane]
+    for j in range(whole, m):
+        part[j - whole] += x[j]
+    return ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]))
+
+
+cdef floating* _packed_scratch(int n_threads, size_t size, floating* kind) except NULL:
+    """Per-thread buffers for packed matrices, ``size`` elements each."""
+    cdef floating* buf = <floating*> malloc(max(<size_t> 1, n_threads * size)
+                                            * sizeof(floating))
+    if buf == NULL:
+        raise MemoryError("cannot allocate the convolution's packing buffers")
+    return buf
+
+
 def conv2d_forward(const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] K,
                    const floating[::1] bias, floating[:, :, :, ::1] Y,
                    floating[:, ::1] cols, int sh, int sw, int ph, int pw,
@@ -124,25 +152,32 @@ def conv2d_forward(const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] 
     cdef int i, f, t
     cdef floating* out
     cdef const floating* bias_ptr = NULL
+    cdef size_t psize = packed_size(CK, P, <floating*> NULL)
+    cdef floating* packed
     if bias is not None:
         bias_ptr = &bias[0]
     if n == 0:
         return
-    with nogil, parallel(num_threads=n_threads):
-        t = threadid()
-        for i in prange(n, schedule='static'):
-            _im2col(&X[i, 0, 0, 0], C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW,
-                    &cols[t, 0])
-            out = &Y[i, 0, 0, 0]
-            # (F, P) = (F, CK) @ (CK, P)
-            gemm(False, False, F, P, CK, <floating> 1.0, &K[0, 0, 0, 0], CK,
-                 &cols[t, 0], P, <floating> 0.0, out, P)
-            for f in range(F):
-                if bias_ptr != NULL:
-                    _add_scalar(out + <Py_ssize_t> f * P, bias_ptr[f], P)
-                if activation != LINEAR:
-                    forward_row(activation, alpha, out + <Py_ssize_t> f * P,
-                                out + <Py_ssize_t> f * P, P)
+    packed = _packed_scratch(n_threads, psize, <floating*> NULL)
+    try:
+        with nogil, parallel(num_threads=n_threads):
+            t = threadid()
+            for i in prange(n, schedule='static'):
+                _im2col(&X[i, 0, 0, 0], C, H, W, kh, kw, sh, sw, ph, pw, dh, dw,
+                        OH, OW, &cols[t, 0])
+                pack_b(CK, P, &cols[t, 0], P, 1, <floating> 1.0, packed + t * psize)
+                out = &Y[i, 0, 0, 0]
+                # (F, P) = (F, CK) @ (CK, P)
+                rowgemm(F, P, CK, &K[0, 0, 0, 0], CK, packed + t * psize, out, P,
+                        False)
+                for f in range(F):
+                    if bias_ptr != NULL:
+                        _add_scalar(out + <Py_ssize_t> f * P, bias_ptr[f], P)
+                    if activation != LINEAR:
+                        forward_row(activation, alpha, out + <Py_ssize_t> f * P,
+                                    out + <Py_ssize_t> f * P, P)
+    finally:
+        free(packed)
 
 
 cdef inline void _add_scalar(floating* row, floating value, int m) noexcept nogil:
@@ -152,33 +187,40 @@ cdef inline void _add_scalar(floating* row, floating value, int m) noexcept nogi
 
 
 def conv2d_backward_input(const floating[:, :, :, ::1] dY,
-                          const floating[:, :, :, ::1] K, floating[:, :, :, ::1] dX,
-                          floating[:, ::1] cols, int sh, int sw, int ph, int pw,
-                          int dh, int dw, int n_threads):
+                          const floating[:, ::1] KT, floating[:, :, :, ::1] dX,
+                          floating[:, ::1] cols, int kh, int kw, int sh, int sw,
+                          int ph, int pw, int dh, int dw, int n_threads):
     """dX = the input gradient of the convolution, sample by sample.
 
     Parameters
     ----------
     dY : (n, F, OH, OW)
-    K : (F, C, kh, kw)
+    KT : (C*kh*kw, F), the kernel reshaped to (F, C*kh*kw) and transposed
     dX : (n, C, H, W) output
     cols : (n_threads, C*kh*kw*OH*OW) scratch
     """
     cdef int n = dX.shape[0], C = dX.shape[1], H = dX.shape[2], W = dX.shape[3]
-    cdef int F = K.shape[0], kh = K.shape[2], kw = K.shape[3]
+    cdef int F = KT.shape[1]
     cdef int OH = dY.shape[2], OW = dY.shape[3]
     cdef int CK = C * kh * kw, P = OH * OW
     cdef int i, t
+    cdef size_t psize = packed_size(F, P, <floating*> NULL)
+    cdef floating* packed
     if n == 0:
         return
-    with nogil, parallel(num_threads=n_threads):
-        t = threadid()
-        for i in prange(n, schedule='static'):
-            # (CK, P) = (F, CK).T @ (F, P)
-            gemm(True, False, CK, P, F, <floating> 1.0, &K[0, 0, 0, 0], CK,
-                 &dY[i, 0, 0, 0], P, <floating> 0.0, &cols[t, 0], P)
-            _col2im(&cols[t, 0], C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW,
-                    &dX[i, 0, 0, 0])
+    packed = _packed_scratch(n_threads, psize, <floating*> NULL)
+    try:
+        with nogil, parallel(num_threads=n_threads):
+            t = threadid()
+            for i in prange(n, schedule='static'):
+                # (CK, P) = (CK, F) @ (F, P)
+                pack_b(F, P, &dY[i, 0, 0, 0], P, 1, <floating> 1.0, packed + t * psize)
+                rowgemm(CK, P, F, &KT[0, 0], F, packed + t * psize, &cols[t, 0], P,
+                        False)
+                _col2im(&cols[t, 0], C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW,
+                        &dX[i, 0, 0, 0])
+    finally:
+        free(packed)
 
 
 def conv2d_backward_params(const floating[:, :, :, ::1] X,
@@ -198,7 +240,8 @@ def conv2d_backward_params(const floating[:, :, :, ::1] X,
     dK : (F, C, kh, kw) output
     db : (F,) output, or None
     cols : (n_threads, C*kh*kw*OH*OW) scratch
-    partial_dK : (n_chunks, F*C*kh*kw) scratch, n_chunks = ceil(n / CHUNK)
+    partial_dK : (n_chunks, C*kh*kw*F) scratch, n_chunks = ceil(n / CHUNK); each
+        chunk's sum is kept transposed, (C*kh*kw, F)
     partial_db : (n_chunks, F) float64 scratch
     """
     cdef int n = X.shape[0], C = X.shape[1], H = X.shape[2], W = X.shape[3]
@@ -206,10 +249,11 @@ def conv2d_backward_params(const floating[:, :, :, ::1] X,
     cdef int OH = dY.shape[2], OW = dY.shape[3]
     cdef int CK = C * kh * kw, P = OH * OW
     cdef int n_chunks = (n + CHUNK - 1) // CHUNK
-    cdef int c, i, f, p, t, first
+    cdef int c, i, f, t, first, kk
     cdef Py_ssize_t e, size = <Py_ssize_t> F * CK
+    cdef size_t psize = packed_size(P, F, <floating*> NULL)
+    cdef floating* packed
     cdef double w, acc
-    cdef const floating* row
     cdef floating* total = &dK[0, 0, 0, 0]
     cdef const double* w_ptr = NULL
     if weights is not None:
@@ -219,36 +263,37 @@ def conv2d_backward_params(const floating[:, :, :, ::1] X,
         if db is not None:
             db[...] = 0
         return
-    with nogil, parallel(num_threads=n_threads):
-        t = threadid()
-        for c in prange(n_chunks, schedule='static'):
-            for f in range(F):
-                partial_db[c, f] = 0.0
-            first = 1
-            for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
-                w = 1.0 if w_ptr == NULL else w_ptr[i]
-                _im2col(&X[i, 0, 0, 0], C, H, W, kh, kw, sh, sw, ph, pw, dh, dw,
-                        OH, OW, &cols[t, 0])
-                # (F, CK) += w * (F, P) @ (CK, P).T
-                gemm(False, True, F, CK, P, <floating> w, &dY[i, 0, 0, 0], P,
-                     &cols[t, 0], P, <floating> (0.0 if first else 1.0),
-                     &partial_dK[c, 0], CK)
-                first = 0
+    packed = _packed_scratch(n_threads, psize, <floating*> NULL)
+    try:
+        with nogil, parallel(num_threads=n_threads):
+            t = threadid()
+            for c in prange(n_chunks, schedule='static'):
                 for f in range(F):
-                    row = &dY[i, f, 0, 0]
-                    acc = 0.0
-                    for p in range(P):
-                        acc = acc + row[p]
-                    partial_db[c, f] += w * acc
+                    partial_db[c, f] = 0.0
+                first = 1
+                for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+                    w = 1.0 if w_ptr == NULL else w_ptr[i]
+                    _im2col(&X[i, 0, 0, 0], C, H, W, kh, kw, sh, sw, ph, pw, dh, dw,
+                            OH, OW, &cols[t, 0])
+                    # (CK, F) += (CK, P) @ (w * (F, P)).T
+                    pack_b(P, F, &dY[i, 0, 0, 0], 1, P, <floating> w,
+                           packed + t * psize)
+                    rowgemm(CK, F, P, &cols[t, 0], P, packed + t * psize,
+                            &partial_dK[c, 0], F, not first)
+                    first = 0
+                    for f in range(F):
+                        partial_db[c, f] += w * _plane_sum(&dY[i, f, 0, 0], P)
+    finally:
+        free(packed)
     # Chunks are added in order: the same sums whatever the thread count.
     with nogil:
-        for e in range(size):
-            total[e] = partial_dK[0, e]
-        for c in range(1, n_chunks):
-            for e in range(size):
-                total[e] += partial_dK[c, e]
-        for e in range(size):
-            total[e] = <floating> (scale * total[e])
+        for f in range(F):
+            for kk in range(CK):
+                e = <Py_ssize_t> kk * F + f
+                acc = partial_dK[0, e]
+                for c in range(1, n_chunks):
+                    acc = acc + partial_dK[c, e]
+                total[<Py_ssize_t> f * CK + kk] = <floating> (scale * acc)
     if db is not None:
         for f in range(F):
             acc = 0.0

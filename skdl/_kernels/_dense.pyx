@@ -18,20 +18,7 @@ from libc.stdlib cimport free, malloc
 
 from ._activations cimport LINEAR, forward_row
 from ._blas cimport gemm
-
-
-cdef extern from "_rowgemm.h" nogil:
-    int SKDL_NR_FLOAT
-    int SKDL_NR_DOUBLE
-    size_t skdl_packed_size(int k, int n, int nr)
-    void skdl_pack_b_float(int k, int n, const float* b, Py_ssize_t s_k,
-                           Py_ssize_t s_n, float* packed)
-    void skdl_pack_b_double(int k, int n, const double* b, Py_ssize_t s_k,
-                            Py_ssize_t s_n, double* packed)
-    void skdl_rowgemm_float(int m, int n, int k, const float* a, int lda,
-                            const float* packed, float* c, int ldc)
-    void skdl_rowgemm_double(int m, int n, int k, const double* a, int lda,
-                             const double* packed, double* c, int ldc)
+from ._rowgemm cimport pack_b, packed_size, rowgemm
 
 
 # Most rows per panel of a row-wise product: a multiple of the kernel's row
@@ -52,12 +39,8 @@ cdef void _panel_product(int start, int rows, int k, int p,
     """C[start:start+rows] = f(A[start:start+rows] @ B + bias), B packed."""
     cdef int i, j
     cdef floating* row
-    if floating is float:
-        skdl_rowgemm_float(rows, p, k, a + <Py_ssize_t> start * k, k, packed,
-                           c + <Py_ssize_t> start * p, p)
-    else:
-        skdl_rowgemm_double(rows, p, k, a + <Py_ssize_t> start * k, k, packed,
-                            c + <Py_ssize_t> start * p, p)
+    rowgemm(rows, p, k, a + <Py_ssize_t> start * k, k, packed,
+            c + <Py_ssize_t> start * p, p, False)
     for i in range(start, start + rows):
         row = c + <Py_ssize_t> i * p
         if bias != NULL:
@@ -90,7 +73,6 @@ def rowwise_gemm(const floating[:, ::1] A, const floating[:, ::1] B,
     cdef int panel_rows, n_panels, i, start, rows
     cdef Py_ssize_t s_k = p if not trans_b else 1
     cdef Py_ssize_t s_n = 1 if not trans_b else k
-    cdef int nr = SKDL_NR_FLOAT if floating is float else SKDL_NR_DOUBLE
     cdef const floating* bias_ptr = NULL
     cdef const floating* a_ptr = NULL
     cdef const floating* b_ptr = NULL
@@ -107,16 +89,13 @@ def rowwise_gemm(const floating[:, ::1] A, const floating[:, ::1] B,
     panel_rows = min(MAX_PANEL_ROWS, (n + n_threads - 1) // max(n_threads, 1))
     panel_rows = max(6, (panel_rows + 5) // 6 * 6)
     n_panels = (n + panel_rows - 1) // panel_rows
-    packed = <floating*> malloc(max(<size_t> 1, skdl_packed_size(k, p, nr))
+    packed = <floating*> malloc(max(<size_t> 1, packed_size(k, p, <floating*> NULL))
                                 * sizeof(floating))
     if packed == NULL:
         raise MemoryError(f"cannot allocate the packed ({k}, {p}) weights")
     try:
         with nogil:
-            if floating is float:
-                skdl_pack_b_float(k, p, b_ptr, s_k, s_n, packed)
-            else:
-                skdl_pack_b_double(k, p, b_ptr, s_k, s_n, packed)
+            pack_b(k, p, b_ptr, s_k, s_n, <floating> 1.0, packed)
             for i in prange(n_panels, schedule='static', num_threads=n_threads):
                 start = i * panel_rows
                 rows = min(panel_rows, n - start)

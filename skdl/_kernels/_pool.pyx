@@ -15,7 +15,7 @@ from libc.string cimport memset
 cdef void _max_plane(const floating* x, int H, int W, floating* y, int* arg,
                      int OH, int OW, int kh, int kw, int sh, int sw,
                      int ph, int pw) noexcept nogil:
-    cdef int oh, ow, ih, iw, h0, h1, w0, w1, best, pos
+    cdef int oh, ow, ih, iw, h0, h1, w0, w1, best, take
     cdef floating best_value, value
     cdef const floating* row
     for oh in range(OH):
@@ -30,12 +30,27 @@ cdef void _max_plane(const floating* x, int H, int W, floating* y, int* arg,
                 row = x + <Py_ssize_t> ih * W
                 for iw in range(w0, w1):
                     value = row[iw]
-                    pos = ih * W + iw
-                    # Written as selects, not branches: random data mispredicts.
-                    best = pos if value > best_value else best
+                    # The index chosen through a mask, not a branch (GCC makes a
+                    # select into a branch here): random data mispredicts.
+                    take = -(value > best_value)
+                    best = (best & ~take) | ((ih * W + iw) & take)
                     best_value = value if value > best_value else best_value
             y[<Py_ssize_t> oh * OW + ow] = best_value
             arg[<Py_ssize_t> oh * OW + ow] = best
+
+
+cdef extern from "_pool_loops.h" nogil:
+    void skdl_max_2x2_float(const float* x, int W, float* y, int* arg, int OH, int OW)
+    void skdl_max_2x2_double(const double* x, int W, double* y, int* arg, int OH,
+                             int OW)
+
+
+cdef inline void _max_plane_2x2(const floating* x, int W, floating* y, int* arg,
+                                int OH, int OW) noexcept nogil:
+    if floating is float:
+        skdl_max_2x2_float(x, W, y, arg, OH, OW)
+    else:
+        skdl_max_2x2_double(x, W, y, arg, OH, OW)
 
 
 def maxpool2d_forward(const floating[:, :, :, ::1] X, floating[:, :, :, ::1] Y,
@@ -55,14 +70,22 @@ def maxpool2d_forward(const floating[:, :, :, ::1] X, floating[:, :, :, ::1] Y,
     cdef int OH = Y.shape[2], OW = Y.shape[3]
     cdef int plane
     cdef Py_ssize_t in_size = <Py_ssize_t> H * W, out_size = <Py_ssize_t> OH * OW
+    # Every window whole inside the input: no padding on either side.
+    cdef bint plain_2x2 = (kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0
+                           and pw == 0 and 2 * OH <= H and 2 * OW <= W)
     if n * C == 0:
         return
     with nogil:
         for plane in prange(n * C, schedule='static', num_threads=n_threads):
-            _max_plane(&X[0, 0, 0, 0] + plane * in_size, H, W,
-                       &Y[0, 0, 0, 0] + plane * out_size,
-                       &argmax[0, 0, 0, 0] + plane * out_size,
-                       OH, OW, kh, kw, sh, sw, ph, pw)
+            if plain_2x2:
+                _max_plane_2x2(&X[0, 0, 0, 0] + plane * in_size, W,
+                               &Y[0, 0, 0, 0] + plane * out_size,
+                               &argmax[0, 0, 0, 0] + plane * out_size, OH, OW)
+            else:
+                _max_plane(&X[0, 0, 0, 0] + plane * in_size, H, W,
+                           &Y[0, 0, 0, 0] + plane * out_size,
+                           &argmax[0, 0, 0, 0] + plane * out_size,
+                           OH, OW, kh, kw, sh, sw, ph, pw)
 
 
 def maxpool2d_backward(const floating[:, :, :, ::1] dY, const int[:, :, :, ::1] argmax,

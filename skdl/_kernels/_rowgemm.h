@@ -14,10 +14,12 @@
  * blocks of KC so a panel's slice of B stays in L1; partial sums are stored in
  * C between blocks, which is exact and so does not change the result.
  *
- * Compiled three times on x86-64 Linux with GCC (AVX-512, AVX2+FMA, baseline)
- * and picked at load time. The FMA versions round each step once, the baseline
- * twice: a machine always uses the same version, so results are identical
- * within a machine, not across CPU generations.
+ * Compiled three times on x86-64 with GCC: AVX-512 (tile of 6 rows: 12
+ * accumulator registers), AVX2+FMA (3 rows, 12 registers) and the baseline
+ * (1 row), picked at the first call by the CPU's features. The tile height
+ * does not change any element's operations. The FMA versions round each step
+ * once, the baseline twice: a machine always uses the same version, so
+ * results are identical within a machine, not across CPU generations.
  */
 #ifndef SKDL_ROWGEMM_H
 #define SKDL_ROWGEMM_H
@@ -25,24 +27,21 @@
 #include <stddef.h>
 #include <string.h>
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define SKDL_GEMM_MULTIVERSION \
-    __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define SKDL_GEMM_MULTIVERSION
+#if defined(__GNUC__) && defined(__x86_64__)
+#define SKDL_GEMM_DISPATCH 1
 #endif
 
-#define SKDL_GEMM_MR 6
 #define SKDL_GEMM_KC 256
 
-/* 64-byte vectors: one AVX-512 register, two AVX2 registers, four SSE ones. */
+/* 64-byte vectors: one AVX-512 register, two AVX2 registers, four SSE ones.
+ * A panel is two of them wide: 32 floats or 16 doubles. */
 typedef float skdl_vf __attribute__((vector_size(64)));
 typedef double skdl_vd __attribute__((vector_size(64)));
 typedef float skdl_vf_u __attribute__((vector_size(64), aligned(4)));
 typedef double skdl_vd_u __attribute__((vector_size(64), aligned(8)));
 
-#define SKDL_NR_FLOAT 16
-#define SKDL_NR_DOUBLE 8
+#define SKDL_NR_FLOAT 32
+#define SKDL_NR_DOUBLE 16
 
 /* Packed size (elements) of a K x N matrix: N rounded up to whole panels. */
 static inline size_t skdl_packed_size(int k, int n, int nr)
@@ -50,8 +49,8 @@ static inline size_t skdl_packed_size(int k, int n, int nr)
     return (size_t) k * (size_t) ((n + nr - 1) / nr) * (size_t) nr;
 }
 
-/* Pack B, element (kk, j) at b[kk * s_k + j * s_n], into panels of NR
- * columns: packed[(panel * K + kk) * NR + jj] = B[kk, panel * NR + jj]. */
+/* Pack scale * B, element (kk, j) at b[kk * s_k + j * s_n], into panels of
+ * NR columns: packed[(panel * K + kk) * NR + jj] = scale * B[kk, panel * NR + jj]. */
 #define SKDL_PACK_BODY(NR)                                                    \
     int n_panels = (n + NR - 1) / NR;                                         \
     for (int pnl = 0; pnl < n_panels; pnl++) {                                \
@@ -61,99 +60,173 @@ static inline size_t skdl_packed_size(int k, int n, int nr)
             size_t dst = ((size_t) pnl * k + kk) * NR;                        \
             int jj = 0;                                                       \
             for (; jj < width; jj++)                                          \
-                packed[dst + jj] = b[(ptrdiff_t) kk * s_k + (ptrdiff_t) (j0 + jj) * s_n]; \
+                packed[dst + jj] = scale * b[(ptrdiff_t) kk * s_k + (ptrdiff_t) (j0 + jj) * s_n]; \
             for (; jj < NR; jj++)                                             \
                 packed[dst + jj] = 0;                                         \
         }                                                                     \
     }
 
 static void skdl_pack_b_float(int k, int n, const float *b, ptrdiff_t s_k,
-                              ptrdiff_t s_n, float *packed)
+                              ptrdiff_t s_n, float scale, float *packed)
 {
     SKDL_PACK_BODY(SKDL_NR_FLOAT)
 }
 
 static void skdl_pack_b_double(int k, int n, const double *b, ptrdiff_t s_k,
-                               ptrdiff_t s_n, double *packed)
+                               ptrdiff_t s_n, double scale, double *packed)
 {
     SKDL_PACK_BODY(SKDL_NR_DOUBLE)
 }
 
-/* C[0:m, 0:n] (row stride ldc) = A[0:m, 0:k] (row stride lda) @ B, B packed.
- * The register tile is MR rows x one vector of NR columns. */
-#define SKDL_GEMM_BODY(T, VEC, VEC_U, NR)                                     \
+/* C[0:m, 0:n] (row stride ldc) = A[0:m, 0:k] (row stride lda) @ B, B packed,
+ * or C += A @ B when accumulate is set. The register tile is MR rows x two
+ * vectors (NR columns). */
+#define SKDL_GEMM_BODY(T, VEC, VEC_U, NR, MR)                                 \
+    enum { HALF = NR / 2 };                                                   \
     int n_panels = (n + NR - 1) / NR;                                         \
     if (m <= 0 || n <= 0)                                                     \
         return;                                                               \
     if (k == 0) {                                                             \
-        for (int i = 0; i < m; i++)                                           \
+        for (int i = 0; i < m && !accumulate; i++)                            \
             memset(c + (ptrdiff_t) i * ldc, 0, (size_t) n * sizeof(T));       \
         return;                                                               \
     }                                                                         \
     for (int k0 = 0; k0 < k; k0 += SKDL_GEMM_KC) {                            \
         int kc = k - k0 < SKDL_GEMM_KC ? k - k0 : SKDL_GEMM_KC;               \
-        int first = k0 == 0;                                                  \
+        int first = k0 == 0 && !accumulate;                                   \
         for (int pnl = 0; pnl < n_panels; pnl++) {                            \
             int j0 = pnl * NR;                                                \
             int width = n - j0 < NR ? n - j0 : NR;                            \
             const T *bp = packed + ((size_t) pnl * k + k0) * NR;              \
-            for (int i0 = 0; i0 < m; i0 += SKDL_GEMM_MR) {                    \
-                int rows = m - i0 < SKDL_GEMM_MR ? m - i0 : SKDL_GEMM_MR;     \
-                const T *a0 = a + (ptrdiff_t) i0 * lda + k0;                  \
-                const T *a1 = a0 + (ptrdiff_t) (rows > 1 ? 1 : 0) * lda;      \
-                const T *a2 = a0 + (ptrdiff_t) (rows > 2 ? 2 : rows - 1) * lda; \
-                const T *a3 = a0 + (ptrdiff_t) (rows > 3 ? 3 : rows - 1) * lda; \
-                const T *a4 = a0 + (ptrdiff_t) (rows > 4 ? 4 : rows - 1) * lda; \
-                const T *a5 = a0 + (ptrdiff_t) (rows > 5 ? 5 : rows - 1) * lda; \
-                VEC acc[SKDL_GEMM_MR];                                        \
-                if (first) {                                                  \
-                    for (int r = 0; r < SKDL_GEMM_MR; r++)                    \
-                        acc[r] = (VEC) {0};                                   \
-                } else {                                                      \
-                    for (int r = 0; r < SKDL_GEMM_MR; r++) {                  \
+            for (int i0 = 0; i0 < m; i0 += MR) {                              \
+                int rows = m - i0 < MR ? m - i0 : MR;                         \
+                const T *ar[MR];                                              \
+                VEC lo[MR], hi[MR];                                           \
+                _Pragma("GCC unroll 8")                                       \
+                for (int r = 0; r < MR; r++) {                                \
+                    ar[r] = a + (ptrdiff_t) (i0 + (r < rows ? r : rows - 1)) * lda + k0; \
+                    if (first || r >= rows) {                                 \
+                        lo[r] = (VEC) {0};                                    \
+                        hi[r] = (VEC) {0};                                    \
+                    } else {                                                  \
                         T tmp[NR] = {0};                                      \
-                        if (r < rows)                                         \
-                            memcpy(tmp, c + (ptrdiff_t) (i0 + r) * ldc + j0,  \
-                                   (size_t) width * sizeof(T));               \
-                        memcpy(&acc[r], tmp, sizeof(tmp));                    \
+                        memcpy(tmp, c + (ptrdiff_t) (i0 + r) * ldc + j0,      \
+                               (size_t) width * sizeof(T));                   \
+                        memcpy(&lo[r], tmp, sizeof(VEC));                     \
+                        memcpy(&hi[r], tmp + HALF, sizeof(VEC));              \
                     }                                                         \
                 }                                                             \
-                VEC acc0 = acc[0], acc1 = acc[1], acc2 = acc[2];              \
-                VEC acc3 = acc[3], acc4 = acc[4], acc5 = acc[5];              \
                 for (int kk = 0; kk < kc; kk++) {                             \
-                    VEC bv = *(const VEC_U *) (bp + (size_t) kk * NR);          \
-                    acc0 += a0[kk] * bv;                                      \
-                    acc1 += a1[kk] * bv;                                      \
-                    acc2 += a2[kk] * bv;                                      \
-                    acc3 += a3[kk] * bv;                                      \
-                    acc4 += a4[kk] * bv;                                      \
-                    acc5 += a5[kk] * bv;                                      \
+                    VEC b0 = *(const VEC_U *) (bp + (size_t) kk * NR);        \
+                    VEC b1 = *(const VEC_U *) (bp + (size_t) kk * NR + HALF); \
+                    _Pragma("GCC unroll 8")                                   \
+                    for (int r = 0; r < MR; r++) {                            \
+                        T av = ar[r][kk];                                     \
+                        lo[r] += av * b0;                                     \
+                        hi[r] += av * b1;                                     \
+                    }                                                         \
                 }                                                             \
-                acc[0] = acc0; acc[1] = acc1; acc[2] = acc2;                  \
-                acc[3] = acc3; acc[4] = acc4; acc[5] = acc5;                  \
-                for (int r = 0; r < rows; r++) {                              \
+                _Pragma("GCC unroll 8")                                       \
+                for (int r = 0; r < MR; r++) {                                \
+                    if (r >= rows)                                            \
+                        break;                                                \
                     T *crow = c + (ptrdiff_t) (i0 + r) * ldc + j0;            \
-                    if (width == NR)                                          \
-                        *(VEC_U *) crow = acc[r];                             \
-                    else                                                      \
-                        memcpy(crow, &acc[r], (size_t) width * sizeof(T));    \
+                    if (width == NR) {                                        \
+                        *(VEC_U *) crow = lo[r];                              \
+                        *(VEC_U *) (crow + HALF) = hi[r];                     \
+                    } else {                                                  \
+                        T tmp[NR];                                            \
+                        memcpy(tmp, &lo[r], sizeof(VEC));                     \
+                        memcpy(tmp + HALF, &hi[r], sizeof(VEC));              \
+                        memcpy(crow, tmp, (size_t) width * sizeof(T));        \
+                    }                                                         \
                 }                                                             \
             }                                                                 \
         }                                                                     \
     }
 
-SKDL_GEMM_MULTIVERSION static void
-skdl_rowgemm_float(int m, int n, int k, const float *a, int lda,
-                   const float *packed, float *c, int ldc)
+#define SKDL_GEMM_ARGS(T)                                                     \
+    (int m, int n, int k, const T *a, int lda, const T *packed, T *c, int ldc, \
+     int accumulate)
+
+#ifdef SKDL_GEMM_DISPATCH
+__attribute__((target("arch=x86-64-v4"))) static void
+skdl_rowgemm_float_v4 SKDL_GEMM_ARGS(float)
 {
-    SKDL_GEMM_BODY(float, skdl_vf, skdl_vf_u, SKDL_NR_FLOAT)
+    SKDL_GEMM_BODY(float, skdl_vf, skdl_vf_u, SKDL_NR_FLOAT, 6)
 }
 
-SKDL_GEMM_MULTIVERSION static void
-skdl_rowgemm_double(int m, int n, int k, const double *a, int lda,
-                    const double *packed, double *c, int ldc)
+__attribute__((target("arch=x86-64-v4"))) static void
+skdl_rowgemm_double_v4 SKDL_GEMM_ARGS(double)
 {
-    SKDL_GEMM_BODY(double, skdl_vd, skdl_vd_u, SKDL_NR_DOUBLE)
+    SKDL_GEMM_BODY(double, skdl_vd, skdl_vd_u, SKDL_NR_DOUBLE, 6)
+}
+
+__attribute__((target("arch=x86-64-v3"))) static void
+skdl_rowgemm_float_v3 SKDL_GEMM_ARGS(float)
+{
+    SKDL_GEMM_BODY(float, skdl_vf, skdl_vf_u, SKDL_NR_FLOAT, 3)
+}
+
+__attribute__((target("arch=x86-64-v3"))) static void
+skdl_rowgemm_double_v3 SKDL_GEMM_ARGS(double)
+{
+    SKDL_GEMM_BODY(double, skdl_vd, skdl_vd_u, SKDL_NR_DOUBLE, 3)
+}
+
+/* 2: AVX-512 (F, DQ, BW, VL), 1: AVX2 and FMA, 0: baseline. A race between
+ * threads on the first call only writes the same value twice. */
+static int skdl_gemm_level(void)
+{
+    static int level = -1;
+    if (level < 0) {
+        __builtin_cpu_init();
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")
+            && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
+            level = 2;
+        else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+            level = 1;
+        else
+            level = 0;
+    }
+    return level;
+}
+#endif
+
+static void
+skdl_rowgemm_float_base SKDL_GEMM_ARGS(float)
+{
+    SKDL_GEMM_BODY(float, skdl_vf, skdl_vf_u, SKDL_NR_FLOAT, 1)
+}
+
+static void
+skdl_rowgemm_double_base SKDL_GEMM_ARGS(double)
+{
+    SKDL_GEMM_BODY(double, skdl_vd, skdl_vd_u, SKDL_NR_DOUBLE, 1)
+}
+
+static void
+skdl_rowgemm_float SKDL_GEMM_ARGS(float)
+{
+#ifdef SKDL_GEMM_DISPATCH
+    switch (skdl_gemm_level()) {
+    case 2: skdl_rowgemm_float_v4(m, n, k, a, lda, packed, c, ldc, accumulate); return;
+    case 1: skdl_rowgemm_float_v3(m, n, k, a, lda, packed, c, ldc, accumulate); return;
+    }
+#endif
+    skdl_rowgemm_float_base(m, n, k, a, lda, packed, c, ldc, accumulate);
+}
+
+static void
+skdl_rowgemm_double SKDL_GEMM_ARGS(double)
+{
+#ifdef SKDL_GEMM_DISPATCH
+    switch (skdl_gemm_level()) {
+    case 2: skdl_rowgemm_double_v4(m, n, k, a, lda, packed, c, ldc, accumulate); return;
+    case 1: skdl_rowgemm_double_v3(m, n, k, a, lda, packed, c, ldc, accumulate); return;
+    }
+#endif
+    skdl_rowgemm_double_base(m, n, k, a, lda, packed, c, ldc, accumulate);
 }
 
 #endif

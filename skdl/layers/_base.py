@@ -135,6 +135,28 @@ class Layer(metaclass=ABCMeta):
     def clear(self):
         """Drop what the last training forward pass kept."""
 
+    def _scratch(self, key, shape, dtype=None):
+        """A C-contiguous array of ``shape`` (contents undefined) kept across
+        training batches.
+
+        Fresh arrays of several MB per batch cost page faults that can take
+        longer than the arithmetic. A batch smaller than an earlier one gets a
+        leading slice. For training only: prediction may run from several
+        threads at once. :meth:`release_scratch` frees them.
+        """
+        arrays = self.__dict__.setdefault("_scratch_arrays", {})
+        dtype = np.dtype(self.dtype if dtype is None else dtype)
+        shape = tuple(int(s) for s in shape)
+        array = arrays.get(key)
+        if (array is None or array.dtype != dtype or array.shape[1:] != shape[1:]
+                or array.shape[0] < shape[0]):
+            array = arrays[key] = np.empty(shape, dtype=dtype)
+        return array[:shape[0]]
+
+    def release_scratch(self):
+        """Free the arrays kept by :meth:`_scratch`."""
+        self.__dict__.pop("_scratch_arrays", None)
+
     def __getstate__(self):
         # Views into the network's buffers are rebound by the network after
         # unpickling; caches from the last batch are not worth saving.
@@ -144,4 +166,5 @@ class Layer(metaclass=ABCMeta):
         for key in list(state):
             if key.startswith("_cache"):
                 state[key] = None
+        state.pop("_scratch_arrays", None)
         return state

@@ -178,6 +178,7 @@ class ConvLayer(_ActivationMixin, Layer):
         output_shape = (F, OH, OW) if rank == 2 else (F, OW)
         super().__init__(name, input_shape, output_shape, dtype)
         self.planes = (C, H, W)
+        self.out_hw = (OH, OW)
         self.kernel_hw = kernel
         self.filters = F
         self.activation = spec.activation
@@ -199,9 +200,11 @@ class ConvLayer(_ActivationMixin, Layer):
 
     def forward(self, X, training=False, rng=None):
         X4 = X.reshape((X.shape[0],) + self.planes)
+        n = X4.shape[0]
+        out = self._scratch("A", (n, self.filters) + self.out_hw) if training else None
         A = _ops.conv2d_forward(X4, self._kernel(self.params), self.params.get("bias"),
                                 activation=self.activation, alpha=self.alpha,
-                                **self.geometry)
+                                out=out, **self.geometry)
         self._cache = (X4, A) if training else None
         return A.reshape((X.shape[0],) + self.output_shape)
 
@@ -209,8 +212,10 @@ class ConvLayer(_ActivationMixin, Layer):
         X4, A = self._cache
         n = X4.shape[0]
         # The activation acts on each channel's plane (softmax included).
-        dZ = self._activation_grad(A.reshape(n * self.filters, -1),
-                                   dY.reshape(n * self.filters, -1)).reshape(A.shape)
+        rows = (n * self.filters, -1)
+        dZ = self._activation_grad(A.reshape(rows), dY.reshape(rows),
+                                   out=self._scratch("dZ", A.shape).reshape(rows))
+        dZ = dZ.reshape(A.shape)
         _ops.conv2d_backward_params(
             X4, dZ, context.row_weights(n), context.scale, context.accumulate_dtype,
             kernel_hw=self.kernel_hw, dK=self._kernel(self.grads),
@@ -218,6 +223,7 @@ class ConvLayer(_ActivationMixin, Layer):
         if not need_input_grad:
             return None
         dX = _ops.conv2d_backward_input(dZ, self._kernel(self.params), self.planes[1:],
+                                        out=self._scratch("dX", (n,) + self.planes),
                                         **self.geometry)
         return dX.reshape((n,) + self.input_shape)
 

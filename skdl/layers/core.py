@@ -15,10 +15,10 @@ _INITIALIZER_NAMES = StrOptions(set(INITIALIZERS))
 class _ActivationMixin:
     """Backward of an optional activation, for layers that end in one."""
 
-    def _activation_grad(self, A, dA):
+    def _activation_grad(self, A, dA, out=None):
         if self.activation in (None, "linear"):
             return dA
-        return _ops.activation_backward(self.activation, A, dA, self.alpha)
+        return _ops.activation_backward(self.activation, A, dA, self.alpha, out=out)
 
 
 class Dense(LayerSpec):

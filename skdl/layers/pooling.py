@@ -1,6 +1,7 @@
 """Pooling layers: max and average, windowed and global, 1-D and 2-D."""
 from numbers import Integral
 
+import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .. import _ops
@@ -151,7 +152,12 @@ class PoolLayer(Layer):
     def forward(self, X, training=False, rng=None):
         X4 = X.reshape((X.shape[0],) + self.planes)
         if self.kind == "max":
-            Y, argmax = _ops.maxpool2d_forward(X4, **self.geometry)
+            shape = (X4.shape[0], self.planes[0]) + self._out_hw()
+            buffers = {}
+            if training:
+                buffers = dict(out=self._scratch("Y", shape),
+                               argmax_out=self._scratch("argmax", shape, np.int32))
+            Y, argmax = _ops.maxpool2d_forward(X4, **self.geometry, **buffers)
         else:
             Y, argmax = _ops.avgpool2d_forward(X4, **self.geometry), None
         self._cache = argmax if training else None
@@ -164,7 +170,8 @@ class PoolLayer(Layer):
         out_planes = (self.planes[0],) + self._out_hw()
         dY4 = dY.reshape((n,) + out_planes)
         if self.kind == "max":
-            dX = _ops.maxpool2d_backward(dY4, self._cache, self.planes[1:])
+            dX = _ops.maxpool2d_backward(dY4, self._cache, self.planes[1:],
+                                         out=self._scratch("dX", (n,) + self.planes))
         else:
             dX = _ops.avgpool2d_backward(dY4, self.planes[1:], **self.geometry)
         return dX.reshape((n,) + self.input_shape)
