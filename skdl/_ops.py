@@ -596,11 +596,6 @@ def _conv_inputs(X, K):
     return X, K
 
 
-def _cols(n_threads, C, kernel_hw, out_hw, dtype):
-    return np.empty((n_threads, C * kernel_hw[0] * kernel_hw[1] * out_hw[0] * out_hw[1]),
-                    dtype=dtype)
-
-
 def conv2d_forward(X, K, b=None, strides=1, padding=((0, 0), (0, 0)), dilation=1,
                    activation=None, alpha=None, out=None):
     """2-D convolution (cross-correlation, as in every deep-learning library).
@@ -629,10 +624,8 @@ def conv2d_forward(X, K, b=None, strides=1, padding=((0, 0), (0, 0)), dilation=1
             raise ValueError(f"b has shape {b.shape}, expected ({K.shape[0]},).")
     code = 0 if activation is None else _activation_code(activation)
     Y = _output(out, "out", (X.shape[0], K.shape[0], oh, ow), X.dtype, (X, K))
-    n_threads = effective_n_threads()
-    cols = _cols(n_threads, X.shape[1], K.shape[2:], (oh, ow), X.dtype)
-    _conv.conv2d_forward(X, K, b, Y, cols, *geometry, code, _alpha(activation, alpha),
-                         n_threads)
+    _conv.conv2d_forward(X, K, b, Y, *geometry, code, _alpha(activation, alpha),
+                         effective_n_threads())
     return Y
 
 
@@ -663,10 +656,8 @@ def conv2d_backward_input(dY, K, input_hw, strides=1, padding=((0, 0), (0, 0)),
             f"{(K.shape[0],) + out_hw}."
         )
     dX = _output(out, "out", x_shape, dY.dtype, (dY, K))
-    n_threads = effective_n_threads()
-    cols = _cols(n_threads, K.shape[1], K.shape[2:], out_hw, dY.dtype)
     KT = np.ascontiguousarray(K.reshape(K.shape[0], -1).T)
-    _conv.conv2d_backward_input(dY, KT, dX, cols, *K.shape[2:], *geometry, n_threads)
+    _conv.conv2d_backward_input(dY, KT, dX, *K.shape[2:], *geometry, effective_n_threads())
     return dX
 
 
@@ -714,13 +705,11 @@ def conv2d_backward_params(X, dY, sample_weight=None, scale=1.0, accumulate_dtyp
         X, dY = X.astype(acc), dY.astype(acc)
     target_K = dK if acc == dK.dtype else np.empty(dK.shape, acc)
     target_b = db if acc == db.dtype else np.empty(db.shape, acc)
-    n_threads = effective_n_threads()
-    cols = _cols(n_threads, C, (kh, kw), out_hw, acc)
     n_chunks = max(1, -(-n // _conv.CHUNK_))
     partial_K = np.empty((n_chunks, F * C * kh * kw), dtype=acc)
     partial_b = np.empty((n_chunks, F))
-    _conv.conv2d_backward_params(X, dY, w, float(scale), target_K, target_b, cols,
-                                 partial_K, partial_b, *geometry, n_threads)
+    _conv.conv2d_backward_params(X, dY, w, float(scale), target_K, target_b,
+                                 partial_K, partial_b, *geometry, effective_n_threads())
     if target_K is not dK:
         dK[...] = target_K
         db[...] = target_b

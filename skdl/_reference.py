@@ -1,7 +1,8 @@
 """Plain-numpy twins of the ops in :mod:`skdl._ops`.
 
-Same names, same signatures, written for clarity rather than speed. The tests
-hold each compiled op to its twin; nothing in the library calls this module.
+Same names and signatures (less the ``out=`` buffers), written for clarity
+rather than speed. The tests hold each compiled op to its twin; nothing in the
+library calls this module.
 Dropout has no twin: its op is plain numpy already.
 """
 import numpy as np

@@ -372,3 +372,44 @@ def test_blas_hold_is_reentrant_and_restores_the_limit():
                 assert set(blas_threads().values()) == {1}
             assert set(blas_threads().values()) == {1}  # the outer hold is still on
         assert blas_threads() == before
+
+
+@pytest.fixture(params=[0, 1, 2], ids=["baseline", "avx2", "avx512"])
+def gemm_level(request):
+    """Each compiled version of the matrix kernel this CPU can run."""
+    from skdl._kernels import _conv, _dense
+
+    try:
+        if _dense.limit_gemm_level(request.param) != request.param:
+            pytest.skip("this CPU cannot run that version of the kernel")
+        _conv.limit_gemm_level(request.param)
+        yield request.param
+    finally:
+        _dense.limit_gemm_level(-1)
+        _conv.limit_gemm_level(-1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_every_kernel_version_matches_reference(gemm_level, dtype):
+    rng = np.random.RandomState(gemm_level)
+    # Shapes past every tile edge: rows 1..13, columns 1..40, k past a block of 256.
+    for n, k, p in [(1, 1, 1), (13, 300, 40), (7, 5, 33), (6, 257, 16)]:
+        X, W, b = (_rand(rng, n, k, dtype=dtype), _rand(rng, k, p, dtype=dtype),
+                   _rand(rng, p, dtype=dtype))
+        eps = np.finfo(dtype).eps
+        bound = k * eps * (np.abs(X) @ np.abs(W) + np.abs(b)) + 1e-30
+        assert (np.abs(_ops.dense_forward(X, W, b) - _reference.dense_forward(X, W, b))
+                <= bound).all()
+        whole = _ops.dense_forward(X, W, b, "tanh")
+        for i in range(n):
+            assert_array_equal(_ops.dense_forward(X[i:i + 1], W, b, "tanh"), whole[i:i + 1])
+    X, K = _rand(rng, 3, 2, 7, 6, dtype=dtype), _rand(rng, 5, 2, 3, 2, dtype=dtype)
+    geometry = dict(strides=(1, 2), padding=((1, 0), (0, 1)))
+    Y = _ops.conv2d_forward(X, K, **geometry)
+    assert_allclose(Y, _reference.conv2d_forward(X, K, **geometry), **_tol(dtype))
+    dY = _rand(rng, *Y.shape, dtype=dtype)
+    assert_allclose(_ops.conv2d_backward_input(dY, K, (7, 6), **geometry),
+                    _reference.conv2d_backward_input(dY, K, (7, 6), **geometry), **_tol(dtype))
+    for got, ref in zip(_ops.conv2d_backward_params(X, dY, kernel_hw=(3, 2), **geometry),
+                        _reference.conv2d_backward_params(X, dY, kernel_hw=(3, 2), **geometry)):
+        assert_allclose(got, ref, **_tol(dtype))

@@ -1,12 +1,14 @@
 """2-D convolution kernels (1-D convolutions are the case height 1).
 
 Layout: inputs (n, C, H, W), kernels (F, C, kh, kw), outputs (n, F, OH, OW).
-Each sample is unfolded (im2col) into a per-thread scratch buffer of shape
-(C*kh*kw, OH*OW), packed into column panels and multiplied by the kernel with
-skdl's own matrix product (``_rowgemm.h``; faster than OpenBLAS here, since it
-is also compiled for AVX-512), every call of one shape: a sample's output
-never depends on the rest of its batch or on the thread count. ``prange``
-runs over the samples.
+Samples are unfolded (im2col) side by side into a per-thread scratch buffer
+of shape (C*kh*kw, G*OH*OW), G samples at a time (G = 1 for large images,
+more for small ones so the products are not tiny), packed into column panels
+and multiplied by the kernel with skdl's own matrix product (``_rowgemm.h``;
+faster than OpenBLAS here, since it is also compiled for AVX-512). That
+product computes each output element the same way whichever columns sit
+beside it, so a sample's output never depends on the rest of its batch or on
+the thread count. ``prange`` runs over the groups.
 
 Weight gradients are summed over fixed chunks of ``CHUNK`` samples into
 per-chunk buffers, which are then added in chunk order, so the result is the
@@ -15,92 +17,62 @@ same for any number of threads.
 from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
 from libc.stdlib cimport free, malloc
-from libc.string cimport memcpy, memset
+from libc.string cimport memcpy
 
 from ._activations cimport LINEAR, forward_row
-from ._rowgemm cimport pack_b, packed_size, rowgemm
+from ._rowgemm cimport pack_b, pack_b_rows, packed_size, rowgemm, skdl_gemm_limit
 
 # Samples per chunk of a weight-gradient sum.
 cdef int CHUNK = 8
 CHUNK_ = CHUNK
+# Output positions per matrix product, when images are small enough to group.
+cdef int GROUP_COLUMNS = 256
 
 
-cdef inline void _valid_range(int out_size, int in_size, int stride, int offset,
-                              int* lo, int* hi) noexcept nogil:
-    """Outputs o in [lo, hi) read inside the input: 0 <= o*stride + offset < in_size."""
-    cdef int first = 0, last
-    if offset < 0:
-        first = (-offset + stride - 1) // stride
-    last = (in_size - 1 - offset) // stride + 1 if in_size - 1 - offset >= 0 else 0
-    lo[0] = min(first, out_size)
-    hi[0] = max(lo[0], min(last, out_size))
+cdef extern from "_im2col.h" nogil:
+    int skdl_padded_extent(int size, int lead, int out, int stride, int k, int dilation)
+    void skdl_im2col_float(const float* x, int C, int H, int W, int kh, int kw,
+                           int sh, int sw, int ph, int pw, int dh, int dw, int OH,
+                           int OW, float* cols, Py_ssize_t ld, float* padded, int PH,
+                           int PW)
+    void skdl_im2col_double(const double* x, int C, int H, int W, int kh, int kw,
+                            int sh, int sw, int ph, int pw, int dh, int dw, int OH,
+                            int OW, double* cols, Py_ssize_t ld, double* padded,
+                            int PH, int PW)
+    void skdl_col2im_float(const float* cols, Py_ssize_t ld, int C, int H, int W,
+                           int kh, int kw, int sh, int sw, int ph, int pw, int dh,
+                           int dw, int OH, int OW, float* x, float* padded, int PH,
+                           int PW)
+    void skdl_col2im_double(const double* cols, Py_ssize_t ld, int C, int H, int W,
+                            int kh, int kw, int sh, int sw, int ph, int pw, int dh,
+                            int dw, int OH, int OW, double* x, double* padded,
+                            int PH, int PW)
 
 
-cdef void _im2col(const floating* x, int C, int H, int W, int kh, int kw,
-                  int sh, int sw, int ph, int pw, int dh, int dw, int OH, int OW,
-                  floating* cols) noexcept nogil:
-    """cols[(c, i, j), (oh, ow)] = x[c, oh*sh - ph + i*dh, ow*sw - pw + j*dw] or 0."""
-    cdef int c, i, j, oh, ow, ih, lo, hi, oh_lo, oh_hi, offset
-    cdef Py_ssize_t P = <Py_ssize_t> OH * OW
-    cdef floating* row
-    cdef floating* out
-    cdef const floating* src
-    cdef const floating* plane
-    for c in range(C):
-        plane = x + <Py_ssize_t> c * H * W
-        for i in range(kh):
-            _valid_range(OH, H, sh, i * dh - ph, &oh_lo, &oh_hi)
-            for j in range(kw):
-                row = cols + ((<Py_ssize_t> c * kh + i) * kw + j) * P
-                offset = j * dw - pw
-                _valid_range(OW, W, sw, offset, &lo, &hi)
-                memset(row, 0, <Py_ssize_t> oh_lo * OW * sizeof(floating))
-                memset(row + <Py_ssize_t> oh_hi * OW, 0,
-                       <Py_ssize_t> (OH - oh_hi) * OW * sizeof(floating))
-                for oh in range(oh_lo, oh_hi):
-                    ih = oh * sh - ph + i * dh
-                    out = row + <Py_ssize_t> oh * OW
-                    src = plane + <Py_ssize_t> ih * W + offset
-                    for ow in range(lo):
-                        out[ow] = 0
-                    if sw == 1:
-                        memcpy(out + lo, src + lo, (hi - lo) * sizeof(floating))
-                    else:
-                        for ow in range(lo, hi):
-                            out[ow] = src[<Py_ssize_t> ow * sw]
-                    for ow in range(hi, OW):
-                        out[ow] = 0
+cdef inline void _im2col(const floating* x, int C, int H, int W, int kh, int kw,
+                         int sh, int sw, int ph, int pw, int dh, int dw, int OH,
+                         int OW, floating* cols, Py_ssize_t ld, floating* padded,
+                         int PH, int PW) noexcept nogil:
+    """Unfold one sample (see _im2col.h); padded: a (PH, PW) scratch plane."""
+    if floating is float:
+        skdl_im2col_float(x, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW, cols,
+                          ld, padded, PH, PW)
+    else:
+        skdl_im2col_double(x, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW, cols,
+                           ld, padded, PH, PW)
 
 
-cdef void _col2im(const floating* cols, int C, int H, int W, int kh, int kw,
-                  int sh, int sw, int ph, int pw, int dh, int dw, int OH, int OW,
-                  floating* x) noexcept nogil:
-    """x = 0, then x[c, ih, iw] += cols[(c, i, j), (oh, ow)]: the adjoint of _im2col."""
-    cdef int c, i, j, oh, ow, ih, lo, hi, oh_lo, oh_hi, offset
-    cdef Py_ssize_t P = <Py_ssize_t> OH * OW
-    cdef const floating* row
-    cdef const floating* src
-    cdef floating* dst
-    cdef floating* plane
-    memset(x, 0, <Py_ssize_t> C * H * W * sizeof(floating))
-    for c in range(C):
-        plane = x + <Py_ssize_t> c * H * W
-        for i in range(kh):
-            _valid_range(OH, H, sh, i * dh - ph, &oh_lo, &oh_hi)
-            for j in range(kw):
-                row = cols + ((<Py_ssize_t> c * kh + i) * kw + j) * P
-                offset = j * dw - pw
-                _valid_range(OW, W, sw, offset, &lo, &hi)
-                for oh in range(oh_lo, oh_hi):
-                    ih = oh * sh - ph + i * dh
-                    src = row + <Py_ssize_t> oh * OW
-                    dst = plane + <Py_ssize_t> ih * W + offset
-                    if sw == 1:
-                        for ow in range(lo, hi):
-                            dst[ow] += src[ow]
-                    else:
-                        for ow in range(lo, hi):
-                            dst[<Py_ssize_t> ow * sw] += src[ow]
+cdef inline void _col2im(const floating* cols, Py_ssize_t ld, int C, int H, int W,
+                         int kh, int kw, int sh, int sw, int ph, int pw, int dh,
+                         int dw, int OH, int OW, floating* x, floating* padded,
+                         int PH, int PW) noexcept nogil:
+    """The adjoint of _im2col into one sample's x (overwritten)."""
+    if floating is float:
+        skdl_col2im_float(cols, ld, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW,
+                          x, padded, PH, PW)
+    else:
+        skdl_col2im_double(cols, ld, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW,
+                           x, padded, PH, PW)
 
 
 cdef inline double _plane_sum(const floating* x, int m) noexcept nogil:
@@ -119,19 +91,25 @@ cdef inline double _plane_sum(const floating* x, int m) noexcept nogil:
     return ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]))
 
 
-cdef floating* _packed_scratch(int n_threads, size_t size, floating* kind) except NULL:
-    """Per-thread buffers for packed matrices, ``size`` elements each."""
+cdef floating* _scratch(int n_threads, size_t size, floating* kind) except NULL:
+    """Per-thread buffers of ``size`` elements each (kind: a NULL of the type)."""
     cdef floating* buf = <floating*> malloc(max(<size_t> 1, n_threads * size)
                                             * sizeof(floating))
     if buf == NULL:
-        raise MemoryError("cannot allocate the convolution's packing buffers")
+        raise MemoryError("cannot allocate the convolution's scratch buffers")
     return buf
+
+
+cdef inline int _group_size(int P, int limit) noexcept nogil:
+    """Samples per matrix product: about GROUP_COLUMNS output positions, so
+    small images still fill the kernel's panels; at most ``limit``."""
+    return max(1, min(limit, GROUP_COLUMNS // P))
 
 
 def conv2d_forward(const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] K,
                    const floating[::1] bias, floating[:, :, :, ::1] Y,
-                   floating[:, ::1] cols, int sh, int sw, int ph, int pw,
-                   int dh, int dw, int activation, double alpha, int n_threads):
+                   int sh, int sw, int ph, int pw, int dh, int dw, int activation,
+                   double alpha, int n_threads):
     """Y = f(conv(X, K) + bias).
 
     Parameters
@@ -140,7 +118,6 @@ def conv2d_forward(const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] 
     K : (F, C, kh, kw) kernel
     bias : (F,) or None
     Y : (n, F, OH, OW) output
-    cols : (n_threads, C*kh*kw*OH*OW) scratch
     sh, sw, ph, pw, dh, dw : strides, leading paddings, dilations
     activation, alpha : fused activation (kind from _activations.pxd)
     n_threads : int
@@ -149,35 +126,57 @@ def conv2d_forward(const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] 
     cdef int F = K.shape[0], kh = K.shape[2], kw = K.shape[3]
     cdef int OH = Y.shape[2], OW = Y.shape[3]
     cdef int CK = C * kh * kw, P = OH * OW
-    cdef int i, f, t
-    cdef floating* out
-    cdef const floating* bias_ptr = NULL
-    cdef size_t psize = packed_size(CK, P, <floating*> NULL)
+    cdef int G = _group_size(P, n)
+    cdef int n_groups = (n + G - 1) // G
+    cdef int g, s, s0, gs, f, t, cols_n
+    cdef size_t cols_size = <size_t> CK * G * P, out_size = <size_t> F * G * P
+    cdef size_t psize = packed_size(CK, G * P, <floating*> NULL)
+    cdef int PH = skdl_padded_extent(H, ph, OH, sh, kh, dh)
+    cdef int PW = skdl_padded_extent(W, pw, OW, sw, kw, dw)
+    cdef size_t per_thread = cols_size + psize + out_size + <size_t> PH * PW
+    cdef floating* buf
     cdef floating* packed
+    cdef floating* tmp
+    cdef floating* cols
+    cdef floating* padded
+    cdef floating* row
+    cdef const floating* bias_ptr = NULL
     if bias is not None:
         bias_ptr = &bias[0]
     if n == 0:
         return
-    packed = _packed_scratch(n_threads, psize, <floating*> NULL)
+    buf = _scratch(n_threads, per_thread, <floating*> NULL)
     try:
         with nogil, parallel(num_threads=n_threads):
             t = threadid()
-            for i in prange(n, schedule='static'):
-                _im2col(&X[i, 0, 0, 0], C, H, W, kh, kw, sh, sw, ph, pw, dh, dw,
-                        OH, OW, &cols[t, 0])
-                pack_b(CK, P, &cols[t, 0], P, 1, <floating> 1.0, packed + t * psize)
-                out = &Y[i, 0, 0, 0]
-                # (F, P) = (F, CK) @ (CK, P)
-                rowgemm(F, P, CK, &K[0, 0, 0, 0], CK, packed + t * psize, out, P,
-                        False)
+            for g in prange(n_groups, schedule='static'):
+                s0 = g * G
+                gs = min(G, n - s0)
+                cols_n = gs * P
+                packed = buf + t * per_thread
+                tmp = packed + psize
+                cols = tmp + out_size
+                padded = cols + cols_size
+                # Columns (sample, position) of the group side by side.
+                for s in range(gs):
+                    _im2col(&X[s0 + s, 0, 0, 0], C, H, W, kh, kw, sh, sw, ph, pw, dh,
+                            dw, OH, OW, cols + s * P, cols_n, padded, PH, PW)
+                pack_b(CK, cols_n, cols, cols_n, 1, <floating> 1.0, packed)
+                # (F, gs*P) = (F, CK) @ (CK, gs*P); one sample writes in place.
+                if gs == 1:
+                    tmp = &Y[s0, 0, 0, 0]
+                rowgemm(F, cols_n, CK, &K[0, 0, 0, 0], CK, packed, tmp, cols_n, False)
                 for f in range(F):
+                    row = tmp + <Py_ssize_t> f * cols_n
                     if bias_ptr != NULL:
-                        _add_scalar(out + <Py_ssize_t> f * P, bias_ptr[f], P)
+                        _add_scalar(row, bias_ptr[f], cols_n)
                     if activation != LINEAR:
-                        forward_row(activation, alpha, out + <Py_ssize_t> f * P,
-                                    out + <Py_ssize_t> f * P, P)
+                        forward_row(activation, alpha, row, row, cols_n)
+                    if gs > 1:
+                        for s in range(gs):
+                            memcpy(&Y[s0 + s, f, 0, 0], row + s * P, P * sizeof(floating))
     finally:
-        free(packed)
+        free(buf)
 
 
 cdef inline void _add_scalar(floating* row, floating value, int m) noexcept nogil:
@@ -188,47 +187,71 @@ cdef inline void _add_scalar(floating* row, floating value, int m) noexcept nogi
 
 def conv2d_backward_input(const floating[:, :, :, ::1] dY,
                           const floating[:, ::1] KT, floating[:, :, :, ::1] dX,
-                          floating[:, ::1] cols, int kh, int kw, int sh, int sw,
-                          int ph, int pw, int dh, int dw, int n_threads):
-    """dX = the input gradient of the convolution, sample by sample.
+                          int kh, int kw, int sh, int sw, int ph, int pw, int dh,
+                          int dw, int n_threads):
+    """dX = the input gradient of the convolution, a group of samples at a time.
 
     Parameters
     ----------
     dY : (n, F, OH, OW)
     KT : (C*kh*kw, F), the kernel reshaped to (F, C*kh*kw) and transposed
     dX : (n, C, H, W) output
-    cols : (n_threads, C*kh*kw*OH*OW) scratch
     """
     cdef int n = dX.shape[0], C = dX.shape[1], H = dX.shape[2], W = dX.shape[3]
     cdef int F = KT.shape[1]
     cdef int OH = dY.shape[2], OW = dY.shape[3]
     cdef int CK = C * kh * kw, P = OH * OW
-    cdef int i, t
-    cdef size_t psize = packed_size(F, P, <floating*> NULL)
+    cdef int G = _group_size(P, n)
+    cdef int n_groups = (n + G - 1) // G
+    cdef int g, s, s0, gs, f, t, cols_n
+    cdef size_t cols_size = <size_t> CK * G * P, dy_size = <size_t> F * G * P
+    cdef size_t psize = packed_size(F, G * P, <floating*> NULL)
+    cdef int PH = skdl_padded_extent(H, ph, OH, sh, kh, dh)
+    cdef int PW = skdl_padded_extent(W, pw, OW, sw, kw, dw)
+    cdef size_t per_thread = cols_size + psize + dy_size + <size_t> PH * PW
+    cdef floating* buf
     cdef floating* packed
+    cdef floating* dyg
+    cdef floating* cols
+    cdef floating* padded
+    cdef const floating* src
     if n == 0:
         return
-    packed = _packed_scratch(n_threads, psize, <floating*> NULL)
+    buf = _scratch(n_threads, per_thread, <floating*> NULL)
     try:
         with nogil, parallel(num_threads=n_threads):
             t = threadid()
-            for i in prange(n, schedule='static'):
-                # (CK, P) = (CK, F) @ (F, P)
-                pack_b(F, P, &dY[i, 0, 0, 0], P, 1, <floating> 1.0, packed + t * psize)
-                rowgemm(CK, P, F, &KT[0, 0], F, packed + t * psize, &cols[t, 0], P,
-                        False)
-                _col2im(&cols[t, 0], C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW,
-                        &dX[i, 0, 0, 0])
+            for g in prange(n_groups, schedule='static'):
+                s0 = g * G
+                gs = min(G, n - s0)
+                cols_n = gs * P
+                packed = buf + t * per_thread
+                cols = packed + psize
+                dyg = cols + cols_size
+                padded = dyg + dy_size
+                # dY of the group as one (F, gs*P) matrix.
+                src = &dY[s0, 0, 0, 0]
+                if gs > 1:
+                    for s in range(gs):
+                        for f in range(F):
+                            memcpy(dyg + <Py_ssize_t> f * cols_n + s * P, &dY[s0 + s, f, 0, 0],
+                                   P * sizeof(floating))
+                    src = dyg
+                # (CK, gs*P) = (CK, F) @ (F, gs*P)
+                pack_b(F, cols_n, src, cols_n, 1, <floating> 1.0, packed)
+                rowgemm(CK, cols_n, F, &KT[0, 0], F, packed, cols, cols_n, False)
+                for s in range(gs):
+                    _col2im(cols + s * P, cols_n, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw,
+                            OH, OW, &dX[s0 + s, 0, 0, 0], padded, PH, PW)
     finally:
-        free(packed)
+        free(buf)
 
 
 def conv2d_backward_params(const floating[:, :, :, ::1] X,
                            const floating[:, :, :, ::1] dY, const double[::1] weights,
                            double scale, floating[:, :, :, ::1] dK, floating[::1] db,
-                           floating[:, ::1] cols, floating[:, ::1] partial_dK,
-                           double[:, ::1] partial_db, int sh, int sw, int ph, int pw,
-                           int dh, int dw, int n_threads):
+                           floating[:, ::1] partial_dK, double[:, ::1] partial_db,
+                           int sh, int sw, int ph, int pw, int dh, int dw, int n_threads):
     """dK = scale * sum_i w_i dY_i @ im2col(X_i).T; db = scale * sum_i w_i sum(dY_i).
 
     Parameters
@@ -239,7 +262,6 @@ def conv2d_backward_params(const floating[:, :, :, ::1] X,
     scale : float
     dK : (F, C, kh, kw) output
     db : (F,) output, or None
-    cols : (n_threads, C*kh*kw*OH*OW) scratch
     partial_dK : (n_chunks, C*kh*kw*F) scratch, n_chunks = ceil(n / CHUNK); each
         chunk's sum is kept transposed, (C*kh*kw, F)
     partial_db : (n_chunks, F) float64 scratch
@@ -249,12 +271,21 @@ def conv2d_backward_params(const floating[:, :, :, ::1] X,
     cdef int OH = dY.shape[2], OW = dY.shape[3]
     cdef int CK = C * kh * kw, P = OH * OW
     cdef int n_chunks = (n + CHUNK - 1) // CHUNK
-    cdef int c, i, f, t, first, kk
+    # Groups inside a chunk: their size depends on the shapes only.
+    cdef int G = _group_size(P, CHUNK)
+    cdef int c, i, f, t, first, kk, g0, gi, gs, s, cols_n, chunk_end
     cdef Py_ssize_t e, size = <Py_ssize_t> F * CK
-    cdef size_t psize = packed_size(P, F, <floating*> NULL)
-    cdef floating* packed
+    cdef size_t cols_size = <size_t> CK * G * P
+    cdef size_t psize = packed_size(G * P, F, <floating*> NULL)
+    cdef int PH = skdl_padded_extent(H, ph, OH, sh, kh, dh)
+    cdef int PW = skdl_padded_extent(W, pw, OW, sw, kw, dw)
+    cdef size_t per_thread = cols_size + psize + <size_t> PH * PW
     cdef double w, acc
     cdef floating* total = &dK[0, 0, 0, 0]
+    cdef floating* buf
+    cdef floating* packed
+    cdef floating* cols
+    cdef floating* padded
     cdef const double* w_ptr = NULL
     if weights is not None:
         w_ptr = &weights[0]
@@ -263,28 +294,38 @@ def conv2d_backward_params(const floating[:, :, :, ::1] X,
         if db is not None:
             db[...] = 0
         return
-    packed = _packed_scratch(n_threads, psize, <floating*> NULL)
+    buf = _scratch(n_threads, per_thread, <floating*> NULL)
     try:
         with nogil, parallel(num_threads=n_threads):
             t = threadid()
             for c in prange(n_chunks, schedule='static'):
+                packed = buf + t * per_thread
+                cols = packed + psize
+                padded = cols + cols_size
                 for f in range(F):
                     partial_db[c, f] = 0.0
                 first = 1
-                for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
-                    w = 1.0 if w_ptr == NULL else w_ptr[i]
-                    _im2col(&X[i, 0, 0, 0], C, H, W, kh, kw, sh, sw, ph, pw, dh, dw,
-                            OH, OW, &cols[t, 0])
-                    # (CK, F) += (CK, P) @ (w * (F, P)).T
-                    pack_b(P, F, &dY[i, 0, 0, 0], 1, P, <floating> w,
-                           packed + t * psize)
-                    rowgemm(CK, F, P, &cols[t, 0], P, packed + t * psize,
-                            &partial_dK[c, 0], F, not first)
+                chunk_end = min(n, (c + 1) * CHUNK)
+                for gi in range((chunk_end - c * CHUNK + G - 1) // G):
+                    g0 = c * CHUNK + gi * G
+                    gs = min(G, chunk_end - g0)
+                    cols_n = gs * P
+                    for s in range(gs):
+                        i = g0 + s
+                        w = 1.0 if w_ptr == NULL else w_ptr[i]
+                        _im2col(&X[i, 0, 0, 0], C, H, W, kh, kw, sh, sw, ph, pw, dh, dw,
+                                OH, OW, cols + s * P, cols_n, padded, PH, PW)
+                        # Rows s*P .. of (gs*P, F): w * dY_i transposed.
+                        pack_b_rows(P, F, &dY[i, 0, 0, 0], 1, P, <floating> w, packed,
+                                    cols_n, s * P)
+                        for f in range(F):
+                            partial_db[c, f] += w * _plane_sum(&dY[i, f, 0, 0], P)
+                    # (CK, F) += (CK, gs*P) @ (gs*P, F)
+                    rowgemm(CK, F, cols_n, cols, cols_n, packed, &partial_dK[c, 0], F,
+                            not first)
                     first = 0
-                    for f in range(F):
-                        partial_db[c, f] += w * _plane_sum(&dY[i, f, 0, 0], P)
     finally:
-        free(packed)
+        free(buf)
     # Chunks are added in order: the same sums whatever the thread count.
     with nogil:
         for f in range(F):
@@ -300,3 +341,10 @@ def conv2d_backward_params(const floating[:, :, :, ::1] X,
             for c in range(n_chunks):
                 acc = acc + partial_db[c, f]
             db[f] = <floating> (scale * acc)
+
+
+def limit_gemm_level(int level):
+    """Use at most this version of the matrix kernel in this module: 2 AVX-512,
+    1 AVX2+FMA, 0 baseline, -1 the best the CPU has. Returns the version now
+    in use. For tests, which run every version the CPU supports."""
+    return skdl_gemm_limit(level)

@@ -18,7 +18,7 @@ from libc.stdlib cimport free, malloc
 
 from ._activations cimport LINEAR, forward_row
 from ._blas cimport gemm
-from ._rowgemm cimport pack_b, packed_size, rowgemm
+from ._rowgemm cimport pack_b, packed_size, rowgemm, skdl_gemm_limit
 
 
 # Most rows per panel of a row-wise product: a multiple of the kernel's row
@@ -180,3 +180,10 @@ def weighted_column_sum(const floating[:, ::1] A, const double[::1] weights,
             j0 = b * SUM_BLOCK
             _column_sum_block(&A[0, 0], w, n, p, j0, min(<int> SUM_BLOCK, p - j0),
                               alpha, &out[0])
+
+
+def limit_gemm_level(int level):
+    """Use at most this version of the matrix kernel in this module: 2 AVX-512,
+    1 AVX2+FMA, 0 baseline, -1 the best the CPU has. Returns the version now
+    in use. For tests, which run every version the CPU supports."""
+    return skdl_gemm_limit(level)

@@ -50,14 +50,17 @@ static inline size_t skdl_packed_size(int k, int n, int nr)
 }
 
 /* Pack scale * B, element (kk, j) at b[kk * s_k + j * s_n], into panels of
- * NR columns: packed[(panel * K + kk) * NR + jj] = scale * B[kk, panel * NR + jj]. */
+ * NR columns, as rows k0 .. k0 + k - 1 of a packed matrix of k_total rows:
+ * packed[(panel * k_total + k0 + kk) * NR + jj] = scale * B[kk, panel * NR + jj].
+ * (k_total = k, k0 = 0 packs a whole matrix; several calls can stack blocks
+ * of rows, e.g. one per sample.) */
 #define SKDL_PACK_BODY(NR)                                                    \
     int n_panels = (n + NR - 1) / NR;                                         \
     for (int pnl = 0; pnl < n_panels; pnl++) {                                \
         int j0 = pnl * NR;                                                    \
         int width = n - j0 < NR ? n - j0 : NR;                                \
         for (int kk = 0; kk < k; kk++) {                                      \
-            size_t dst = ((size_t) pnl * k + kk) * NR;                        \
+            size_t dst = ((size_t) pnl * k_total + k0 + kk) * NR;             \
             int jj = 0;                                                       \
             for (; jj < width; jj++)                                          \
                 packed[dst + jj] = scale * b[(ptrdiff_t) kk * s_k + (ptrdiff_t) (j0 + jj) * s_n]; \
@@ -67,13 +70,15 @@ static inline size_t skdl_packed_size(int k, int n, int nr)
     }
 
 static void skdl_pack_b_float(int k, int n, const float *b, ptrdiff_t s_k,
-                              ptrdiff_t s_n, float scale, float *packed)
+                              ptrdiff_t s_n, float scale, float *packed,
+                              int k_total, int k0)
 {
     SKDL_PACK_BODY(SKDL_NR_FLOAT)
 }
 
 static void skdl_pack_b_double(int k, int n, const double *b, ptrdiff_t s_k,
-                               ptrdiff_t s_n, double scale, double *packed)
+                               ptrdiff_t s_n, double scale, double *packed,
+                               int k_total, int k0)
 {
     SKDL_PACK_BODY(SKDL_NR_DOUBLE)
 }
@@ -176,9 +181,12 @@ skdl_rowgemm_double_v3 SKDL_GEMM_ARGS(double)
 
 /* 2: AVX-512 (F, DQ, BW, VL), 1: AVX2 and FMA, 0: baseline. A race between
  * threads on the first call only writes the same value twice. */
+static int skdl_gemm_cap = -1;     /* what the CPU supports */
+static int skdl_gemm_chosen = -1;  /* a lower level asked for by the tests */
+
 static int skdl_gemm_level(void)
 {
-    static int level = -1;
+    int level = skdl_gemm_cap;
     if (level < 0) {
         __builtin_cpu_init();
         if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")
@@ -188,10 +196,24 @@ static int skdl_gemm_level(void)
             level = 1;
         else
             level = 0;
+        skdl_gemm_cap = level;
     }
-    return level;
+    return skdl_gemm_chosen >= 0 && skdl_gemm_chosen < level ? skdl_gemm_chosen : level;
 }
 #endif
+
+/* Use at most `level` from now on (-1: the best the CPU has); returns the
+ * level in use. For testing each version on one machine. */
+static int skdl_gemm_limit(int level)
+{
+#ifdef SKDL_GEMM_DISPATCH
+    skdl_gemm_chosen = level;
+    return skdl_gemm_level();
+#else
+    (void) level;
+    return 0;
+#endif
+}
 
 static void
 skdl_rowgemm_float_base SKDL_GEMM_ARGS(float)
