@@ -58,22 +58,32 @@ cdef void forward_row(int kind, double alpha, const floating* x, floating* y,
 
 cdef void _backward_row(int kind, double alpha, const floating* y,
                         const floating* dy, floating* dx, int m) noexcept nogil:
-    """dx = dy * f'(x) over one row, with f'(x) written in terms of y = f(x)."""
+    """dx = dy * f'(x) over one row, with f'(x) written in terms of y = f(x).
+
+    dy[j] and y[j] are read before the comparison: a load inside a branch
+    keeps GCC from turning it into a select, and a branch on the sign of
+    random activations mispredicts half the time (10x slower).
+    """
     cdef int j
     cdef double d, inner
+    cdef floating g, v
     if kind == LINEAR:
         for j in range(m):
             dx[j] = dy[j]
     elif kind == RELU:
         for j in range(m):
-            dx[j] = dy[j] if y[j] > 0 else 0
+            g = dy[j]
+            dx[j] = g if y[j] > 0 else 0
     elif kind == LEAKY_RELU:
         for j in range(m):
-            dx[j] = dy[j] if y[j] > 0 else <floating> (alpha * dy[j])
+            g = dy[j]
+            dx[j] = g if y[j] > 0 else <floating> (alpha * g)
     elif kind == ELU:
         # x <= 0: y = alpha (e^x - 1), so f'(x) = alpha e^x = y + alpha.
         for j in range(m):
-            dx[j] = dy[j] if y[j] > 0 else <floating> (dy[j] * (<double> y[j] + alpha))
+            g = dy[j]
+            v = y[j]
+            dx[j] = g if v > 0 else <floating> (g * (<double> v + alpha))
     elif kind == TANH:
         for j in range(m):
             dx[j] = <floating> (dy[j] * (1.0 - <double> y[j] * y[j]))
