@@ -106,8 +106,11 @@ class Network:
         -------
         ndarray of shape (n, *output_shape)
         """
+        mask = None
         for layer in self.layers:
-            X = layer.forward(X, training=training, rng=rng)
+            Y = layer.forward(X, training=training, rng=rng, mask=mask)
+            mask = layer.compute_mask(X, mask)
+            X = Y
         return X
 
     def backward(self, dY, sample_weight, scale, accumulate_dtype):

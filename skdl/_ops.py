@@ -10,7 +10,7 @@ import threading
 
 import numpy as np
 
-from ._kernels import _activations, _conv, _dense, _loss, _optim, _pool
+from ._kernels import _activations, _conv, _dense, _loss, _optim, _pool, _recurrent
 from ._kernels._openmp import effective_n_threads
 
 __all__ = [
@@ -31,8 +31,12 @@ __all__ = [
     "dropout_backward",
     "dropout_forward",
     "effective_n_threads",
+    "embedding_backward",
+    "embedding_indices",
     "maxpool2d_backward",
     "maxpool2d_forward",
+    "recurrent_backward",
+    "recurrent_forward",
     "regression_loss",
     "sgd_update",
     "sigmoid_cross_entropy",
@@ -827,3 +831,207 @@ def avgpool2d_backward(dY, input_hw, pool_size, strides=None, padding=((0, 0), (
     dX = np.empty(x_shape, dtype=dY.dtype)
     _pool.avgpool2d_backward(dY, dX, *geometry, effective_n_threads())
     return dX
+
+
+# Gate blocks per cell: SimpleRNN (a), GRU (r, z, n), LSTM (i, f, g, o).
+RECURRENT_GATES = dict(_recurrent.GATES)
+# Gates need an activation without a parameter and with a derivative that is
+# a function of its output.
+GATE_ACTIVATIONS = ("sigmoid", "tanh", "linear", "softsign", "elliot", "symmetric_elliot")
+
+
+class RecurrentState:
+    """What :func:`recurrent_forward` keeps for :func:`recurrent_backward`.
+
+    Attributes
+    ----------
+    H : ndarray (n, T+1, u), H[:, 0] the initial state (zeros), H[:, s+1] the
+        state after step s
+    C : ndarray (n, T+1, u), LSTM cell states, or None
+    gates : ndarray (n, T, G*u), gate values after their activations, or None
+    extra : ndarray (n, T, u), act(c) (LSTM) or h @ U_n + b_hn (GRU), or None
+    mask : uint8 ndarray (n, T) or None
+    """
+
+    def __init__(self, H, C, gates, extra, mask):
+        self.H, self.C, self.gates, self.extra, self.mask = H, C, gates, extra, mask
+
+
+def _recurrent_setup(cell, X, W, U, activation, recurrent_activation, alpha):
+    if cell not in RECURRENT_GATES:
+        raise ValueError(f"Unknown cell {cell!r}; expected one of {sorted(RECURRENT_GATES)}.")
+    X = _float_array("X", X, ndim=3)
+    W = _float_array("W", W, ndim=2, dtype=X.dtype)
+    U = _float_array("U", U, ndim=2, dtype=X.dtype)
+    G = RECURRENT_GATES[cell]
+    u = U.shape[0]
+    if U.shape != (u, G * u) or W.shape != (X.shape[2], G * u):
+        raise ValueError(
+            f"A {cell} cell of {u} units on {X.shape[2]} features needs W of shape "
+            f"{(X.shape[2], G * u)} and U of shape {(u, G * u)}; got {W.shape} and {U.shape}."
+        )
+    if activation == "softmax":
+        raise ValueError("activation='softmax' is not elementwise; a recurrent cell needs "
+                         "an elementwise activation.")
+    if recurrent_activation not in GATE_ACTIVATIONS:
+        raise ValueError(f"recurrent_activation must be one of {GATE_ACTIVATIONS}, "
+                         f"got {recurrent_activation!r}.")
+    codes = (_activation_code(activation), _alpha(activation, alpha),
+             _activation_code(recurrent_activation))
+    return X, W, U, G, u, codes
+
+
+def _recurrent_mask(mask, n, T):
+    if mask is None:
+        return None
+    mask = np.asarray(mask)
+    if mask.shape != (n, T):
+        raise ValueError(f"mask must have shape {(n, T)}, got {mask.shape}.")
+    return np.ascontiguousarray(mask, dtype=np.uint8)
+
+
+def recurrent_forward(cell, X, W, U, b=None, bh=None, mask=None, activation="tanh",
+                      recurrent_activation="sigmoid", alpha=None):
+    """Run a recurrent cell over sequences, step 0 first.
+
+    Parameters
+    ----------
+    cell : {'simple', 'gru', 'lstm'}
+    X : ndarray of shape (n, T, k)
+    W : ndarray of shape (k, G*u), input kernel; G = 1, 3, 4 gate blocks
+    U : ndarray of shape (u, G*u), recurrent kernel
+    b : ndarray of shape (G*u,) or None, input bias
+    bh : ndarray of shape (G*u,) or None, recurrent bias (GRU's ``b_hn`` acts
+        inside the reset gate, so it is kept apart)
+    mask : bool ndarray of shape (n, T) or None; a False step keeps the state
+    activation : str, candidate / output activation (not softmax)
+    recurrent_activation : str, gate activation, one of GATE_ACTIVATIONS
+    alpha : float or None, parameter of ``activation``
+
+    Returns
+    -------
+    RecurrentState
+    """
+    X, W, U, G, u, (act, alpha_, ract) = _recurrent_setup(
+        cell, X, W, U, activation, recurrent_activation, alpha)
+    n, T, k = X.shape
+    if bh is not None:
+        if cell != "gru":
+            raise ValueError("Only the GRU cell has a recurrent bias.")
+        bh = _float_array("bh", bh, ndim=1, dtype=X.dtype)
+        if bh.shape != (G * u,):
+            raise ValueError(f"bh has shape {bh.shape}, expected {(G * u,)}.")
+    mask = _recurrent_mask(mask, n, T)
+    XW = dense_forward(X.reshape(n * T, k), W, b).reshape(n, T, G * u)
+    dtype = X.dtype
+    H = np.empty((n, T + 1, u), dtype)
+    C = np.empty((n, T + 1, u), dtype) if cell == "lstm" else None
+    gates = np.empty((n, T, G * u), dtype) if cell != "simple" else None
+    extra = np.empty((n, T, u), dtype) if cell != "simple" else None
+    _recurrent.recurrent_forward(_recurrent.CELLS[cell], act, alpha_, ract, XW, U, bh, mask,
+                                 H, C, gates, extra, effective_n_threads())
+    return RecurrentState(H, C, gates, extra, mask)
+
+
+def recurrent_backward(cell, dY, X, W, U, state, sample_weight=None, scale=1.0,
+                       accumulate_dtype=None, activation="tanh",
+                       recurrent_activation="sigmoid", alpha=None, need_input_grad=True):
+    """Gradients of :func:`recurrent_forward` (backpropagation through time).
+
+    Parameters
+    ----------
+    cell, X, W, U, activation, recurrent_activation, alpha : as in the forward call
+    dY : ndarray of shape (n, T, u), gradient for each step's state H[:, s+1]
+    state : RecurrentState from the forward call
+    sample_weight, scale, accumulate_dtype : as in :func:`dense_param_grads`
+
+    Returns
+    -------
+    dX : ndarray (n, T, k) or None
+    dW : ndarray (k, G*u)
+    dU : ndarray (u, G*u)
+    db : ndarray (G*u,), input bias gradient
+    dbh : ndarray (G*u,), recurrent bias gradient (GRU; for the other cells it
+        equals db)
+    """
+    X, W, U, G, u, (act, alpha_, ract) = _recurrent_setup(
+        cell, X, W, U, activation, recurrent_activation, alpha)
+    n, T, k = X.shape
+    dY = _float_array("dY", dY, ndim=3, dtype=X.dtype)
+    if dY.shape != (n, T, u) or state.H.shape != (n, T + 1, u):
+        raise ValueError(f"dY must have shape {(n, T, u)} (got {dY.shape}) and state must "
+                         "come from the forward call on this X.")
+    dGx = np.empty((n, T, G * u), X.dtype)
+    dGh = np.empty((n, T, G * u), X.dtype) if cell == "gru" else None
+    _recurrent.recurrent_backward(_recurrent.CELLS[cell], act, alpha_, ract, dY, U, state.mask,
+                                  state.H, state.C, state.gates, state.extra, dGx, dGh,
+                                  effective_n_threads())
+    rows_w = None if sample_weight is None else np.repeat(_weights(sample_weight, n), T)
+    dGx2 = dGx.reshape(n * T, G * u)
+    dW, db = dense_param_grads(X.reshape(n * T, k), dGx2, rows_w, scale, accumulate_dtype)
+    H_prev = np.ascontiguousarray(state.H[:, :T]).reshape(n * T, u)
+    dU, dbh = dense_param_grads(H_prev, dGx2 if dGh is None else dGh.reshape(n * T, G * u),
+                                rows_w, scale, accumulate_dtype)
+    dX = dense_backward_input(dGx2, W).reshape(n, T, k) if need_input_grad else None
+    return dX, dW, dU, db, dbh
+
+
+def embedding_indices(X, input_dim):
+    """Integer token indices from ``X``, or a clear error.
+
+    Parameters
+    ----------
+    X : array-like of shape (n, steps), whole numbers (any numeric dtype)
+    input_dim : int, size of the vocabulary
+
+    Returns
+    -------
+    indices : int64 ndarray of shape (n, steps)
+    """
+    X = np.asarray(X)
+    if X.dtype.kind not in "iuf":
+        raise TypeError(f"Token indices must be numeric, got dtype {X.dtype}.")
+    indices = X.astype(np.int64)
+    if X.dtype.kind == "f" and not np.array_equal(indices, X):
+        raise ValueError("Token indices must be whole numbers; got fractional values.")
+    if indices.size and (indices.min() < 0 or indices.max() >= input_dim):
+        raise ValueError(
+            f"Token indices must be in [0, {input_dim}) (input_dim={input_dim}); got "
+            f"values from {indices.min()} to {indices.max()}."
+        )
+    return indices
+
+
+def embedding_backward(indices, dY, input_dim, sample_weight=None, scale=1.0,
+                       accumulate_dtype=None, dE=None):
+    """Gradient of ``E[indices]`` for the table ``E``: rows summed per token.
+
+    Parameters
+    ----------
+    indices : int64 ndarray (n, steps), from :func:`embedding_indices`
+    dY : ndarray (n, steps, d), per-sample gradients of the looked-up rows
+    input_dim : int
+    sample_weight : ndarray (n,) or None
+    scale : float
+    accumulate_dtype : {None, numpy.float32, numpy.float64}
+    dE : ndarray (input_dim, d) or None, written in place when given
+
+    Returns
+    -------
+    dE : ndarray (input_dim, d)
+    """
+    dY = _float_array("dY", dY, ndim=3)
+    n, steps, d = dY.shape
+    if indices.shape != (n, steps):
+        raise ValueError(f"indices has shape {indices.shape}, expected {(n, steps)}.")
+    acc = np.dtype(dY.dtype if accumulate_dtype is None else accumulate_dtype)
+    rows = dY.reshape(n * steps, d).astype(acc)
+    w = _weights(sample_weight, n)
+    if w is not None:
+        rows *= np.repeat(w, steps).astype(acc)[:, None]
+    total = np.zeros((input_dim, d), acc)
+    # np.add.at adds in index order: the same sums for any thread count.
+    np.add.at(total, indices.ravel(), rows)
+    dE = _output(dE, "dE", (input_dim, d), dY.dtype)
+    dE[...] = scale * total
+    return dE

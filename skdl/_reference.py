@@ -288,3 +288,50 @@ def avgpool2d_backward(dY, input_hw, pool_size, strides=None, padding=((0, 0), (
         count = (rows.stop - rows.start) * (cols.stop - cols.start)
         dX[:, :, rows, cols] += dY[:, :, oh, ow][:, :, None, None] / count
     return dX.astype(dY.dtype)
+
+
+def _gate_act(name, Z, alpha=None):
+    return activation_forward(name, Z, alpha)
+
+
+def recurrent_forward(cell, X, W, U, b=None, bh=None, mask=None, activation="tanh",
+                      recurrent_activation="sigmoid", alpha=None):
+    """Step by step, one numpy expression per equation (PyTorch's forms)."""
+    from ._ops import RecurrentState
+
+    n, T, _ = X.shape
+    u = U.shape[0]
+    act = lambda Z: activation_forward(activation, Z, alpha)  # noqa: E731
+    ract = lambda Z: activation_forward(recurrent_activation, Z)  # noqa: E731
+    b = 0 if b is None else b
+    H = np.zeros((n, T + 1, u), X.dtype)
+    C = np.zeros((n, T + 1, u), X.dtype) if cell == "lstm" else None
+    G = {"simple": 1, "gru": 3, "lstm": 4}[cell]
+    gates = np.zeros((n, T, G * u), X.dtype) if cell != "simple" else None
+    extra = np.zeros((n, T, u), X.dtype) if cell != "simple" else None
+    keep = np.ones((n, T), bool) if mask is None else np.asarray(mask, bool)
+    for s in range(T):
+        h = H[:, s]
+        xw = X[:, s] @ W + b
+        if cell == "simple":
+            new_h = act(xw + h @ U)
+        elif cell == "lstm":
+            a = xw + h @ U
+            i, f = ract(a[:, :u]), ract(a[:, u:2 * u])
+            g, o = act(a[:, 2 * u:3 * u]), ract(a[:, 3 * u:])
+            c = f * C[:, s] + i * g
+            new_h = o * act(c)
+            C[:, s + 1] = np.where(keep[:, s, None], c, C[:, s])
+            gates[:, s] = np.where(keep[:, s, None], np.hstack([i, f, g, o]), 0)
+            extra[:, s] = np.where(keep[:, s, None], act(c), 0)
+        else:
+            hu = h @ U + (0 if bh is None else bh)
+            r = ract(xw[:, :u] + hu[:, :u])
+            z = ract(xw[:, u:2 * u] + hu[:, u:2 * u])
+            cand = act(xw[:, 2 * u:] + r * hu[:, 2 * u:])
+            new_h = (1 - z) * cand + z * h
+            gates[:, s] = np.where(keep[:, s, None], np.hstack([r, z, cand]), 0)
+            extra[:, s] = np.where(keep[:, s, None], hu[:, 2 * u:], 0)
+        H[:, s + 1] = np.where(keep[:, s, None], new_h, h)
+    mask_u8 = None if mask is None else np.asarray(mask, np.uint8)
+    return RecurrentState(H, C, gates, extra, mask_u8)

@@ -28,3 +28,7 @@ cdef inline double sigmoid(double x) noexcept nogil:
 
 cdef void forward_row(int kind, double alpha, const floating* x, floating* y,
                       int m) noexcept nogil
+
+
+cdef void backward_row(int kind, double alpha, const floating* y,
+                       const floating* dy, floating* dx, int m) noexcept nogil

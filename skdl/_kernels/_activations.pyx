@@ -56,7 +56,7 @@ cdef void forward_row(int kind, double alpha, const floating* x, floating* y,
             y[j] = <floating> (exp(x[j] - mx) / total)
 
 
-cdef void _backward_row(int kind, double alpha, const floating* y,
+cdef void backward_row(int kind, double alpha, const floating* y,
                         const floating* dy, floating* dx, int m) noexcept nogil:
     """dx = dy * f'(x) over one row, with f'(x) written in terms of y = f(x).
 
@@ -159,9 +159,9 @@ def activation_backward(int kind, double alpha, const floating[:, ::1] Y,
     with nogil:
         if kind == SOFTMAX:
             for i in prange(n, schedule='static', num_threads=n_threads):
-                _backward_row(kind, alpha, &Y[i, 0], &dY[i, 0], &dX[i, 0], m)
+                backward_row(kind, alpha, &Y[i, 0], &dY[i, 0], &dX[i, 0], m)
         else:
             for b in prange(n_blocks, schedule='static', num_threads=n_threads):
                 start = b * FLAT_BLOCK
-                _backward_row(kind, alpha, &Y[0, 0] + start, &dY[0, 0] + start,
+                backward_row(kind, alpha, &Y[0, 0] + start, &dY[0, 0] + start,
                               &dX[0, 0] + start, <int> min(FLAT_BLOCK, size - start))

@@ -2,6 +2,7 @@
 from ._base import Layer, LayerSpec
 from .conv import Conv1D, Conv2D
 from .core import Activation, Dense, Dropout, Flatten, Reshape
+from .embedding import Embedding, Masking
 from .pooling import (
     AvgPool1D,
     AvgPool2D,
@@ -12,23 +13,30 @@ from .pooling import (
     MaxPool1D,
     MaxPool2D,
 )
+from .recurrent import GRU, LSTM, Bidirectional, SimpleRNN
 
 __all__ = [
     "Activation",
     "AvgPool1D",
     "AvgPool2D",
+    "Bidirectional",
     "Conv1D",
     "Conv2D",
     "Dense",
     "Dropout",
+    "Embedding",
     "Flatten",
+    "GRU",
     "GlobalAvgPool1D",
     "GlobalAvgPool2D",
     "GlobalMaxPool1D",
     "GlobalMaxPool2D",
+    "LSTM",
     "Layer",
     "LayerSpec",
+    "Masking",
     "MaxPool1D",
     "MaxPool2D",
     "Reshape",
+    "SimpleRNN",
 ]

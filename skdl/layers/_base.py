@@ -108,12 +108,29 @@ class Layer(metaclass=ABCMeta):
     def initialize(self, rng):
         """Fill ``params`` with initial values drawn from ``rng``."""
 
+    # Whether a mask over the steps of a sequence still applies to this
+    # layer's output (layers acting on each step alone); see compute_mask.
+    passes_mask = False
+
     @abstractmethod
-    def forward(self, X, training=False, rng=None):
+    def forward(self, X, training=False, rng=None, mask=None):
         """Output for a batch ``X`` of shape (n, *input_shape).
 
-        With ``training`` the layer keeps what ``backward`` needs.
+        With ``training`` the layer keeps what ``backward`` needs. ``mask``, a
+        bool array (n, steps) or None, marks the steps of a sequence that are
+        there (False: padding); layers that do not read sequences ignore it.
         """
+
+    def compute_mask(self, X, mask):
+        """The mask for this layer's output, given its input and input mask.
+
+        By default a layer passes the mask on if it acts on each step alone
+        (``passes_mask``) and its output still has the steps axis; otherwise
+        the mask ends here.
+        """
+        if mask is None or not self.passes_mask or len(self.output_shape) < 2:
+            return None
+        return mask
 
     @abstractmethod
     def backward(self, dY, context, need_input_grad=True):

@@ -198,7 +198,7 @@ class ConvLayer(_ActivationMixin, Layer):
     def _kernel(self, source):
         return source["kernel"].reshape((self.filters, self.planes[0]) + self.kernel_hw)
 
-    def forward(self, X, training=False, rng=None):
+    def forward(self, X, training=False, rng=None, mask=None):
         X4 = X.reshape((X.shape[0],) + self.planes)
         n = X4.shape[0]
         out = self._scratch("A", (n, self.filters) + self.out_hw) if training else None

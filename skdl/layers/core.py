@@ -77,6 +77,8 @@ class Dense(LayerSpec):
 class DenseLayer(_ActivationMixin, Layer):
     """Runtime state of :class:`Dense`."""
 
+    passes_mask = True  # acts on each step alone
+
     def __init__(self, spec, input_shape, dtype, name):
         if len(input_shape) == 0:
             raise ValueError(f"Dense layer {name!r} needs at least 1-D input.")
@@ -98,7 +100,7 @@ class DenseLayer(_ActivationMixin, Layer):
             self.params[key][...] = initialize(self.initializers[key], shape, rng,
                                                self.dtype)
 
-    def forward(self, X, training=False, rng=None):
+    def forward(self, X, training=False, rng=None, mask=None):
         n_in = self.param_shapes["kernel"][0]
         rows = X.reshape(-1, n_in)
         A = _ops.dense_forward(rows, self.params["kernel"], self.params.get("bias"),
@@ -152,13 +154,15 @@ class Activation(LayerSpec):
 class ActivationLayer(_ActivationMixin, Layer):
     """Runtime state of :class:`Activation`."""
 
+    passes_mask = True  # acts on each step alone
+
     def __init__(self, spec, input_shape, dtype, name):
         super().__init__(name, input_shape, input_shape, dtype)
         self.activation = spec.activation
         self.alpha = spec.alpha
         self._cache = None
 
-    def forward(self, X, training=False, rng=None):
+    def forward(self, X, training=False, rng=None, mask=None):
         Y = _ops.activation_forward(self.activation, X, self.alpha)
         self._cache = Y if training else None
         return Y
@@ -200,12 +204,14 @@ class Dropout(LayerSpec):
 class DropoutLayer(Layer):
     """Runtime state of :class:`Dropout`."""
 
+    passes_mask = True  # acts on each step alone
+
     def __init__(self, spec, input_shape, dtype, name):
         super().__init__(name, input_shape, input_shape, dtype)
         self.rate = float(spec.rate)
         self._cache = None
 
-    def forward(self, X, training=False, rng=None):
+    def forward(self, X, training=False, rng=None, mask=None):
         if not training or self.rate == 0.0:
             self._cache = None
             return X
@@ -226,7 +232,7 @@ class DropoutLayer(Layer):
 class _ShapeLayer(Layer):
     """A layer that only changes the per-sample shape."""
 
-    def forward(self, X, training=False, rng=None):
+    def forward(self, X, training=False, rng=None, mask=None):
         return X.reshape((X.shape[0],) + self.output_shape)
 
     def backward(self, dY, context, need_input_grad=True):

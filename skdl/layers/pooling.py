@@ -115,16 +115,43 @@ class GlobalAvgPool2D(_GlobalPoolSpec):
     rank, kind = 2, "avg"
 
 
-class GlobalMaxPool1D(_GlobalPoolSpec):
-    """Maximum of each channel over the whole signal: (C, L) -> (C,)."""
+class _GlobalPool1DSpec(_GlobalPoolSpec):
+    rank = 1
+    _parameter_constraints = {
+        "data_format": [StrOptions({"channels_first", "channels_last"})],
+        "name": [str, None],
+    }
 
-    rank, kind = 1, "max"
+    def __init__(self, data_format="channels_first", name=None):
+        self.data_format = data_format
+        self.name = name
+
+    def _build(self, input_shape, dtype, name):
+        if self.data_format == "channels_last":
+            return SequencePoolLayer(name, input_shape, self.kind, dtype)
+        return super()._build(input_shape, dtype, name)
 
 
-class GlobalAvgPool1D(_GlobalPoolSpec):
-    """Mean of each channel over the whole signal: (C, L) -> (C,)."""
+class GlobalMaxPool1D(_GlobalPool1DSpec):
+    """Maximum of each channel over the whole signal: (C, L) -> (C,).
 
-    rank, kind = 1, "avg"
+    With ``data_format='channels_last'``, the maximum over the steps of a
+    sequence, (steps, features) -> (features,), for recurrent outputs; masked
+    steps are left out (a sequence with every step masked gives zeros).
+    """
+
+    kind = "max"
+
+
+class GlobalAvgPool1D(_GlobalPool1DSpec):
+    """Mean of each channel over the whole signal: (C, L) -> (C,).
+
+    With ``data_format='channels_last'``, the mean over the steps of a
+    sequence, (steps, features) -> (features,), for recurrent outputs; masked
+    steps are left out (a sequence with every step masked gives zeros).
+    """
+
+    kind = "avg"
 
 
 class PoolLayer(Layer):
@@ -149,7 +176,7 @@ class PoolLayer(Layer):
         self.geometry = dict(pool_size=pool, strides=strides, padding=padding)
         self._cache = None
 
-    def forward(self, X, training=False, rng=None):
+    def forward(self, X, training=False, rng=None, mask=None):
         X4 = X.reshape((X.shape[0],) + self.planes)
         if self.kind == "max":
             shape = (X4.shape[0], self.planes[0]) + self._out_hw()
@@ -182,6 +209,53 @@ class PoolLayer(Layer):
             _ops.window_output_size(size, k, s, sum(p), what="pool")
             for size, k, s, p in zip(self.planes[1:], g["pool_size"], g["strides"],
                                      g["padding"]))
+
+    def clear(self):
+        self._cache = None
+
+
+class SequencePoolLayer(Layer):
+    """Mean or maximum over the steps of (steps, features) sequences, mask-aware."""
+
+    def __init__(self, name, input_shape, kind, dtype):
+        if len(input_shape) not in (1, 2):
+            raise ValueError(f"Layer {name!r} with data_format='channels_last' expects "
+                             f"(steps, features) or (steps,) per sample, got {input_shape}.")
+        self.steps = input_shape[0]
+        features = input_shape[1] if len(input_shape) == 2 else 1
+        super().__init__(name, input_shape, (features,), dtype)
+        self.kind = kind
+        self._cache = None
+
+    def forward(self, X, training=False, rng=None, mask=None):
+        n = X.shape[0]
+        X3 = X.reshape((n, self.steps, -1))
+        keep = np.ones((n, self.steps), bool) if mask is None else mask
+        if self.kind == "avg":
+            counts = keep.sum(axis=1, keepdims=True).astype(X.dtype)
+            Y = (X3 * keep[..., None]).sum(axis=1) / np.maximum(counts, 1)
+            where = None
+        else:
+            masked = np.where(keep[..., None], X3, -np.inf)
+            where = masked.argmax(axis=1)  # first maximum, as max pooling
+            Y = np.take_along_axis(X3, where[:, None], axis=1)[:, 0]
+            Y = np.where(keep.any(axis=1)[:, None], Y, 0).astype(X.dtype)
+            counts = None
+        self._cache = (keep, counts, where) if training else None
+        return Y
+
+    def backward(self, dY, context, need_input_grad=True):
+        if not need_input_grad:
+            return None
+        keep, counts, where = self._cache
+        n, f = dY.shape
+        if self.kind == "avg":
+            dX = keep[..., None] * (dY / np.maximum(counts, 1))[:, None, :]
+        else:
+            dX = np.zeros((n, self.steps, f), dY.dtype)
+            alive = keep.any(axis=1)[:, None]
+            np.put_along_axis(dX, where[:, None], (dY * alive)[:, None], axis=1)
+        return dX.astype(dY.dtype).reshape((n,) + self.input_shape)
 
     def clear(self):
         self._cache = None

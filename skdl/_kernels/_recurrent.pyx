@@ -1,0 +1,315 @@
+"""Time loops of the recurrent layers: SimpleRNN, GRU (reset-after) and LSTM.
+
+The input projection of every step (x_t @ W + b) is one matrix product done
+by the caller before the loop; here each step multiplies the previous hidden
+state by the recurrent kernel U and applies the gate arithmetic. A sample's
+recurrence never touches another sample, so the batch is cut into row blocks,
+one per thread, each running the whole time loop on its own (no barrier per
+step). The per-step product uses skdl's row-invariant kernel: a sample's
+result does not depend on its batch or on the thread count.
+
+Arrays are in processing order (a layer that reads its sequence backwards
+flips it first). Gate blocks along the last axis:
+SimpleRNN (a), GRU (r, z, n), LSTM (i, f, g, o).
+
+Masked steps (mask[i, s] == 0) leave the state unchanged: h_s = h_{s-1} (and
+c_s = c_{s-1}); backward passes their gradient straight through and gives
+their gates none.
+"""
+from cython cimport floating
+from cython.parallel cimport parallel, prange, threadid
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy, memset
+
+from ._activations cimport backward_row, forward_row
+from ._rowgemm cimport pack_b, packed_size, rowgemm
+
+cdef enum:
+    SIMPLE = 0
+    GRU = 1
+    LSTM = 2
+
+CELLS = {"simple": SIMPLE, "gru": GRU, "lstm": LSTM}
+GATES = {"simple": 1, "gru": 3, "lstm": 4}
+
+
+cdef floating* _alloc(size_t count, floating* kind) except NULL:
+    cdef floating* buf = <floating*> malloc(max(<size_t> 1, count) * sizeof(floating))
+    if buf == NULL:
+        raise MemoryError("cannot allocate the recurrent kernel's scratch buffers")
+    return buf
+
+
+cdef inline int _block_rows(int n, int n_threads) noexcept nogil:
+    """Rows per block: one block per thread, a multiple of the kernel's tile."""
+    cdef int rows = (n + n_threads - 1) // n_threads
+    return max(6, (rows + 5) // 6 * 6)
+
+
+cdef void _cell_forward(int cell, int act, double alpha, int ract, int u,
+                        const floating* xw, const floating* r, const floating* bh,
+                        const floating* h_prev, const floating* c_prev,
+                        floating* gates, floating* extra, floating* h,
+                        floating* c) noexcept nogil:
+    """One sample, one step. r = h_prev @ U (before the recurrent bias)."""
+    cdef int j
+    if cell == SIMPLE:
+        for j in range(u):
+            h[j] = xw[j] + r[j]
+        forward_row(act, alpha, h, h, u)
+    elif cell == LSTM:
+        for j in range(4 * u):
+            gates[j] = xw[j] + r[j]
+        forward_row(ract, 0.0, gates, gates, 2 * u)          # i, f
+        forward_row(act, alpha, gates + 2 * u, gates + 2 * u, u)  # g
+        forward_row(ract, 0.0, gates + 3 * u, gates + 3 * u, u)   # o
+        for j in range(u):
+            c[j] = gates[u + j] * c_prev[j] + gates[j] * gates[2 * u + j]
+        forward_row(act, alpha, c, extra, u)                 # extra = act(c)
+        for j in range(u):
+            h[j] = gates[3 * u + j] * extra[j]
+    else:  # GRU, reset-after: n = act(xw_n + r * (h U_n + b_hn))
+        for j in range(2 * u):
+            gates[j] = xw[j] + r[j] + (bh[j] if bh != NULL else 0)
+        forward_row(ract, 0.0, gates, gates, 2 * u)          # r, z
+        for j in range(u):
+            extra[j] = r[2 * u + j] + (bh[2 * u + j] if bh != NULL else 0)
+            gates[2 * u + j] = xw[2 * u + j] + gates[j] * extra[j]
+        forward_row(act, alpha, gates + 2 * u, gates + 2 * u, u)
+        for j in range(u):
+            h[j] = (1 - gates[u + j]) * gates[2 * u + j] + gates[u + j] * h_prev[j]
+
+
+def recurrent_forward(int cell, int act, double alpha, int ract,
+                      const floating[:, :, ::1] XW, const floating[:, ::1] U,
+                      const floating[::1] bh, const unsigned char[:, ::1] mask,
+                      floating[:, :, ::1] H, floating[:, :, ::1] C,
+                      floating[:, :, ::1] gates, floating[:, :, ::1] extra,
+                      int n_threads):
+    """Run the cell over every step.
+
+    Parameters
+    ----------
+    cell : SIMPLE, GRU or LSTM
+    act, ract : activation kinds (see _activations.pxd) of the candidate /
+        output and of the gates; alpha is act's parameter
+    XW : (n, T, G*u) input projections, input bias included
+    U : (u, G*u) recurrent kernel
+    bh : (G*u,) recurrent bias (GRU) or None
+    mask : (n, T) uint8, 0 for a skipped step, or None
+    H : (n, T+1, u) output; H[:, 0] is the initial state (zeros), H[:, s+1]
+        the state after step s
+    C : (n, T+1, u) cell states (LSTM) or None
+    gates : (n, T, G*u) gate values after their activations (GRU, LSTM) or None
+    extra : (n, T, u): act(c) (LSTM), h @ U_n + b_hn (GRU), or None
+    n_threads : int
+    """
+    cdef int n = XW.shape[0], T = XW.shape[1], Gu = XW.shape[2], u = U.shape[0]
+    cdef int rb = _block_rows(n, n_threads)
+    cdef int n_blocks = (n + rb - 1) // rb
+    cdef int b, i, i0, rows, s, t
+    cdef size_t psize = packed_size(u, Gu, <floating*> NULL)
+    cdef floating* packed
+    cdef floating* scratch
+    cdef floating* r
+    cdef const floating* bh_ptr = NULL
+    cdef floating* c_prev
+    cdef floating* c_now
+    cdef floating* g_ptr
+    cdef floating* e_ptr
+    cdef bint has_mask = mask is not None
+    cdef bint has_c = C is not None, has_gates = gates is not None
+    cdef bint has_extra = extra is not None
+    if n == 0:
+        return
+    if bh is not None:
+        bh_ptr = &bh[0]
+    packed = _alloc(psize + <size_t> n_threads * rb * Gu, <floating*> NULL)
+    scratch = packed + psize
+    try:
+        with nogil:
+            pack_b(u, Gu, &U[0, 0], Gu, 1, <floating> 1.0, packed)
+            for i in range(n):
+                memset(&H[i, 0, 0], 0, u * sizeof(floating))
+                if has_c:
+                    memset(&C[i, 0, 0], 0, u * sizeof(floating))
+        with nogil, parallel(num_threads=n_threads):
+            t = threadid()
+            for b in prange(n_blocks, schedule='static'):
+                i0 = b * rb
+                rows = min(rb, n - i0)
+                r = scratch + <Py_ssize_t> t * rb * Gu
+                for s in range(T):
+                    rowgemm(rows, Gu, u, &H[i0, s, 0], (T + 1) * u, packed, r, Gu,
+                            False)
+                    for i in range(i0, i0 + rows):
+                        c_prev = NULL
+                        c_now = NULL
+                        g_ptr = NULL
+                        e_ptr = NULL
+                        if has_c:
+                            c_prev = &C[i, s, 0]
+                            c_now = &C[i, s + 1, 0]
+                        if has_gates:
+                            g_ptr = &gates[i, s, 0]
+                        if has_extra:
+                            e_ptr = &extra[i, s, 0]
+                        if has_mask and mask[i, s] == 0:
+                            memcpy(&H[i, s + 1, 0], &H[i, s, 0], u * sizeof(floating))
+                            if c_now != NULL:
+                                memcpy(c_now, c_prev, u * sizeof(floating))
+                            if g_ptr != NULL:
+                                memset(g_ptr, 0, Gu * sizeof(floating))
+                            if e_ptr != NULL:
+                                memset(e_ptr, 0, u * sizeof(floating))
+                            continue
+                        _cell_forward(cell, act, alpha, ract, u, &XW[i, s, 0],
+                                      r + <Py_ssize_t> (i - i0) * Gu, bh_ptr,
+                                      &H[i, s, 0], c_prev, g_ptr, e_ptr,
+                                      &H[i, s + 1, 0], c_now)
+    finally:
+        free(packed)
+
+
+cdef void _cell_backward(int cell, int act, double alpha, int ract, int u,
+                         const floating* dh, floating* dc, const floating* h,
+                         const floating* h_prev, const floating* c_prev,
+                         const floating* gates, const floating* extra,
+                         floating* dgx, floating* dgh, floating* dh_direct,
+                         floating* tmp) noexcept nogil:
+    """Gate gradients of one sample at one step.
+
+    dh: gradient reaching h_s; dc (LSTM): gradient reaching c_s, replaced by
+    the one for c_{s-1}. Writes dgx (input side) and dgh (recurrent side,
+    GRU only: elsewhere dgh is dgx), and dh_direct: the part of dh_{s-1} that
+    does not go through U (GRU: z * dh; else 0). tmp: 4*u scratch.
+    """
+    cdef int j
+    if cell == SIMPLE:
+        backward_row(act, alpha, h, dh, dgx, u)
+        for j in range(u):
+            dh_direct[j] = 0
+    elif cell == LSTM:
+        # gates = (i, f, g, o); extra = act(c); h = o * act(c).
+        for j in range(u):
+            tmp[j] = dh[j] * gates[3 * u + j]                  # d act(c)
+            tmp[u + j] = dh[j] * extra[j]                      # d o
+        backward_row(act, alpha, extra, tmp, tmp, u)           # d c (from h)
+        for j in range(u):
+            dc[j] = dc[j] + tmp[j]
+            tmp[j] = dc[j] * gates[2 * u + j]                  # d i
+            tmp[2 * u + j] = dc[j] * gates[j]                  # d g
+            tmp[3 * u + j] = tmp[u + j]                        # d o
+            tmp[u + j] = dc[j] * c_prev[j]                     # d f
+            dc[j] = dc[j] * gates[u + j]                       # d c_prev
+        backward_row(ract, 0.0, gates, tmp, dgx, 2 * u)
+        backward_row(act, alpha, gates + 2 * u, tmp + 2 * u, dgx + 2 * u, u)
+        backward_row(ract, 0.0, gates + 3 * u, tmp + 3 * u, dgx + 3 * u, u)
+        for j in range(u):
+            dh_direct[j] = 0
+    else:  # GRU: gates = (r, z, n); extra = h_prev @ U_n + b_hn
+        for j in range(u):
+            tmp[j] = dh[j] * (1 - gates[u + j])                # d n
+            tmp[u + j] = dh[j] * (h_prev[j] - gates[2 * u + j])  # d z
+            dh_direct[j] = dh[j] * gates[u + j]
+        backward_row(act, alpha, gates + 2 * u, tmp, dgx + 2 * u, u)  # d a_n
+        for j in range(u):
+            dgh[2 * u + j] = dgx[2 * u + j] * gates[j]
+            tmp[2 * u + j] = dgx[2 * u + j] * extra[j]         # d r
+        backward_row(ract, 0.0, gates + u, tmp + u, dgx + u, u)     # d a_z
+        backward_row(ract, 0.0, gates, tmp + 2 * u, dgx, u)        # d a_r
+        for j in range(2 * u):
+            dgh[j] = dgx[j]
+
+
+def recurrent_backward(int cell, int act, double alpha, int ract,
+                       const floating[:, :, ::1] dY, const floating[:, ::1] U,
+                       const unsigned char[:, ::1] mask,
+                       const floating[:, :, ::1] H, const floating[:, :, ::1] C,
+                       const floating[:, :, ::1] gates, const floating[:, :, ::1] extra,
+                       floating[:, :, ::1] dGx, floating[:, :, ::1] dGh, int n_threads):
+    """Backpropagation through time.
+
+    Parameters
+    ----------
+    dY : (n, T, u) gradient of the loss for each step's output h_s (zeros where
+        a step's output is not used)
+    U, mask, H, C, gates, extra : as in :func:`recurrent_forward`
+    dGx : (n, T, G*u) output: gradients of the gates' pre-activations, input
+        side (for W, the input bias and the input)
+    dGh : (n, T, G*u) output, GRU only (recurrent side, for U and the
+        recurrent bias); None for the other cells, whose two sides are equal
+    n_threads : int
+    """
+    cdef int n = dY.shape[0], T = dY.shape[1], u = dY.shape[2], Gu = dGx.shape[2]
+    cdef int rb = _block_rows(n, n_threads)
+    cdef int n_blocks = (n + rb - 1) // rb
+    cdef int b, i, i0, rows, s, t, j, k
+    cdef size_t psize = packed_size(Gu, u, <floating*> NULL)
+    # Per thread: dh, dh_next, dc, dh_direct (rb * u each) and tmp (4 * u).
+    cdef size_t per_thread = <size_t> 4 * rb * u + 4 * u
+    cdef floating* packed
+    cdef floating* base
+    cdef floating* dh
+    cdef floating* dh_next
+    cdef floating* dc
+    cdef floating* direct
+    cdef floating* tmp
+    cdef floating* gh_ptr
+    cdef const floating* c_prev
+    cdef const floating* g_ptr
+    cdef const floating* e_ptr
+    cdef bint has_mask = mask is not None
+    cdef bint is_gru = cell == GRU
+    cdef bint has_c = C is not None, has_gates = gates is not None
+    cdef bint has_extra = extra is not None
+    if n == 0:
+        return
+    packed = _alloc(psize + n_threads * per_thread, <floating*> NULL)
+    try:
+        with nogil:
+            # dh_{s-1} = dG_h @ U.T: pack U.T, (G*u, u), from U (u, G*u).
+            pack_b(Gu, u, &U[0, 0], 1, Gu, <floating> 1.0, packed)
+        with nogil, parallel(num_threads=n_threads):
+            t = threadid()
+            for b in prange(n_blocks, schedule='static'):
+                i0 = b * rb
+                rows = min(rb, n - i0)
+                base = packed + psize + t * per_thread
+                dh = base
+                dh_next = dh + rb * u
+                dc = dh_next + rb * u
+                direct = dc + rb * u
+                tmp = direct + rb * u
+                memset(dh_next, 0, rows * u * sizeof(floating))
+                memset(dc, 0, rows * u * sizeof(floating))
+                for s in range(T - 1, -1, -1):
+                    for i in range(i0, i0 + rows):
+                        k = (i - i0) * u
+                        for j in range(u):
+                            dh[k + j] = dY[i, s, j] + dh_next[k + j]
+                        gh_ptr = &dGh[i, s, 0] if is_gru else &dGx[i, s, 0]
+                        if has_mask and mask[i, s] == 0:
+                            memset(&dGx[i, s, 0], 0, Gu * sizeof(floating))
+                            if is_gru:
+                                memset(gh_ptr, 0, Gu * sizeof(floating))
+                            # The state was carried: its gradient passes through.
+                            memcpy(direct + k, dh + k, u * sizeof(floating))
+                            continue
+                        c_prev = &C[i, s, 0] if has_c else NULL
+                        g_ptr = &gates[i, s, 0] if has_gates else NULL
+                        e_ptr = &extra[i, s, 0] if has_extra else NULL
+                        _cell_backward(cell, act, alpha, ract, u, dh + k, dc + k,
+                                       &H[i, s + 1, 0], &H[i, s, 0], c_prev, g_ptr,
+                                       e_ptr, &dGx[i, s, 0], gh_ptr, direct + k, tmp)
+                    # dh_{s-1} = dG_h @ U.T + the direct part.
+                    if is_gru:
+                        rowgemm(rows, u, Gu, &dGh[i0, s, 0], T * Gu, packed, dh_next, u,
+                                False)
+                    else:
+                        rowgemm(rows, u, Gu, &dGx[i0, s, 0], T * Gu, packed, dh_next, u,
+                                False)
+                    for k in range(rows * u):
+                        dh_next[k] = dh_next[k] + direct[k]
+    finally:
+        free(packed)
