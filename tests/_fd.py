@@ -23,12 +23,13 @@ def numeric_grad(f, x):
     return grad
 
 
-def check_layer(spec, X, seed=0, sample_weight=None):
+def check_layer(spec, X, seed=0, sample_weight=None, mask=None):
     """Check dL/dX and dL/dparams of L = sum_i w_i sum(R_i * layer(X)_i).
 
     Builds the layer in float64 inside a Network (so its parameters are bound),
     compares backward's input and parameter gradients with central
-    differences, and returns the runtime layer.
+    differences, and returns the runtime layer. ``mask`` (n, steps) is given
+    to the layer's forward pass as an earlier layer's mask would be.
     """
     net = Network(build_layers([spec], X.shape[1:], np.float64), np.float64)
     net.initialize(np.random.RandomState(seed))
@@ -37,10 +38,10 @@ def check_layer(spec, X, seed=0, sample_weight=None):
     w = np.ones(X.shape[0]) if sample_weight is None else sample_weight
 
     def loss():
-        out = layer.forward(X)
+        out = layer.forward(X, mask=mask)
         return float(np.sum(w * np.sum((R * out).reshape(len(X), -1), axis=1)))
 
-    layer.forward(X, training=True)
+    layer.forward(X, training=True, mask=mask)
     dX = layer.backward(R, GradientContext(sample_weight, 1.0, np.float64),
                         need_input_grad=True)
     assert_allclose(dX * (w.reshape((-1,) + (1,) * (X.ndim - 1))),

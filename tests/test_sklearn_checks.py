@@ -3,10 +3,14 @@ import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skdl import (
+    GRU,
+    LSTM,
+    Bidirectional,
     Conv1D,
     Conv2D,
     Dense,
     Flatten,
+    GlobalMaxPool1D,
     MaxPool1D,
     MaxPool2D,
     NNClassifier,
@@ -30,6 +34,11 @@ ESTIMATORS = [
     NNClassifier(layers=[Conv2D(4, (2, 3), padding="same", activation="tanh"),
                          MaxPool2D(2, padding="same"), Flatten()],
                  input_shape=(1, -1, 1)),
+    # Recurrent: flat features read as a sequence of one feature per step.
+    NNRegressor(layers=[GRU(4)], input_shape=(-1, 1), learning_rate=0.01),
+    NNClassifier(layers=[Bidirectional(LSTM(3, return_sequences=True)),
+                         GlobalMaxPool1D(data_format="channels_last")],
+                 input_shape=(-1, 1)),
 ]
 
 

@@ -1,0 +1,364 @@
+"""Recurrent layers, embeddings and masks: ops against numpy, finite
+differences, masks both ways, thread identity, estimators."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numpy.testing import assert_allclose, assert_array_equal
+from threadpoolctl import threadpool_limits
+
+from _fd import check_layer, numeric_grad
+from skdl import (
+    GRU,
+    LSTM,
+    Bidirectional,
+    Dense,
+    Embedding,
+    GlobalAvgPool1D,
+    GlobalMaxPool1D,
+    Masking,
+    NNClassifier,
+    NNRegressor,
+    SimpleRNN,
+    _ops,
+    _reference,
+)
+from skdl._network import Network, build_layers
+
+CELLS = [("simple", 1), ("gru", 3), ("lstm", 4)]
+SPECS = {"simple": SimpleRNN, "gru": GRU, "lstm": LSTM}
+
+
+def _weights(rng, cell, G, k, u, dtype=np.float64):
+    W = (rng.randn(k, G * u) * 0.5).astype(dtype)
+    U = (rng.randn(u, G * u) * 0.5).astype(dtype)
+    b = (rng.randn(G * u) * 0.1).astype(dtype)
+    bh = (rng.randn(G * u) * 0.1).astype(dtype) if cell == "gru" else None
+    return W, U, b, bh
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cell, G", CELLS)
+@pytest.mark.parametrize("masked", [False, True])
+def test_forward_matches_reference(cell, G, masked, dtype):
+    rng = np.random.RandomState(0)
+    n, T, k, u = 7, 6, 3, 5
+    X = rng.randn(n, T, k).astype(dtype)
+    W, U, b, bh = _weights(rng, cell, G, k, u, dtype)
+    mask = rng.rand(n, T) > 0.3 if masked else None
+    got = _ops.recurrent_forward(cell, X, W, U, b, bh, mask)
+    ref = _reference.recurrent_forward(cell, X, W, U, b, bh, mask)
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-13)
+    for name in ("H", "C", "gates", "extra"):
+        if getattr(ref, name) is not None:
+            assert_allclose(getattr(got, name), getattr(ref, name), **tol, err_msg=name)
+
+
+@pytest.mark.parametrize("cell, G", CELLS)
+def test_masked_steps_keep_the_state(cell, G):
+    rng = np.random.RandomState(1)
+    X = rng.randn(2, 5, 3)
+    W, U, b, bh = _weights(rng, cell, G, 3, 4)
+    mask = np.array([[1, 1, 0, 0, 1], [0, 0, 0, 0, 0]], bool)
+    H = _ops.recurrent_forward(cell, X, W, U, b, bh, mask).H
+    assert_array_equal(H[0, 3], H[0, 2])
+    assert_array_equal(H[0, 4], H[0, 2])
+    assert not np.array_equal(H[0, 5], H[0, 4])
+    assert_array_equal(H[1], 0)  # nothing read: the initial state throughout
+    # Masking a step is the same as leaving it out of the sequence.
+    short = _ops.recurrent_forward(cell, X[:1, [0, 1, 4]], W, U, b, bh).H
+    assert_allclose(H[0, -1], short[0, -1], rtol=1e-12)
+
+
+@pytest.mark.parametrize("cell, G", CELLS)
+@pytest.mark.parametrize("masked", [False, True])
+def test_backward_matches_finite_differences(cell, G, masked):
+    rng = np.random.RandomState(2)
+    n, T, k, u = 3, 4, 2, 3
+    X = rng.randn(n, T, k)
+    W, U, b, bh = _weights(rng, cell, G, k, u)
+    mask = rng.rand(n, T) > 0.3 if masked else None
+    R = rng.randn(n, T, u)
+
+    def loss():
+        return float((R * _ops.recurrent_forward(cell, X, W, U, b, bh, mask).H[:, 1:]).sum())
+
+    state = _ops.recurrent_forward(cell, X, W, U, b, bh, mask)
+    dX, dW, dU, db, dbh = _ops.recurrent_backward(cell, R, X, W, U, state)
+    for got, value in [(dX, X), (dW, W), (dU, U), (db, b)] + ([(dbh, bh)] if bh is not None else []):
+        assert_allclose(got, numeric_grad(loss, value), rtol=1e-6, atol=1e-8)
+
+
+LAYER_CASES = [
+    SimpleRNN(3),
+    SimpleRNN(3, activation="relu", return_sequences=True),
+    GRU(3),
+    GRU(2, return_sequences=True, go_backwards=True),
+    GRU(3, use_bias=False),
+    LSTM(3),
+    LSTM(2, return_sequences=True),
+    LSTM(3, go_backwards=True, recurrent_activation="tanh"),
+    Bidirectional(GRU(2, return_sequences=True)),
+    Bidirectional(LSTM(2), merge_mode="sum"),
+    Bidirectional(SimpleRNN(2, return_sequences=True), merge_mode="mul"),
+    Bidirectional(GRU(2), merge_mode="ave"),
+]
+
+
+@pytest.mark.parametrize("spec", LAYER_CASES, ids=repr)
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_layer_gradients(spec, masked, batch):
+    rng = np.random.RandomState(3)
+    X = rng.randn(batch, 4, 2)
+    mask = None
+    if masked:
+        mask = rng.rand(batch, 4) > 0.4
+        mask[0] = [True, False, True, False]
+    check_layer(spec, X, mask=mask, sample_weight=rng.uniform(0.5, 2, batch))
+
+
+def test_single_feature_sequences_and_length_one():
+    check_layer(GRU(2, return_sequences=True), np.random.RandomState(4).randn(3, 5))
+    check_layer(LSTM(2), np.random.RandomState(5).randn(2, 1, 3))
+
+
+@settings(max_examples=15, deadline=None)
+@given(cell=st.sampled_from(["simple", "gru", "lstm"]), n=st.integers(1, 5),
+       T=st.integers(1, 5), k=st.integers(1, 3), u=st.integers(1, 4),
+       masked=st.booleans(), seed=st.integers(0, 2**16))
+def test_shapes_fuzzed(cell, n, T, k, u, masked, seed):
+    rng = np.random.RandomState(seed)
+    G = dict(CELLS)[cell]
+    X = rng.randn(n, T, k)
+    W, U, b, bh = _weights(rng, cell, G, k, u)
+    mask = None
+    if masked:
+        mask = rng.rand(n, T) > 0.5
+        mask[0] = False  # a sequence with every step masked
+    got = _ops.recurrent_forward(cell, X, W, U, b, bh, mask)
+    ref = _reference.recurrent_forward(cell, X, W, U, b, bh, mask)
+    assert_allclose(got.H, ref.H, rtol=1e-12, atol=1e-13)
+    dX, dW, dU, db, dbh = _ops.recurrent_backward(cell, rng.randn(n, T, u), X, W, U, got)
+    assert np.isfinite(dX).all() and np.isfinite(dW).all() and np.isfinite(dU).all()
+    if masked:
+        assert_array_equal(got.H[0], 0)
+        assert_array_equal(dX[0], 0)  # a fully masked sequence gets no gradient
+
+
+def _run(cell, n_threads):
+    rng = np.random.RandomState(6)
+    G = dict(CELLS)[cell]
+    X = rng.randn(40, 7, 5).astype(np.float32)
+    W, U, b, bh = _weights(rng, cell, G, 5, 9, np.float32)
+    mask = rng.rand(40, 7) > 0.2
+    with threadpool_limits(n_threads):
+        state = _ops.recurrent_forward(cell, X, W, U, b, bh, mask)
+        grads = _ops.recurrent_backward(cell, rng.randn(40, 7, 9).astype(np.float32),
+                                        X, W, U, state, rng.uniform(0, 2, 40), 0.1)
+    return [state.H] + list(grads)
+
+
+@pytest.mark.parametrize("cell", ["simple", "gru", "lstm"])
+def test_one_and_two_threads_agree_bit_for_bit(cell):
+    for a, b in zip(_run(cell, 1), _run(cell, 2)):
+        assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("cell", ["simple", "gru", "lstm"])
+def test_samples_do_not_depend_on_their_batch(cell):
+    rng = np.random.RandomState(7)
+    G = dict(CELLS)[cell]
+    X = rng.randn(30, 6, 4).astype(np.float32)
+    W, U, b, bh = _weights(rng, cell, G, 4, 8, np.float32)
+    whole = _ops.recurrent_forward(cell, X, W, U, b, bh).H
+    for rows in [np.arange(3), rng.permutation(30), np.array([29])]:
+        assert_array_equal(_ops.recurrent_forward(cell, X[rows], W, U, b, bh).H, whole[rows])
+
+
+def test_go_backwards_reads_the_sequence_reversed():
+    X = np.random.RandomState(8).randn(4, 5, 2)
+    net = Network(build_layers([GRU(3, return_sequences=True)], (5, 2), np.float64), np.float64)
+    back = Network(build_layers([GRU(3, return_sequences=True, go_backwards=True)], (5, 2),
+                                np.float64), np.float64)
+    net.initialize(np.random.RandomState(0))
+    back.initialize(np.random.RandomState(0))
+    assert_allclose(back.forward(X), net.forward(X[:, ::-1]), rtol=1e-12)
+
+
+def test_bidirectional_concatenates_both_directions():
+    X = np.random.RandomState(9).randn(3, 4, 2)
+    net = Network(build_layers([Bidirectional(LSTM(2, return_sequences=True))], (4, 2),
+                               np.float64), np.float64)
+    net.initialize(np.random.RandomState(0))
+    layer = net.layers[0]
+    Y = net.forward(X)
+    assert Y.shape == (3, 4, 4)
+    assert sorted(layer.params) == ["backward_bias", "backward_kernel",
+                                    "backward_recurrent_kernel", "forward_bias",
+                                    "forward_kernel", "forward_recurrent_kernel"]
+    forward = _ops.recurrent_forward("lstm", X, layer.params["forward_kernel"],
+                                     layer.params["forward_recurrent_kernel"],
+                                     layer.params["forward_bias"]).H[:, 1:]
+    backward = _ops.recurrent_forward("lstm", np.ascontiguousarray(X[:, ::-1]),
+                                      layer.params["backward_kernel"],
+                                      layer.params["backward_recurrent_kernel"],
+                                      layer.params["backward_bias"]).H[:, 1:]
+    assert_allclose(Y[..., :2], forward, rtol=1e-12)
+    assert_allclose(Y[..., 2:], backward[:, ::-1], rtol=1e-12)  # back in time order
+
+
+def test_weight_layouts_and_forget_bias():
+    net = Network(build_layers([LSTM(3, return_sequences=True), GRU(2), SimpleRNN(4)],
+                               (6, 5), np.float64), np.float64)
+    net.initialize(np.random.RandomState(0))
+    lstm, gru, rnn = net.layers
+    assert lstm.params["kernel"].shape == (5, 12)
+    assert lstm.params["recurrent_kernel"].shape == (3, 12)
+    assert_array_equal(lstm.params["bias"], [0] * 3 + [1] * 3 + [0] * 6)
+    assert gru.params["kernel"].shape == (3, 6)
+    assert gru.params["recurrent_bias"].shape == (6,)
+    # GRU(2) gives (2,) per sample: read as 2 steps of one feature.
+    assert rnn.params["kernel"].shape == (1, 4)
+    assert rnn.params["recurrent_kernel"].shape == (4, 4)
+
+
+def test_masks_flow_from_embedding_and_masking():
+    tokens = np.array([[3, 1, 0, 0], [2, 0, 0, 0]], float)
+    specs = [Embedding(5, 3, mask_zero=True), GRU(2, return_sequences=True),
+             GlobalAvgPool1D(data_format="channels_last")]
+    net = Network(build_layers(specs, (4,), np.float64), np.float64)
+    net.initialize(np.random.RandomState(0))
+    Y = net.forward(tokens)
+    trimmed = Network(build_layers(specs, (2,), np.float64), np.float64)
+    trimmed.set_weights(net.get_weights())
+    # Padding neither changes the state nor counts in the mean.
+    assert_allclose(Y[0], trimmed.forward(tokens[:1, :2])[0], rtol=1e-12)
+    one = Network(build_layers(specs, (1,), np.float64), np.float64)
+    one.set_weights(net.get_weights())
+    assert_allclose(Y[1], one.forward(tokens[1:, :1])[0], rtol=1e-12)
+    values = np.random.RandomState(1).randn(2, 4, 3)
+    values[0, 2:] = -1.0
+    masked = Network(build_layers([Masking(-1.0), LSTM(2)], (4, 3), np.float64), np.float64)
+    masked.initialize(np.random.RandomState(0))
+    plain = Network(build_layers([LSTM(2)], (2, 3), np.float64), np.float64)
+    plain.params[:] = masked.params  # Masking has no weights: the same LSTM
+    assert_allclose(masked.forward(values)[0], plain.forward(values[:1, :2])[0], rtol=1e-12)
+
+
+def test_masked_gradients_through_a_network():
+    rng = np.random.RandomState(10)
+    tokens = rng.randint(1, 6, (3, 5)).astype(float)
+    tokens[0, 3:] = 0
+    tokens[2, :] = 0
+    net = Network(build_layers([Embedding(6, 2, mask_zero=True), LSTM(2, return_sequences=True),
+                                GlobalMaxPool1D(data_format="channels_last")], (5,),
+                               np.float64), np.float64)
+    net.initialize(rng)
+    R = rng.randn(3, 2)
+
+    def loss():
+        return float((R * net.forward(tokens)).sum())
+
+    net.forward(tokens, training=True)
+    net.backward(R, None, 1.0, np.float64)
+    assert_allclose(net.grads, numeric_grad(loss, net.params), rtol=1e-6, atol=1e-8)
+    emb = net.layers[0].grads["embeddings"]
+    assert_array_equal(emb[0], 0)  # padding's vector gets no gradient
+
+
+@pytest.mark.parametrize("kind", [GlobalAvgPool1D, GlobalMaxPool1D])
+def test_sequence_pooling_gradients_with_masks(kind):
+    rng = np.random.RandomState(11)
+    X = rng.randn(3, 4, 2)
+    mask = np.array([[1, 1, 0, 1], [0, 0, 0, 0], [1, 0, 0, 0]], bool)
+    layer = check_layer(kind(data_format="channels_last"), X, mask=mask)
+    Y = layer.forward(X, mask=mask)
+    assert_array_equal(Y[1], 0)  # nothing left to pool
+    expected = X[0, [0, 1, 3]].mean(0) if kind is GlobalAvgPool1D else X[0, [0, 1, 3]].max(0)
+    assert_allclose(Y[0], expected, rtol=1e-12)
+
+
+def test_embedding_lookup_gradient_and_options():
+    rng = np.random.RandomState(12)
+    table = rng.randn(4, 3)
+    net = Network(build_layers([Embedding(4, 3, weights=table)], (5,), np.float64), np.float64)
+    net.initialize(rng)
+    tokens = np.array([[0, 1, 1, 3, 2], [3, 3, 3, 3, 3]], float)
+    assert_array_equal(net.forward(tokens), table[tokens.astype(int)])
+    R = rng.randn(2, 5, 3)
+    w = np.array([2.0, 0.5])
+    net.forward(tokens, training=True)
+    net.backward(R, w, 0.1, np.float64)
+    expected = np.zeros_like(table)
+    np.add.at(expected, tokens.astype(int).ravel(), (R * w[:, None, None]).reshape(-1, 3))
+    assert_allclose(net.layers[0].grads["embeddings"], 0.1 * expected, rtol=1e-12)
+    frozen = Network(build_layers([Embedding(4, 3, trainable=False)], (5,), np.float64),
+                     np.float64)
+    frozen.initialize(rng)
+    frozen.forward(tokens, training=True)
+    frozen.backward(R, None, 1.0, np.float64)
+    assert_array_equal(frozen.grads, 0)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("tokens, message", [
+    (np.array([[0, 4]]), r"must be in \[0, 4\)"),
+    (np.array([[-1, 2]]), r"must be in \[0, 4\)"),
+    (np.array([[0.5, 2]]), "whole numbers"),
+])
+def test_bad_token_indices_are_clear_errors(tokens, message):
+    clf = NNClassifier([Embedding(4, 2)], max_iter=2, random_state=0)
+    with pytest.raises(ValueError, match=message):
+        clf.fit(np.vstack([tokens, [[1, 1]]]).astype(float), [0, 1])
+    good = NNClassifier([Embedding(4, 2)], max_iter=2, random_state=0).fit(
+        np.array([[1, 2], [3, 0]], float), [0, 1])
+    with pytest.raises(ValueError, match=message):
+        good.predict(tokens.astype(float))
+
+
+@pytest.mark.parametrize("spec, input_shape, message", [
+    (GRU(2), (2, 3, 4), r"sequences of shape \(steps, features\)"),
+    (Embedding(3, 2), (4, 2), r"expects \(steps,\) token indices"),
+    (Embedding(3, 2, weights=np.ones((2, 2))), (4,), r"weights has shape \(2, 2\)"),
+    (GRU(2, recurrent_activation="relu"), (3, 1), "recurrent_activation"),
+    (LSTM(0), (3, 1), "units"),
+])
+def test_bad_layer_setup(spec, input_shape, message):
+    with pytest.raises(ValueError, match=message):
+        build_layers([spec], input_shape, np.float64)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_estimators_learn_sequences():
+    rng = np.random.RandomState(13)
+    X = rng.randn(300, 8)
+    y = X[:, :4].sum(axis=1)
+    for spec in [SimpleRNN(8), GRU(8), LSTM(8)]:
+        reg = NNRegressor([spec], input_shape=(-1, 1), learning_rate=0.01, max_iter=80,
+                          random_state=0).fit(X, y)
+        assert reg.score(X, y) > 0.8, spec
+    tokens = rng.randint(1, 10, (200, 6)).astype(float)
+    tokens[::2, 3:] = 0  # padded, shorter sequences
+    labels = (tokens == 3).any(axis=1).astype(int)
+    clf = NNClassifier([Embedding(10, 6, mask_zero=True), Bidirectional(LSTM(6))],
+                       learning_rate=0.01, max_iter=80, random_state=0).fit(tokens, labels)
+    assert clf.score(tokens, labels) > 0.95
+    # Prediction does not depend on the batch a sample comes in.
+    assert_array_equal(clf.predict_proba(tokens[:7]), clf.predict_proba(tokens)[:7])
+
+
+def test_gradient_context_weights_every_step_of_a_sample():
+    # A recurrent layer's weight gradient sums over samples and steps; a
+    # sample weight of 2 must count like the sample twice.
+    rng = np.random.RandomState(14)
+    X = rng.randn(2, 3, 2)
+    net = Network(build_layers([GRU(2)], (3, 2), np.float64), np.float64)
+    net.initialize(rng)
+    R = rng.randn(2, 2)
+    net.forward(X, training=True)
+    net.backward(R, np.array([2.0, 1.0]), 1.0, np.float64)
+    weighted = net.grads.copy()
+    net.forward(X[[0, 0, 1]], training=True)
+    net.backward(R[[0, 0, 1]], None, 1.0, np.float64)
+    assert_allclose(weighted, net.grads, rtol=1e-12)
