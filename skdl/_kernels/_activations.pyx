@@ -11,6 +11,11 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport exp, expm1, log1p, tanh, fabs
 
+
+cdef extern from "_fastmath.h" nogil:
+    void skdl_sigmoid_f32(const float* x, float* y, int m)
+    void skdl_tanh_f32(const float* x, float* y, int m)
+
 cdef void forward_row(int kind, double alpha, const floating* x, floating* y,
                       int m) noexcept nogil:
     """y = f(x) over one row of m values; y may be x (in place)."""
@@ -29,11 +34,17 @@ cdef void forward_row(int kind, double alpha, const floating* x, floating* y,
         for j in range(m):
             y[j] = x[j] if x[j] > 0 else <floating> (alpha * (exp(x[j]) - 1.0))
     elif kind == TANH:
-        for j in range(m):
-            y[j] = <floating> tanh(x[j])
+        if floating is float:  # vectorized (see _fastmath.h)
+            skdl_tanh_f32(x, y, m)
+        else:
+            for j in range(m):
+                y[j] = tanh(x[j])
     elif kind == SIGMOID:
-        for j in range(m):
-            y[j] = <floating> sigmoid(x[j])
+        if floating is float:
+            skdl_sigmoid_f32(x, y, m)
+        else:
+            for j in range(m):
+                y[j] = sigmoid(x[j])
     elif kind == SOFTPLUS:
         for j in range(m):
             v = x[j]
