@@ -134,7 +134,7 @@ def _weights(sample_weight, n):
     return w
 
 
-def dense_forward(X, W, b=None, activation=None, alpha=None):
+def dense_forward(X, W, b=None, activation=None, alpha=None, out=None):
     """Affine map of each row and an activation: ``f(X @ W + b)``.
 
     Every output element is accumulated in the same order wherever its row
@@ -150,6 +150,7 @@ def dense_forward(X, W, b=None, activation=None, alpha=None):
         One of :data:`ACTIVATIONS`; None is linear.
     alpha : float or None
         Parameter of ``leaky_relu`` / ``elu``.
+    out : ndarray of shape (n, p) or None, written in place when given
 
     Returns
     -------
@@ -167,19 +168,20 @@ def dense_forward(X, W, b=None, activation=None, alpha=None):
         if b.shape[0] != W.shape[1]:
             raise ValueError(f"b has shape {b.shape}, expected ({W.shape[1]},).")
     code = 0 if activation is None else _activation_code(activation)
-    Y = np.empty((X.shape[0], W.shape[1]), dtype=X.dtype)
+    Y = _output(out, "out", (X.shape[0], W.shape[1]), X.dtype, (X, W))
     _dense.rowwise_gemm(X, W, Y, False, effective_n_threads(), b, code,
                         _alpha(activation, alpha))
     return Y
 
 
-def dense_backward_input(dY, W):
+def dense_backward_input(dY, W, out=None):
     """Gradient with respect to the input of ``X @ W + b``: ``dY @ W.T``.
 
     Parameters
     ----------
     dY : ndarray of shape (n, p)
     W : ndarray of shape (k, p)
+    out : ndarray of shape (n, k) or None, written in place when given
 
     Returns
     -------
@@ -191,7 +193,7 @@ def dense_backward_input(dY, W):
         raise ValueError(
             f"dY has {dY.shape[1]} columns but W has shape {W.shape}."
         )
-    dX = np.empty((dY.shape[0], W.shape[0]), dtype=dY.dtype)
+    dX = _output(out, "out", (dY.shape[0], W.shape[0]), dY.dtype, (dY, W))
     _dense.rowwise_gemm(dY, W, dX, True, effective_n_threads())
     return dX
 
@@ -244,8 +246,7 @@ def dense_param_grads(X, dY, sample_weight=None, scale=1.0, accumulate_dtype=Non
         target = np.empty((k, p), dtype=acc)
     if w is not None:
         B = np.multiply(B, w.astype(B.dtype, copy=False)[:, None])
-    with blas_single_threaded():
-        _dense.gemm_tn_blocked(scale, A, B, target, n_threads)
+    _dense.gemm_tn(scale, A, B, target, n_threads)
     if target is not dW:
         dW[...] = target
     _dense.weighted_column_sum(dY, w, scale, db, n_threads)
@@ -890,8 +891,12 @@ def _recurrent_mask(mask, n, T):
     return np.ascontiguousarray(mask, dtype=np.uint8)
 
 
+def _new_array(key, shape, dtype):
+    return np.empty(shape, dtype)
+
+
 def recurrent_forward(cell, X, W, U, b=None, bh=None, mask=None, activation="tanh",
-                      recurrent_activation="sigmoid", alpha=None):
+                      recurrent_activation="sigmoid", alpha=None, scratch=None):
     """Run a recurrent cell over sequences, step 0 first.
 
     Parameters
@@ -907,6 +912,9 @@ def recurrent_forward(cell, X, W, U, b=None, bh=None, mask=None, activation="tan
     activation : str, candidate / output activation (not softmax)
     recurrent_activation : str, gate activation, one of GATE_ACTIVATIONS
     alpha : float or None, parameter of ``activation``
+    scratch : callable ``(key, shape, dtype) -> array`` or None
+        Where the arrays come from (a layer's reusable training buffers);
+        None allocates new ones.
 
     Returns
     -------
@@ -922,12 +930,14 @@ def recurrent_forward(cell, X, W, U, b=None, bh=None, mask=None, activation="tan
         if bh.shape != (G * u,):
             raise ValueError(f"bh has shape {bh.shape}, expected {(G * u,)}.")
     mask = _recurrent_mask(mask, n, T)
-    XW = dense_forward(X.reshape(n * T, k), W, b).reshape(n, T, G * u)
+    new = _new_array if scratch is None else scratch
     dtype = X.dtype
-    H = np.empty((n, T + 1, u), dtype)
-    C = np.empty((n, T + 1, u), dtype) if cell == "lstm" else None
-    gates = np.empty((n, T, G * u), dtype) if cell != "simple" else None
-    extra = np.empty((n, T, u), dtype) if cell != "simple" else None
+    XW = dense_forward(X.reshape(n * T, k), W, b,
+                       out=new("XW", (n * T, G * u), dtype)).reshape(n, T, G * u)
+    H = new("H", (n, T + 1, u), dtype)
+    C = new("C", (n, T + 1, u), dtype) if cell == "lstm" else None
+    gates = new("gates", (n, T, G * u), dtype) if cell != "simple" else None
+    extra = new("extra", (n, T, u), dtype) if cell != "simple" else None
     _recurrent.recurrent_forward(_recurrent.CELLS[cell], act, alpha_, ract, XW, U, bh, mask,
                                  H, C, gates, extra, effective_n_threads())
     return RecurrentState(H, C, gates, extra, mask)
@@ -935,7 +945,8 @@ def recurrent_forward(cell, X, W, U, b=None, bh=None, mask=None, activation="tan
 
 def recurrent_backward(cell, dY, X, W, U, state, sample_weight=None, scale=1.0,
                        accumulate_dtype=None, activation="tanh",
-                       recurrent_activation="sigmoid", alpha=None, need_input_grad=True):
+                       recurrent_activation="sigmoid", alpha=None, need_input_grad=True,
+                       scratch=None):
     """Gradients of :func:`recurrent_forward` (backpropagation through time).
 
     Parameters
@@ -944,6 +955,8 @@ def recurrent_backward(cell, dY, X, W, U, state, sample_weight=None, scale=1.0,
     dY : ndarray of shape (n, T, u), gradient for each step's state H[:, s+1]
     state : RecurrentState from the forward call
     sample_weight, scale, accumulate_dtype : as in :func:`dense_param_grads`
+    need_input_grad : bool, False skips dX
+    scratch : as in :func:`recurrent_forward`
 
     Returns
     -------
@@ -961,18 +974,23 @@ def recurrent_backward(cell, dY, X, W, U, state, sample_weight=None, scale=1.0,
     if dY.shape != (n, T, u) or state.H.shape != (n, T + 1, u):
         raise ValueError(f"dY must have shape {(n, T, u)} (got {dY.shape}) and state must "
                          "come from the forward call on this X.")
-    dGx = np.empty((n, T, G * u), X.dtype)
-    dGh = np.empty((n, T, G * u), X.dtype) if cell == "gru" else None
+    new = _new_array if scratch is None else scratch
+    dGx = new("dGx", (n, T, G * u), X.dtype)
+    dGh = new("dGh", (n, T, G * u), X.dtype) if cell == "gru" else None
     _recurrent.recurrent_backward(_recurrent.CELLS[cell], act, alpha_, ract, dY, U, state.mask,
                                   state.H, state.C, state.gates, state.extra, dGx, dGh,
                                   effective_n_threads())
     rows_w = None if sample_weight is None else np.repeat(_weights(sample_weight, n), T)
     dGx2 = dGx.reshape(n * T, G * u)
     dW, db = dense_param_grads(X.reshape(n * T, k), dGx2, rows_w, scale, accumulate_dtype)
-    H_prev = np.ascontiguousarray(state.H[:, :T]).reshape(n * T, u)
+    H_prev = new("H_prev", (n, T, u), X.dtype)
+    H_prev[...] = state.H[:, :T]
+    H_prev = H_prev.reshape(n * T, u)
     dU, dbh = dense_param_grads(H_prev, dGx2 if dGh is None else dGh.reshape(n * T, G * u),
                                 rows_w, scale, accumulate_dtype)
-    dX = dense_backward_input(dGx2, W).reshape(n, T, k) if need_input_grad else None
+    dX = None
+    if need_input_grad:
+        dX = dense_backward_input(dGx2, W, out=new("dX", (n * T, k), X.dtype)).reshape(n, T, k)
     return dX, dW, dU, db, dbh
 
 

@@ -8,25 +8,21 @@ count. (OpenBLAS's sgemm rounds a row differently by its position inside a
 tile on some CPUs.) The rows are cut into panels of ``panel_rows`` rows, shared
 out by ``prange``; bias and activation are applied to a panel while it is hot.
 
-Reductions over the batch (weight gradients) are cut into fixed blocks of
-output rows, one single-threaded BLAS call per block, so the result is the
-same for any thread count.
+Reductions over the batch (weight gradients, A.T @ B) use the same kernel on
+A transposed once; threads split the output rows, so the result is the same
+for any thread count.
 """
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdlib cimport free, malloc
 
 from ._activations cimport LINEAR, forward_row
-from ._blas cimport gemm
 from ._rowgemm cimport pack_b, packed_size, rowgemm, skdl_gemm_limit
 
 
 # Most rows per panel of a row-wise product: a multiple of the kernel's row
 # tile (6) whose rows of A stay in L2 while the panel is computed.
 cdef int MAX_PANEL_ROWS = 120
-# Largest number of output rows per block of a weight-gradient product; the
-# rows are split into equal blocks, by a rule that depends on the shape only.
-cdef int REDUCE_BLOCK = 512
 # Columns per block of a column sum (the size of its stack accumulator).
 cdef enum:
     SUM_BLOCK = 64
@@ -105,9 +101,24 @@ def rowwise_gemm(const floating[:, ::1] A, const floating[:, ::1] B,
         free(packed)
 
 
-def gemm_tn_blocked(double alpha, const floating[:, ::1] A,
-                    const floating[:, ::1] B, floating[:, ::1] C, int n_threads):
-    """C = alpha * A.T @ B in fixed blocks of C's rows.
+cdef void _transpose(const floating* a, int n, int p, floating* at) noexcept nogil:
+    """at (p, n) = a (n, p).T, in 32 x 32 tiles so both sides stay in cache."""
+    cdef int i0, j0, i, j
+    for i0 in range(0, n, 32):
+        for j0 in range(0, p, 32):
+            for j in range(j0, min(j0 + 32, p)):
+                for i in range(i0, min(i0 + 32, n)):
+                    at[<Py_ssize_t> j * n + i] = a[<Py_ssize_t> i * p + j]
+
+
+def gemm_tn(double alpha, const floating[:, ::1] A, const floating[:, ::1] B,
+            floating[:, ::1] C, int n_threads):
+    """C = alpha * A.T @ B, a sum over the rows of A and B in their order.
+
+    A.T is formed once and multiplied by the packed B with the row-invariant
+    kernel; threads take blocks of C's rows, so the result does not depend
+    on the thread count. (Replaces a BLAS call: OpenBLAS's idle threads spin
+    and take a core from ours.)
 
     Parameters
     ----------
@@ -120,18 +131,38 @@ def gemm_tn_blocked(double alpha, const floating[:, ::1] A,
     cdef int n = A.shape[0]
     cdef int p = A.shape[1]
     cdef int q = B.shape[1]
-    cdef int n_blocks = (p + REDUCE_BLOCK - 1) // REDUCE_BLOCK
-    cdef int block = (p + n_blocks - 1) // n_blocks
-    cdef int i, i0, rows
+    cdef int rb, n_blocks, b, r0, rows
+    cdef Py_ssize_t e
+    cdef size_t psize = packed_size(n, q, <floating*> NULL)
+    cdef floating* buf
+    cdef floating* at
+    cdef floating* c = &C[0, 0] if p * q > 0 else NULL
+    if p == 0 or q == 0:
+        return
     if n == 0:
         C[:, :] = 0
         return
-    with nogil:
-        for i in prange(n_blocks, schedule='static', num_threads=n_threads):
-            i0 = i * block
-            rows = min(block, p - i0)
-            gemm(True, False, rows, q, n, <floating> alpha, &A[0, i0], p, &B[0, 0], q,
-                 <floating> 0.0, &C[i0, 0], q)
+    buf = <floating*> malloc((psize + <size_t> p * n) * sizeof(floating))
+    if buf == NULL:
+        raise MemoryError(f"cannot allocate the ({p}, {n}) transpose for a weight gradient")
+    at = buf + psize
+    rb = (p + n_threads - 1) // n_threads
+    rb = min(96, max(6, (rb + 5) // 6 * 6))
+    n_blocks = (p + rb - 1) // rb
+    try:
+        with nogil:
+            _transpose(&A[0, 0], n, p, at)
+            pack_b(n, q, &B[0, 0], q, 1, <floating> 1.0, buf)
+            for b in prange(n_blocks, schedule='static', num_threads=n_threads):
+                r0 = b * rb
+                rows = min(rb, p - r0)
+                rowgemm(rows, q, n, at + <Py_ssize_t> r0 * n, n, buf, c + <Py_ssize_t> r0 * q,
+                        q, False)
+            if alpha != 1.0:
+                for e in range(<Py_ssize_t> p * q):
+                    c[e] = <floating> (alpha * c[e])
+    finally:
+        free(buf)
 
 
 cdef void _column_sum_block(const floating* a, const double* w, int n, int p,

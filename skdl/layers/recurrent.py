@@ -207,7 +207,7 @@ class RecurrentLayer(Layer):
         state = _ops.recurrent_forward(
             self.cell, X3, self.params["kernel"], self.params["recurrent_kernel"],
             self.params.get("bias"), self.params.get("recurrent_bias"), mask,
-            **self._kwargs())
+            scratch=self._scratch if training else None, **self._kwargs())
         self._cache = (X3, state) if training else None
         if self.return_sequences:
             return np.ascontiguousarray(state.H[:, 1:])
@@ -224,12 +224,13 @@ class RecurrentLayer(Layer):
         if self.return_sequences:
             dH = dY.reshape((n, self.steps, self.units))
         else:
-            dH = np.zeros((n, self.steps, self.units), self.dtype)
+            dH = self._scratch("dH", (n, self.steps, self.units))
+            dH[...] = 0
             dH[:, -1] = dY
         dX, dW, dU, db, dbh = _ops.recurrent_backward(
             self.cell, dH, X3, self.params["kernel"], self.params["recurrent_kernel"],
             state, context.sample_weight, context.scale, context.accumulate_dtype,
-            need_input_grad=need_input_grad, **self._kwargs())
+            need_input_grad=need_input_grad, scratch=self._scratch, **self._kwargs())
         self.grads["kernel"][...] = dW
         self.grads["recurrent_kernel"][...] = dU
         if "bias" in self.grads:
