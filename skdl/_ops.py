@@ -896,7 +896,8 @@ def _new_array(key, shape, dtype):
 
 
 def recurrent_forward(cell, X, W, U, b=None, bh=None, mask=None, activation="tanh",
-                      recurrent_activation="sigmoid", alpha=None, scratch=None):
+                      recurrent_activation="sigmoid", alpha=None, scratch=None,
+                      keep="all"):
     """Run a recurrent cell over sequences, step 0 first.
 
     Parameters
@@ -915,6 +916,11 @@ def recurrent_forward(cell, X, W, U, b=None, bh=None, mask=None, activation="tan
     scratch : callable ``(key, shape, dtype) -> array`` or None
         Where the arrays come from (a layer's reusable training buffers);
         None allocates new ones.
+    keep : {'all', 'states', 'last'}
+        What to keep: everything backward needs ('all'); every state H but no
+        gates ('states'); only the last state ('last', then ``H`` has two
+        steps and the last state is ``H[:, T % 2]``). Inference needs far
+        less memory with the latter two.
 
     Returns
     -------
@@ -934,10 +940,13 @@ def recurrent_forward(cell, X, W, U, b=None, bh=None, mask=None, activation="tan
     dtype = X.dtype
     XW = dense_forward(X.reshape(n * T, k), W, b,
                        out=new("XW", (n * T, G * u), dtype)).reshape(n, T, G * u)
-    H = new("H", (n, T + 1, u), dtype)
-    C = new("C", (n, T + 1, u), dtype) if cell == "lstm" else None
-    gates = new("gates", (n, T, G * u), dtype) if cell != "simple" else None
-    extra = new("extra", (n, T, u), dtype) if cell != "simple" else None
+    if keep not in ("all", "states", "last"):
+        raise ValueError(f"keep must be 'all', 'states' or 'last', got {keep!r}.")
+    steps = T if keep == "all" else 1
+    H = new("H", (n, 2 if keep == "last" else T + 1, u), dtype)
+    C = new("C", (n, T + 1 if keep == "all" else 2, u), dtype) if cell == "lstm" else None
+    gates = new("gates", (n, steps, G * u), dtype) if cell != "simple" else None
+    extra = new("extra", (n, steps, u), dtype) if cell != "simple" else None
     _recurrent.recurrent_forward(_recurrent.CELLS[cell], act, alpha_, ract, XW, U, bh, mask,
                                  H, C, gates, extra, effective_n_threads())
     return RecurrentState(H, C, gates, extra, mask)
@@ -982,12 +991,22 @@ def recurrent_backward(cell, dY, X, W, U, state, sample_weight=None, scale=1.0,
                                   effective_n_threads())
     rows_w = None if sample_weight is None else np.repeat(_weights(sample_weight, n), T)
     dGx2 = dGx.reshape(n * T, G * u)
-    dW, db = dense_param_grads(X.reshape(n * T, k), dGx2, rows_w, scale, accumulate_dtype)
-    H_prev = new("H_prev", (n, T, u), X.dtype)
-    H_prev[...] = state.H[:, :T]
-    H_prev = H_prev.reshape(n * T, u)
-    dU, dbh = dense_param_grads(H_prev, dGx2 if dGh is None else dGh.reshape(n * T, G * u),
-                                rows_w, scale, accumulate_dtype)
+    if dGh is None:
+        # Both kernels multiply the same gate gradients: one product over the
+        # rows [x_s, h_{s-1}] gives dW and dU together.
+        XH = new("XH", (n, T, k + u), X.dtype)
+        XH[:, :, :k] = X
+        XH[:, :, k:] = state.H[:, :T]
+        dWU, db = dense_param_grads(XH.reshape(n * T, k + u), dGx2, rows_w, scale,
+                                    accumulate_dtype)
+        dW, dU, dbh = dWU[:k], dWU[k:], db
+    else:
+        dW, db = dense_param_grads(X.reshape(n * T, k), dGx2, rows_w, scale,
+                                   accumulate_dtype)
+        H_prev = new("H_prev", (n, T, u), X.dtype)
+        H_prev[...] = state.H[:, :T]
+        dU, dbh = dense_param_grads(H_prev.reshape(n * T, u), dGh.reshape(n * T, G * u),
+                                    rows_w, scale, accumulate_dtype)
     dX = None
     if need_input_grad:
         dX = dense_backward_input(dGx2, W, out=new("dX", (n * T, k), X.dtype)).reshape(n, T, k)

@@ -362,3 +362,33 @@ def test_gradient_context_weights_every_step_of_a_sample():
     net.forward(X[[0, 0, 1]], training=True)
     net.backward(R[[0, 0, 1]], None, 1.0, np.float64)
     assert_allclose(weighted, net.grads, rtol=1e-12)
+
+
+@pytest.mark.parametrize("cell, G", CELLS)
+@pytest.mark.parametrize("T", [1, 2, 5])
+def test_inference_keeps_less_and_computes_the_same(cell, G, T):
+    rng = np.random.RandomState(15)
+    X = rng.randn(4, T, 3)
+    W, U, b, bh = _weights(rng, cell, G, 3, 4)
+    mask = rng.rand(4, T) > 0.3
+    full = _ops.recurrent_forward(cell, X, W, U, b, bh, mask).H
+    states = _ops.recurrent_forward(cell, X, W, U, b, bh, mask, keep="states")
+    assert_array_equal(states.H, full)
+    if cell != "simple":
+        assert states.gates.shape[1] == 1
+    last = _ops.recurrent_forward(cell, X, W, U, b, bh, mask, keep="last").H
+    assert last.shape == (4, 2, 4)
+    assert_array_equal(last[:, T % 2], full[:, T])
+    with pytest.raises(ValueError, match="keep must be"):
+        _ops.recurrent_forward(cell, X, W, U, b, bh, keep="some")
+
+
+def test_inference_in_blocks_matches_training_forward():
+    # Inference runs in blocks of 256 rows; the rows must not notice.
+    rng = np.random.RandomState(16)
+    X = rng.randn(600, 3, 2).astype(np.float32)
+    for spec in [LSTM(3), GRU(2, return_sequences=True)]:
+        net = Network(build_layers([spec], (3, 2), np.float32), np.float32)
+        net.initialize(rng)
+        assert_array_equal(net.forward(X), net.forward(X, training=True))
+        assert_array_equal(net.forward(X[300:301]), net.forward(X)[300:301])

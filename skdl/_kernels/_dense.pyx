@@ -101,14 +101,15 @@ def rowwise_gemm(const floating[:, ::1] A, const floating[:, ::1] B,
         free(packed)
 
 
-cdef void _transpose(const floating* a, int n, int p, floating* at) noexcept nogil:
-    """at (p, n) = a (n, p).T, in 32 x 32 tiles so both sides stay in cache."""
-    cdef int i0, j0, i, j
-    for i0 in range(0, n, 32):
-        for j0 in range(0, p, 32):
-            for j in range(j0, min(j0 + 32, p)):
-                for i in range(i0, min(i0 + 32, n)):
-                    at[<Py_ssize_t> j * n + i] = a[<Py_ssize_t> i * p + j]
+cdef void _transpose_rows(const floating* a, int n, int p, int i0,
+                          floating* at) noexcept nogil:
+    """Rows i0 .. i0+31 of a (n, p) into columns of at (p, n), in 32 x 32
+    tiles so both sides stay in cache."""
+    cdef int j0, i, j
+    for j0 in range(0, p, 32):
+        for j in range(j0, min(j0 + 32, p)):
+            for i in range(i0, min(i0 + 32, n)):
+                at[<Py_ssize_t> j * n + i] = a[<Py_ssize_t> i * p + j]
 
 
 def gemm_tn(double alpha, const floating[:, ::1] A, const floating[:, ::1] B,
@@ -131,7 +132,9 @@ def gemm_tn(double alpha, const floating[:, ::1] A, const floating[:, ::1] B,
     cdef int n = A.shape[0]
     cdef int p = A.shape[1]
     cdef int q = B.shape[1]
-    cdef int rb, n_blocks, b, r0, rows
+    cdef int rb, n_blocks, b, r0, rows, pnl, j0
+    cdef int nr = <int> packed_size(1, 1, <floating*> NULL)  # columns per panel
+    cdef int n_panels = (q + nr - 1) // nr
     cdef Py_ssize_t e
     cdef size_t psize = packed_size(n, q, <floating*> NULL)
     cdef floating* buf
@@ -151,8 +154,14 @@ def gemm_tn(double alpha, const floating[:, ::1] A, const floating[:, ::1] B,
     n_blocks = (p + rb - 1) // rb
     try:
         with nogil:
-            _transpose(&A[0, 0], n, p, at)
-            pack_b(n, q, &B[0, 0], q, 1, <floating> 1.0, buf)
+            # Transposing and packing are as long as the product is short:
+            # share them out too (each tile and panel has its own place).
+            for b in prange((n + 31) // 32, schedule='static', num_threads=n_threads):
+                _transpose_rows(&A[0, 0], n, p, b * 32, at)
+            for pnl in prange(n_panels, schedule='static', num_threads=n_threads):
+                j0 = pnl * nr
+                pack_b(n, min(nr, q - j0), &B[0, 0] + j0, q, 1, <floating> 1.0,
+                       buf + <Py_ssize_t> pnl * n * nr)
             for b in prange(n_blocks, schedule='static', num_threads=n_threads):
                 r0 = b * rb
                 rows = min(rb, p - r0)

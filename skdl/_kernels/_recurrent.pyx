@@ -98,10 +98,13 @@ def recurrent_forward(int cell, int act, double alpha, int ract,
     bh : (G*u,) recurrent bias (GRU) or None
     mask : (n, T) uint8, 0 for a skipped step, or None
     H : (n, T+1, u) output; H[:, 0] is the initial state (zeros), H[:, s+1]
-        the state after step s
-    C : (n, T+1, u) cell states (LSTM) or None
-    gates : (n, T, G*u) gate values after their activations (GRU, LSTM) or None
-    extra : (n, T, u): act(c) (LSTM), h @ U_n + b_hn (GRU), or None
+        the state after step s. Or (n, 2, u), used in turn (step s reads
+        H[:, s % 2], writes H[:, (s+1) % 2]): inference that needs only the
+        last state keeps two.
+    C : (n, T+1, u) or (n, 2, u) cell states (LSTM), or None
+    gates : (n, T, G*u) gate values after their activations (GRU, LSTM), or
+        (n, 1, G*u) rewritten at every step (inference), or None
+    extra : (n, T, u) or (n, 1, u): act(c) (LSTM), h @ U_n + b_hn (GRU), or None
     n_threads : int
     """
     cdef int n = XW.shape[0], T = XW.shape[1], Gu = XW.shape[2], u = U.shape[0]
@@ -120,6 +123,11 @@ def recurrent_forward(int cell, int act, double alpha, int ract,
     cdef bint has_mask = mask is not None
     cdef bint has_c = C is not None, has_gates = gates is not None
     cdef bint has_extra = extra is not None
+    # Index s of the time axis of each array is s % its length (see above).
+    cdef int hT = H.shape[1]
+    cdef int cT = C.shape[1] if has_c else 1
+    cdef int gT = gates.shape[1] if has_gates else 1
+    cdef int eT = extra.shape[1] if has_extra else 1
     if n == 0:
         return
     if bh is not None:
@@ -140,7 +148,7 @@ def recurrent_forward(int cell, int act, double alpha, int ract,
                 rows = min(rb, n - i0)
                 r = scratch + <Py_ssize_t> t * rb * Gu
                 for s in range(T):
-                    rowgemm(rows, Gu, u, &H[i0, s, 0], (T + 1) * u, packed, r, Gu,
+                    rowgemm(rows, Gu, u, &H[i0, s % hT, 0], hT * u, packed, r, Gu,
                             False)
                     for i in range(i0, i0 + rows):
                         c_prev = NULL
@@ -148,14 +156,15 @@ def recurrent_forward(int cell, int act, double alpha, int ract,
                         g_ptr = NULL
                         e_ptr = NULL
                         if has_c:
-                            c_prev = &C[i, s, 0]
-                            c_now = &C[i, s + 1, 0]
+                            c_prev = &C[i, s % cT, 0]
+                            c_now = &C[i, (s + 1) % cT, 0]
                         if has_gates:
-                            g_ptr = &gates[i, s, 0]
+                            g_ptr = &gates[i, s % gT, 0]
                         if has_extra:
-                            e_ptr = &extra[i, s, 0]
+                            e_ptr = &extra[i, s % eT, 0]
                         if has_mask and mask[i, s] == 0:
-                            memcpy(&H[i, s + 1, 0], &H[i, s, 0], u * sizeof(floating))
+                            memcpy(&H[i, (s + 1) % hT, 0], &H[i, s % hT, 0],
+                                   u * sizeof(floating))
                             if c_now != NULL:
                                 memcpy(c_now, c_prev, u * sizeof(floating))
                             if g_ptr != NULL:
@@ -165,8 +174,8 @@ def recurrent_forward(int cell, int act, double alpha, int ract,
                             continue
                         _cell_forward(cell, act, alpha, ract, u, &XW[i, s, 0],
                                       r + <Py_ssize_t> (i - i0) * Gu, bh_ptr,
-                                      &H[i, s, 0], c_prev, g_ptr, e_ptr,
-                                      &H[i, s + 1, 0], c_now)
+                                      &H[i, s % hT, 0], c_prev, g_ptr, e_ptr,
+                                      &H[i, (s + 1) % hT, 0], c_now)
     finally:
         free(packed)
 

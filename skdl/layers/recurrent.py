@@ -14,6 +14,8 @@ from .. import _ops
 from .._initializers import INITIALIZERS, initialize
 from ._base import Layer, LayerSpec
 
+# Rows per block of a recurrent layer's inference (see RecurrentLayer.forward).
+INFERENCE_ROWS = 256
 _ELEMENTWISE = StrOptions(set(_ops.ACTIVATIONS) - {"softmax"})
 _GATE = StrOptions(set(_ops.GATE_ACTIVATIONS))
 _INIT = StrOptions(set(INITIALIZERS))
@@ -202,16 +204,39 @@ class RecurrentLayer(Layer):
     def _kwargs(self):
         return dict(activation=self.activation, recurrent_activation=self.recurrent_activation)
 
-    def forward(self, X, training=False, rng=None, mask=None):
-        X3, mask = self._sequences(X, mask)
+    def _run(self, X3, mask, keep, scratch):
         state = _ops.recurrent_forward(
             self.cell, X3, self.params["kernel"], self.params["recurrent_kernel"],
             self.params.get("bias"), self.params.get("recurrent_bias"), mask,
-            scratch=self._scratch if training else None, **self._kwargs())
-        self._cache = (X3, state) if training else None
+            scratch=scratch, keep=keep, **self._kwargs())
         if self.return_sequences:
-            return np.ascontiguousarray(state.H[:, 1:])
-        return state.H[:, -1].copy()
+            return state, np.ascontiguousarray(state.H[:, 1:])
+        return state, state.H[:, self.steps % state.H.shape[1]].copy()
+
+    def forward(self, X, training=False, rng=None, mask=None):
+        X3, mask = self._sequences(X, mask)
+        if training:
+            state, Y = self._run(X3, mask, "all", self._scratch)
+            self._cache = (X3, state)
+            return Y
+        self._cache = None
+        # Inference in blocks of rows that share one set of arrays: the input
+        # projections of every step are large, and fresh memory costs page
+        # faults. Local arrays, not the layer's: prediction may run from
+        # several threads at once.
+        arrays = {}
+
+        def scratch(key, shape, dtype):
+            if key not in arrays or arrays[key].shape[1:] != shape[1:]:
+                arrays[key] = np.empty(shape, dtype)
+            return arrays[key][:shape[0]]
+
+        keep = "states" if self.return_sequences else "last"
+        outputs = [self._run(X3[i:i + INFERENCE_ROWS],
+                             None if mask is None else mask[i:i + INFERENCE_ROWS],
+                             keep, scratch)[1]
+                   for i in range(0, X3.shape[0], INFERENCE_ROWS)]
+        return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
 
     def compute_mask(self, X, mask):
         if mask is None or not self.return_sequences:
