@@ -1,7 +1,4 @@
 """Convolution: ops against numpy twins, gradients, geometry, layers, estimator."""
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -11,6 +8,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from threadpoolctl import threadpool_limits
 
+from _examples import load_example
 from _fd import check_layer
 from skdl import (
     Conv1D,
@@ -230,17 +228,8 @@ def test_bad_layer_geometry(spec, input_shape, error, message):
         build_layers([spec], input_shape, np.float32)
 
 
-def _example(name):
-    """Import a script from examples/ (not a package) by path."""
-    path = Path(__file__).resolve().parents[1] / "examples" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_cnn_on_digits_reaches_98_5_percent():
-    make_model = _example("digits_cnn").make_model
+    make_model = load_example("digits_cnn").make_model
     X, y = load_digits(return_X_y=True)
     X_train, X_test, y_train, y_test = train_test_split(
         X / 16, y, test_size=0.25, stratify=y, random_state=0)

@@ -5,8 +5,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
 from threadpoolctl import threadpool_limits
 
+from _examples import load_example
 from _fd import check_layer, numeric_grad
 from skdl import (
     GRU,
@@ -392,3 +395,25 @@ def test_inference_in_blocks_matches_training_forward():
         net.initialize(rng)
         assert_array_equal(net.forward(X), net.forward(X, training=True))
         assert_array_equal(net.forward(X[300:301]), net.forward(X)[300:301])
+
+
+def test_digits_read_as_sequences_example():
+    make_model = load_example("digits_sequence").make_model
+    X, y = load_digits(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(
+        X / 16, y, test_size=0.25, stratify=y, random_state=0)
+    assert make_model().fit(X_train, y_train).score(X_test, y_test) >= 0.97
+
+
+def test_text_example_lstm_reads_word_order():
+    example = load_example("text_lstm")
+    texts, labels = example.load_reviews()
+    assert len(texts) == 4000 and set(labels) == {0, 1}
+    train_texts, test_texts, y_train, y_test = train_test_split(
+        texts, labels, test_size=0.25, stratify=labels, random_state=0)
+    tokens = example.Tokens().fit(train_texts)
+    X_train, X_test = tokens.transform(train_texts), tokens.transform(test_texts)
+    assert (X_train == 0).any()  # padded: the mask matters
+    model = example.make_model(len(tokens.ids) + 2).fit(X_train, y_train)
+    # Negations and "but" defeat a bag of words (about 57%); the LSTM reads them.
+    assert model.score(X_test, y_test) >= 0.95
