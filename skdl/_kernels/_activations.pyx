@@ -96,11 +96,14 @@ cdef void backward_row(int kind, double alpha, const floating* y,
             v = y[j]
             dx[j] = g if v > 0 else <floating> (g * (<double> v + alpha))
     elif kind == TANH:
+        # In the array's own precision: float32 stays in float32 lanes.
         for j in range(m):
-            dx[j] = <floating> (dy[j] * (1.0 - <double> y[j] * y[j]))
+            v = y[j]
+            dx[j] = dy[j] * (1 - v * v)
     elif kind == SIGMOID:
         for j in range(m):
-            dx[j] = <floating> (dy[j] * <double> y[j] * (1.0 - y[j]))
+            v = y[j]
+            dx[j] = dy[j] * v * (1 - v)
     elif kind == SOFTPLUS:
         # sigmoid(x) = 1 - exp(-softplus(x)).
         for j in range(m):

@@ -46,38 +46,95 @@ cdef inline int _block_rows(int n, int n_threads) noexcept nogil:
     return max(6, (rows + 5) // 6 * 6)
 
 
+cdef extern from "_cells.h" nogil:
+    void skdl_add3_float(int m, const float* a, const float* b, const float* c, float* out)
+    void skdl_add3_double(int m, const double* a, const double* b, const double* c,
+                          double* out)
+    void skdl_lstm_state_float(int u, const float* gi, const float* gf, const float* gg,
+                               const float* c_prev, float* c)
+    void skdl_lstm_state_double(int u, const double* gi, const double* gf,
+                                const double* gg, const double* c_prev, double* c)
+    void skdl_mul_float(int m, const float* a, const float* b, float* out)
+    void skdl_mul_double(int m, const double* a, const double* b, double* out)
+    void skdl_lstm_back_h_float(int u, const float* dh, const float* go,
+                                const float* ac, float* dac, float* do_)
+    void skdl_lstm_back_h_double(int u, const double* dh, const double* go,
+                                 const double* ac, double* dac, double* do_)
+    void skdl_lstm_back_c_float(int u, float* dc, const float* dc_h, const float* gi,
+                                const float* gf, const float* gg, const float* c_prev,
+                                float* di, float* df, float* dg)
+    void skdl_lstm_back_c_double(int u, double* dc, const double* dc_h, const double* gi,
+                                 const double* gf, const double* gg, const double* c_prev,
+                                 double* di, double* df, double* dg)
+    void skdl_gru_candidate_float(int u, const float* xw_n, const float* r_n,
+                                  const float* bh_n, const float* gr, float* gn,
+                                  float* hu_n)
+    void skdl_gru_candidate_double(int u, const double* xw_n, const double* r_n,
+                                   const double* bh_n, const double* gr, double* gn,
+                                   double* hu_n)
+    void skdl_gru_state_float(int u, const float* gz, const float* gn,
+                              const float* h_prev, float* h)
+    void skdl_gru_state_double(int u, const double* gz, const double* gn,
+                               const double* h_prev, double* h)
+    void skdl_gru_back_h_float(int u, const float* dh, const float* gz, const float* gn,
+                               const float* h_prev, float* dn, float* dz,
+                               float* dh_direct)
+    void skdl_gru_back_h_double(int u, const double* dh, const double* gz,
+                                const double* gn, const double* h_prev, double* dn,
+                                double* dz, double* dh_direct)
+    void skdl_gru_back_n_float(int u, const float* da_n, const float* gr,
+                               const float* hu_n, float* dgh_n, float* dr)
+    void skdl_gru_back_n_double(int u, const double* da_n, const double* gr,
+                                const double* hu_n, double* dgh_n, double* dr)
+
+
+cdef inline void _add3(int m, const floating* a, const floating* b, const floating* c,
+                       floating* out) noexcept nogil:
+    if floating is float:
+        skdl_add3_float(m, a, b, c, out)
+    else:
+        skdl_add3_double(m, a, b, c, out)
+
+
 cdef void _cell_forward(int cell, int act, double alpha, int ract, int u,
                         const floating* xw, const floating* r, const floating* bh,
                         const floating* h_prev, const floating* c_prev,
                         floating* gates, floating* extra, floating* h,
                         floating* c) noexcept nogil:
     """One sample, one step. r = h_prev @ U (before the recurrent bias)."""
-    cdef int j
     if cell == SIMPLE:
-        for j in range(u):
-            h[j] = xw[j] + r[j]
+        _add3(u, xw, r, <const floating*> NULL, h)
         forward_row(act, alpha, h, h, u)
     elif cell == LSTM:
-        for j in range(4 * u):
-            gates[j] = xw[j] + r[j]
-        forward_row(ract, 0.0, gates, gates, 2 * u)          # i, f
-        forward_row(act, alpha, gates + 2 * u, gates + 2 * u, u)  # g
-        forward_row(ract, 0.0, gates + 3 * u, gates + 3 * u, u)   # o
-        for j in range(u):
-            c[j] = gates[u + j] * c_prev[j] + gates[j] * gates[2 * u + j]
-        forward_row(act, alpha, c, extra, u)                 # extra = act(c)
-        for j in range(u):
-            h[j] = gates[3 * u + j] * extra[j]
+        _add3(4 * u, xw, r, <const floating*> NULL, gates)
+        forward_row(ract, 0.0, gates, gates, 2 * u)                # i, f
+        forward_row(act, alpha, gates + 2 * u, gates + 2 * u, u)   # g
+        forward_row(ract, 0.0, gates + 3 * u, gates + 3 * u, u)    # o
+        if floating is float:
+            skdl_lstm_state_float(u, gates, gates + u, gates + 2 * u, c_prev, c)
+        else:
+            skdl_lstm_state_double(u, gates, gates + u, gates + 2 * u, c_prev, c)
+        forward_row(act, alpha, c, extra, u)                       # extra = act(c)
+        if floating is float:
+            skdl_mul_float(u, gates + 3 * u, extra, h)
+        else:
+            skdl_mul_double(u, gates + 3 * u, extra, h)
     else:  # GRU, reset-after: n = act(xw_n + r * (h U_n + b_hn))
-        for j in range(2 * u):
-            gates[j] = xw[j] + r[j] + (bh[j] if bh != NULL else 0)
-        forward_row(ract, 0.0, gates, gates, 2 * u)          # r, z
-        for j in range(u):
-            extra[j] = r[2 * u + j] + (bh[2 * u + j] if bh != NULL else 0)
-            gates[2 * u + j] = xw[2 * u + j] + gates[j] * extra[j]
+        _add3(2 * u, xw, r, bh, gates)
+        forward_row(ract, 0.0, gates, gates, 2 * u)                # r, z
+        if floating is float:
+            skdl_gru_candidate_float(u, xw + 2 * u, r + 2 * u,
+                                     bh + 2 * u if bh != NULL else NULL, gates,
+                                     gates + 2 * u, extra)
+        else:
+            skdl_gru_candidate_double(u, xw + 2 * u, r + 2 * u,
+                                      bh + 2 * u if bh != NULL else NULL, gates,
+                                      gates + 2 * u, extra)
         forward_row(act, alpha, gates + 2 * u, gates + 2 * u, u)
-        for j in range(u):
-            h[j] = (1 - gates[u + j]) * gates[2 * u + j] + gates[u + j] * h_prev[j]
+        if floating is float:
+            skdl_gru_state_float(u, gates + u, gates + 2 * u, h_prev, h)
+        else:
+            skdl_gru_state_double(u, gates + u, gates + 2 * u, h_prev, h)
 
 
 def recurrent_forward(int cell, int act, double alpha, int ract,
@@ -191,44 +248,47 @@ cdef void _cell_backward(int cell, int act, double alpha, int ract, int u,
     dh: gradient reaching h_s; dc (LSTM): gradient reaching c_s, replaced by
     the one for c_{s-1}. Writes dgx (input side) and dgh (recurrent side,
     GRU only: elsewhere dgh is dgx), and dh_direct: the part of dh_{s-1} that
-    does not go through U (GRU: z * dh; else 0). tmp: 4*u scratch.
+    does not go through U (GRU: z * dh; else 0). tmp: 6*u scratch.
     """
-    cdef int j
+    cdef floating* dpost = tmp          # gradients after the activations, 4u
+    cdef floating* dac = tmp + 4 * u    # of act(c), u
+    cdef floating* dch = tmp + 5 * u    # of c through h, u
     if cell == SIMPLE:
         backward_row(act, alpha, h, dh, dgx, u)
-        for j in range(u):
-            dh_direct[j] = 0
+        memset(dh_direct, 0, u * sizeof(floating))
     elif cell == LSTM:
         # gates = (i, f, g, o); extra = act(c); h = o * act(c).
-        for j in range(u):
-            tmp[j] = dh[j] * gates[3 * u + j]                  # d act(c)
-            tmp[u + j] = dh[j] * extra[j]                      # d o
-        backward_row(act, alpha, extra, tmp, tmp, u)           # d c (from h)
-        for j in range(u):
-            dc[j] = dc[j] + tmp[j]
-            tmp[j] = dc[j] * gates[2 * u + j]                  # d i
-            tmp[2 * u + j] = dc[j] * gates[j]                  # d g
-            tmp[3 * u + j] = tmp[u + j]                        # d o
-            tmp[u + j] = dc[j] * c_prev[j]                     # d f
-            dc[j] = dc[j] * gates[u + j]                       # d c_prev
-        backward_row(ract, 0.0, gates, tmp, dgx, 2 * u)
-        backward_row(act, alpha, gates + 2 * u, tmp + 2 * u, dgx + 2 * u, u)
-        backward_row(ract, 0.0, gates + 3 * u, tmp + 3 * u, dgx + 3 * u, u)
-        for j in range(u):
-            dh_direct[j] = 0
+        if floating is float:
+            skdl_lstm_back_h_float(u, dh, gates + 3 * u, extra, dac, dpost + 3 * u)
+        else:
+            skdl_lstm_back_h_double(u, dh, gates + 3 * u, extra, dac, dpost + 3 * u)
+        backward_row(act, alpha, extra, dac, dch, u)
+        if floating is float:
+            skdl_lstm_back_c_float(u, dc, dch, gates, gates + u, gates + 2 * u, c_prev,
+                                   dpost, dpost + u, dpost + 2 * u)
+        else:
+            skdl_lstm_back_c_double(u, dc, dch, gates, gates + u, gates + 2 * u, c_prev,
+                                    dpost, dpost + u, dpost + 2 * u)
+        backward_row(ract, 0.0, gates, dpost, dgx, 2 * u)
+        backward_row(act, alpha, gates + 2 * u, dpost + 2 * u, dgx + 2 * u, u)
+        backward_row(ract, 0.0, gates + 3 * u, dpost + 3 * u, dgx + 3 * u, u)
+        memset(dh_direct, 0, u * sizeof(floating))
     else:  # GRU: gates = (r, z, n); extra = h_prev @ U_n + b_hn
-        for j in range(u):
-            tmp[j] = dh[j] * (1 - gates[u + j])                # d n
-            tmp[u + j] = dh[j] * (h_prev[j] - gates[2 * u + j])  # d z
-            dh_direct[j] = dh[j] * gates[u + j]
-        backward_row(act, alpha, gates + 2 * u, tmp, dgx + 2 * u, u)  # d a_n
-        for j in range(u):
-            dgh[2 * u + j] = dgx[2 * u + j] * gates[j]
-            tmp[2 * u + j] = dgx[2 * u + j] * extra[j]         # d r
-        backward_row(ract, 0.0, gates + u, tmp + u, dgx + u, u)     # d a_z
-        backward_row(ract, 0.0, gates, tmp + 2 * u, dgx, u)        # d a_r
-        for j in range(2 * u):
-            dgh[j] = dgx[j]
+        if floating is float:
+            skdl_gru_back_h_float(u, dh, gates + u, gates + 2 * u, h_prev, dpost,
+                                  dpost + u, dh_direct)
+        else:
+            skdl_gru_back_h_double(u, dh, gates + u, gates + 2 * u, h_prev, dpost,
+                                   dpost + u, dh_direct)
+        backward_row(act, alpha, gates + 2 * u, dpost, dgx + 2 * u, u)        # d a_n
+        if floating is float:
+            skdl_gru_back_n_float(u, dgx + 2 * u, gates, extra, dgh + 2 * u, dpost + 2 * u)
+        else:
+            skdl_gru_back_n_double(u, dgx + 2 * u, gates, extra, dgh + 2 * u,
+                                   dpost + 2 * u)
+        backward_row(ract, 0.0, gates + u, dpost + u, dgx + u, u)             # d a_z
+        backward_row(ract, 0.0, gates, dpost + 2 * u, dgx, u)                 # d a_r
+        memcpy(dgh, dgx, 2 * u * sizeof(floating))
 
 
 def recurrent_backward(int cell, int act, double alpha, int ract,
@@ -255,8 +315,8 @@ def recurrent_backward(int cell, int act, double alpha, int ract,
     cdef int n_blocks = (n + rb - 1) // rb
     cdef int b, i, i0, rows, s, t, j, k
     cdef size_t psize = packed_size(Gu, u, <floating*> NULL)
-    # Per thread: dh, dh_next, dc, dh_direct (rb * u each) and tmp (4 * u).
-    cdef size_t per_thread = <size_t> 4 * rb * u + 4 * u
+    # Per thread: dh, dh_next, dc, dh_direct (rb * u each) and tmp (6 * u).
+    cdef size_t per_thread = <size_t> 4 * rb * u + 6 * u
     cdef floating* packed
     cdef floating* base
     cdef floating* dh

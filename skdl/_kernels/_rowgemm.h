@@ -31,7 +31,7 @@
 #define SKDL_GEMM_DISPATCH 1
 #endif
 
-#define SKDL_GEMM_KC 256
+#define SKDL_GEMM_KC 512
 
 /* 64-byte vectors: one AVX-512 register, two AVX2 registers, four SSE ones.
  * A panel is two of them wide: 32 floats or 16 doubles. */
