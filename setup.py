@@ -17,7 +17,7 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-KERNELS = ["_openmp", "_blas", "_dense", "_activations", "_loss", "_optim", "_conv", "_pool",
+KERNELS = ["_openmp", "_dense", "_activations", "_loss", "_optim", "_conv", "_pool",
            "_recurrent"]
 OPENMP_PROBE = textwrap.dedent(
     """

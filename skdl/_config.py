@@ -1,32 +1,32 @@
 """Build and runtime introspection: :func:`show_config`."""
-import os
 import sys
 
 from ._kernels import _openmp
 from ._version import __version__
+
+# Versions of the matrix kernel (skdl/_kernels/_rowgemm.h), by level.
+GEMM_LEVELS = {0: "baseline", 1: "AVX2+FMA", 2: "AVX-512"}
 
 
 def config():
     """What was built and what a kernel would use now, as a dict."""
     from threadpoolctl import ThreadpoolController
 
-    compile_args, link_args = _openmp.compile_args()
-    import scipy
+    from ._kernels import _dense
 
-    # The kernels call BLAS through scipy.linalg.cython_blas: prefer the
-    # library scipy's wheel ships; otherwise list every BLAS loaded.
-    scipy_libs = os.path.dirname(scipy.__file__) + ".libs"
-    loaded = [info for info in ThreadpoolController().info() if info["user_api"] == "blas"]
+    compile_args, link_args = _openmp.compile_args()
+    # skdl's kernels call no BLAS; numpy's is listed for the user's own code.
     blas = [
         {key: info.get(key) for key in ("internal_api", "version", "num_threads",
-                                        "threading_layer", "architecture", "filepath")}
-        for info in ([i for i in loaded if i["filepath"].startswith(scipy_libs)] or loaded)
+                                        "architecture", "filepath")}
+        for info in ThreadpoolController().info() if info["user_api"] == "blas"
     ]
     return {
         "version": __version__,
         "python": sys.version.split()[0],
         "openmp": _openmp.openmp_enabled(),
         "threads": _openmp.effective_n_threads(),
+        "matrix_kernel": GEMM_LEVELS[_dense.gemm_level()],
         "blas": blas,
         "compile_args": compile_args,
         "link_args": link_args,
@@ -34,7 +34,7 @@ def config():
 
 
 def show_config(file=None):
-    """Print skdl's version, OpenMP status, thread count, BLAS and build flags.
+    """Print skdl's version, OpenMP status, thread count, matrix kernel and flags.
 
     Parameters
     ----------
@@ -47,12 +47,12 @@ def show_config(file=None):
         f"OpenMP threads:    {cfg['threads']} (read now; follows OMP_NUM_THREADS "
         "and threadpoolctl)",
     ]
-    for blas in cfg["blas"] or [{}]:
+    lines.append(f"Matrix kernel:     skdl's own, {cfg['matrix_kernel']} version")
+    for blas in cfg["blas"]:
         lines.append(
-            "BLAS (kernels):    "
-            + (f"{blas['internal_api']} {blas['version']}, {blas['threading_layer']}, "
-               f"{blas['architecture']}, {blas['num_threads']} threads, {blas['filepath']}"
-               if blas else "scipy.linalg.cython_blas (library not identified)")
+            "BLAS (not used):   "
+            f"{blas['internal_api']} {blas['version']}, {blas['architecture']}, "
+            f"{blas['num_threads']} threads, {blas['filepath']}"
         )
     lines.append(f"Compile flags:     {cfg['compile_args']}")
     lines.append(f"Link flags:        {cfg['link_args'] or '(none)'}")

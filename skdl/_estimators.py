@@ -136,10 +136,9 @@ class BaseNN(BaseEstimator, metaclass=ABCMeta):
         Converted and run in chunks, so memory does not grow with n_samples.
         """
         out = np.empty((X.shape[0], self.network_.output_shape[0]), dtype=self.dtype)
-        with _ops.blas_single_threaded():
-            for start in range(0, X.shape[0], PREDICT_CHUNK_ROWS):
-                stop = start + PREDICT_CHUNK_ROWS
-                out[start:stop] = self.network_.forward(self._network_input(X[start:stop]))
+        for start in range(0, X.shape[0], PREDICT_CHUNK_ROWS):
+            stop = start + PREDICT_CHUNK_ROWS
+            out[start:stop] = self.network_.forward(self._network_input(X[start:stop]))
         return out
 
     def _check_sample_shape(self, X):
@@ -194,8 +193,7 @@ class BaseNN(BaseEstimator, metaclass=ABCMeta):
                 f"{self.network_.output_shape[0]}; fit again with warm_start=False."
             )
         try:
-            with _ops.blas_single_threaded():
-                self._run_epochs(Xn, Y, sample_weight, accumulate, incremental)
+            self._run_epochs(Xn, Y, sample_weight, accumulate, incremental)
         finally:
             self.network_.release_scratch()
         return self

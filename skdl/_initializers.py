@@ -30,6 +30,23 @@ def _fans(shape):
     return shape[1] * receptive, shape[0] * receptive
 
 
+_BLAS_CONTROLLER = None
+
+
+def _one_blas_thread():
+    """Hold numpy's BLAS to one thread for a small factorization.
+
+    With more, OpenBLAS wakes its worker threads, which then spin for a
+    while and take cores from the training that follows.
+    """
+    global _BLAS_CONTROLLER
+    if _BLAS_CONTROLLER is None:
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS_CONTROLLER = ThreadpoolController()  # scanning the libraries is slow
+    return _BLAS_CONTROLLER.limit(limits=1, user_api="blas")
+
+
 def initialize(name, shape, rng, dtype):
     """Draw an array of the given shape.
 
@@ -58,7 +75,8 @@ def initialize(name, shape, rng, dtype):
     if name == "orthogonal":
         rows, cols = shape[0], int(np.prod(shape[1:])) if len(shape) > 1 else 1
         a = rng.normal(0.0, 1.0, size=(max(rows, cols), min(rows, cols)))
-        q, r = np.linalg.qr(a)
+        with _one_blas_thread():
+            q, r = np.linalg.qr(a)
         q *= np.sign(np.diag(r))  # unique, uniformly distributed
         q = q if rows >= cols else q.T
         return q.reshape(shape).astype(dtype)

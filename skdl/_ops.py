@@ -6,8 +6,6 @@ allocates its outputs, reads the OpenMP thread count at call time and calls
 one kernel. :mod:`skdl._reference` has a plain-numpy twin of every op with the
 same name and signature; the tests hold each op to its twin.
 """
-import threading
-
 import numpy as np
 
 from ._kernels import _activations, _conv, _dense, _loss, _optim, _pool, _recurrent
@@ -21,7 +19,6 @@ __all__ = [
     "adam_update",
     "avgpool2d_backward",
     "avgpool2d_forward",
-    "blas_single_threaded",
     "conv2d_backward_input",
     "conv2d_backward_params",
     "conv2d_forward",
@@ -62,55 +59,6 @@ ACTIVATIONS = {
 DEFAULT_ACTIVATION_ALPHA = {"leaky_relu": 0.01, "elu": 1.0}
 REGRESSION_LOSSES = {"squared_error": 0, "absolute_error": 1, "huber": 2, "poisson": 3}
 FLOAT_DTYPES = (np.float32, np.float64)
-
-
-class _BlasHold:
-    """Process-wide, reentrant hold of BLAS to one thread (see
-    :func:`blas_single_threaded`). Only the outermost entry, across Python
-    threads too, sets the limit, and only the last exit restores it."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._depth = 0
-        self._limiter = None
-        self._controller = None
-
-    def __enter__(self):
-        with self._lock:
-            if self._depth == 0:
-                if self._controller is None:
-                    # Scanning the loaded libraries is slow; the BLAS the
-                    # kernels use is loaded with them, before the first call.
-                    from threadpoolctl import ThreadpoolController
-
-                    self._controller = ThreadpoolController()
-                self._limiter = self._controller.limit(limits=1, user_api="blas")
-            self._depth += 1
-        return self
-
-    def __exit__(self, *exc_info):
-        with self._lock:
-            self._depth -= 1
-            if self._depth == 0:
-                self._limiter.restore_original_limits()
-                self._limiter = None
-        return False
-
-
-_BLAS_HOLD = _BlasHold()
-
-
-def blas_single_threaded():
-    """Context manager holding BLAS to one thread while kernels call it.
-
-    The kernels share panels out to OpenMP threads and call BLAS once per
-    panel from inside ``prange``; a multi-threaded BLAS there would start
-    threads of its own on top, and would round differently with each thread
-    count. The ops enter it around every kernel that calls BLAS; the
-    estimators enter it once per ``fit``/``predict``, so the nested entries
-    cost only a lock and a counter.
-    """
-    return _BLAS_HOLD
 
 
 def _float_array(name, a, ndim=None, dtype=None):

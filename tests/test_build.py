@@ -42,7 +42,7 @@ def test_show_config():
     text = out.getvalue()
     assert f"skdl {skdl.__version__}" in text
     assert f"OpenMP enabled:    {_openmp.openmp_enabled()}" in text
-    for field in ("OpenMP threads:", "BLAS (kernels):", "Compile flags:"):
+    for field in ("OpenMP threads:", "Matrix kernel:", "Compile flags:"):
         assert field in text
     with threadpool_limits(1):
         assert skdl._config.config()["threads"] == 1

@@ -46,3 +46,18 @@ def test_convolution_kernel_fans():
 def test_unknown_name():
     with pytest.raises(ValueError, match="Unknown initializer 'glorot_cauchy'"):
         initialize("glorot_cauchy", (2, 2), np.random.RandomState(0), np.float32)
+
+
+def test_orthogonal_init_leaves_blas_threads_alone():
+    # The QR runs on one BLAS thread (more would leave OpenBLAS's workers
+    # spinning on the cores training needs next) and the limit is restored.
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads():
+        return sorted(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+
+    with threadpool_limits(2, user_api="blas"):
+        before = blas_threads()
+        q = initialize("orthogonal", (6, 18), np.random.RandomState(0), np.float64)
+        assert blas_threads() == before
+    assert_allclose(q @ q.T, np.eye(6), atol=1e-12)

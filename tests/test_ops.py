@@ -358,22 +358,6 @@ def test_dense_shapes_fuzzed(n, k, p, seed):
         assert_allclose(got, ref, rtol=1e-11, atol=1e-12)
 
 
-def test_blas_hold_is_reentrant_and_restores_the_limit():
-    from threadpoolctl import threadpool_info
-
-    def blas_threads():
-        return {i["filepath"]: i["num_threads"] for i in threadpool_info()
-                if i["user_api"] == "blas"}
-
-    with threadpool_limits(2, user_api="blas"):
-        before = blas_threads()
-        with _ops.blas_single_threaded():
-            with _ops.blas_single_threaded():
-                assert set(blas_threads().values()) == {1}
-            assert set(blas_threads().values()) == {1}  # the outer hold is still on
-        assert blas_threads() == before
-
-
 @pytest.fixture(params=[0, 1, 2], ids=["baseline", "avx2", "avx512"])
 def gemm_level(request):
     """Each compiled version of the matrix kernel this CPU can run."""

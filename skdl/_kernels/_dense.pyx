@@ -17,7 +17,7 @@ from cython.parallel cimport prange
 from libc.stdlib cimport free, malloc
 
 from ._activations cimport LINEAR, forward_row
-from ._rowgemm cimport pack_b, packed_size, rowgemm, skdl_gemm_limit
+from ._rowgemm cimport pack_b, packed_size, rowgemm, skdl_gemm_current, skdl_gemm_limit
 
 
 # Most rows per panel of a row-wise product: a multiple of the kernel's row
@@ -220,6 +220,11 @@ def weighted_column_sum(const floating[:, ::1] A, const double[::1] weights,
             j0 = b * SUM_BLOCK
             _column_sum_block(&A[0, 0], w, n, p, j0, min(<int> SUM_BLOCK, p - j0),
                               alpha, &out[0])
+
+
+def gemm_level():
+    """The version of the matrix kernel in use: 2 AVX-512, 1 AVX2+FMA, 0 baseline."""
+    return skdl_gemm_current()
 
 
 def limit_gemm_level(int level):

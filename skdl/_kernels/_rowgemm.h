@@ -202,6 +202,16 @@ static int skdl_gemm_level(void)
 }
 #endif
 
+/* The version in use: 2 AVX-512, 1 AVX2+FMA, 0 baseline. */
+static int skdl_gemm_current(void)
+{
+#ifdef SKDL_GEMM_DISPATCH
+    return skdl_gemm_level();
+#else
+    return 0;
+#endif
+}
+
 /* Use at most `level` from now on (-1: the best the CPU has); returns the
  * level in use. For testing each version on one machine. */
 static int skdl_gemm_limit(int level)

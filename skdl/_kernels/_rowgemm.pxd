@@ -7,6 +7,7 @@ cdef extern from "_rowgemm.h" nogil:
     int SKDL_NR_DOUBLE
     size_t skdl_packed_size(int k, int n, int nr)
     int skdl_gemm_limit(int level)
+    int skdl_gemm_current()
     void skdl_pack_b_float(int k, int n, const float* b, Py_ssize_t s_k,
                            Py_ssize_t s_n, float scale, float* packed,
                            int k_total, int k0)
