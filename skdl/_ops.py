@@ -886,8 +886,6 @@ def recurrent_forward(cell, X, W, U, b=None, bh=None, mask=None, activation="tan
     mask = _recurrent_mask(mask, n, T)
     new = _new_array if scratch is None else scratch
     dtype = X.dtype
-    XW = dense_forward(X.reshape(n * T, k), W, b,
-                       out=new("XW", (n * T, G * u), dtype)).reshape(n, T, G * u)
     if keep not in ("all", "states", "last"):
         raise ValueError(f"keep must be 'all', 'states' or 'last', got {keep!r}.")
     steps = T if keep == "all" else 1
@@ -895,9 +893,57 @@ def recurrent_forward(cell, X, W, U, b=None, bh=None, mask=None, activation="tan
     C = new("C", (n, T + 1 if keep == "all" else 2, u), dtype) if cell == "lstm" else None
     gates = new("gates", (n, steps, G * u), dtype) if cell != "simple" else None
     extra = new("extra", (n, steps, u), dtype) if cell != "simple" else None
-    _recurrent.recurrent_forward(_recurrent.CELLS[cell], act, alpha_, ract, XW, U, bh, mask,
-                                 H, C, gates, extra, effective_n_threads())
+    if b is not None:
+        b = _float_array("b", b, ndim=1, dtype=dtype)
+        if b.shape != (G * u,):
+            raise ValueError(f"b has shape {b.shape}, expected {(G * u,)}.")
+    XW = None
+    if keep == "all":
+        # Training projects every step in one product; an LSTM straight into
+        # its gates (the kernel adds h @ U there). Inference lets the kernel
+        # project step by step, without the (n, T, G*u) array.
+        fused = cell == "lstm"
+        XW = dense_forward(X.reshape(n * T, k), W, b,
+                           out=(gates.reshape(n * T, G * u) if fused
+                                else new("XW", (n * T, G * u), dtype))).reshape(n, T, G * u)
+    _recurrent.recurrent_forward(_recurrent.CELLS[cell], act, alpha_, ract, U, XW, X, W, b,
+                                 bh, mask, H, C, gates, extra, effective_n_threads())
     return RecurrentState(H, C, gates, extra, mask)
+
+
+def _stacked_param_grads(blocks, dG, rows_w, scale, accumulate_dtype, new):
+    """Gradients of the weights that multiply ``blocks`` and of the bias.
+
+    ``[A_1, ..., A_m, 1].T @ (w * dG) * scale`` in one product over the rows,
+    each A_i (n, T, k_i) read as (n*T, k_i): the last row of the result, from
+    the column of ones, is the bias gradient.
+
+    Returns
+    -------
+    list of ndarray: (k_i, q) for each block, then (q,)
+    """
+    rows, q = dG.shape
+    acc = np.dtype(dG.dtype if accumulate_dtype is None else accumulate_dtype)
+    if acc not in FLOAT_DTYPES:
+        raise ValueError(f"accumulate_dtype must be float32 or float64, got {acc}.")
+    widths = [a.shape[-1] for a in blocks]
+    A = new("stacked", (rows, sum(widths) + 1), acc)
+    start = 0
+    for a, width in zip(blocks, widths):
+        A[:, start:start + width] = a.reshape(rows, width)
+        start += width
+    A[:, -1] = 1
+    B = dG if acc == dG.dtype else dG.astype(acc)
+    if rows_w is not None:
+        B = np.multiply(B, rows_w.astype(acc, copy=False)[:, None])
+    total = np.empty((start + 1, q), acc)
+    _dense.gemm_tn(scale, A, np.ascontiguousarray(B), total, effective_n_threads())
+    total = total.astype(dG.dtype, copy=False)
+    pieces, start = [], 0
+    for width in widths:
+        pieces.append(total[start:start + width])
+        start += width
+    return pieces + [total[start]]
 
 
 def recurrent_backward(cell, dY, X, W, U, state, sample_weight=None, scale=1.0,
@@ -939,22 +985,17 @@ def recurrent_backward(cell, dY, X, W, U, state, sample_weight=None, scale=1.0,
                                   effective_n_threads())
     rows_w = None if sample_weight is None else np.repeat(_weights(sample_weight, n), T)
     dGx2 = dGx.reshape(n * T, G * u)
+    H_prev = state.H[:, :T]
     if dGh is None:
         # Both kernels multiply the same gate gradients: one product over the
-        # rows [x_s, h_{s-1}] gives dW and dU together.
-        XH = new("XH", (n, T, k + u), X.dtype)
-        XH[:, :, :k] = X
-        XH[:, :, k:] = state.H[:, :T]
-        dWU, db = dense_param_grads(XH.reshape(n * T, k + u), dGx2, rows_w, scale,
-                                    accumulate_dtype)
-        dW, dU, dbh = dWU[:k], dWU[k:], db
+        # rows [x_s, h_{s-1}, 1] gives dW, dU and the bias gradient together.
+        dW, dU, db = _stacked_param_grads([X, H_prev], dGx2, rows_w, scale,
+                                          accumulate_dtype, new)
+        dbh = db
     else:
-        dW, db = dense_param_grads(X.reshape(n * T, k), dGx2, rows_w, scale,
-                                   accumulate_dtype)
-        H_prev = new("H_prev", (n, T, u), X.dtype)
-        H_prev[...] = state.H[:, :T]
-        dU, dbh = dense_param_grads(H_prev.reshape(n * T, u), dGh.reshape(n * T, G * u),
-                                    rows_w, scale, accumulate_dtype)
+        dW, db = _stacked_param_grads([X], dGx2, rows_w, scale, accumulate_dtype, new)
+        dU, dbh = _stacked_param_grads([H_prev], dGh.reshape(n * T, G * u), rows_w, scale,
+                                       accumulate_dtype, new)
     dX = None
     if need_input_grad:
         dX = dense_backward_input(dGx2, W, out=new("dX", (n * T, k), X.dtype)).reshape(n, T, k)

@@ -101,12 +101,14 @@ cdef void _cell_forward(int cell, int act, double alpha, int ract, int u,
                         const floating* h_prev, const floating* c_prev,
                         floating* gates, floating* extra, floating* h,
                         floating* c) noexcept nogil:
-    """One sample, one step. r = h_prev @ U (before the recurrent bias)."""
+    """One sample, one step.
+
+    SimpleRNN: h holds xw + h_prev @ U already; LSTM: gates does. GRU: r is
+    h_prev @ U (before the recurrent bias).
+    """
     if cell == SIMPLE:
-        _add3(u, xw, r, <const floating*> NULL, h)
         forward_row(act, alpha, h, h, u)
     elif cell == LSTM:
-        _add3(4 * u, xw, r, <const floating*> NULL, gates)
         forward_row(ract, 0.0, gates, gates, 2 * u)                # i, f
         forward_row(act, alpha, gates + 2 * u, gates + 2 * u, u)   # g
         forward_row(ract, 0.0, gates + 3 * u, gates + 3 * u, u)    # o
@@ -137,8 +139,22 @@ cdef void _cell_forward(int cell, int act, double alpha, int ract, int u,
             skdl_gru_state_double(u, gates + u, gates + 2 * u, h_prev, h)
 
 
+cdef inline void _project(int rows, int Gu, int k, const floating* x, Py_ssize_t ldx,
+                         const floating* packed_w, const floating* bias, floating* dst,
+                         Py_ssize_t ldd) noexcept nogil:
+    """dst rows = x rows @ W + bias, as the dense kernel computes them."""
+    cdef int i, j
+    rowgemm(rows, Gu, k, x, ldx, packed_w, dst, ldd, False)
+    if bias != NULL:
+        for i in range(rows):
+            for j in range(Gu):
+                dst[i * ldd + j] += bias[j]
+
+
 def recurrent_forward(int cell, int act, double alpha, int ract,
-                      const floating[:, :, ::1] XW, const floating[:, ::1] U,
+                      const floating[:, ::1] U,
+                      const floating[:, :, ::1] XW, const floating[:, :, ::1] X,
+                      const floating[:, ::1] W, const floating[::1] b,
                       const floating[::1] bh, const unsigned char[:, ::1] mask,
                       floating[:, :, ::1] H, floating[:, :, ::1] C,
                       floating[:, :, ::1] gates, floating[:, :, ::1] extra,
@@ -150,8 +166,11 @@ def recurrent_forward(int cell, int act, double alpha, int ract,
     cell : SIMPLE, GRU or LSTM
     act, ract : activation kinds (see _activations.pxd) of the candidate /
         output and of the gates; alpha is act's parameter
-    XW : (n, T, G*u) input projections, input bias included
-    U : (u, G*u) recurrent kernel
+    U : (u, G*u) recurrent kernel (first: its dtype picks the version)
+    XW : (n, T, G*u) input projections, input bias included; or None, and
+        then X (n, T, k), W (k, G*u) and b (G*u,) or None: each step's
+        projection is computed when it is needed (inference: no (n, T, G*u)
+        array), the same way the dense kernel computes XW
     bh : (G*u,) recurrent bias (GRU) or None
     mask : (n, T) uint8, 0 for a skipped step, or None
     H : (n, T+1, u) output; H[:, 0] is the initial state (zeros), H[:, s+1]
@@ -164,14 +183,22 @@ def recurrent_forward(int cell, int act, double alpha, int ract,
     extra : (n, T, u) or (n, 1, u): act(c) (LSTM), h @ U_n + b_hn (GRU), or None
     n_threads : int
     """
-    cdef int n = XW.shape[0], T = XW.shape[1], Gu = XW.shape[2], u = U.shape[0]
+    cdef bint has_xw = XW is not None
+    cdef int n = H.shape[0], u = U.shape[0], Gu = U.shape[1]
+    cdef int T = XW.shape[1] if has_xw else X.shape[1]
+    cdef int k = 0 if has_xw else X.shape[2]
     cdef int rb = _block_rows(n, n_threads)
     cdef int n_blocks = (n + rb - 1) // rb
-    cdef int b, i, i0, rows, s, t
+    cdef int blk, i, i0, rows, s, t
     cdef size_t psize = packed_size(u, Gu, <floating*> NULL)
+    cdef size_t wsize = 0 if has_xw else packed_size(k, Gu, <floating*> NULL)
     cdef floating* packed
+    cdef floating* packed_w
     cdef floating* scratch
     cdef floating* r
+    cdef floating* xw_rows
+    cdef const floating* xw_i
+    cdef const floating* bias_ptr = NULL
     cdef const floating* bh_ptr = NULL
     cdef floating* c_prev
     cdef floating* c_now
@@ -185,28 +212,66 @@ def recurrent_forward(int cell, int act, double alpha, int ract,
     cdef int cT = C.shape[1] if has_c else 1
     cdef int gT = gates.shape[1] if has_gates else 1
     cdef int eT = extra.shape[1] if has_extra else 1
+    cdef bint xw_in_gates
     if n == 0:
         return
+    # LSTM training passes the gates array as XW: the projections are
+    # already where h @ U is added.
+    xw_in_gates = has_xw and has_gates and gT == T and &gates[0, 0, 0] == &XW[0, 0, 0]
     if bh is not None:
         bh_ptr = &bh[0]
-    packed = _alloc(psize + <size_t> n_threads * rb * Gu, <floating*> NULL)
-    scratch = packed + psize
+    if not has_xw and b is not None:
+        bias_ptr = &b[0]
+    # Per thread: h @ U (GRU) and the step's projections, rb x G*u each.
+    packed = _alloc(psize + wsize + <size_t> 2 * n_threads * rb * Gu, <floating*> NULL)
+    packed_w = packed + psize
+    scratch = packed_w + wsize
     try:
         with nogil:
             pack_b(u, Gu, &U[0, 0], Gu, 1, <floating> 1.0, packed)
+            if not has_xw:
+                pack_b(k, Gu, &W[0, 0], Gu, 1, <floating> 1.0, packed_w)
             for i in range(n):
                 memset(&H[i, 0, 0], 0, u * sizeof(floating))
                 if has_c:
                     memset(&C[i, 0, 0], 0, u * sizeof(floating))
         with nogil, parallel(num_threads=n_threads):
             t = threadid()
-            for b in prange(n_blocks, schedule='static'):
-                i0 = b * rb
+            for blk in prange(n_blocks, schedule='static'):
+                i0 = blk * rb
                 rows = min(rb, n - i0)
-                r = scratch + <Py_ssize_t> t * rb * Gu
+                r = scratch + <Py_ssize_t> 2 * t * rb * Gu
+                xw_rows = r + <Py_ssize_t> rb * Gu
                 for s in range(T):
-                    rowgemm(rows, Gu, u, &H[i0, s % hT, 0], hT * u, packed, r, Gu,
-                            False)
+                    # SimpleRNN and LSTM add h @ U straight onto the input
+                    # projections, in H or the gates; GRU keeps h @ U apart
+                    # (its candidate multiplies part of it by the reset gate).
+                    if cell == SIMPLE:
+                        if has_xw:
+                            for i in range(i0, i0 + rows):
+                                memcpy(&H[i, (s + 1) % hT, 0], &XW[i, s, 0],
+                                       u * sizeof(floating))
+                        else:
+                            _project(rows, Gu, k, &X[i0, s, 0], T * k, packed_w, bias_ptr,
+                                     &H[i0, (s + 1) % hT, 0], hT * u)
+                        rowgemm(rows, u, u, &H[i0, s % hT, 0], hT * u, packed,
+                                &H[i0, (s + 1) % hT, 0], hT * u, True)
+                    elif cell == LSTM:
+                        if not has_xw:
+                            _project(rows, Gu, k, &X[i0, s, 0], T * k, packed_w, bias_ptr,
+                                     &gates[i0, s % gT, 0], gT * Gu)
+                        elif not xw_in_gates:
+                            for i in range(i0, i0 + rows):
+                                memcpy(&gates[i, s % gT, 0], &XW[i, s, 0],
+                                       Gu * sizeof(floating))
+                        rowgemm(rows, Gu, u, &H[i0, s % hT, 0], hT * u, packed,
+                                &gates[i0, s % gT, 0], gT * Gu, True)
+                    else:
+                        if not has_xw:
+                            _project(rows, Gu, k, &X[i0, s, 0], T * k, packed_w, bias_ptr,
+                                     xw_rows, Gu)
+                        rowgemm(rows, Gu, u, &H[i0, s % hT, 0], hT * u, packed, r, Gu,
+                                False)
                     for i in range(i0, i0 + rows):
                         c_prev = NULL
                         c_now = NULL
@@ -229,7 +294,11 @@ def recurrent_forward(int cell, int act, double alpha, int ract,
                             if e_ptr != NULL:
                                 memset(e_ptr, 0, u * sizeof(floating))
                             continue
-                        _cell_forward(cell, act, alpha, ract, u, &XW[i, s, 0],
+                        if has_xw:
+                            xw_i = &XW[i, s, 0]
+                        else:
+                            xw_i = xw_rows + <Py_ssize_t> (i - i0) * Gu
+                        _cell_forward(cell, act, alpha, ract, u, xw_i,
                                       r + <Py_ssize_t> (i - i0) * Gu, bh_ptr,
                                       &H[i, s % hT, 0], c_prev, g_ptr, e_ptr,
                                       &H[i, (s + 1) % hT, 0], c_now)
