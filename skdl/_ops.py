@@ -955,7 +955,8 @@ def recurrent_backward(cell, dY, X, W, U, state, sample_weight=None, scale=1.0,
     Parameters
     ----------
     cell, X, W, U, activation, recurrent_activation, alpha : as in the forward call
-    dY : ndarray of shape (n, T, u), gradient for each step's state H[:, s+1]
+    dY : ndarray of shape (n, T, u), gradient for each step's state H[:, s+1],
+        or (n, 1, u): for the last step's only
     state : RecurrentState from the forward call
     sample_weight, scale, accumulate_dtype : as in :func:`dense_param_grads`
     need_input_grad : bool, False skips dX
@@ -974,9 +975,10 @@ def recurrent_backward(cell, dY, X, W, U, state, sample_weight=None, scale=1.0,
         cell, X, W, U, activation, recurrent_activation, alpha)
     n, T, k = X.shape
     dY = _float_array("dY", dY, ndim=3, dtype=X.dtype)
-    if dY.shape != (n, T, u) or state.H.shape != (n, T + 1, u):
-        raise ValueError(f"dY must have shape {(n, T, u)} (got {dY.shape}) and state must "
-                         "come from the forward call on this X.")
+    if dY.shape not in ((n, T, u), (n, 1, u)) or state.H.shape != (n, T + 1, u):
+        raise ValueError(f"dY must have shape {(n, T, u)} or {(n, 1, u)} (got {dY.shape}) "
+                         "and state must come from the forward call on this X, with "
+                         "keep='all'.")
     new = _new_array if scratch is None else scratch
     dGx = new("dGx", (n, T, G * u), X.dtype)
     dGh = new("dGh", (n, T, G * u), X.dtype) if cell == "gru" else None

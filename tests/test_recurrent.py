@@ -441,3 +441,20 @@ def test_weights_port_from_pytorch(cell):
     net = Network(build_layers([spec], (6, 3), np.float64), np.float64)
     net.set_weights({"rnn": weights})
     assert_allclose(net.forward(X), expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("cell, G", CELLS)
+def test_last_step_gradient_alone_equals_a_padded_sequence_gradient(cell, G):
+    rng = np.random.RandomState(18)
+    X = rng.randn(4, 5, 3)
+    W, U, b, bh = _weights(rng, cell, G, 3, 2)
+    mask = rng.rand(4, 5) > 0.3
+    state = _ops.recurrent_forward(cell, X, W, U, b, bh, mask)
+    last = rng.randn(4, 1, 2)
+    padded = np.zeros((4, 5, 2))
+    padded[:, -1:] = last
+    for a, b_ in zip(_ops.recurrent_backward(cell, last, X, W, U, state),
+                     _ops.recurrent_backward(cell, padded, X, W, U, state)):
+        assert_array_equal(a, b_)
+    with pytest.raises(ValueError, match=r"dY must have shape \(4, 5, 2\) or \(4, 1, 2\)"):
+        _ops.recurrent_backward(cell, np.zeros((4, 2, 2)), X, W, U, state)

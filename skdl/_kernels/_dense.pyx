@@ -20,6 +20,9 @@ from ._activations cimport LINEAR, forward_row
 from ._rowgemm cimport pack_b, packed_size, rowgemm, skdl_gemm_current, skdl_gemm_limit
 
 
+# Most output rows per block of a weight gradient (A.T @ B): a block's rows
+# of A.T and a slice of B stay in L2.
+cdef int MAX_GRADIENT_ROWS = 256
 # Most rows per panel of a row-wise product: a multiple of the kernel's row
 # tile (6) whose rows of A stay in L2 while the panel is computed.
 cdef int MAX_PANEL_ROWS = 120
@@ -149,8 +152,11 @@ def gemm_tn(double alpha, const floating[:, ::1] A, const floating[:, ::1] B,
     if buf == NULL:
         raise MemoryError(f"cannot allocate the ({p}, {n}) transpose for a weight gradient")
     at = buf + psize
-    rb = (p + n_threads - 1) // n_threads
-    rb = min(96, max(6, (rb + 5) // 6 * 6))
+    # Equal blocks, a whole number per thread (each block streams all of the
+    # packed B, so few and large), at most MAX_GRADIENT_ROWS rows for cache.
+    n_blocks = n_threads * ((p + MAX_GRADIENT_ROWS * n_threads - 1)
+                            // (MAX_GRADIENT_ROWS * n_threads))
+    rb = (p + n_blocks - 1) // n_blocks
     n_blocks = (p + rb - 1) // rb
     try:
         with nogil:

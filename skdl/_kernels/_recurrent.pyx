@@ -41,9 +41,9 @@ cdef floating* _alloc(size_t count, floating* kind) except NULL:
 
 
 cdef inline int _block_rows(int n, int n_threads) noexcept nogil:
-    """Rows per block: one block per thread, a multiple of the kernel's tile."""
-    cdef int rows = (n + n_threads - 1) // n_threads
-    return max(6, (rows + 5) // 6 * 6)
+    """Rows per block: one equal block per thread (rows are computed the same
+    way however they are grouped)."""
+    return max(1, (n + n_threads - 1) // n_threads)
 
 
 cdef extern from "_cells.h" nogil:
@@ -316,15 +316,14 @@ cdef void _cell_backward(int cell, int act, double alpha, int ract, int u,
 
     dh: gradient reaching h_s; dc (LSTM): gradient reaching c_s, replaced by
     the one for c_{s-1}. Writes dgx (input side) and dgh (recurrent side,
-    GRU only: elsewhere dgh is dgx), and dh_direct: the part of dh_{s-1} that
-    does not go through U (GRU: z * dh; else 0). tmp: 6*u scratch.
+    GRU only: elsewhere dgh is dgx), and, GRU only, dh_direct: the part of
+    dh_{s-1} that does not go through U (z * dh). tmp: 6*u scratch.
     """
     cdef floating* dpost = tmp          # gradients after the activations, 4u
     cdef floating* dac = tmp + 4 * u    # of act(c), u
     cdef floating* dch = tmp + 5 * u    # of c through h, u
     if cell == SIMPLE:
         backward_row(act, alpha, h, dh, dgx, u)
-        memset(dh_direct, 0, u * sizeof(floating))
     elif cell == LSTM:
         # gates = (i, f, g, o); extra = act(c); h = o * act(c).
         if floating is float:
@@ -341,7 +340,6 @@ cdef void _cell_backward(int cell, int act, double alpha, int ract, int u,
         backward_row(ract, 0.0, gates, dpost, dgx, 2 * u)
         backward_row(act, alpha, gates + 2 * u, dpost + 2 * u, dgx + 2 * u, u)
         backward_row(ract, 0.0, gates + 3 * u, dpost + 3 * u, dgx + 3 * u, u)
-        memset(dh_direct, 0, u * sizeof(floating))
     else:  # GRU: gates = (r, z, n); extra = h_prev @ U_n + b_hn
         if floating is float:
             skdl_gru_back_h_float(u, dh, gates + u, gates + 2 * u, h_prev, dpost,
@@ -370,8 +368,8 @@ def recurrent_backward(int cell, int act, double alpha, int ract,
 
     Parameters
     ----------
-    dY : (n, T, u) gradient of the loss for each step's output h_s (zeros where
-        a step's output is not used)
+    dY : (n, T, u) gradient of the loss for each step's output h_s, or
+        (n, 1, u) for the last step's only
     U, mask, H, C, gates, extra : as in :func:`recurrent_forward`
     dGx : (n, T, G*u) output: gradients of the gates' pre-activations, input
         side (for W, the input bias and the input)
@@ -379,7 +377,10 @@ def recurrent_backward(int cell, int act, double alpha, int ract,
         recurrent bias); None for the other cells, whose two sides are equal
     n_threads : int
     """
-    cdef int n = dY.shape[0], T = dY.shape[1], u = dY.shape[2], Gu = dGx.shape[2]
+    cdef int n = dY.shape[0], T = dGx.shape[1], dT = dY.shape[1], u = dY.shape[2]
+    cdef int Gu = dGx.shape[2], masked_rows
+    cdef bint step_dy
+    cdef floating* cur
     cdef int rb = _block_rows(n, n_threads)
     cdef int n_blocks = (n + rb - 1) // rb
     cdef int b, i, i0, rows, s, t, j, k
@@ -422,32 +423,46 @@ def recurrent_backward(int cell, int act, double alpha, int ract,
                 memset(dh_next, 0, rows * u * sizeof(floating))
                 memset(dc, 0, rows * u * sizeof(floating))
                 for s in range(T - 1, -1, -1):
+                    # dh = the output's gradient at this step + what came back
+                    # from step s+1; without an output gradient, dh_next itself.
+                    step_dy = dT == T or s == T - 1
+                    cur = dh if step_dy else dh_next
+                    masked_rows = 0
                     for i in range(i0, i0 + rows):
                         k = (i - i0) * u
-                        for j in range(u):
-                            dh[k + j] = dY[i, s, j] + dh_next[k + j]
+                        if step_dy:
+                            for j in range(u):
+                                dh[k + j] = dY[i, s if dT == T else 0, j] + dh_next[k + j]
                         gh_ptr = &dGh[i, s, 0] if is_gru else &dGx[i, s, 0]
                         if has_mask and mask[i, s] == 0:
                             memset(&dGx[i, s, 0], 0, Gu * sizeof(floating))
                             if is_gru:
                                 memset(gh_ptr, 0, Gu * sizeof(floating))
                             # The state was carried: its gradient passes through.
-                            memcpy(direct + k, dh + k, u * sizeof(floating))
+                            memcpy(direct + k, cur + k, u * sizeof(floating))
+                            masked_rows = masked_rows + 1
                             continue
                         c_prev = &C[i, s, 0] if has_c else NULL
                         g_ptr = &gates[i, s, 0] if has_gates else NULL
                         e_ptr = &extra[i, s, 0] if has_extra else NULL
-                        _cell_backward(cell, act, alpha, ract, u, dh + k, dc + k,
+                        _cell_backward(cell, act, alpha, ract, u, cur + k, dc + k,
                                        &H[i, s + 1, 0], &H[i, s, 0], c_prev, g_ptr,
                                        e_ptr, &dGx[i, s, 0], gh_ptr, direct + k, tmp)
-                    # dh_{s-1} = dG_h @ U.T + the direct part.
+                    # dh_{s-1} = dG_h @ U.T + the direct part (GRU's z * dh and
+                    # the pass-through of masked rows).
                     if is_gru:
                         rowgemm(rows, u, Gu, &dGh[i0, s, 0], T * Gu, packed, dh_next, u,
                                 False)
+                        for k in range(rows * u):
+                            dh_next[k] = dh_next[k] + direct[k]
                     else:
                         rowgemm(rows, u, Gu, &dGx[i0, s, 0], T * Gu, packed, dh_next, u,
                                 False)
-                    for k in range(rows * u):
-                        dh_next[k] = dh_next[k] + direct[k]
+                        if masked_rows:
+                            for i in range(i0, i0 + rows):
+                                if mask[i, s] == 0:
+                                    k = (i - i0) * u
+                                    for j in range(u):
+                                        dh_next[k + j] = dh_next[k + j] + direct[k + j]
     finally:
         free(packed)

@@ -246,12 +246,8 @@ class RecurrentLayer(Layer):
     def backward(self, dY, context, need_input_grad=True):
         X3, state = self._cache
         n = X3.shape[0]
-        if self.return_sequences:
-            dH = dY.reshape((n, self.steps, self.units))
-        else:
-            dH = self._scratch("dH", (n, self.steps, self.units))
-            dH[...] = 0
-            dH[:, -1] = dY
+        # Without sequences only the last step has an output gradient.
+        dH = dY.reshape((n, self.steps if self.return_sequences else 1, self.units))
         dX, dW, dU, db, dbh = _ops.recurrent_backward(
             self.cell, dH, X3, self.params["kernel"], self.params["recurrent_kernel"],
             state, context.sample_weight, context.scale, context.accumulate_dtype,
