@@ -335,3 +335,62 @@ def recurrent_forward(cell, X, W, U, b=None, bh=None, mask=None, activation="tan
         H[:, s + 1] = np.where(keep[:, s, None], new_h, h)
     mask_u8 = None if mask is None else np.asarray(mask, np.uint8)
     return RecurrentState(H, C, gates, extra, mask_u8)
+
+
+def recurrent_backward(cell, dY, X, W, U, state, sample_weight=None, scale=1.0,
+                       accumulate_dtype=None, activation="tanh",
+                       recurrent_activation="sigmoid", alpha=None, need_input_grad=True):
+    """Backpropagation through time, step by step, from the forward's state.
+
+    The derivative of each activation is taken from its output, as in
+    :func:`activation_backward`; masked steps pass the gradient through.
+    """
+    n, T, k = X.shape
+    u = U.shape[0]
+    G = {"simple": 1, "gru": 3, "lstm": 4}[cell]
+    act_grad = lambda Y, dA: activation_backward(activation, Y, dA, alpha)  # noqa: E731
+    ract_grad = lambda Y, dA: activation_backward(recurrent_activation, Y, dA)  # noqa: E731
+    if dY.shape[1] == 1:  # the last step's gradient only
+        full = np.zeros((n, T, u), dY.dtype)
+        full[:, -1:] = dY
+        dY = full
+    keep = np.ones((n, T), bool) if state.mask is None else state.mask.astype(bool)
+    H, C, gates, extra = state.H, state.C, state.gates, state.extra
+    dGx = np.zeros((n, T, G * u))
+    dGh = np.zeros((n, T, G * u))
+    dh_next = np.zeros((n, u))
+    dc = np.zeros((n, u))
+    for s in range(T - 1, -1, -1):
+        dh = dY[:, s] + dh_next
+        on = keep[:, s, None]
+        if cell == "simple":
+            dgx = act_grad(H[:, s + 1], dh)
+            dgh, direct = dgx, 0
+        elif cell == "lstm":
+            i, f, g, o = (gates[:, s, j * u:(j + 1) * u] for j in range(4))
+            ac = extra[:, s]
+            dc_total = dc + act_grad(ac, dh * o)
+            dgx = np.hstack([ract_grad(i, dc_total * g), ract_grad(f, dc_total * C[:, s]),
+                             act_grad(g, dc_total * i), ract_grad(o, dh * ac)])
+            dgh, direct = dgx, 0
+            dc = np.where(on, dc_total * f, dc)
+        else:
+            r, z, cand = (gates[:, s, j * u:(j + 1) * u] for j in range(3))
+            da_n = act_grad(cand, dh * (1 - z))
+            da_z = ract_grad(z, dh * (H[:, s] - cand))
+            da_r = ract_grad(r, da_n * extra[:, s])
+            dgx = np.hstack([da_r, da_z, da_n])
+            dgh = np.hstack([da_r, da_z, da_n * r])
+            direct = dh * z
+        dGx[:, s] = np.where(on, dgx, 0)
+        dGh[:, s] = np.where(on, dgh, 0)
+        dh_next = np.where(on, dGh[:, s] @ U.T + direct, dh)
+    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, float)
+    wx = (dGx * w[:, None, None]).reshape(n * T, G * u)
+    wh = (dGh * w[:, None, None]).reshape(n * T, G * u)
+    dW = scale * X.reshape(n * T, k).T @ wx
+    dU = scale * H[:, :T].reshape(n * T, u).T @ wh
+    db, dbh = scale * wx.sum(axis=0), scale * wh.sum(axis=0)
+    dX = (dGx @ W.T) if need_input_grad else None
+    cast = lambda a: None if a is None else a.astype(X.dtype)  # noqa: E731
+    return cast(dX), cast(dW), cast(dU), cast(db), cast(dbh)

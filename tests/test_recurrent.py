@@ -458,3 +458,23 @@ def test_last_step_gradient_alone_equals_a_padded_sequence_gradient(cell, G):
         assert_array_equal(a, b_)
     with pytest.raises(ValueError, match=r"dY must have shape \(4, 5, 2\) or \(4, 1, 2\)"):
         _ops.recurrent_backward(cell, np.zeros((4, 2, 2)), X, W, U, state)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cell, G", CELLS)
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("last_only", [False, True])
+def test_backward_matches_reference(cell, G, masked, last_only, dtype):
+    rng = np.random.RandomState(19)
+    n, T, k, u = 6, 5, 3, 4
+    X = rng.randn(n, T, k).astype(dtype)
+    W, U, b, bh = _weights(rng, cell, G, k, u, dtype)
+    mask = rng.rand(n, T) > 0.3 if masked else None
+    dY = rng.randn(n, 1 if last_only else T, u).astype(dtype)
+    w = rng.uniform(0.5, 2, n)
+    state = _ops.recurrent_forward(cell, X, W, U, b, bh, mask)
+    got = _ops.recurrent_backward(cell, dY, X, W, U, state, w, 0.3)
+    ref = _reference.recurrent_backward(cell, dY, X, W, U, state, w, 0.3)
+    tol = dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-11, atol=1e-12)
+    for name, a, r in zip(["dX", "dW", "dU", "db", "dbh"], got, ref):
+        assert_allclose(a, r, **tol, err_msg=name)
