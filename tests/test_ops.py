@@ -361,16 +361,18 @@ def test_dense_shapes_fuzzed(n, k, p, seed):
 @pytest.fixture(params=[0, 1, 2], ids=["baseline", "avx2", "avx512"])
 def gemm_level(request):
     """Each compiled version of the matrix kernel this CPU can run."""
-    from skdl._kernels import _conv, _dense
+    from skdl._kernels import _conv, _dense, _recurrent
 
+    modules = (_dense, _conv, _recurrent)  # each holds its own choice
     try:
         if _dense.limit_gemm_level(request.param) != request.param:
             pytest.skip("this CPU cannot run that version of the kernel")
-        _conv.limit_gemm_level(request.param)
+        for module in modules:
+            assert module.limit_gemm_level(request.param) == request.param
         yield request.param
     finally:
-        _dense.limit_gemm_level(-1)
-        _conv.limit_gemm_level(-1)
+        for module in modules:
+            module.limit_gemm_level(-1)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -397,3 +399,15 @@ def test_every_kernel_version_matches_reference(gemm_level, dtype):
     for got, ref in zip(_ops.conv2d_backward_params(X, dY, kernel_hw=(3, 2), **geometry),
                         _reference.conv2d_backward_params(X, dY, kernel_hw=(3, 2), **geometry)):
         assert_allclose(got, ref, **_tol(dtype))
+    # The recurrent time loop, forward and backward, LSTM with a mask.
+    Xs = _rand(rng, 5, 4, 3, dtype=dtype)
+    Wr, Ur = _rand(rng, 3, 8, dtype=dtype), _rand(rng, 2, 8, dtype=dtype)
+    mask = rng.rand(5, 4) > 0.3
+    state = _ops.recurrent_forward("lstm", Xs, Wr, Ur, mask=mask)
+    ref = _reference.recurrent_forward("lstm", Xs, Wr, Ur, mask=mask)
+    assert_allclose(state.H, ref.H, **_tol(dtype))
+    dH = _rand(rng, 5, 4, 2, dtype=dtype)
+    for got, want in zip(_ops.recurrent_backward("lstm", dH, Xs, Wr, Ur, state),
+                         _reference.recurrent_backward("lstm", dH, Xs, Wr, Ur, state)):
+        assert_allclose(got, want, rtol=1e-4 if dtype == np.float32 else 1e-11,
+                        atol=1e-5 if dtype == np.float32 else 1e-12)

@@ -20,7 +20,8 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
 from ._activations cimport LINEAR, forward_row
-from ._rowgemm cimport pack_b, pack_b_rows, packed_size, rowgemm, skdl_gemm_limit
+from ._rowgemm cimport (pack_b, pack_b_rows, packed_size, rowgemm, skdl_gemm_current,
+                        skdl_gemm_limit)
 
 # Samples per chunk of a weight-gradient sum.
 cdef int CHUNK = 8
@@ -343,8 +344,4 @@ def conv2d_backward_params(const floating[:, :, :, ::1] X,
             db[f] = <floating> (scale * acc)
 
 
-def limit_gemm_level(int level):
-    """Use at most this version of the matrix kernel in this module: 2 AVX-512,
-    1 AVX2+FMA, 0 baseline, -1 the best the CPU has. Returns the version now
-    in use. For tests, which run every version the CPU supports."""
-    return skdl_gemm_limit(level)
+include "_gemm_level.pxi"

@@ -22,7 +22,7 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
 from ._activations cimport backward_row, forward_row
-from ._rowgemm cimport pack_b, packed_size, rowgemm
+from ._rowgemm cimport pack_b, packed_size, rowgemm, skdl_gemm_current, skdl_gemm_limit
 
 cdef enum:
     SIMPLE = 0
@@ -466,3 +466,6 @@ def recurrent_backward(int cell, int act, double alpha, int ract,
                                         dh_next[k + j] = dh_next[k + j] + direct[k + j]
     finally:
         free(packed)
+
+
+include "_gemm_level.pxi"
