@@ -10,14 +10,11 @@ models run in it, in the same process, and the ratios are printed.
     python benchmarks/bench_cnn.py [--repeats 3] [--profile]
 """
 import argparse
-import time
-import warnings
 
 import numpy as np
 from sklearn.datasets import load_digits
-from sklearn.exceptions import ConvergenceWarning
-from threadpoolctl import threadpool_limits
 
+from _versus_torch import compare, profile, skdl_epoch, torch_epoch
 from skdl import Conv2D, Dense, Flatten, MaxPool2D, NNClassifier
 
 MODELS = {
@@ -47,13 +44,7 @@ def skdl_model(name):
 
 
 def skdl_times(name, X, y):
-    clf = skdl_model(name)
-    start = time.perf_counter()
-    clf.fit(X, y)
-    train = time.perf_counter() - start
-    start = time.perf_counter()
-    clf.predict_proba(X)
-    return train, time.perf_counter() - start
+    return skdl_epoch(skdl_model(name), X, y)
 
 
 def torch_times(name, X, y):
@@ -71,46 +62,7 @@ def torch_times(name, X, y):
         torch.nn.Flatten(), torch.nn.Linear(f2 * side * side, 128), torch.nn.ReLU(),
         torch.nn.Linear(128, 10),
     )
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
-    start = time.perf_counter()
-    perm = torch.randperm(len(X))
-    for i in range(0, len(X), batch):
-        idx = perm[i:i + batch]
-        opt.zero_grad()
-        loss_fn(model(Xt[idx]), yt[idx]).backward()
-        opt.step()
-    train = time.perf_counter() - start
-    start = time.perf_counter()
-    with torch.no_grad():
-        for i in range(0, len(X), 4096):
-            torch.softmax(model(Xt[i:i + 4096]), dim=1)
-    return train, time.perf_counter() - start
-
-
-def best(fn, name, X, y, repeats, threads):
-    with threadpool_limits(threads):
-        if fn is torch_times:
-            import torch
-
-            torch.set_num_threads(threads)
-        fn(name, X, y)  # warm-up
-        runs = [fn(name, X, y) for _ in range(repeats)]
-    return min(r[0] for r in runs), min(r[1] for r in runs)
-
-
-def profile(name, X, y):
-    import cProfile
-    import pstats
-
-    with threadpool_limits(1):
-        skdl_times(name, X, y)
-        prof = cProfile.Profile()
-        prof.enable()
-        skdl_times(name, X, y)
-        prof.disable()
-    pstats.Stats(prof).sort_stats("tottime").print_stats(12)
+    return torch_epoch(model, X, y, batch)
 
 
 def main():
@@ -119,32 +71,16 @@ def main():
     parser.add_argument("--profile", action="store_true",
                         help="print where skdl's time goes (1 thread) and stop")
     args = parser.parse_args()
-    warnings.simplefilter("ignore", ConvergenceWarning)
-    try:
-        import torch  # noqa: F401
-        have_torch = True
-    except ImportError:
-        have_torch = False
-    print(f"{'model':>10} {'threads':>7} {'skdl train/s':>13} {'skdl infer/s':>13}"
-          + (f" {'torch train/s':>14} {'torch infer/s':>14} {'train x':>8} {'infer x':>8}"
-             if have_torch else ""))
-    for name in MODELS:
-        X, y = data(name)
-        if args.profile:
-            profile(name, X, y)
-            continue
-        own = {}
-        for threads in (1, 2):
-            train, infer = best(skdl_times, name, X, y, args.repeats, threads)
-            own[threads] = len(X) / train
-            line = f"{name:>10} {threads:>7} {len(X) / train:>13.0f} {len(X) / infer:>13.0f}"
-            if have_torch:
-                t_train, t_infer = best(torch_times, name, X, y, args.repeats, threads)
-                line += (f" {len(X) / t_train:>14.0f} {len(X) / t_infer:>14.0f}"
-                         f" {t_train / train:>7.2f}x {t_infer / infer:>7.2f}x")
-            print(line)
-        print(f"{name:>10} skdl 1 -> 2 threads training speed-up: "
-              f"{own[2] / own[1]:.2f}x")
+    datasets = {name: data(name) for name in MODELS}
+    if args.profile:
+        for name, (X, y) in datasets.items():
+            profile(lambda: skdl_times(name, X, y))
+        return
+    speeds = compare(MODELS, lambda m: lambda: skdl_times(m, *datasets[m]),
+                     lambda m: lambda: torch_times(m, *datasets[m]),
+                     {m: len(datasets[m][0]) for m in MODELS}, args.repeats, 10)
+    for name, own in speeds.items():
+        print(f"{name:>10} skdl 1 -> 2 threads training speed-up: {own[2] / own[1]:.2f}x")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,111 @@
+"""What bench_cnn.py and bench_rnn.py share: timing skdl and PyTorch on the
+same data in one process, best of several runs, and printing the table."""
+import time
+import warnings
+
+from sklearn.exceptions import ConvergenceWarning
+from threadpoolctl import threadpool_limits
+
+
+def have_torch():
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def skdl_epoch(clf, X, y):
+    """(train, inference) seconds: ``fit`` for one epoch, then ``predict_proba``."""
+    start = time.perf_counter()
+    clf.fit(X, y)
+    train = time.perf_counter() - start
+    start = time.perf_counter()
+    clf.predict_proba(X)
+    return train, time.perf_counter() - start
+
+
+def torch_epoch(model, X, y, batch):
+    """(train, inference) seconds of one shuffled epoch of Adam (lr 1e-3) with
+    cross-entropy, then softmax probabilities in chunks of 4096 rows."""
+    import torch
+
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+    start = time.perf_counter()
+    perm = torch.randperm(len(X))
+    for i in range(0, len(X), batch):
+        idx = perm[i:i + batch]
+        opt.zero_grad()
+        loss_fn(model(Xt[idx]), yt[idx]).backward()
+        opt.step()
+    train = time.perf_counter() - start
+    start = time.perf_counter()
+    with torch.no_grad():
+        for i in range(0, len(X), 4096):
+            torch.softmax(model(Xt[i:i + 4096]), dim=1)
+    return train, time.perf_counter() - start
+
+
+def best(run, repeats, threads, torch=False):
+    """Fastest (train, inference) of ``repeats`` calls of ``run()`` after a warm-up."""
+    with threadpool_limits(threads):
+        if torch:
+            import torch as torch_module
+
+            torch_module.set_num_threads(threads)
+        run()
+        runs = [run() for _ in range(repeats)]
+    return min(r[0] for r in runs), min(r[1] for r in runs)
+
+
+def profile(run):
+    """Print where ``run()`` spends its time, at one thread."""
+    import cProfile
+    import pstats
+
+    with threadpool_limits(1):
+        run()
+        prof = cProfile.Profile()
+        prof.enable()
+        run()
+        prof.disable()
+    pstats.Stats(prof).sort_stats("tottime").print_stats(12)
+
+
+def compare(models, skdl_run, torch_run, n_samples, repeats, width):
+    """Print samples/s for each model at 1 and 2 threads, with PyTorch's and
+    the ratios when it is importable.
+
+    Parameters
+    ----------
+    models : iterable of str
+    skdl_run, torch_run : callables name -> (() -> (train, inference) seconds)
+    n_samples : dict of name -> int, samples per epoch
+    repeats : int
+    width : int, width of the model column
+
+    Returns
+    -------
+    dict of name -> {threads: skdl training samples/s}
+    """
+    warnings.simplefilter("ignore", ConvergenceWarning)
+    with_torch = have_torch()
+    print(f"{'model':>{width}} {'threads':>7} {'skdl train/s':>13} {'skdl infer/s':>13}"
+          + (f" {'torch train/s':>14} {'torch infer/s':>14} {'train x':>8} {'infer x':>8}"
+             if with_torch else ""))
+    speeds = {}
+    for name in models:
+        speeds[name] = {}
+        n = n_samples[name]
+        for threads in (1, 2):
+            train, infer = best(skdl_run(name), repeats, threads)
+            speeds[name][threads] = n / train
+            line = f"{name:>{width}} {threads:>7} {n / train:>13.0f} {n / infer:>13.0f}"
+            if with_torch:
+                t_train, t_infer = best(torch_run(name), repeats, threads, torch=True)
+                line += (f" {n / t_train:>14.0f} {n / t_infer:>14.0f}"
+                         f" {t_train / train:>7.2f}x {t_infer / infer:>7.2f}x")
+            print(line)
+    return speeds
