@@ -102,6 +102,26 @@ def test_activations(dtype, activation, shape):
                         _reference.activation_forward(activation, X, alpha=0.4), **_tol(dtype))
 
 
+@pytest.mark.parametrize("name, exact", [("sigmoid", lambda x: 1 / (1 + np.exp(-x))),
+                                         ("tanh", np.tanh)])
+def test_float32_sigmoid_and_tanh_are_within_a_few_ulp(name, exact):
+    # float32 uses skdl's vectorized exp (_fastmath.h), not libm: hold it to
+    # float64 libm over the whole range, at the edges and on inf and NaN.
+    x = np.concatenate([np.linspace(-100, 100, 400001), [0.0, -0.0, 1e-30, -1e-7, 0.625,
+                                                          -0.625, 87.5, -87.5, 88.5]])
+    x = x.astype(np.float32)
+    got = _ops.activation_forward(name, x).astype(np.float64)
+    want = exact(x.astype(np.float64))
+    ulp = np.spacing(np.abs(want).astype(np.float32)).astype(np.float64)
+    big = np.abs(want) > 1e-30  # below that, sigmoid is flushed toward 0
+    assert (np.abs(got - want)[big] <= 3 * ulp[big]).all()
+    assert ((np.abs(got - want) <= 1e-37) | big).all()
+    special = _ops.activation_forward(name, np.array([np.inf, -np.inf, np.nan], np.float32))
+    assert special[0] == 1
+    assert special[1] == -1 if name == "tanh" else 0 <= special[1] < 1e-37
+    assert np.isnan(special[2])
+
+
 def test_softmax_over_last_axis():
     X = np.random.RandomState(5).randn(2, 3, 4)
     assert_allclose(_ops.activation_forward("softmax", X).sum(-1), 1.0)
