@@ -6,6 +6,8 @@ allocates its outputs, reads the OpenMP thread count at call time and calls
 one kernel. :mod:`skdl._reference` has a plain-numpy twin of every op with the
 same name and signature; the tests hold each op to its twin.
 """
+import functools
+
 import numpy as np
 
 from ._kernels import _activations, _conv, _dense, _loss, _optim, _pool, _recurrent
@@ -529,6 +531,25 @@ def window_output_size(size, window, stride, pad_total, dilation=1, what="kernel
     return (size + pad_total - span) // stride + 1
 
 
+def _memoized(parse):
+    """``parse`` remembered for hashable arguments (layers pass the same tuples
+    every batch); others, e.g. lists, are parsed every time. Errors are never
+    remembered: they propagate."""
+    cached = functools.lru_cache(maxsize=256)(parse)
+
+    @functools.wraps(parse)
+    def wrapper(*args):
+        try:
+            return cached(*args)
+        except TypeError as exc:  # unhashable argument
+            if "unhashable" not in str(exc):
+                raise
+            return parse(*args)
+
+    return wrapper
+
+
+@_memoized
 def _conv_geometry(X_shape, K_shape, strides, padding, dilation):
     sh, sw = _pairs("strides", strides)
     dh, dw = _pairs("dilation", dilation)
@@ -669,6 +690,7 @@ def conv2d_backward_params(X, dY, sample_weight=None, scale=1.0, accumulate_dtyp
     return dK, db
 
 
+@_memoized
 def _pool_geometry(X_shape, pool, strides, padding):
     kh, kw = _pairs("pool_size", pool)
     sh, sw = _pairs("strides", strides)
