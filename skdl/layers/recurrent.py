@@ -227,9 +227,10 @@ class RecurrentLayer(Layer):
         arrays = {}
 
         def scratch(key, shape, dtype):
-            if key not in arrays or arrays[key].shape[1:] != shape[1:]:
-                arrays[key] = np.empty(shape, dtype)
-            return arrays[key][:shape[0]]
+            array = arrays.get(key)
+            if array is None or array.shape[1:] != shape[1:] or len(array) < shape[0]:
+                array = arrays[key] = np.empty(shape, dtype)
+            return array[:shape[0]]
 
         keep = "states" if self.return_sequences else "last"
         outputs = [self._run(X3[i:i + INFERENCE_ROWS],
