@@ -82,6 +82,23 @@ class GradientContext:
         return np.repeat(w, n_rows // len(w))
 
 
+class ArrayCache(dict):
+    """Arrays by name, handed out again for requests they can serve."""
+
+    def array(self, key, shape, dtype):
+        """A C-contiguous array of ``shape`` and ``dtype`` (contents undefined):
+        the one kept under ``key`` when it has the same dtype and trailing
+        shape and at least as many rows (a leading slice of it), else a new
+        one, kept from now on."""
+        dtype = np.dtype(dtype)
+        shape = tuple(int(s) for s in shape)
+        array = self.get(key)
+        if (array is None or array.dtype != dtype or array.shape[1:] != shape[1:]
+                or array.shape[0] < shape[0]):
+            array = self[key] = np.empty(shape, dtype=dtype)
+        return array[:shape[0]]
+
+
 class Layer(metaclass=ABCMeta):
     """Runtime layer: parameters, forward and backward.
 
@@ -161,14 +178,8 @@ class Layer(metaclass=ABCMeta):
         leading slice. For training only: prediction may run from several
         threads at once. :meth:`release_scratch` frees them.
         """
-        arrays = self.__dict__.setdefault("_scratch_arrays", {})
-        dtype = np.dtype(self.dtype if dtype is None else dtype)
-        shape = tuple(int(s) for s in shape)
-        array = arrays.get(key)
-        if (array is None or array.dtype != dtype or array.shape[1:] != shape[1:]
-                or array.shape[0] < shape[0]):
-            array = arrays[key] = np.empty(shape, dtype=dtype)
-        return array[:shape[0]]
+        arrays = self.__dict__.setdefault("_scratch_arrays", ArrayCache())
+        return arrays.array(key, shape, self.dtype if dtype is None else dtype)
 
     def release_scratch(self):
         """Free the arrays kept by :meth:`_scratch`."""

@@ -12,7 +12,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from .. import _ops
 from .._initializers import INITIALIZERS, initialize
-from ._base import Layer, LayerSpec
+from ._base import ArrayCache, Layer, LayerSpec
 
 # Rows per block of a recurrent layer's inference (see RecurrentLayer.forward).
 INFERENCE_ROWS = 256
@@ -224,14 +224,7 @@ class RecurrentLayer(Layer):
         # projections of every step are large, and fresh memory costs page
         # faults. Local arrays, not the layer's: prediction may run from
         # several threads at once.
-        arrays = {}
-
-        def scratch(key, shape, dtype):
-            array = arrays.get(key)
-            if array is None or array.shape[1:] != shape[1:] or len(array) < shape[0]:
-                array = arrays[key] = np.empty(shape, dtype)
-            return array[:shape[0]]
-
+        scratch = ArrayCache().array
         keep = "states" if self.return_sequences else "last"
         outputs = [self._run(X3[i:i + INFERENCE_ROWS],
                              None if mask is None else mask[i:i + INFERENCE_ROWS],
