@@ -12,6 +12,17 @@ from cython.parallel cimport prange
 from libc.string cimport memset
 
 
+# Input positions [lo, hi) of output o's window, clipped to the input. Two
+# functions assigned directly, not one writing through pointers: variables
+# assigned in a prange body are what Cython makes private to each thread.
+cdef inline int _window_lo(int o, int stride, int pad) noexcept nogil:
+    return max(o * stride - pad, 0)
+
+
+cdef inline int _window_hi(int o, int stride, int pad, int size, int in_size) noexcept nogil:
+    return min(o * stride - pad + size, in_size)
+
+
 cdef void _max_plane(const floating* x, int H, int W, floating* y, int* arg,
                      int OH, int OW, int kh, int kw, int sh, int sw,
                      int ph, int pw) noexcept nogil:
@@ -19,11 +30,11 @@ cdef void _max_plane(const floating* x, int H, int W, floating* y, int* arg,
     cdef floating best_value, value
     cdef const floating* row
     for oh in range(OH):
-        h0 = max(oh * sh - ph, 0)
-        h1 = min(oh * sh - ph + kh, H)
+        h0 = _window_lo(oh, sh, ph)
+        h1 = _window_hi(oh, sh, ph, kh, H)
         for ow in range(OW):
-            w0 = max(ow * sw - pw, 0)
-            w1 = min(ow * sw - pw + kw, W)
+            w0 = _window_lo(ow, sw, pw)
+            w1 = _window_hi(ow, sw, pw, kw, W)
             best = h0 * W + w0
             best_value = x[best]
             for ih in range(h0, h1):
@@ -112,23 +123,23 @@ def avgpool2d_forward(const floating[:, :, :, ::1] X, floating[:, :, :, ::1] Y,
     """Y = window means of X over the window's positions inside the input."""
     cdef int n = X.shape[0], C = X.shape[1], H = X.shape[2], W = X.shape[3]
     cdef int OH = Y.shape[2], OW = Y.shape[3]
-    cdef int plane, i, c, oh, ow, ih, iw, h0, w0, count
+    cdef int plane, i, c, oh, ow, ih, iw, h0, h1, w0, w1
     cdef double acc
     with nogil:
         for plane in prange(n * C, schedule='static', num_threads=n_threads):
             i = plane // C
             c = plane % C
             for oh in range(OH):
-                h0 = oh * sh - ph
+                h0 = _window_lo(oh, sh, ph)
+                h1 = _window_hi(oh, sh, ph, kh, H)
                 for ow in range(OW):
-                    w0 = ow * sw - pw
+                    w0 = _window_lo(ow, sw, pw)
+                    w1 = _window_hi(ow, sw, pw, kw, W)
                     acc = 0.0
-                    count = 0
-                    for ih in range(max(h0, 0), min(h0 + kh, H)):
-                        for iw in range(max(w0, 0), min(w0 + kw, W)):
+                    for ih in range(h0, h1):
+                        for iw in range(w0, w1):
                             acc = acc + X[i, c, ih, iw]
-                            count = count + 1
-                    Y[i, c, oh, ow] = <floating> (acc / count)
+                    Y[i, c, oh, ow] = <floating> (acc / ((h1 - h0) * (w1 - w0)))
 
 
 def avgpool2d_backward(const floating[:, :, :, ::1] dY, floating[:, :, :, ::1] dX,
@@ -146,11 +157,11 @@ def avgpool2d_backward(const floating[:, :, :, ::1] dY, floating[:, :, :, ::1] d
             out = &dX[i, c, 0, 0]
             memset(out, 0, <Py_ssize_t> H * W * sizeof(floating))
             for oh in range(OH):
-                h0 = max(oh * sh - ph, 0)
-                h1 = min(oh * sh - ph + kh, H)
+                h0 = _window_lo(oh, sh, ph)
+                h1 = _window_hi(oh, sh, ph, kh, H)
                 for ow in range(OW):
-                    w0 = max(ow * sw - pw, 0)
-                    w1 = min(ow * sw - pw + kw, W)
+                    w0 = _window_lo(ow, sw, pw)
+                    w1 = _window_hi(ow, sw, pw, kw, W)
                     share = dY[i, c, oh, ow] / ((h1 - h0) * (w1 - w0))
                     for ih in range(h0, h1):
                         for iw in range(w0, w1):
