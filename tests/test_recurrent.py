@@ -478,3 +478,19 @@ def test_backward_matches_reference(cell, G, masked, last_only, dtype):
     tol = dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-11, atol=1e-12)
     for name, a, r in zip(["dX", "dW", "dU", "db", "dbh"], got, ref):
         assert_allclose(a, r, **tol, err_msg=name)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_recurrent_models_pickle_and_predict_identically(tmp_path):
+    import joblib
+
+    rng = np.random.RandomState(20)
+    tokens = rng.randint(0, 9, (40, 6)).astype(float)
+    labels = rng.randint(0, 2, 40)
+    clf = NNClassifier([Embedding(9, 4, mask_zero=True),
+                        Bidirectional(GRU(3, return_sequences=True)),
+                        GlobalAvgPool1D(data_format="channels_last")],
+                       max_iter=3, random_state=0).fit(tokens, labels)
+    joblib.dump(clf, tmp_path / "model.joblib")
+    loaded = joblib.load(tmp_path / "model.joblib", mmap_mode="r")
+    assert_array_equal(loaded.predict_proba(tokens), clf.predict_proba(tokens))
