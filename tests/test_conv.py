@@ -281,3 +281,13 @@ def test_reused_training_buffers_change_nothing(monkeypatch):
     for name, params in fresh.get_weights().items():
         for key, value in params.items():
             assert_array_equal(reused.get_weights()[name][key], value)
+
+
+def test_training_buffers_are_not_pickled():
+    import pickle
+
+    net = build_layers([Conv2D(2, 2)], (1, 4, 4), np.float32)
+    layer = net[0]
+    layer._scratch("A", (3, 2, 3, 3))
+    assert "_scratch_arrays" in vars(layer)
+    assert "_scratch_arrays" not in vars(pickle.loads(pickle.dumps(layer)))
