@@ -185,9 +185,7 @@ def dense_param_grads(X, dY, sample_weight=None, scale=1.0, accumulate_dtype=Non
     w = _weights(sample_weight, n)
     dW = _output(dW, "dW", (k, p), X.dtype)
     db = _output(db, "db", (p,), X.dtype)
-    acc = np.dtype(X.dtype if accumulate_dtype is None else accumulate_dtype)
-    if acc not in FLOAT_DTYPES:
-        raise ValueError(f"accumulate_dtype must be float32 or float64, got {acc}.")
+    acc = _accumulation_dtype(accumulate_dtype, X.dtype)
     n_threads = effective_n_threads()
     if acc == X.dtype:
         A, B, target = X, dY, dW
@@ -201,6 +199,15 @@ def dense_param_grads(X, dY, sample_weight=None, scale=1.0, accumulate_dtype=Non
         dW[...] = target
     _dense.weighted_column_sum(dY, w, scale, db, n_threads)
     return dW, db
+
+
+def _accumulation_dtype(accumulate_dtype, default):
+    """The dtype sums over a batch run in: ``accumulate_dtype``, or ``default``
+    for None; float32 or float64, or a ValueError."""
+    acc = np.dtype(default if accumulate_dtype is None else accumulate_dtype)
+    if acc not in FLOAT_DTYPES:
+        raise ValueError(f"accumulate_dtype must be float32 or float64, got {acc}.")
+    return acc
 
 
 def _output(out, name, shape, dtype, inputs=()):
@@ -672,9 +679,7 @@ def conv2d_backward_params(X, dY, sample_weight=None, scale=1.0, accumulate_dtyp
     w = _weights(sample_weight, n)
     dK = _output(dK, "dK", (F, C, kh, kw), X.dtype)
     db = _output(db, "db", (F,), X.dtype)
-    acc = np.dtype(X.dtype if accumulate_dtype is None else accumulate_dtype)
-    if acc not in FLOAT_DTYPES:
-        raise ValueError(f"accumulate_dtype must be float32 or float64, got {acc}.")
+    acc = _accumulation_dtype(accumulate_dtype, X.dtype)
     if acc != X.dtype:
         X, dY = X.astype(acc), dY.astype(acc)
     target_K = dK if acc == dK.dtype else np.empty(dK.shape, acc)
@@ -945,9 +950,7 @@ def _stacked_param_grads(blocks, dG, rows_w, scale, accumulate_dtype, new):
     list of ndarray: (k_i, q) for each block, then (q,)
     """
     rows, q = dG.shape
-    acc = np.dtype(dG.dtype if accumulate_dtype is None else accumulate_dtype)
-    if acc not in FLOAT_DTYPES:
-        raise ValueError(f"accumulate_dtype must be float32 or float64, got {acc}.")
+    acc = _accumulation_dtype(accumulate_dtype, dG.dtype)
     widths = [a.shape[-1] for a in blocks]
     A = new("stacked", (rows, sum(widths) + 1), acc)
     start = 0
@@ -1074,7 +1077,7 @@ def embedding_backward(indices, dY, input_dim, sample_weight=None, scale=1.0,
     n, steps, d = dY.shape
     if indices.shape != (n, steps):
         raise ValueError(f"indices has shape {indices.shape}, expected {(n, steps)}.")
-    acc = np.dtype(dY.dtype if accumulate_dtype is None else accumulate_dtype)
+    acc = _accumulation_dtype(accumulate_dtype, dY.dtype)
     rows = dY.reshape(n * steps, d).astype(acc)
     w = _weights(sample_weight, n)
     if w is not None:

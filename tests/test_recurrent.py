@@ -494,3 +494,9 @@ def test_recurrent_models_pickle_and_predict_identically(tmp_path):
     joblib.dump(clf, tmp_path / "model.joblib")
     loaded = joblib.load(tmp_path / "model.joblib", mmap_mode="r")
     assert_array_equal(loaded.predict_proba(tokens), clf.predict_proba(tokens))
+
+
+def test_embedding_gradient_checks_its_accumulation_dtype():
+    indices = np.zeros((2, 3), np.int64)
+    with pytest.raises(ValueError, match="accumulate_dtype must be float32 or float64"):
+        _ops.embedding_backward(indices, np.ones((2, 3, 4)), 5, accumulate_dtype=np.int32)
