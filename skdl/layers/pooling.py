@@ -172,6 +172,7 @@ class PoolLayer(Layer):
             output_shape = (C, OW) if len(input_shape) == 2 else (OW,)
         super().__init__(name, input_shape, output_shape, dtype)
         self.planes = planes
+        self.out_hw = (OH, OW)
         self.kind = kind
         self.geometry = dict(pool_size=pool, strides=strides, padding=padding)
         self._cache = None
@@ -179,7 +180,7 @@ class PoolLayer(Layer):
     def forward(self, X, training=False, rng=None, mask=None):
         X4 = X.reshape((X.shape[0],) + self.planes)
         if self.kind == "max":
-            shape = (X4.shape[0], self.planes[0]) + self._out_hw()
+            shape = (X4.shape[0], self.planes[0]) + self.out_hw
             buffers = {}
             if training:
                 buffers = dict(out=self._scratch("Y", shape),
@@ -194,7 +195,7 @@ class PoolLayer(Layer):
         if not need_input_grad:
             return None
         n = dY.shape[0]
-        out_planes = (self.planes[0],) + self._out_hw()
+        out_planes = (self.planes[0],) + self.out_hw
         dY4 = dY.reshape((n,) + out_planes)
         if self.kind == "max":
             dX = _ops.maxpool2d_backward(dY4, self._cache, self.planes[1:],
@@ -202,13 +203,6 @@ class PoolLayer(Layer):
         else:
             dX = _ops.avgpool2d_backward(dY4, self.planes[1:], **self.geometry)
         return dX.reshape((n,) + self.input_shape)
-
-    def _out_hw(self):
-        g = self.geometry
-        return tuple(
-            _ops.window_output_size(size, k, s, sum(p), what="pool")
-            for size, k, s, p in zip(self.planes[1:], g["pool_size"], g["strides"],
-                                     g["padding"]))
 
     def clear(self):
         self._cache = None
