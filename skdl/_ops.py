@@ -637,8 +637,7 @@ def conv2d_backward_input(dY, K, input_hw, strides=1, padding=((0, 0), (0, 0)),
             f"{(K.shape[0],) + out_hw}."
         )
     dX = _output(out, "out", x_shape, dY.dtype, (dY, K))
-    KT = np.ascontiguousarray(K.reshape(K.shape[0], -1).T)
-    _conv.conv2d_backward_input(dY, KT, dX, *K.shape[2:], *geometry, effective_n_threads())
+    _conv.conv2d_backward_input(dY, K, dX, *geometry, effective_n_threads())
     return dX
 
 

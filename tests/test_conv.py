@@ -22,6 +22,7 @@ from skdl import (
     _ops,
     _reference,
 )
+from skdl._kernels import _conv
 from skdl._network import build_layers
 
 DTYPES = [np.float32, np.float64]
@@ -32,6 +33,17 @@ GEOMETRIES = [
     dict(dilation=(2, 1), padding=((2, 2), (1, 1))),
     dict(strides=(1, 3), dilation=2, padding=((1, 0), (2, 1))),
 ]
+
+
+@pytest.fixture(params=["channels_last", "planes"])
+def unfolding(request):
+    """Each way the kernels unfold an input (chosen by its channel count)."""
+    default = _conv.patch_rows_min_channels()
+    _conv.patch_rows_min_channels(1 if request.param == "channels_last" else 2**30)
+    try:
+        yield request.param
+    finally:
+        _conv.patch_rows_min_channels(default)
 
 
 def _tol(dtype):
@@ -46,7 +58,7 @@ def _data(rng, dtype, n=3, C=2, H=7, W=8, F=4, kh=3, kw=2):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("geometry", GEOMETRIES)
-def test_conv_ops_match_reference(dtype, geometry):
+def test_conv_ops_match_reference(dtype, geometry, unfolding):
     rng = np.random.RandomState(0)
     X, K, b = _data(rng, dtype)
     for bias, activation in [(b, None), (None, "relu"), (b, "tanh")]:
@@ -78,7 +90,7 @@ def test_conv_writes_into_given_gradient_views():
     assert_allclose(dK, _reference.conv2d_backward_params(X, dY, kernel_hw=(3, 2))[0])
 
 
-def test_samples_do_not_depend_on_their_batch():
+def test_samples_do_not_depend_on_their_batch(unfolding):
     rng = np.random.RandomState(2)
     X, K, b = _data(rng, np.float32, n=40, C=3, H=9, W=9, F=8, kh=3, kw=3)
     Y = _ops.conv2d_forward(X, K, b, padding=((1, 1), (1, 1)), activation="relu")
@@ -91,7 +103,7 @@ def test_samples_do_not_depend_on_their_batch():
                                                       padding=((1, 1), (1, 1))), dX[rows])
 
 
-def test_one_and_two_threads_agree_bit_for_bit():
+def test_one_and_two_threads_agree_bit_for_bit(unfolding):
     rng = np.random.RandomState(3)
     X, K, b = _data(rng, np.float32, n=37, C=3, H=12, W=12, F=16, kh=3, kw=3)
     dY = rng.randn(37, 16, 10, 10).astype(np.float32)
@@ -109,7 +121,7 @@ def test_one_and_two_threads_agree_bit_for_bit():
         assert_array_equal(a, b2)
 
 
-def test_read_only_inputs_and_no_mutation():
+def test_read_only_inputs_and_no_mutation(unfolding):
     rng = np.random.RandomState(4)
     X, K, b = _data(rng, np.float64)
     dY = rng.randn(3, 4, 5, 7)
@@ -162,16 +174,24 @@ def test_conv_shapes_fuzzed(n, C, F, H, W, kh, kw, sh, sw, dh, pads, seed):
         with pytest.raises(ValueError, match="spans"):
             _ops.conv2d_forward(X, K, **geometry)
         return
-    Y = _ops.conv2d_forward(X, K, **geometry)
-    assert_allclose(Y, _reference.conv2d_forward(X, K, **geometry), rtol=1e-12, atol=1e-12)
-    dY = rng.randn(*Y.shape)
-    assert_allclose(_ops.conv2d_backward_input(dY, K, (H, W), **geometry),
-                    _reference.conv2d_backward_input(dY, K, (H, W), **geometry),
-                    rtol=1e-12, atol=1e-12)
-    for a, r in zip(_ops.conv2d_backward_params(X, dY, None, 1.0, None, (kh, kw), **geometry),
-                    _reference.conv2d_backward_params(X, dY, None, 1.0, None, (kh, kw),
-                                                      **geometry)):
-        assert_allclose(a, r, rtol=1e-12, atol=1e-12)
+    Y_ref = _reference.conv2d_forward(X, K, **geometry)
+    dY = rng.randn(*Y_ref.shape)
+    dX_ref = _reference.conv2d_backward_input(dY, K, (H, W), **geometry)
+    grads_ref = _reference.conv2d_backward_params(X, dY, None, 1.0, None, (kh, kw),
+                                                  **geometry)
+    default = _conv.patch_rows_min_channels()
+    try:
+        for min_channels in (1, 2**30):  # channels-last, then plane by plane
+            _conv.patch_rows_min_channels(min_channels)
+            assert_allclose(_ops.conv2d_forward(X, K, **geometry), Y_ref,
+                            rtol=1e-12, atol=1e-12)
+            assert_allclose(_ops.conv2d_backward_input(dY, K, (H, W), **geometry), dX_ref,
+                            rtol=1e-12, atol=1e-12)
+            for a, r in zip(_ops.conv2d_backward_params(X, dY, None, 1.0, None, (kh, kw),
+                                                        **geometry), grads_ref):
+                assert_allclose(a, r, rtol=1e-12, atol=1e-12)
+    finally:
+        _conv.patch_rows_min_channels(default)
 
 
 # -- layers ---------------------------------------------------------------------
@@ -188,7 +208,7 @@ def test_conv_shapes_fuzzed(n, C, F, H, W, kh, kw, sh, sw, dh, pads, seed):
     (Conv1D(3, 6), (2, 6)),
 ])
 @pytest.mark.parametrize("batch", [1, 3])
-def test_conv_layer_gradients(spec, input_shape, batch):
+def test_conv_layer_gradients(spec, input_shape, batch, unfolding):
     X = np.random.RandomState(batch).randn(batch, *input_shape)
     check_layer(spec, X)
 

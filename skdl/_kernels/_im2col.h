@@ -125,4 +125,98 @@ SKDL_NO_MEMCPY_IDIOM static void skdl_col2im_double SKDL_COL2IM_ARGS(double)
     SKDL_COL2IM_BODY(double)
 }
 
+/* Channels-last unfolding ("patch rows"), for inputs with several channels:
+ * a sample is first moved into a zero-padded (PH, PW, C) plane, so each row
+ * of a window is one contiguous run of kw * C values (C with dilation).
+ *
+ * Row p = oh * OW + ow of cols (row stride ld) holds the window of output
+ * (oh, ow) in (i, j, c) order: xp[oh*sh + i*dh, ow*sw + j*dw, c]. */
+#define SKDL_TO_HWC_BODY(T)                                                   \
+    memset(xp, 0, (size_t) PH * PW * C * sizeof(T));                          \
+    for (int h = 0; h < H; h++)                                               \
+        for (int w = 0; w < W; w++) {                                         \
+            T *dst = xp + ((ptrdiff_t) (h + ph) * PW + pw + w) * C;           \
+            const T *src = x + (ptrdiff_t) h * W + w;                         \
+            for (int c = 0; c < C; c++)                                       \
+                dst[c] = src[(ptrdiff_t) c * H * W];                          \
+        }
+
+#define SKDL_PATCH_LOOPS(T, STATEMENT)                                        \
+    int run = dw == 1 ? kw * C : C;                                           \
+    int runs = dw == 1 ? 1 : kw;                                              \
+    for (int oh = 0; oh < OH; oh++)                                           \
+        for (int ow = 0; ow < OW; ow++) {                                     \
+            T *row = cols + (ptrdiff_t) (oh * OW + ow) * ld;                  \
+            for (int i = 0; i < kh; i++) {                                    \
+                T *win = xp + ((ptrdiff_t) (oh * sh + i * dh) * PW              \
+                               + (ptrdiff_t) ow * sw) * C;                    \
+                for (int r = 0; r < runs; r++, row += run) {                  \
+                    T *seg = win + (ptrdiff_t) r * dw * C;                    \
+                    for (int e = 0; e < run; e++)                             \
+                        STATEMENT;                                            \
+                }                                                             \
+            }                                                                 \
+        }
+
+/* xp = 0, xp += the windows in cols (in the order of the loops, fixed), then
+ * the sample x (C, H, W) = the interior of xp. */
+#define SKDL_FROM_HWC_BODY(T)                                                 \
+    for (int c = 0; c < C; c++)                                               \
+        for (int h = 0; h < H; h++)                                           \
+            for (int w = 0; w < W; w++)                                       \
+                x[((ptrdiff_t) c * H + h) * W + w] =                          \
+                    xp[((ptrdiff_t) (h + ph) * PW + pw + w) * C + c];
+
+#define SKDL_PATCHES_ARGS(T)                                                  \
+    (const T *x, int C, int H, int W, int kh, int kw, int sh, int sw, int ph, \
+     int pw, int dh, int dw, int OH, int OW, T *cols, ptrdiff_t ld, T *xp,    \
+     int PH, int PW)
+
+#define SKDL_PATCHES_ADJOINT_ARGS(T)                                          \
+    (T *cols, ptrdiff_t ld, int C, int H, int W, int kh, int kw, int sh,      \
+     int sw, int ph, int pw, int dh, int dw, int OH, int OW, T *x, T *xp,     \
+     int PH, int PW)
+
+SKDL_NO_MEMCPY_IDIOM static void skdl_patches_float SKDL_PATCHES_ARGS(float)
+{
+    SKDL_TO_HWC_BODY(float)
+    SKDL_PATCH_LOOPS(float, row[e] = seg[e])
+}
+
+SKDL_NO_MEMCPY_IDIOM static void skdl_patches_double SKDL_PATCHES_ARGS(double)
+{
+    SKDL_TO_HWC_BODY(double)
+    SKDL_PATCH_LOOPS(double, row[e] = seg[e])
+}
+
+/* The adjoint of skdl_patches_*: cols is only read (not const for the macro). */
+SKDL_NO_MEMCPY_IDIOM static void skdl_patches_adjoint_float SKDL_PATCHES_ADJOINT_ARGS(float)
+{
+    memset(xp, 0, (size_t) PH * PW * C * sizeof(float));
+    SKDL_PATCH_LOOPS(float, seg[e] += row[e])
+    SKDL_FROM_HWC_BODY(float)
+}
+
+SKDL_NO_MEMCPY_IDIOM static void skdl_patches_adjoint_double SKDL_PATCHES_ADJOINT_ARGS(double)
+{
+    memset(xp, 0, (size_t) PH * PW * C * sizeof(double));
+    SKDL_PATCH_LOOPS(double, seg[e] += row[e])
+    SKDL_FROM_HWC_BODY(double)
+}
+
+/* dst[0:m] = w * src[0:m] (restrict: the loop is vectorized). */
+static inline void skdl_scaled_copy_float(float *restrict dst,
+                                          const float *restrict src, float w, int m)
+{
+    for (int e = 0; e < m; e++)
+        dst[e] = w * src[e];
+}
+
+static inline void skdl_scaled_copy_double(double *restrict dst,
+                                           const double *restrict src, double w, int m)
+{
+    for (int e = 0; e < m; e++)
+        dst[e] = w * src[e];
+}
+
 #endif

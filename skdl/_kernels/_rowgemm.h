@@ -54,16 +54,21 @@ static inline size_t skdl_packed_size(int k, int n, int nr)
  * packed[(panel * k_total + k0 + kk) * NR + jj] = scale * B[kk, panel * NR + jj].
  * (k_total = k, k0 = 0 packs a whole matrix; several calls can stack blocks
  * of rows, e.g. one per sample.) */
-#define SKDL_PACK_BODY(NR)                                                    \
+#define SKDL_PACK_BODY(T, NR)                                                    \
     int n_panels = (n + NR - 1) / NR;                                         \
     for (int pnl = 0; pnl < n_panels; pnl++) {                                \
         int j0 = pnl * NR;                                                    \
         int width = n - j0 < NR ? n - j0 : NR;                                \
         for (int kk = 0; kk < k; kk++) {                                      \
             size_t dst = ((size_t) pnl * k_total + k0 + kk) * NR;             \
+            const T *src = b + (ptrdiff_t) kk * s_k + (ptrdiff_t) j0 * s_n;   \
             int jj = 0;                                                       \
-            for (; jj < width; jj++)                                          \
-                packed[dst + jj] = scale * b[(ptrdiff_t) kk * s_k + (ptrdiff_t) (j0 + jj) * s_n]; \
+            if (s_n == 1) /* contiguous rows: a loop GCC vectorizes */        \
+                for (; jj < width; jj++)                                      \
+                    packed[dst + jj] = scale * src[jj];                       \
+            else                                                              \
+                for (; jj < width; jj++)                                      \
+                    packed[dst + jj] = scale * src[(ptrdiff_t) jj * s_n];     \
             for (; jj < NR; jj++)                                             \
                 packed[dst + jj] = 0;                                         \
         }                                                                     \
@@ -73,14 +78,14 @@ static void skdl_pack_b_float(int k, int n, const float *b, ptrdiff_t s_k,
                               ptrdiff_t s_n, float scale, float *packed,
                               int k_total, int k0)
 {
-    SKDL_PACK_BODY(SKDL_NR_FLOAT)
+    SKDL_PACK_BODY(float, SKDL_NR_FLOAT)
 }
 
 static void skdl_pack_b_double(int k, int n, const double *b, ptrdiff_t s_k,
                                ptrdiff_t s_n, double scale, double *packed,
                                int k_total, int k0)
 {
-    SKDL_PACK_BODY(SKDL_NR_DOUBLE)
+    SKDL_PACK_BODY(double, SKDL_NR_DOUBLE)
 }
 
 /* C[0:m, 0:n] (row stride ldc) = A[0:m, 0:k] (row stride lda) @ B, B packed,
