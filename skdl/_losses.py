@@ -56,6 +56,25 @@ class SigmoidCrossEntropy(Loss):
         return log_expit(Z.astype(np.float64))
 
 
+class SoftmaxHellinger(SoftmaxCrossEntropy):
+    """Softmax with the squared Hellinger distance to the one-hot target
+    (bounded by 1 per sample: less pull from mislabelled samples)."""
+
+    name = "hellinger"
+
+    def __call__(self, Z, Y):
+        return _ops.softmax_hellinger(Z, Y)
+
+
+class SigmoidHellinger(SigmoidCrossEntropy):
+    """Sigmoid with the squared Hellinger distance, per binary output."""
+
+    name = "hellinger"
+
+    def __call__(self, Z, Y):
+        return _ops.sigmoid_hellinger(Z, Y)
+
+
 class RegressionLoss(Loss):
     """Squared, absolute, Huber or Poisson loss averaged over the outputs."""
 

@@ -39,7 +39,9 @@ __all__ = [
     "regression_loss",
     "sgd_update",
     "sigmoid_cross_entropy",
+    "sigmoid_hellinger",
     "softmax_cross_entropy",
+    "softmax_hellinger",
     "window_output_size",
 ]
 
@@ -354,6 +356,50 @@ def sigmoid_cross_entropy(Z, Y):
     """
     Z, Y, loss, grad = _loss_inputs(Z, Y)
     _loss.sigmoid_cross_entropy(Z, Y, loss, grad, effective_n_threads())
+    return loss, grad
+
+
+def softmax_hellinger(Z, Y):
+    """Softmax on logits fused with the squared Hellinger distance.
+
+    ``loss[i] = sum_j (sqrt(p_ij) - sqrt(Y_ij))**2 / 2`` with ``p = softmax(Z)``
+    (NumpyDL's HellingerDistance, squared so it is smooth at the target).
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n, k), logits
+    Y : ndarray of shape (n, k), one-hot targets (or probabilities)
+
+    Returns
+    -------
+    loss : float64 ndarray of shape (n,)
+    grad : ndarray of shape (n, k), d loss[i] / d Z[i]
+    """
+    Z, Y, loss, grad = _loss_inputs(Z, Y)
+    if Y.size and Y.min() < 0:
+        raise ValueError("The Hellinger distance needs non-negative targets.")
+    _loss.softmax_hellinger(Z, Y, loss, grad, effective_n_threads())
+    return loss, grad
+
+
+def sigmoid_hellinger(Z, Y):
+    """Sigmoid on logits fused with the squared Hellinger distance of each
+    output's two-class distribution, summed over outputs.
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n, k), logits
+    Y : ndarray of shape (n, k), targets in [0, 1]
+
+    Returns
+    -------
+    loss : float64 ndarray of shape (n,)
+    grad : ndarray of shape (n, k)
+    """
+    Z, Y, loss, grad = _loss_inputs(Z, Y)
+    if Y.size and (Y.min() < 0 or Y.max() > 1):
+        raise ValueError("The Hellinger distance needs targets in [0, 1].")
+    _loss.sigmoid_hellinger(Z, Y, loss, grad, effective_n_threads())
     return loss, grad
 
 

@@ -120,6 +120,27 @@ def sigmoid_cross_entropy(Z, Y):
     return loss, (_sigmoid(z) - y).astype(Z.dtype)
 
 
+def softmax_hellinger(Z, Y):
+    """The definition, and the chain rule through softmax's Jacobian."""
+    z, y = Z.astype(np.float64), np.asarray(Y, dtype=np.float64)
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    loss = 0.5 * ((np.sqrt(p) - np.sqrt(y)) ** 2).sum(axis=1)
+    d_p = 0.5 * (np.sqrt(p) - np.sqrt(y)) / np.sqrt(p)
+    jacobian = p[:, :, None] * np.eye(p.shape[1]) - p[:, :, None] * p[:, None, :]
+    grad = np.einsum("nk,nkj->nj", d_p, jacobian)
+    return loss, grad.astype(Z.dtype)
+
+
+def sigmoid_hellinger(Z, Y):
+    z, y = Z.astype(np.float64), np.asarray(Y, dtype=np.float64)
+    p = _sigmoid(z)
+    loss = 0.5 * ((np.sqrt(1 - p) - np.sqrt(1 - y)) ** 2 + (np.sqrt(p) - np.sqrt(y)) ** 2)
+    d_p = (0.5 * (np.sqrt(p) - np.sqrt(y)) / np.sqrt(p)
+           - 0.5 * (np.sqrt(1 - p) - np.sqrt(1 - y)) / np.sqrt(1 - p))
+    return loss.sum(axis=1), (d_p * p * (1 - p)).astype(Z.dtype)
+
+
 def regression_loss(name, Z, Y, delta=1.0):
     z, y = Z.astype(np.float64), np.asarray(Y, dtype=np.float64)
     k = z.shape[1]

@@ -7,7 +7,7 @@ Intermediate sums run in float64, so float32 logits of any size stay finite.
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport exp, log, log1p, fabs
+from libc.math cimport exp, fabs, log, log1p, sqrt
 
 from ._activations cimport sigmoid
 
@@ -76,6 +76,84 @@ def sigmoid_cross_entropy(const floating[:, ::1] Z, const floating[:, ::1] Y,
                 z = Z[i, j]
                 acc = acc + (z if z > 0 else 0.0) - z * Y[i, j] + log1p(exp(-fabs(z)))
                 grad[i, j] = <floating> (sigmoid(z) - Y[i, j])
+            loss[i] = acc
+
+
+def softmax_hellinger(const floating[:, ::1] Z, const floating[:, ::1] Y,
+                      double[::1] loss, floating[:, ::1] grad, int n_threads):
+    """Softmax fused with the squared Hellinger distance to the targets.
+
+    With p = softmax(Z[i]) and BC = sum_j sqrt(Y[i, j] * p_j) (the Bhattacharyya
+    coefficient): loss[i] = sum_j (sqrt(p_j) - sqrt(Y[i, j]))**2 / 2
+    = (1 + sum(Y[i])) / 2 - BC; grad[i, j] = (p_j * BC - sqrt(Y[i, j] * p_j)) / 2.
+    Written with sqrt(y * p), never 1 / sqrt(p), so tiny probabilities stay finite.
+
+    Parameters
+    ----------
+    Z : (n, k) logits
+    Y : (n, k) targets (one-hot rows, or probabilities)
+    loss : (n,) float64 output
+    grad : (n, k) output
+    n_threads : int
+    """
+    cdef int n = Z.shape[0]
+    cdef int k = Z.shape[1]
+    cdef int i, j
+    cdef double mx, total, lse, ysum, bc, p
+    with nogil:
+        for i in prange(n, schedule='static', num_threads=n_threads):
+            mx = Z[i, 0]
+            for j in range(1, k):
+                if Z[i, j] > mx:
+                    mx = Z[i, j]
+            total = 0.0
+            ysum = 0.0
+            for j in range(k):
+                total = total + exp(Z[i, j] - mx)
+                ysum = ysum + Y[i, j]
+            lse = mx + log(total)
+            bc = 0.0
+            for j in range(k):
+                bc = bc + sqrt(Y[i, j] * exp(Z[i, j] - lse))
+            loss[i] = 0.5 * (1.0 + ysum) - bc
+            for j in range(k):
+                p = exp(Z[i, j] - lse)
+                grad[i, j] = <floating> (0.5 * (p * bc - sqrt(Y[i, j] * p)))
+
+
+def sigmoid_hellinger(const floating[:, ::1] Z, const floating[:, ::1] Y,
+                      double[::1] loss, floating[:, ::1] grad, int n_threads):
+    """Sigmoid fused with the squared Hellinger distance, summed over outputs.
+
+    Each output is a two-class distribution (1 - p, p), p = sigmoid(z), against
+    (1 - y, y): loss = 1 - sqrt((1 - p)(1 - y)) - sqrt(p y), and
+    grad = (sqrt((1 - y)(1 - p)) p - sqrt(y p) (1 - p)) / 2; 1 - p is computed
+    as sigmoid(-z), accurate for large z.
+
+    Parameters
+    ----------
+    Z : (n, k) logits
+    Y : (n, k) targets in [0, 1]
+    loss : (n,) float64 output
+    grad : (n, k) output
+    n_threads : int
+    """
+    cdef int n = Z.shape[0]
+    cdef int k = Z.shape[1]
+    cdef int i, j
+    cdef double z, y, p, q, acc, root_q, root_p
+    with nogil:
+        for i in prange(n, schedule='static', num_threads=n_threads):
+            acc = 0.0
+            for j in range(k):
+                z = Z[i, j]
+                y = Y[i, j]
+                p = sigmoid(z)
+                q = sigmoid(-z)
+                root_q = sqrt((1.0 - y) * q)
+                root_p = sqrt(y * p)
+                acc = acc + 1.0 - root_q - root_p
+                grad[i, j] = <floating> (0.5 * (root_q * p - root_p * q))
             loss[i] = acc
 
 
