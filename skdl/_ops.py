@@ -7,6 +7,7 @@ one kernel. :mod:`skdl._reference` has a plain-numpy twin of every op with the
 same name and signature; the tests hold each op to its twin.
 """
 import functools
+import math
 import numbers
 
 import numpy as np
@@ -417,12 +418,13 @@ def regression_loss(name, Z, Y, delta=1.0):
 
 def _scalar(name, value, low=0.0, high=None, low_open=False, high_open=True):
     """``value`` as a float inside the interval, or a TypeError/ValueError."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}.")
-    value = float(value)
+    if type(value) is not float:  # the usual case skips the slower ABC checks
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{name} must be a real number, got {value!r}.")
+        value = float(value)
     above = value > low if low_open else value >= low
     below = high is None or (value < high if high_open else value <= high)
-    if not (np.isfinite(value) and above and below):
+    if not (math.isfinite(value) and above and below):
         lower = f"{'(' if low_open else '['}{low}"
         upper = "inf)" if high is None else f"{high}{')' if high_open else ']'}"
         raise ValueError(f"{name} must be in {lower}, {upper}, got {value}.")

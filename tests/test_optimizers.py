@@ -446,8 +446,18 @@ def test_overflowing_step_returns_false(dtype):
     grads = np.array([-1.0, 0.0], dtype)
     assert SGD().step(params, grads, {}, float(big), 1) is False
     assert np.isinf(params[0]) and params[1] == 1.0
+    params = np.array([-big / 2, 1.0], dtype)
+    assert SGD().step(params, -grads, {}, float(big), 1) is False
+    assert params[0] == -np.inf
     params = np.array([big / 2, 1.0], dtype)
     assert SGD().step(params, grads, {}, float(big) / 4, 1) is True
+    # The kernel tests exponent bits: the extremes of the finite range pass.
+    tiny = np.finfo(dtype).smallest_subnormal
+    edges = np.array([big, -big, tiny, -tiny, 0.0, -0.0], dtype)
+    assert SGD().step(edges, np.zeros(6, dtype), {}, 0.0, 1) is True
+    for bad in (np.inf, -np.inf, np.nan):
+        assert SGD().step(np.array([1.0, bad], dtype), np.zeros(2, dtype), {}, 0.0,
+                          1) is False
 
 
 # -- threads -------------------------------------------------------------------
