@@ -144,7 +144,7 @@ def _clipped_gradient(grads, clipnorm, clipvalue):
     """The gradient an update sees: value clip first, then the norm clip."""
     g = grads.astype(np.float64)
     if clipvalue is not None:
-        g = np.clip(g, -clipvalue, clipvalue)
+        g = _clip(g, clipvalue, grads.dtype)
     if clipnorm is not None:
         norm = _norm(g)
         if np.isfinite(norm) and norm > clipnorm:
@@ -159,9 +159,15 @@ def _norm(g):
     return float(top * np.sqrt(np.sum((g / top) ** 2)))
 
 
+def _clip(g, clipvalue, dtype):
+    # The clip value as the kernels see it: in the gradient's dtype.
+    c = float(dtype.type(clipvalue))
+    return np.clip(g, -c, c)
+
+
 def gradient_norm(grads, clipvalue=None):
     g = grads.astype(np.float64)
-    return _norm(g if clipvalue is None else np.clip(g, -clipvalue, clipvalue))
+    return _norm(g if clipvalue is None else _clip(g, clipvalue, grads.dtype))
 
 
 def _apply(params, new_params, learning_rate, weight_decay, decay_mask):

@@ -5,6 +5,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.base import clone
 from sklearn.datasets import make_regression
@@ -204,8 +206,8 @@ def _run_against_reference(spec, dtype, options, n_steps=6, steps_per_epoch=2, s
     state = opt.init_state(params)
     ref_state = {k: v.copy() for k, v in state.items()}
     mask = None
-    if "weight_decay" in options:
-        mask = (rng.rand(N) < 0.7).astype(dtype)
+    if "weight_decay" in options:  # own generator: the gradients stay the same
+        mask = (np.random.RandomState(seed + 1).rand(N) < 0.7).astype(dtype)
     lr = LEARNING_RATES[type(opt)]
     for t in range(1, n_steps + 1):
         epoch = 1 + (t - 1) // steps_per_epoch
@@ -262,6 +264,31 @@ def test_defaults_reproduce_the_plain_rules():
     # First Adam step: m_hat = g, v_hat = g^2, so p -= lr * g / (|g| + eps').
     assert_allclose(params, p - 0.01 * g1 / (np.abs(g1) + 1e-8 / np.sqrt(1 - 0.999)),
                     rtol=1e-12)
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.one_of(st.integers(0, 40), st.integers(16375, 16400), st.just(2 * 16384 + 1)),
+       name=st.sampled_from(sorted(OPTIMIZERS)), double=st.booleans())
+def test_any_buffer_length(n, name, double):
+    # Lengths around the kernels' eight lanes and chunk boundaries, and empty.
+    dtype = np.float64 if double else np.float32
+    opt = OPTIMIZERS[name]().set_params(weight_decay=0.1, clipnorm=1.0, clipvalue=0.05)
+    rng = np.random.RandomState(n)
+    params, grads = rng.randn(2, n).astype(dtype)
+    mask = (rng.rand(n) < 0.5).astype(dtype)
+    expected, state = params.copy(), opt.init_state(params)
+    ref_state = {k: v.copy() for k, v in state.items()}
+    for t in (1, 2):
+        assert opt.step(params, grads, state, 0.01, t, epoch=t, decay_mask=mask)
+        _reference_step(opt, expected, grads, ref_state, 0.01, t, t, mask)
+    assert_allclose(params, expected, **_tol(dtype))
+    assert_allclose(_ops.gradient_norm(grads, 0.05), _reference.gradient_norm(grads, 0.05),
+                    rtol=1e-12)
+    l1, l2 = rng.rand(2, n).astype(dtype)
+    g_ref = grads.copy()
+    assert_allclose(_ops.add_penalty(params, grads, l1, l2),
+                    _reference.add_penalty(params, g_ref, l1, l2), rtol=1e-12)
+    assert_allclose(grads, g_ref, **_tol(dtype))
 
 
 # -- the momentum ramp ---------------------------------------------------------
@@ -582,7 +609,9 @@ def test_step_checks_inputs_too():
         opt.step(params, np.zeros(6), state, 0.1, 1)
     with pytest.raises(ValueError, match="m must match params"):
         opt.step(np.zeros(6), np.zeros(6), state, 0.1, 1)
-    assert_array_equal(params, 0.0) and all((v == 0).all() for v in state.values())
+    # Refused before any kernel ran: nothing was written.
+    assert_array_equal(params, 0.0)
+    assert all((v == 0).all() for v in state.values())
 
 
 # -- the L1/L2 penalty -------------------------------------------------------------
