@@ -161,22 +161,122 @@ def regression_loss(name, Z, Y, delta=1.0):
     return loss.sum(axis=1) / k, (grad / k).astype(Z.dtype)
 
 
-def sgd_update(params, grads, velocity, learning_rate, momentum=0.0, nesterov=False):
+def _clipped_gradient(grads, clipnorm, clipvalue):
+    """The gradient an update sees: value clip first, then the norm clip."""
     g = grads.astype(np.float64)
+    if clipvalue is not None:
+        g = _clip(g, clipvalue, grads.dtype)
+    if clipnorm is not None:
+        norm = _norm(g)
+        if np.isfinite(norm) and norm > clipnorm:
+            g = g * (clipnorm / norm)
+    return g
+
+
+def _norm(g):
+    top = np.max(np.abs(g), initial=0.0)
+    if top == 0 or not np.isfinite(top):
+        return float(np.sqrt(np.sum(g * g)))
+    return float(top * np.sqrt(np.sum((g / top) ** 2)))
+
+
+def _clip(g, clipvalue, dtype):
+    # The clip value as the kernels see it: in the gradient's dtype.
+    c = float(dtype.type(clipvalue))
+    return np.clip(g, -c, c)
+
+
+def gradient_norm(grads, clipvalue=None):
+    g = grads.astype(np.float64)
+    return _norm(g if clipvalue is None else _clip(g, clipvalue, grads.dtype))
+
+
+def _apply(params, new_params, learning_rate, weight_decay, decay_mask):
+    """params <- decayed params + the rule's step; True when all finite."""
+    p = params.astype(np.float64)
+    mask = 1.0 if decay_mask is None else decay_mask.astype(np.float64)
+    params[...] = p * (1.0 - learning_rate * weight_decay * mask) + (new_params - p)
+    return bool(np.isfinite(params).all())
+
+
+def sgd_update(params, grads, velocity, learning_rate, momentum=0.0, nesterov=False, *,
+               weight_decay=0.0, decay_mask=None, clipnorm=None, clipvalue=None):
+    g = _clipped_gradient(grads, clipnorm, clipvalue)
+    p = params.astype(np.float64)
+    if velocity is None:
+        return _apply(params, p - learning_rate * g, learning_rate, weight_decay,
+                      decay_mask)
     v = momentum * velocity.astype(np.float64) - learning_rate * g
     velocity[...] = v
     step = momentum * v - learning_rate * g if nesterov else v
-    params[...] = params.astype(np.float64) + step
+    return _apply(params, p + step, learning_rate, weight_decay, decay_mask)
 
 
-def adam_update(params, grads, m, v, learning_rate, beta1, beta2, epsilon, step):
-    g = grads.astype(np.float64)
+def adagrad_update(params, grads, accumulator, learning_rate, epsilon, *,
+                   weight_decay=0.0, decay_mask=None, clipnorm=None, clipvalue=None):
+    g = _clipped_gradient(grads, clipnorm, clipvalue)
+    a = accumulator.astype(np.float64) + g * g
+    accumulator[...] = a
+    new = params.astype(np.float64) - learning_rate * g / (np.sqrt(a) + epsilon)
+    return _apply(params, new, learning_rate, weight_decay, decay_mask)
+
+
+def rmsprop_update(params, grads, mean_square, velocity, learning_rate, rho, epsilon,
+                   momentum=0.0, *, weight_decay=0.0, decay_mask=None, clipnorm=None,
+                   clipvalue=None):
+    g = _clipped_gradient(grads, clipnorm, clipvalue)
+    s = rho * mean_square.astype(np.float64) + (1 - rho) * g * g
+    mean_square[...] = s
+    step = learning_rate * g / (np.sqrt(s) + epsilon)
+    if momentum > 0:
+        step = momentum * velocity.astype(np.float64) + step
+        velocity[...] = step
+    return _apply(params, params.astype(np.float64) - step, learning_rate, weight_decay,
+                  decay_mask)
+
+
+def adadelta_update(params, grads, mean_square_grad, mean_square_delta, learning_rate,
+                    rho, epsilon, *, weight_decay=0.0, decay_mask=None, clipnorm=None,
+                    clipvalue=None):
+    g = _clipped_gradient(grads, clipnorm, clipvalue)
+    eg = rho * mean_square_grad.astype(np.float64) + (1 - rho) * g * g
+    ed = mean_square_delta.astype(np.float64)
+    delta = np.sqrt(ed + epsilon) / np.sqrt(eg + epsilon) * g
+    mean_square_grad[...] = eg
+    mean_square_delta[...] = rho * ed + (1 - rho) * delta * delta
+    return _apply(params, params.astype(np.float64) - learning_rate * delta,
+                  learning_rate, weight_decay, decay_mask)
+
+
+def adam_update(params, grads, m, v, learning_rate, beta1, beta2, epsilon, step, *,
+                weight_decay=0.0, decay_mask=None, clipnorm=None, clipvalue=None):
+    g = _clipped_gradient(grads, clipnorm, clipvalue)
     m[...] = beta1 * m.astype(np.float64) + (1 - beta1) * g
     v[...] = beta2 * v.astype(np.float64) + (1 - beta2) * g * g
     lr_t = learning_rate * np.sqrt(1 - beta2**step) / (1 - beta1**step)
-    params[...] = params.astype(np.float64) - lr_t * m.astype(np.float64) / (
+    new = params.astype(np.float64) - lr_t * m.astype(np.float64) / (
         np.sqrt(v.astype(np.float64)) + epsilon
     )
+    return _apply(params, new, learning_rate, weight_decay, decay_mask)
+
+
+def adamax_update(params, grads, m, u, learning_rate, beta1, beta2, epsilon, step, *,
+                  weight_decay=0.0, decay_mask=None, clipnorm=None, clipvalue=None):
+    g = _clipped_gradient(grads, clipnorm, clipvalue)
+    m[...] = beta1 * m.astype(np.float64) + (1 - beta1) * g
+    u[...] = np.maximum(beta2 * u.astype(np.float64), np.abs(g))
+    lr_t = learning_rate / (1 - beta1**step)
+    new = params.astype(np.float64) - lr_t * m.astype(np.float64) / (
+        u.astype(np.float64) + epsilon
+    )
+    return _apply(params, new, learning_rate, weight_decay, decay_mask)
+
+
+def add_penalty(params, grads, l1_coef, l2_coef):
+    p = params.astype(np.float64)
+    l1, l2 = l1_coef.astype(np.float64), l2_coef.astype(np.float64)
+    grads[...] = grads.astype(np.float64) + l1 * np.sign(p) + 2 * l2 * p
+    return float(np.sum(l1 * np.abs(p) + l2 * p * p))
 
 
 # -- convolution and pooling ---------------------------------------------------

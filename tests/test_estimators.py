@@ -250,7 +250,7 @@ def test_bad_data_messages(digits):
     (dict(learning_rate=-1.0), InvalidParameterError, "learning_rate"),
     (dict(dtype="float16"), InvalidParameterError, "dtype"),
     (dict(batch_size=0), InvalidParameterError, "batch_size"),
-    (dict(optimizer="rmsprop"), InvalidParameterError, "optimizer"),
+    (dict(optimizer="lbfgs"), InvalidParameterError, "optimizer"),
     (dict(max_iter=0), InvalidParameterError, "max_iter"),
     (dict(layers=[Dense(0)]), InvalidParameterError, "units"),
     (dict(layers=[Dense(4, activation="swish")]), InvalidParameterError, "activation"),

@@ -2,98 +2,287 @@
 
 The buffer is cut into fixed chunks shared out by ``prange``; each chunk is a
 plain C loop (``_optim_loops.h``) in the buffer's own precision, vectorized by
-the compiler for AVX2 and for the baseline ISA. Every element is updated independently, so the result
-does not depend on the number of threads.
+the compiler for AVX2 and for the baseline ISA. Every element is updated
+independently, so the result does not depend on the number of threads.
+
+The two reductions (the gradient's squared norm for ``clipnorm`` and the L1/L2
+penalty) sum each chunk in float64 in fixed lanes, store one partial per chunk
+and add the partials in chunk order after the parallel loop: the chunks, not
+the threads, fix the summation order, so one thread and two agree bit for bit.
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport sqrt, pow
+from libc.stdlib cimport free, malloc
 
 cdef extern from "_optim_loops.h" nogil:
-    void skdl_adam_float(float* p, const float* g, float* m, float* v, Py_ssize_t n,
-                         float lr_t, float b1, float b2, float eps)
-    void skdl_adam_double(double* p, const double* g, double* m, double* v,
-                          Py_ssize_t n, double lr_t, double b1, double b2, double eps)
-    void skdl_sgd_float(float* p, const float* g, float* vel, Py_ssize_t n,
-                        float lr, float mu, int nesterov)
-    void skdl_sgd_double(double* p, const double* g, double* vel, Py_ssize_t n,
-                         double lr, double mu, int nesterov)
+    int skdl_sgd_float(float* p, const float* g, float* vel, float lr, float mu,
+                       int nesterov, const float* mask, Py_ssize_t n, float gs,
+                       float cv, float lrwd)
+    int skdl_sgd_double(double* p, const double* g, double* vel, double lr, double mu,
+                        int nesterov, const double* mask, Py_ssize_t n, double gs,
+                        double cv, double lrwd)
+    int skdl_sgd_plain_float(float* p, const float* g, float lr, const float* mask,
+                             Py_ssize_t n, float gs, float cv, float lrwd)
+    int skdl_sgd_plain_double(double* p, const double* g, double lr, const double* mask,
+                              Py_ssize_t n, double gs, double cv, double lrwd)
+    int skdl_adagrad_float(float* p, const float* g, float* acc, float lr, float eps,
+                           const float* mask, Py_ssize_t n, float gs, float cv,
+                           float lrwd)
+    int skdl_adagrad_double(double* p, const double* g, double* acc, double lr,
+                            double eps, const double* mask, Py_ssize_t n, double gs,
+                            double cv, double lrwd)
+    int skdl_rmsprop_float(float* p, const float* g, float* ms, float lr, float rho,
+                           float eps, const float* mask, Py_ssize_t n, float gs,
+                           float cv, float lrwd)
+    int skdl_rmsprop_double(double* p, const double* g, double* ms, double lr,
+                            double rho, double eps, const double* mask, Py_ssize_t n,
+                            double gs, double cv, double lrwd)
+    int skdl_rmsprop_momentum_float(float* p, const float* g, float* ms, float* buf,
+                                    float lr, float rho, float eps, float mom,
+                                    const float* mask, Py_ssize_t n, float gs,
+                                    float cv, float lrwd)
+    int skdl_rmsprop_momentum_double(double* p, const double* g, double* ms,
+                                     double* buf, double lr, double rho, double eps,
+                                     double mom, const double* mask, Py_ssize_t n,
+                                     double gs, double cv, double lrwd)
+    int skdl_adadelta_float(float* p, const float* g, float* eg, float* ed, float lr,
+                            float rho, float eps, const float* mask, Py_ssize_t n,
+                            float gs, float cv, float lrwd)
+    int skdl_adadelta_double(double* p, const double* g, double* eg, double* ed,
+                             double lr, double rho, double eps, const double* mask,
+                             Py_ssize_t n, double gs, double cv, double lrwd)
+    int skdl_adam_float(float* p, const float* g, float* m, float* v, float lr_t,
+                        float b1, float b2, float eps, const float* mask, Py_ssize_t n,
+                        float gs, float cv, float lrwd)
+    int skdl_adam_double(double* p, const double* g, double* m, double* v, double lr_t,
+                         double b1, double b2, double eps, const double* mask,
+                         Py_ssize_t n, double gs, double cv, double lrwd)
+    int skdl_adamax_float(float* p, const float* g, float* m, float* u, float lr_t,
+                          float b1, float b2, float eps, const float* mask,
+                          Py_ssize_t n, float gs, float cv, float lrwd)
+    int skdl_adamax_double(double* p, const double* g, double* m, double* u,
+                           double lr_t, double b1, double b2, double eps,
+                           const double* mask, Py_ssize_t n, double gs, double cv,
+                           double lrwd)
+    double skdl_sumsq_float(const float* g, Py_ssize_t n, float cv, double inv)
+    double skdl_sumsq_double(const double* g, Py_ssize_t n, double cv, double inv)
+    double skdl_penalty_float(const float* p, float* g, const float* l1,
+                              const float* l2, Py_ssize_t n)
+    double skdl_penalty_double(const double* p, double* g, const double* l1,
+                               const double* l2, Py_ssize_t n)
 
 cdef Py_ssize_t CHUNK = 16384
 
+# Update rules; keep in step with the kinds in skdl._ops (OPTIMIZER_KINDS).
+# h1, h2, h3 and flag mean, per kind:
+#   SGD               h1 momentum, flag nesterov                 (s1 velocity)
+#   SGD_PLAIN         -                                          (no state)
+#   ADAGRAD           h1 epsilon                                 (s1 accumulator)
+#   RMSPROP           h1 rho, h2 epsilon                         (s1 mean square)
+#   RMSPROP_MOMENTUM  h1 rho, h2 epsilon, h3 momentum            (s1, s2 momentum)
+#   ADADELTA          h1 rho, h2 epsilon                 (s1 mean g^2, s2 mean dx^2)
+#   ADAM, ADAMAX      h1 beta1, h2 beta2, h3 epsilon; lr is the bias-corrected
+#                     step size                                  (s1 m, s2 v or u)
+cdef enum:
+    SGD = 0
+    SGD_PLAIN = 1
+    ADAGRAD = 2
+    RMSPROP = 3
+    RMSPROP_MOMENTUM = 4
+    ADADELTA = 5
+    ADAM = 6
+    ADAMAX = 7
 
-cdef inline void _sgd_chunk(floating* p, const floating* g, floating* vel,
-                            Py_ssize_t n, double lr, double mu,
-                            bint nesterov) noexcept nogil:
+
+cdef int _update_chunk(int kind, Py_ssize_t start, Py_ssize_t n, floating* p,
+                       const floating* g, floating* s1, floating* s2,
+                       const floating* mask, double lr, double h1, double h2,
+                       double h3, int flag, double gs, double cv,
+                       double lrwd) noexcept nogil:
+    """Update elements start .. start+n-1 of the buffers; 1 when one of the
+    new values is not finite, else 0. Absent buffers are NULL."""
+    p += start
+    g += start
+    if s1 != NULL:
+        s1 += start
+    if s2 != NULL:
+        s2 += start
+    if mask != NULL:
+        mask += start
     if floating is float:
-        skdl_sgd_float(p, g, vel, n, <float> lr, <float> mu, nesterov)
+        if kind == SGD:
+            return skdl_sgd_float(p, g, s1, <float> lr, <float> h1, flag, mask, n,
+                                  <float> gs, <float> cv, <float> lrwd)
+        if kind == SGD_PLAIN:
+            return skdl_sgd_plain_float(p, g, <float> lr, mask, n, <float> gs,
+                                        <float> cv, <float> lrwd)
+        if kind == ADAGRAD:
+            return skdl_adagrad_float(p, g, s1, <float> lr, <float> h1, mask, n,
+                                      <float> gs, <float> cv, <float> lrwd)
+        if kind == RMSPROP:
+            return skdl_rmsprop_float(p, g, s1, <float> lr, <float> h1, <float> h2,
+                                      mask, n, <float> gs, <float> cv, <float> lrwd)
+        if kind == RMSPROP_MOMENTUM:
+            return skdl_rmsprop_momentum_float(p, g, s1, s2, <float> lr, <float> h1,
+                                               <float> h2, <float> h3, mask, n,
+                                               <float> gs, <float> cv, <float> lrwd)
+        if kind == ADADELTA:
+            return skdl_adadelta_float(p, g, s1, s2, <float> lr, <float> h1,
+                                       <float> h2, mask, n, <float> gs, <float> cv,
+                                       <float> lrwd)
+        if kind == ADAM:
+            return skdl_adam_float(p, g, s1, s2, <float> lr, <float> h1, <float> h2,
+                                   <float> h3, mask, n, <float> gs, <float> cv,
+                                   <float> lrwd)
+        return skdl_adamax_float(p, g, s1, s2, <float> lr, <float> h1, <float> h2,
+                                 <float> h3, mask, n, <float> gs, <float> cv,
+                                 <float> lrwd)
     else:
-        skdl_sgd_double(p, g, vel, n, lr, mu, nesterov)
+        if kind == SGD:
+            return skdl_sgd_double(p, g, s1, lr, h1, flag, mask, n, gs, cv, lrwd)
+        if kind == SGD_PLAIN:
+            return skdl_sgd_plain_double(p, g, lr, mask, n, gs, cv, lrwd)
+        if kind == ADAGRAD:
+            return skdl_adagrad_double(p, g, s1, lr, h1, mask, n, gs, cv, lrwd)
+        if kind == RMSPROP:
+            return skdl_rmsprop_double(p, g, s1, lr, h1, h2, mask, n, gs, cv, lrwd)
+        if kind == RMSPROP_MOMENTUM:
+            return skdl_rmsprop_momentum_double(p, g, s1, s2, lr, h1, h2, h3, mask, n,
+                                                gs, cv, lrwd)
+        if kind == ADADELTA:
+            return skdl_adadelta_double(p, g, s1, s2, lr, h1, h2, mask, n, gs, cv, lrwd)
+        if kind == ADAM:
+            return skdl_adam_double(p, g, s1, s2, lr, h1, h2, h3, mask, n, gs, cv, lrwd)
+        return skdl_adamax_double(p, g, s1, s2, lr, h1, h2, h3, mask, n, gs, cv, lrwd)
 
 
-cdef inline void _adam_chunk(floating* p, const floating* g, floating* m, floating* v,
-                             Py_ssize_t n, double lr_t, double b1, double b2,
-                             double eps) noexcept nogil:
-    if floating is float:
-        skdl_adam_float(p, g, m, v, n, <float> lr_t, <float> b1, <float> b2,
-                        <float> eps)
-    else:
-        skdl_adam_double(p, g, m, v, n, lr_t, b1, b2, eps)
+def update(int kind, floating[::1] params, const floating[::1] grads,
+           floating[::1] state1, floating[::1] state2,
+           const floating[::1] decay_mask, double learning_rate, double h1,
+           double h2, double h3, bint flag, double grad_scale, double clipvalue,
+           double lr_weight_decay, int n_threads):
+    """One optimizer step in place; True when every updated parameter is finite.
 
-
-def sgd_update(floating[::1] params, const floating[::1] grads,
-               floating[::1] velocity, double learning_rate, double momentum,
-               bint nesterov, int n_threads):
-    """One SGD step with optional (Nesterov) momentum, in place.
-
-    velocity = momentum * velocity - learning_rate * grad
-    params += momentum * velocity - learning_rate * grad   (Nesterov)
-    params += velocity                                      (otherwise)
+    Each element's gradient is ``clamp(grads, -clipvalue, clipvalue) *
+    grad_scale`` (``grads`` itself is only read) and the parameter is first
+    shrunk by ``1 - lr_weight_decay * decay_mask`` (decoupled weight decay).
 
     Parameters
     ----------
-    params, grads, velocity : (n_params,) arrays
-    learning_rate, momentum : float
-    nesterov : bool
+    kind : int, the update rule (see the enum above)
+    params : (n_params,) array, updated in place
+    grads : (n_params,) array
+    state1, state2 : (n_params,) arrays or None, the rule's state, in place
+    decay_mask : (n_params,) array or None (decay everywhere)
+    learning_rate, h1, h2, h3 : float, the rule's step size and constants
+    flag : bool, Nesterov momentum for SGD
+    grad_scale : float, the clipnorm factor (1.0 when off)
+    clipvalue : float, inf when off
+    lr_weight_decay : float, learning_rate * weight_decay
     n_threads : int
     """
     cdef Py_ssize_t n = params.shape[0]
     cdef Py_ssize_t n_chunks = (n + CHUNK - 1) // CHUNK
     cdef Py_ssize_t c, start
+    cdef int n_bad = 0
+    cdef floating* s1 = NULL
+    cdef floating* s2 = NULL
+    cdef const floating* mask = NULL
     if n == 0:
-        return
+        return True
+    if state1 is not None:
+        s1 = &state1[0]
+    if state2 is not None:
+        s2 = &state2[0]
+    if decay_mask is not None:
+        mask = &decay_mask[0]
     with nogil:
         for c in prange(n_chunks, schedule='static', num_threads=n_threads):
             start = c * CHUNK
-            _sgd_chunk(&params[start], &grads[start], &velocity[start],
-                       min(CHUNK, n - start), learning_rate, momentum, nesterov)
+            n_bad += _update_chunk(
+                kind, start, min(CHUNK, n - start), &params[0], &grads[0], s1, s2,
+                mask, learning_rate, h1, h2, h3, flag, grad_scale, clipvalue,
+                lr_weight_decay,
+            )
+    return n_bad == 0
 
 
-def adam_update(floating[::1] params, const floating[::1] grads,
-                floating[::1] m, floating[::1] v, double learning_rate,
-                double beta1, double beta2, double epsilon, long step,
+def sum_of_squares(const floating[::1] grads, double clipvalue, double inv,
+                   int n_threads):
+    """sum((clamp(grads, -clipvalue, clipvalue) * inv) ** 2) in float64.
+
+    Parameters
+    ----------
+    grads : (n_params,) array
+    clipvalue : float, inf for no clamp (the clamp is done in the array's dtype)
+    inv : float, a factor applied before squaring (1.0, or 1 / max|g| to
+        avoid overflow)
+    n_threads : int
+    """
+    cdef Py_ssize_t n = grads.shape[0]
+    cdef Py_ssize_t n_chunks = (n + CHUNK - 1) // CHUNK
+    cdef Py_ssize_t c, start
+    cdef double total = 0.0
+    cdef double* partials
+    if n == 0:
+        return 0.0
+    partials = <double*> malloc(n_chunks * sizeof(double))
+    if partials == NULL:
+        raise MemoryError("cannot allocate the norm's chunk sums")
+    try:
+        with nogil:
+            for c in prange(n_chunks, schedule='static', num_threads=n_threads):
+                start = c * CHUNK
+                if floating is float:
+                    partials[c] = skdl_sumsq_float(&grads[start], min(CHUNK, n - start),
+                                                   <float> clipvalue, inv)
+                else:
+                    partials[c] = skdl_sumsq_double(&grads[start], min(CHUNK, n - start),
+                                                    clipvalue, inv)
+            for c in range(n_chunks):
+                total += partials[c]
+    finally:
+        free(partials)
+    return total
+
+
+def add_penalty(const floating[::1] params, floating[::1] grads,
+                const floating[::1] l1_coef, const floating[::1] l2_coef,
                 int n_threads):
-    """One Adam step (Kingma & Ba, 2014) in place; ``step`` counts from 1.
+    """grads += l1 * sign(params) + 2 * l2 * params; returns the penalty.
 
-    The bias corrections are folded into the step size, as in scikit-learn's
-    MLP: lr_t = lr * sqrt(1 - beta2**t) / (1 - beta1**t).
+    The penalty ``sum(l1 * |params| + l2 * params**2)`` is summed in float64.
 
     Parameters
     ----------
-    params, grads, m, v : (n_params,) arrays
-    learning_rate, beta1, beta2, epsilon : float
-    step : int
+    params, l1_coef, l2_coef : (n_params,) arrays
+    grads : (n_params,) array, updated in place
     n_threads : int
     """
     cdef Py_ssize_t n = params.shape[0]
     cdef Py_ssize_t n_chunks = (n + CHUNK - 1) // CHUNK
     cdef Py_ssize_t c, start
-    cdef double lr_t = (learning_rate * sqrt(1.0 - pow(beta2, step))
-                        / (1.0 - pow(beta1, step)))
+    cdef double total = 0.0
+    cdef double* partials
     if n == 0:
-        return
-    with nogil:
-        for c in prange(n_chunks, schedule='static', num_threads=n_threads):
-            start = c * CHUNK
-            _adam_chunk(&params[start], &grads[start], &m[start], &v[start],
-                        min(CHUNK, n - start), lr_t, beta1, beta2, epsilon)
+        return 0.0
+    partials = <double*> malloc(n_chunks * sizeof(double))
+    if partials == NULL:
+        raise MemoryError("cannot allocate the penalty's chunk sums")
+    try:
+        with nogil:
+            for c in prange(n_chunks, schedule='static', num_threads=n_threads):
+                start = c * CHUNK
+                if floating is float:
+                    partials[c] = skdl_penalty_float(
+                        &params[start], &grads[start], &l1_coef[start],
+                        &l2_coef[start], min(CHUNK, n - start))
+                else:
+                    partials[c] = skdl_penalty_double(
+                        &params[start], &grads[start], &l1_coef[start],
+                        &l2_coef[start], min(CHUNK, n - start))
+            for c in range(n_chunks):
+                total += partials[c]
+    finally:
+        free(partials)
+    return total
