@@ -1,5 +1,5 @@
 """skdl: deep learning for people who live in scikit-learn."""
-from . import layers, optimizers
+from . import layers, optimizers, regularizers
 from ._config import show_config
 from ._estimators import NNClassifier, NNRegressor
 from ._version import __version__
@@ -58,5 +58,6 @@ __all__ = [
     "__version__",
     "layers",
     "optimizers",
+    "regularizers",
     "show_config",
 ]

@@ -291,6 +291,55 @@ class Network:
         self.params[...] = snapshot.params
         self.buffers[...] = snapshot.buffers
 
+    def _weight_slices(self):
+        """(slice of params, layer's (l1, l2) or None) for every weight parameter."""
+        offset = 0
+        for layer in self.layers:
+            for key, shape in layer.param_shapes.items():
+                size = int(np.prod(shape))
+                if key in layer.weight_penalties:
+                    yield slice(offset, offset + size), layer.weight_penalties[key]
+                offset += size
+
+    def penalty_coefficients(self, l1=0.0, l2=0.0):
+        """Per-parameter L1 and L2 coefficients over the flat buffer.
+
+        The penalty they describe is ``sum(l1_coef * |params| + l2_coef *
+        params**2)``. Each weight parameter (see ``Layer.weight_penalties``)
+        gets its layer's own regularizer if it has one, else ``(l1, l2)``;
+        every other entry (biases, normalization and PReLU parameters, frozen
+        embeddings) gets 0.
+
+        Parameters
+        ----------
+        l1, l2 : float >= 0
+            Coefficients for weights whose layer has no regularizer.
+
+        Returns
+        -------
+        l1_coef, l2_coef : ndarrays of the shape and dtype of ``params``
+        """
+        l1, l2 = float(l1), float(l2)
+        if not (l1 >= 0 and l2 >= 0 and np.isfinite(l1) and np.isfinite(l2)):
+            raise ValueError(f"l1 and l2 must be finite and non-negative, got {l1}, {l2}.")
+        l1_coef = np.zeros_like(self.params)
+        l2_coef = np.zeros_like(self.params)
+        for where, own in self._weight_slices():
+            l1_coef[where], l2_coef[where] = (l1, l2) if own is None else own
+        return l1_coef, l2_coef
+
+    def decay_mask(self):
+        """Where weight decay applies: 1.0 on weight parameters, 0.0 elsewhere.
+
+        Returns
+        -------
+        ndarray of the shape and dtype of ``params``
+        """
+        mask = np.zeros_like(self.params)
+        for where, _ in self._weight_slices():
+            mask[where] = 1.0
+        return mask
+
     def __getstate__(self):
         state = self.__dict__.copy()
         # Gradients are scratch space; only the shape is worth keeping.

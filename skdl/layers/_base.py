@@ -83,6 +83,15 @@ class GradientContext:
         return np.repeat(w, n_rows // len(w))
 
 
+def regularizer_coefficients(regularizer):
+    """``(l1, l2)`` of a layer's regularizer spec, or None when it has none.
+
+    The runtime layer keeps plain floats, not the spec: a fitted model does
+    not change when the spec object is changed afterwards.
+    """
+    return None if regularizer is None else regularizer.coefficients()
+
+
 def channel_layout(input_shape, axis, layer):
     """Read samples as rows of channels: the view the per-channel ops take.
 
@@ -159,10 +168,17 @@ class Layer(metaclass=ABCMeta):
         is part of the model (batch normalization's running statistics).
     buffers : dict of str to ndarray
         Views into the network's flat ``buffers`` array.
+    weight_penalties : dict of str to (float, float) or None
+        The parameters that are weights (kernels, embedding tables): subject
+        to L1/L2 penalties and weight decay. Each maps to the layer's own
+        ``(l1, l2)`` or to None for the network-wide coefficients. Biases,
+        normalization scales and shifts and activation slopes are not
+        weights.
     """
 
     param_shapes: dict = {}
     buffer_shapes: dict = {}
+    weight_penalties: dict = {}
 
     def __init__(self, name, input_shape, output_shape, dtype):
         self.name = name

@@ -6,7 +6,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from .. import _ops
 from .._initializers import INITIALIZERS, initialize
-from ._base import Layer, LayerSpec, channel_layout
+from ..regularizers import Regularizer
+from ._base import Layer, LayerSpec, channel_layout, regularizer_coefficients
 
 _ACTIVATION_NAMES = StrOptions(set(_ops.ACTIVATIONS))
 _INITIALIZER_NAMES = StrOptions(set(INITIALIZERS))
@@ -40,6 +41,8 @@ class Dense(LayerSpec):
     use_bias : bool, default=True
     kernel_initializer : str, default='glorot_uniform'
     bias_initializer : str, default='zeros'
+    kernel_regularizer : skdl.regularizers.L1L2, L1, L2 or None, default=None
+        Penalty on ``kernel``; None applies the estimator-wide one.
     name : str or None, default=None
         Name used by ``get_weights``; generated (``dense``, ``dense_1``...) if None.
 
@@ -56,18 +59,20 @@ class Dense(LayerSpec):
         "use_bias": ["boolean"],
         "kernel_initializer": [_INITIALIZER_NAMES],
         "bias_initializer": [_INITIALIZER_NAMES],
+        "kernel_regularizer": [Regularizer, None],
         "name": [str, None],
     }
 
     def __init__(self, units, activation=None, alpha=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
-                 name=None):
+                 kernel_regularizer=None, name=None):
         self.units = units
         self.activation = activation
         self.alpha = alpha
         self.use_bias = use_bias
         self.kernel_initializer = kernel_initializer
         self.bias_initializer = bias_initializer
+        self.kernel_regularizer = kernel_regularizer
         self.name = name
 
     def _build(self, input_shape, dtype, name):
@@ -91,6 +96,7 @@ class DenseLayer(_ActivationMixin, Layer):
                              "bias": spec.bias_initializer}
         n_in = input_shape[-1]
         self.param_shapes = {"kernel": (n_in, spec.units)}
+        self.weight_penalties = {"kernel": regularizer_coefficients(spec.kernel_regularizer)}
         if spec.use_bias:
             self.param_shapes["bias"] = (spec.units,)
         self._cache = None
