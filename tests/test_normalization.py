@@ -56,7 +56,9 @@ def digits():
 
 
 # -- ops against their numpy twins ---------------------------------------------
-SHAPES = [(1, 1, 1), (5, 3, 1), (3, 2, 7), (2 * CHUNK + 5, 4, 3), (CHUNK, 1, 2)]
+# Positions per channel below, at and above the kernels' 8 lanes, with tails.
+SHAPES = [(1, 1, 1), (5, 3, 1), (3, 2, 7), (2, 3, 8), (3, 2, 19), (2 * CHUNK + 5, 4, 3),
+          (CHUNK, 1, 2)]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -117,7 +119,7 @@ def test_prelu_ops_match_reference(dtype, shape):
 
 
 @settings(max_examples=25, deadline=None)
-@given(m=st.integers(1, 3 * CHUNK), C=st.integers(1, 5), P=st.integers(1, 6),
+@given(m=st.integers(1, 3 * CHUNK), C=st.integers(1, 5), P=st.integers(1, 20),
        seed=st.integers(0, 1000))
 def test_ops_fuzzed_shapes(m, C, P, seed):
     rng = np.random.RandomState(seed)
@@ -353,7 +355,7 @@ def test_network_weighted_batch_equals_repeated_batch():
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_ops_identical_with_one_and_two_threads(dtype):
     rng = np.random.RandomState(14)
-    X = (rng.randn(5 * CHUNK + 3, 6, 7) * 3).astype(dtype)
+    X = (rng.randn(5 * CHUNK + 3, 6, 13) * 3).astype(dtype)
     dY = rng.randn(*X.shape).astype(dtype)
     w = rng.uniform(0, 2, len(X))
     g, b = rng.randn(6).astype(dtype), rng.randn(6).astype(dtype)

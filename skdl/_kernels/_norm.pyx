@@ -24,30 +24,69 @@ cdef inline double _weight(const double* w, Py_ssize_t i) noexcept nogil:
     return 1.0 if w == NULL else w[i]
 
 
+# Sums along a channel's positions use 8 accumulators, lane l taking
+# positions p = l (mod 8) of the multiple-of-8 body, added pairwise at the end,
+# then the tail's sum: a fixed order (the same for any thread count) that lets
+# the compiler vectorize, where a single accumulator would wait on each
+# addition. The tail has its own accumulator: indexing the lanes by a variable
+# would keep them in memory and the loop scalar. Positions are indexed with
+# Py_ssize_t: with int, Python's -fwrapv makes ``p + l`` wrap and GCC leaves
+# the loop scalar.
+cdef inline double _lanes(const double* acc) noexcept nogil:
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+
+
+cdef double _sum(const floating* x, int P, double center, bint square) noexcept nogil:
+    """sum_p (x_p - center) (or its square with ``square``)."""
+    cdef double acc[8]
+    cdef double d, tail = 0.0
+    cdef int l
+    cdef Py_ssize_t p, body = P - P % 8  # not int: see _lanes
+    for l in range(8):
+        acc[l] = 0.0
+    if square:
+        for p in range(0, body, 8):
+            for l in range(8):
+                d = x[p + l] - center
+                acc[l] += d * d
+        for p in range(body, P):
+            d = x[p] - center
+            tail += d * d
+    else:
+        for p in range(0, body, 8):
+            for l in range(8):
+                acc[l] += x[p + l]
+        for p in range(body, P):
+            tail += x[p]
+    return _lanes(acc) + tail
+
+
 cdef void _chunk_sum(const floating* x, const double* w, Py_ssize_t start,
                      Py_ssize_t stop, int C, int P, const double* center,
                      double* out) noexcept nogil:
     """out[c] = sum over rows [start, stop) of w_i * sum_p (x - center_c)^k,
     k = 1 without ``center`` and 2 with it; out is overwritten."""
     cdef Py_ssize_t i
-    cdef int c, p
-    cdef double s, d, wi
+    cdef int c
+    cdef double wi, d
     cdef const floating* row
     for c in range(C):
         out[c] = 0.0
     for i in range(start, stop):
         wi = _weight(w, i)
         row = x + i * C * P
-        for c in range(C):
-            s = 0.0
+        if P == 1:  # dense features: independent sums along the row
             if center == NULL:
-                for p in range(P):
-                    s += row[c * P + p]
+                for c in range(C):
+                    out[c] += wi * row[c]
             else:
-                for p in range(P):
-                    d = row[c * P + p] - center[c]
-                    s += d * d
-            out[c] += wi * s
+                for c in range(C):
+                    d = row[c] - center[c]
+                    out[c] += wi * (d * d)
+        else:
+            for c in range(C):
+                out[c] += wi * _sum(row + c * P, P,
+                                    0.0 if center == NULL else center[c], center != NULL)
 
 
 cdef void _add_chunks(const double[:, ::1] partial, int n_chunks, double factor,
@@ -102,13 +141,24 @@ def channel_moments(const floating[:, :, ::1] X, const double[::1] weights,
 cdef void _normalize_row(const floating* x, floating* y, floating* xhat, int C, int P,
                          const double* mean, const double* inv_std, const double* gamma,
                          const double* beta) noexcept nogil:
-    cdef int c, p
-    cdef double h
+    # Per-channel values in locals (stores to y may alias them otherwise) and
+    # Py_ssize_t positions (see _lanes): the inner loop vectorizes.
+    cdef int c
+    cdef Py_ssize_t p, o, j
+    cdef double h, mu, s, g, b
+    if P == 1:  # dense features: one loop along the row
+        for j in range(C):
+            h = (x[j] - mean[j]) * inv_std[j]
+            xhat[j] = <floating> h
+            y[j] = <floating> (gamma[j] * h + beta[j])
+        return
     for c in range(C):
+        mu, s, g, b = mean[c], inv_std[c], gamma[c], beta[c]
+        o = <Py_ssize_t> c * P
         for p in range(P):
-            h = (x[c * P + p] - mean[c]) * inv_std[c]
-            xhat[c * P + p] = <floating> h
-            y[c * P + p] = <floating> (gamma[c] * h + beta[c])
+            h = (x[o + p] - mu) * s
+            xhat[o + p] = <floating> h
+            y[o + p] = <floating> (g * h + b)
 
 
 def batchnorm_normalize(const floating[:, :, ::1] X, const double[::1] mean,
@@ -137,10 +187,18 @@ def batchnorm_normalize(const floating[:, :, ::1] X, const double[::1] mean,
 
 cdef void _affine_row(const floating* x, floating* y, int C, int P, const double* a,
                       const double* b) noexcept nogil:
-    cdef int c, p
+    cdef int c
+    cdef Py_ssize_t p, o, j
+    cdef double ac, bc
+    if P == 1:
+        for j in range(C):
+            y[j] = <floating> (x[j] * a[j] + b[j])
+        return
     for c in range(C):
+        ac, bc = a[c], b[c]
+        o = <Py_ssize_t> c * P
         for p in range(P):
-            y[c * P + p] = <floating> (x[c * P + p] * a[c] + b[c])
+            y[o + p] = <floating> (x[o + p] * ac + bc)
 
 
 def channel_affine(const floating[:, :, ::1] X, const double[::1] scale,
@@ -165,26 +223,51 @@ def channel_affine(const floating[:, :, ::1] X, const double[::1] scale,
                         &scale[0], &shift[0])
 
 
+cdef inline void _grad_run(const floating* dy, const floating* xhat, int n,
+                           double* sum_dy, double* sum_dy_xhat) noexcept nogil:
+    """sum_p dy and sum_p dy * xhat, in lanes (see _lanes)."""
+    cdef double a[8]
+    cdef double b[8]
+    cdef double g, a_tail = 0.0, b_tail = 0.0
+    cdef int l
+    cdef Py_ssize_t p, body = n - n % 8  # not int: see _lanes
+    for l in range(8):
+        a[l] = 0.0
+        b[l] = 0.0
+    for p in range(0, body, 8):
+        for l in range(8):
+            g = dy[p + l]
+            a[l] += g
+            b[l] += g * xhat[p + l]
+    for p in range(body, n):
+        g = dy[p]
+        a_tail += g
+        b_tail += g * xhat[p]
+    sum_dy[0] = _lanes(a) + a_tail
+    sum_dy_xhat[0] = _lanes(b) + b_tail
+
+
 cdef void _chunk_grad_sums(const floating* dy, const floating* xhat, const double* w,
                            Py_ssize_t start, Py_ssize_t stop, int C, int P,
                            double* s1, double* s2) noexcept nogil:
     """s1[c] = sum w_i sum_p dy, s2[c] = sum w_i sum_p dy * xhat over the rows."""
     cdef Py_ssize_t i, o
-    cdef int c, p
-    cdef double a, b, wi, g
+    cdef int c
+    cdef double wi, g, a, b
     for c in range(C):
         s1[c] = 0.0
         s2[c] = 0.0
     for i in range(start, stop):
         wi = _weight(w, i)
+        if P == 1:  # dense features: independent sums along the row
+            for c in range(C):
+                g = dy[i * C + c]
+                s1[c] += wi * g
+                s2[c] += wi * (g * xhat[i * C + c])
+            continue
         for c in range(C):
             o = (i * C + c) * P
-            a = 0.0
-            b = 0.0
-            for p in range(P):
-                g = dy[o + p]
-                a += g
-                b += g * xhat[o + p]
+            _grad_run(dy + o, xhat + o, P, &a, &b)
             s1[c] += wi * a
             s2[c] += wi * b
 
@@ -225,11 +308,18 @@ def batchnorm_grad_sums(const floating[:, :, ::1] dY, const floating[:, :, ::1] 
 cdef void _input_grad_row(const floating* dy, const floating* xhat, floating* dx, int C,
                           int P, const double* coef, const double* s1, const double* s2,
                           double r) noexcept nogil:
-    cdef int c, p
+    cdef int c
+    cdef Py_ssize_t p, o, j
+    cdef double k, a, b
+    if P == 1:
+        for j in range(C):
+            dx[j] = <floating> (coef[j] * (dy[j] - r * (s1[j] + xhat[j] * s2[j])))
+        return
     for c in range(C):
+        k, a, b = coef[c], r * s1[c], r * s2[c]
+        o = <Py_ssize_t> c * P
         for p in range(P):
-            dx[c * P + p] = <floating> (
-                coef[c] * (dy[c * P + p] - r * (s1[c] + xhat[c * P + p] * s2[c])))
+            dx[o + p] = <floating> (k * (dy[o + p] - (a + xhat[o + p] * b)))
 
 
 def batchnorm_input_grad(const floating[:, :, ::1] dY, const floating[:, :, ::1] Xhat,
@@ -261,15 +351,44 @@ def batchnorm_input_grad(const floating[:, :, ::1] dY, const floating[:, :, ::1]
                             &sum_dy_xhat[0], row_factor[i])
 
 
+cdef extern from "_norm_loops.h" nogil:
+    void skdl_prelu_float(const float* x, float* y, int n, float a)
+    void skdl_prelu_double(const double* x, double* y, int n, double a)
+    void skdl_prelu_grad_float(const float* x, const float* dy, float* dx, int n, float a)
+    void skdl_prelu_grad_double(const double* x, const double* dy, double* dx, int n,
+                                double a)
+    double skdl_negative_dot_float(const float* x, const float* dy, int n)
+    double skdl_negative_dot_double(const double* x, const double* dy, int n)
+
+
+cdef inline void _prelu_run(const floating* x, floating* y, int n,
+                            floating a) noexcept nogil:
+    if floating is float:
+        skdl_prelu_float(x, y, n, a)
+    else:
+        skdl_prelu_double(x, y, n, a)
+
+
+cdef inline void _prelu_features(const floating* x, floating* y, int C,
+                                 const double* alpha) noexcept nogil:
+    """One position per channel (dense features): one loop along the row."""
+    cdef int c
+    cdef floating v, pos, neg
+    for c in range(C):
+        v = x[c]
+        pos = v if v > 0 else 0
+        neg = 0 if v > 0 else v
+        y[c] = pos + (<floating> alpha[c]) * neg
+
+
 cdef void _prelu_row(const floating* x, floating* y, int C, int P,
                      const double* alpha) noexcept nogil:
-    cdef int c, p
-    cdef floating v, a
+    cdef int c
+    if P == 1:
+        _prelu_features(x, y, C, alpha)
+        return
     for c in range(C):
-        a = <floating> alpha[c]
-        for p in range(P):
-            v = x[c * P + p]
-            y[c * P + p] = v if v > 0 else a * v
+        _prelu_run(x + c * P, y + c * P, P, <floating> alpha[c])
 
 
 def prelu_forward(const floating[:, :, ::1] X, const double[::1] alpha,
@@ -291,30 +410,61 @@ def prelu_forward(const floating[:, :, ::1] X, const double[::1] alpha,
             _prelu_row(&X[0, 0, 0] + i * size, &Y[0, 0, 0] + i * size, C, P, &alpha[0])
 
 
+cdef inline void _prelu_grad_run(const floating* x, const floating* dy, floating* dx,
+                                 int n, floating a) noexcept nogil:
+    if floating is float:
+        skdl_prelu_grad_float(x, dy, dx, n, a)
+    else:
+        skdl_prelu_grad_double(x, dy, dx, n, a)
+
+
+cdef inline double _negative_dot(const floating* x, const floating* dy,
+                                 int n) noexcept nogil:
+    """sum_p dy_p min(x_p, 0): each product in the input's precision, the sum
+    in float64 lanes."""
+    if floating is float:
+        return skdl_negative_dot_float(x, dy, n)
+    else:
+        return skdl_negative_dot_double(x, dy, n)
+
+
+cdef inline void _prelu_features_grad(const floating* x, const floating* dy,
+                                      floating* dx, int C, const double* alpha, double wi,
+                                      double* out) noexcept nogil:
+    """One position per channel: dx along the row and out[c] += wi dy min(x, 0)."""
+    cdef int c
+    cdef floating v, g, pos, neg
+    for c in range(C):
+        v = x[c]
+        g = dy[c]
+        pos = g if v > 0 else 0
+        neg = 0 if v > 0 else g
+        if dx != NULL:
+            dx[c] = pos + (<floating> alpha[c]) * neg
+        out[c] += wi * <double> (neg * v)
+
+
 cdef void _prelu_chunk(const floating* x, const floating* dy, floating* dx,
                        const double* w, Py_ssize_t start, Py_ssize_t stop, int C, int P,
                        const double* alpha, double* out) noexcept nogil:
     """Input gradient of rows [start, stop) (if ``dx``) and
     out[c] = sum w_i sum_{p: x <= 0} dy * x, the slope's gradient."""
     cdef Py_ssize_t i, o
-    cdef int c, p
-    cdef double s, wi
-    cdef floating v, g, a
+    cdef int c
+    cdef double wi
     for c in range(C):
         out[c] = 0.0
     for i in range(start, stop):
         wi = _weight(w, i)
+        if P == 1:
+            _prelu_features_grad(x + i * C, dy + i * C, NULL if dx == NULL else dx + i * C,
+                                 C, alpha, wi, out)
+            continue
         for c in range(C):
             o = (i * C + c) * P
-            a = <floating> alpha[c]
-            s = 0.0
-            for p in range(P):
-                v = x[o + p]
-                g = dy[o + p]
-                s += <double> g * (v if v < 0 else 0)
-                if dx != NULL:
-                    dx[o + p] = g if v > 0 else a * g
-            out[c] += wi * s
+            if dx != NULL:
+                _prelu_grad_run(x + o, dy + o, dx + o, P, <floating> alpha[c])
+            out[c] += wi * _negative_dot(x + o, dy + o, P)
 
 
 def prelu_backward(const floating[:, :, ::1] X, const floating[:, :, ::1] dY,
