@@ -32,7 +32,6 @@ from skdl import (
 )
 from skdl._kernels import _norm
 from skdl._network import Network, NetworkSnapshot, build_layers
-from skdl.layers._base import GradientContext
 
 DTYPES = [np.float32, np.float64]
 CHUNK = _norm.CHUNK_
