@@ -18,7 +18,7 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 KERNELS = ["_openmp", "_dense", "_activations", "_loss", "_optim", "_conv", "_pool",
-           "_recurrent"]
+           "_recurrent", "_norm"]
 OPENMP_PROBE = textwrap.dedent(
     """
     #include <omp.h>

@@ -1,5 +1,5 @@
 """skdl: deep learning for people who live in scikit-learn."""
-from . import layers, optimizers, schedules
+from . import layers, optimizers, regularizers, schedules
 from ._config import show_config
 from ._estimators import NNClassifier, NNRegressor
 from ._version import __version__
@@ -7,6 +7,7 @@ from .layers import (
     Activation,
     AvgPool1D,
     AvgPool2D,
+    BatchNormalization,
     Bidirectional,
     Conv1D,
     Conv2D,
@@ -23,6 +24,7 @@ from .layers import (
     Masking,
     MaxPool1D,
     MaxPool2D,
+    PReLU,
     Reshape,
     SimpleRNN,
 )
@@ -31,6 +33,7 @@ __all__ = [
     "Activation",
     "AvgPool1D",
     "AvgPool2D",
+    "BatchNormalization",
     "Bidirectional",
     "Conv1D",
     "Conv2D",
@@ -49,11 +52,13 @@ __all__ = [
     "MaxPool2D",
     "NNClassifier",
     "NNRegressor",
+    "PReLU",
     "Reshape",
     "SimpleRNN",
     "__version__",
     "layers",
     "optimizers",
+    "regularizers",
     "schedules",
     "show_config",
 ]

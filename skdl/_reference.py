@@ -515,3 +515,74 @@ def recurrent_backward(cell, dY, X, W, U, state, sample_weight=None, scale=1.0,
     dX = (dGx @ W.T) if need_input_grad else None
     cast = lambda a: None if a is None else a.astype(X.dtype)  # noqa: E731
     return cast(dX), cast(dW), cast(dU), cast(db), cast(dbh)
+
+
+# -- batch normalization and PReLU ---------------------------------------------
+def _vector(v, C, default):
+    return np.full(C, default) if v is None else np.asarray(v, dtype=np.float64)
+
+
+def batchnorm_inv_std(variance, epsilon):
+    return 1.0 / np.sqrt(np.asarray(variance, dtype=np.float64) + epsilon)
+
+
+def batchnorm_train_forward(X, gamma=None, beta=None, epsilon=1e-3, sample_weight=None):
+    m, C, P = X.shape
+    x = X.astype(np.float64)
+    w = np.ones(m) if sample_weight is None else np.asarray(sample_weight, np.float64)
+    share = w[:, None, None] / (w.sum() * P)  # each value's weight in the statistics
+    mean = (share * x).sum(axis=(0, 2))
+    var = (share * (x - mean[:, None]) ** 2).sum(axis=(0, 2))
+    xhat = (x - mean[:, None]) * batchnorm_inv_std(var, epsilon)[:, None]
+    y = _vector(gamma, C, 1.0)[:, None] * xhat + _vector(beta, C, 0.0)[:, None]
+    return y.astype(X.dtype), xhat.astype(X.dtype), mean, var
+
+
+def batchnorm_inference(X, gamma=None, beta=None, mean=None, variance=None, epsilon=1e-3):
+    C = X.shape[1]
+    xhat = ((X.astype(np.float64) - _vector(mean, C, 0.0)[:, None])
+            * batchnorm_inv_std(_vector(variance, C, 1.0), epsilon)[:, None])
+    return (_vector(gamma, C, 1.0)[:, None] * xhat
+            + _vector(beta, C, 0.0)[:, None]).astype(X.dtype)
+
+
+def batchnorm_backward(dY, Xhat, gamma=None, variance=None, epsilon=1e-3,
+                       sample_weight=None, stat_weight=None, scale=1.0,
+                       need_input_grad=True):
+    """The exact gradient of ``L = scale * sum_i w_i sum(dY_i * y_i)`` with
+    respect to x_i, divided by ``scale * w_i`` (rows with w_i = 0: the direct
+    term only)."""
+    m, C, P = dY.shape
+    g = dY.astype(np.float64)
+    xhat = Xhat.astype(np.float64)
+    w = np.ones(m) if sample_weight is None else np.asarray(sample_weight, np.float64)
+    s = np.ones(m) if stat_weight is None else np.asarray(stat_weight, np.float64)
+    wg = w[:, None, None] * g
+    S1, S2 = wg.sum(axis=(0, 2)), (wg * xhat).sum(axis=(0, 2))
+    dgamma, dbeta = (scale * S2).astype(dY.dtype), (scale * S1).astype(dY.dtype)
+    if not need_input_grad:
+        return None, dgamma, dbeta
+    coef = _vector(gamma, C, 1.0) * batchnorm_inv_std(_vector(variance, C, 1.0), epsilon)
+    share = s / (s.sum() * P)
+    # dL/dx_i / scale: the direct term and the terms through the mean and variance.
+    total = coef[:, None] * (wg - share[:, None, None] * (S1[:, None] + xhat * S2[:, None]))
+    direct = coef[:, None] * g
+    dX = np.where(w[:, None, None] > 0,
+                  total / np.where(w > 0, w, 1.0)[:, None, None], direct)
+    return dX.astype(dY.dtype), dgamma, dbeta
+
+
+def prelu_forward(X, alpha):
+    a = np.asarray(alpha, np.float64)[:, None]
+    x = X.astype(np.float64)
+    return (np.maximum(x, 0) + a * np.minimum(x, 0)).astype(X.dtype)
+
+
+def prelu_backward(X, dY, alpha, sample_weight=None, scale=1.0, need_input_grad=True):
+    x, g = X.astype(np.float64), dY.astype(np.float64)
+    w = np.ones(len(X)) if sample_weight is None else np.asarray(sample_weight, np.float64)
+    dalpha = scale * (w[:, None, None] * g * np.minimum(x, 0)).sum(axis=(0, 2))
+    dX = None
+    if need_input_grad:
+        dX = np.where(x > 0, g, np.asarray(alpha, np.float64)[:, None] * g).astype(X.dtype)
+    return dX, dalpha.astype(X.dtype)

@@ -23,25 +23,36 @@ def numeric_grad(f, x):
     return grad
 
 
-def check_layer(spec, X, seed=0, sample_weight=None, mask=None):
+def check_layer(spec, X, seed=0, sample_weight=None, mask=None, training=False,
+                weigh_statistics=False):
     """Check dL/dX and dL/dparams of L = sum_i w_i sum(R_i * layer(X)_i).
 
     Builds the layer in float64 inside a Network (so its parameters are bound),
     compares backward's input and parameter gradients with central
     differences, and returns the runtime layer. ``mask`` (n, steps) is given
     to the layer's forward pass as an earlier layer's mask would be.
+
+    With ``training`` the loss is taken from the training forward pass, for
+    layers whose training output differs (batch statistics). With
+    ``weigh_statistics`` that pass also gets ``sample_weight``, as the network
+    gives it to layers that take it.
     """
     net = Network(build_layers([spec], X.shape[1:], np.float64), np.float64)
     net.initialize(np.random.RandomState(seed))
     layer = net.layers[0]
     R = np.random.RandomState(seed + 1).randn(*((X.shape[0],) + layer.output_shape))
     w = np.ones(X.shape[0]) if sample_weight is None else sample_weight
+    kwargs = dict(mask=mask)
+    if training:
+        kwargs["training"] = True
+    if weigh_statistics:
+        kwargs["sample_weight"] = sample_weight
 
     def loss():
-        out = layer.forward(X, mask=mask)
+        out = layer.forward(X, **kwargs)
         return float(np.sum(w * np.sum((R * out).reshape(len(X), -1), axis=1)))
 
-    layer.forward(X, training=True, mask=mask)
+    layer.forward(X, **{**kwargs, "training": True})
     dX = layer.backward(R, GradientContext(sample_weight, 1.0, np.float64),
                         need_input_grad=True)
     assert_allclose(dX * (w.reshape((-1,) + (1,) * (X.ndim - 1))),

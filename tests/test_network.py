@@ -96,3 +96,33 @@ def test_pickle_rebinds_views():
     assert loaded.grads.shape == net.grads.shape
 
 
+
+
+def test_network_without_buffers():
+    net = _network([Dense(4), Dense(2)])
+    assert net.buffers.shape == (0,) and net.buffers.dtype == net.params.dtype
+    assert sorted(net.get_weights()) == ["dense", "dense_1"]
+    assert sorted(net.get_weights()["dense"]) == ["bias", "kernel"]
+
+
+def test_snapshot_and_restore_parameters():
+    net = _network([Dense(4), Dense(2)])
+    X = np.random.RandomState(3).randn(5, 6)
+    expected = net.forward(X)
+    snap = net.snapshot()
+    net.params[:] = 0.0
+    net.restore(snap)
+    assert_array_equal(net.forward(X), expected)
+    net.params[:] = 1.0  # the snapshot is a copy, not a view
+    net.restore(snap)
+    assert_array_equal(net.forward(X), expected)
+    with pytest.raises(ValueError, match="another network"):
+        net.restore(_network([Dense(3)]).snapshot())
+
+
+def test_sample_weight_reaches_only_layers_that_take_it():
+    net = _network([Dense(4), Dropout(0.5), Dense(2)])
+    X = np.random.RandomState(4).randn(5, 6)
+    # Layers that do not weigh the batch never see it (no keyword error).
+    net.forward(X, training=True, rng=np.random.default_rng(0), sample_weight=np.ones(5))
+    assert_array_equal(net.forward(X, sample_weight=np.arange(5.0)), net.forward(X))

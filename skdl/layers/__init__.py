@@ -1,8 +1,9 @@
 """Layer specs for the ``layers`` parameter of the estimators."""
 from ._base import Layer, LayerSpec
 from .conv import Conv1D, Conv2D
-from .core import Activation, Dense, Dropout, Flatten, Reshape
+from .core import Activation, Dense, Dropout, Flatten, PReLU, Reshape
 from .embedding import Embedding, Masking
+from .normalization import BatchNormalization
 from .pooling import (
     AvgPool1D,
     AvgPool2D,
@@ -19,6 +20,7 @@ __all__ = [
     "Activation",
     "AvgPool1D",
     "AvgPool2D",
+    "BatchNormalization",
     "Bidirectional",
     "Conv1D",
     "Conv2D",
@@ -37,6 +39,7 @@ __all__ = [
     "Masking",
     "MaxPool1D",
     "MaxPool2D",
+    "PReLU",
     "Reshape",
     "SimpleRNN",
 ]

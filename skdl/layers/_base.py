@@ -9,6 +9,7 @@ whatever its backward pass needs. A spec never holds fitted state.
 """
 import re
 from abc import ABCMeta, abstractmethod
+from numbers import Integral
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -82,6 +83,57 @@ class GradientContext:
         return np.repeat(w, n_rows // len(w))
 
 
+def regularizer_coefficients(regularizer):
+    """``(l1, l2)`` of a layer's regularizer spec, or None when it has none.
+
+    The runtime layer keeps plain floats, not the spec: a fitted model does
+    not change when the spec object is changed afterwards.
+    """
+    return None if regularizer is None else regularizer.coefficients()
+
+
+def channel_layout(input_shape, axis, layer):
+    """Read samples as rows of channels: the view the per-channel ops take.
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+        Shape of one sample.
+    axis : int
+        The channel axis of the batch ``(n, *input_shape)``: 1 is the first
+        axis of a sample, -1 its last; 0 (the batch) is not allowed.
+    layer : str
+        How error messages name the layer.
+
+    Returns
+    -------
+    position : int
+        Index of the channel axis in ``input_shape``.
+    lead : int
+        Product of the sample's axes before the channel axis: a batch of n
+        samples is ``n * lead`` rows.
+    channels : int
+    positions : int
+        Product of the axes after the channel axis.
+    """
+    k = len(input_shape)
+    if not isinstance(axis, Integral) or isinstance(axis, bool):
+        raise TypeError(f"{layer}: axis must be an int, got {axis!r}.")
+    if k == 0:
+        raise ValueError(f"{layer} needs samples with at least one axis, got shape "
+                         f"{input_shape}.")
+    position = axis - 1 if axis > 0 else k + axis
+    if axis == 0 or not 0 <= position < k:
+        raise ValueError(
+            f"{layer}: axis={axis} is not an axis of the samples; batches have shape "
+            f"(n, *{input_shape}), so axis must be in 1..{k} or -{k}..-1 (0 is the "
+            "batch)."
+        )
+    lead = int(np.prod(input_shape[:position], dtype=np.int64))
+    positions = int(np.prod(input_shape[position + 1:], dtype=np.int64))
+    return position, lead, int(input_shape[position]), positions
+
+
 class ArrayCache(dict):
     """Arrays by name, handed out again for requests they can serve."""
 
@@ -111,9 +163,23 @@ class Layer(metaclass=ABCMeta):
         Shapes of the parameters, in buffer order.
     params, grads : dict of str to ndarray
         Views into the network's flat parameter and gradient buffers.
+    buffer_shapes : dict of str to tuple
+        Shapes of the layer's state that is not trained by the optimizer but
+        is part of the model (batch normalization's running statistics).
+    buffers : dict of str to ndarray
+        Views into the network's flat ``buffers`` array.
+    weight_penalties : dict of str to (float, float) or None
+        The parameters that are weights (kernels, embedding tables): subject
+        to L1/L2 penalties and weight decay. Each maps to the layer's own
+        ``(l1, l2)`` or to None for the network-wide coefficients. Biases,
+        normalization scales and shifts and activation slopes are not
+        weights.
     """
 
     param_shapes: dict = {}
+    buffer_shapes: dict = {}
+    weight_penalties: dict = {}
+
     def __init__(self, name, input_shape, output_shape, dtype):
         self.name = name
         self.input_shape = input_shape
@@ -121,6 +187,7 @@ class Layer(metaclass=ABCMeta):
         self.dtype = dtype
         self.params = {}
         self.grads = {}
+        self.buffers = {}
 
     def initialize(self, rng):
         """Fill ``params`` with initial values drawn from ``rng``."""
@@ -128,6 +195,14 @@ class Layer(metaclass=ABCMeta):
     # Whether a mask over the steps of a sequence still applies to this
     # layer's output (layers acting on each step alone); see compute_mask.
     passes_mask = False
+    # Whether forward(training=True) reads the batch's sample weights (a
+    # ``sample_weight`` keyword): layers whose output depends on the whole
+    # batch, so that a zero weight leaves a sample out as it does the loss.
+    takes_sample_weight = False
+
+    def validate_weight(self, key, value):
+        """Raise ValueError if ``value`` cannot be the parameter or buffer
+        ``key`` (called by ``Network.set_weights`` after the shape check)."""
 
     @abstractmethod
     def forward(self, X, training=False, rng=None, mask=None):
@@ -191,6 +266,7 @@ class Layer(metaclass=ABCMeta):
         state = self.__dict__.copy()
         state["params"] = {}
         state["grads"] = {}
+        state["buffers"] = {}
         for key in list(state):
             if key.startswith("_cache"):
                 state[key] = None

@@ -6,7 +6,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from .. import _ops
 from .._initializers import INITIALIZERS, initialize
-from ._base import Layer, LayerSpec
+from ..regularizers import Regularizer
+from ._base import Layer, LayerSpec, regularizer_coefficients
 from .core import _ActivationMixin
 
 
@@ -87,13 +88,14 @@ class _ConvSpec(LayerSpec):
         "use_bias": ["boolean"],
         "kernel_initializer": [StrOptions(set(INITIALIZERS))],
         "bias_initializer": [StrOptions(set(INITIALIZERS))],
+        "kernel_regularizer": [Regularizer, None],
         "name": [str, None],
     }
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", dilation=1,
                  activation=None, alpha=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
-                 name=None):
+                 kernel_regularizer=None, name=None):
         self.filters = filters
         self.kernel_size = kernel_size
         self.strides = strides
@@ -104,6 +106,7 @@ class _ConvSpec(LayerSpec):
         self.use_bias = use_bias
         self.kernel_initializer = kernel_initializer
         self.bias_initializer = bias_initializer
+        self.kernel_regularizer = kernel_regularizer
         self.name = name
 
     def _build(self, input_shape, dtype, name):
@@ -128,6 +131,8 @@ class Conv2D(_ConvSpec):
     use_bias : bool, default=True
     kernel_initializer : str, default='glorot_uniform'
     bias_initializer : str, default='zeros'
+    kernel_regularizer : skdl.regularizers.L1L2, L1, L2 or None, default=None
+        Penalty on ``kernel``; None applies the estimator-wide one.
     name : str or None, default=None
 
     Notes
@@ -186,6 +191,7 @@ class ConvLayer(_ActivationMixin, Layer):
         self.initializers = {"kernel": spec.kernel_initializer,
                              "bias": spec.bias_initializer}
         self.param_shapes = {"kernel": (F, C) + (kernel if rank == 2 else kernel[1:])}
+        self.weight_penalties = {"kernel": regularizer_coefficients(spec.kernel_regularizer)}
         if spec.use_bias:
             self.param_shapes["bias"] = (F,)
         self._cache = None

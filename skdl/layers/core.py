@@ -1,4 +1,4 @@
-"""Core layers: Dense, Activation, Dropout, Flatten, Reshape."""
+"""Core layers: Dense, Activation, PReLU, Dropout, Flatten, Reshape."""
 from numbers import Integral, Real
 
 import numpy as np
@@ -6,7 +6,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from .. import _ops
 from .._initializers import INITIALIZERS, initialize
-from ._base import Layer, LayerSpec
+from ..regularizers import Regularizer
+from ._base import Layer, LayerSpec, channel_layout, regularizer_coefficients
 
 _ACTIVATION_NAMES = StrOptions(set(_ops.ACTIVATIONS))
 _INITIALIZER_NAMES = StrOptions(set(INITIALIZERS))
@@ -40,6 +41,8 @@ class Dense(LayerSpec):
     use_bias : bool, default=True
     kernel_initializer : str, default='glorot_uniform'
     bias_initializer : str, default='zeros'
+    kernel_regularizer : skdl.regularizers.L1L2, L1, L2 or None, default=None
+        Penalty on ``kernel``; None applies the estimator-wide one.
     name : str or None, default=None
         Name used by ``get_weights``; generated (``dense``, ``dense_1``...) if None.
 
@@ -56,18 +59,20 @@ class Dense(LayerSpec):
         "use_bias": ["boolean"],
         "kernel_initializer": [_INITIALIZER_NAMES],
         "bias_initializer": [_INITIALIZER_NAMES],
+        "kernel_regularizer": [Regularizer, None],
         "name": [str, None],
     }
 
     def __init__(self, units, activation=None, alpha=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
-                 name=None):
+                 kernel_regularizer=None, name=None):
         self.units = units
         self.activation = activation
         self.alpha = alpha
         self.use_bias = use_bias
         self.kernel_initializer = kernel_initializer
         self.bias_initializer = bias_initializer
+        self.kernel_regularizer = kernel_regularizer
         self.name = name
 
     def _build(self, input_shape, dtype, name):
@@ -91,6 +96,7 @@ class DenseLayer(_ActivationMixin, Layer):
                              "bias": spec.bias_initializer}
         n_in = input_shape[-1]
         self.param_shapes = {"kernel": (n_in, spec.units)}
+        self.weight_penalties = {"kernel": regularizer_coefficients(spec.kernel_regularizer)}
         if spec.use_bias:
             self.param_shapes["bias"] = (spec.units,)
         self._cache = None
@@ -169,6 +175,91 @@ class ActivationLayer(_ActivationMixin, Layer):
 
     def backward(self, dY, context, need_input_grad=True):
         return self._activation_grad(self._cache, dY) if need_input_grad else None
+
+    def clear(self):
+        self._cache = None
+
+
+class PReLU(LayerSpec):
+    """Parametric ReLU: ``max(x, 0) + alpha * min(x, 0)`` with a learned slope
+    per channel.
+
+    Parameters
+    ----------
+    alpha_initializer : float or str, default=0.25
+        Starting slope: a number (every channel starts there, 0.25 as in
+        PyTorch) or an initializer name.
+    axis : int, default=1
+        The channel axis of the batch ``(n, *sample_shape)``, as in
+        :class:`BatchNormalization`: one slope per feature of ``(n, features)``
+        and per channel of ``(n, C, L)`` or ``(n, C, H, W)``; -1 for the
+        features of ``(n, steps, features)``.
+    name : str or None, default=None
+
+    Notes
+    -----
+    Parameter: ``alpha`` of shape ``(channels,)``. It is not a weight: no
+    penalty or weight decay applies to it.
+    """
+
+    _parameter_constraints = {
+        "alpha_initializer": [Real, _INITIALIZER_NAMES],
+        "axis": [Integral],
+        "name": [str, None],
+    }
+
+    def __init__(self, alpha_initializer=0.25, axis=1, name=None):
+        self.alpha_initializer = alpha_initializer
+        self.axis = axis
+        self.name = name
+
+    @property
+    def base_name(self):
+        return "prelu"  # not "pre_lu"
+
+    def _build(self, input_shape, dtype, name):
+        return PReLULayer(self, input_shape, dtype, name)
+
+
+class PReLULayer(Layer):
+    """Runtime state of :class:`PReLU`."""
+
+    passes_mask = True  # acts on each value alone
+
+    def __init__(self, spec, input_shape, dtype, name):
+        _, lead, C, P = channel_layout(input_shape, spec.axis, f"PReLU {name!r}")
+        super().__init__(name, input_shape, input_shape, dtype)
+        self.lead, self.channels, self.positions = lead, C, P
+        self.initializer = spec.alpha_initializer
+        self.param_shapes = {"alpha": (C,)}
+        self._cache = None
+
+    def initialize(self, rng):
+        if isinstance(self.initializer, str):
+            self.params["alpha"][...] = initialize(self.initializer, (self.channels,), rng,
+                                                   self.dtype)
+        else:
+            self.params["alpha"][...] = self.initializer
+
+    def _rows(self, X):
+        return X.reshape(X.shape[0] * self.lead, self.channels, self.positions)
+
+    def forward(self, X, training=False, rng=None, mask=None):
+        X3 = self._rows(X)
+        out = self._scratch("Y", X3.shape) if training else None
+        Y = _ops.prelu_forward(X3, self.params["alpha"], out=out)
+        self._cache = X3 if training else None
+        return Y.reshape(X.shape)
+
+    def backward(self, dY, context, need_input_grad=True):
+        X3 = self._cache
+        out = self._scratch("dX", X3.shape) if need_input_grad else None
+        dX, dalpha = _ops.prelu_backward(
+            X3, dY.reshape(X3.shape), self.params["alpha"],
+            context.row_weights(X3.shape[0]), context.scale,
+            need_input_grad=need_input_grad, out=out)
+        self.grads["alpha"][...] = dalpha
+        return None if dX is None else dX.reshape(dY.shape)
 
     def clear(self):
         self._cache = None

@@ -6,7 +6,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from .. import _ops
 from .._initializers import INITIALIZERS, initialize
-from ._base import Layer, LayerSpec
+from ..regularizers import Regularizer
+from ._base import Layer, LayerSpec, regularizer_coefficients
 from .recurrent import sequence_shape
 
 
@@ -32,6 +33,10 @@ class Embedding(LayerSpec):
         Index 0 is padding: those steps are masked for the layers after
         (recurrent layers skip them, sequence pooling ignores them).
     embeddings_initializer : str, default='uniform'
+    kernel_regularizer : skdl.regularizers.L1L2, L1, L2 or None, default=None
+        Penalty on the table ``embeddings`` (named as on the other layers so
+        one search key fits all); None applies the estimator-wide one. A
+        table with ``trainable=False`` is never penalized or decayed.
     name : str or None
 
     Weights: ``embeddings`` (input_dim, output_dim).
@@ -44,17 +49,19 @@ class Embedding(LayerSpec):
         "trainable": ["boolean"],
         "mask_zero": ["boolean"],
         "embeddings_initializer": [StrOptions(set(INITIALIZERS))],
+        "kernel_regularizer": [Regularizer, None],
         "name": [str, None],
     }
 
     def __init__(self, input_dim, output_dim, weights=None, trainable=True, mask_zero=False,
-                 embeddings_initializer="uniform", name=None):
+                 embeddings_initializer="uniform", kernel_regularizer=None, name=None):
         self.input_dim = input_dim
         self.output_dim = output_dim
         self.weights = weights
         self.trainable = trainable
         self.mask_zero = mask_zero
         self.embeddings_initializer = embeddings_initializer
+        self.kernel_regularizer = kernel_regularizer
         self.name = name
 
     def _build(self, input_shape, dtype, name):
@@ -82,6 +89,9 @@ class EmbeddingLayer(Layer):
         self.initial = None if spec.weights is None else np.asarray(spec.weights, dtype)
         self.initializer = spec.embeddings_initializer
         self.param_shapes = {"embeddings": (spec.input_dim, spec.output_dim)}
+        # A frozen table is no weight: a penalty or decay would move it.
+        self.weight_penalties = ({"embeddings": regularizer_coefficients(spec.kernel_regularizer)}
+                                 if spec.trainable else {})
         self._cache = None
 
     def initialize(self, rng):

@@ -12,7 +12,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from .. import _ops
 from .._initializers import INITIALIZERS, initialize
-from ._base import ArrayCache, Layer, LayerSpec
+from ..regularizers import Regularizer
+from ._base import ArrayCache, Layer, LayerSpec, regularizer_coefficients
 
 # Rows per block of a recurrent layer's inference (see RecurrentLayer.forward).
 INFERENCE_ROWS = 256
@@ -46,6 +47,8 @@ class _RecurrentSpec(LayerSpec):
         "kernel_initializer": [_INIT],
         "recurrent_initializer": [_INIT],
         "bias_initializer": [_INIT],
+        "kernel_regularizer": [Regularizer, None],
+        "recurrent_regularizer": [Regularizer, None],
         "name": [str, None],
     }
 
@@ -67,6 +70,11 @@ class SimpleRNN(_RecurrentSpec):
         Read the sequence from its end; with ``return_sequences`` the output
         is in reading order (last step first), as in Keras.
     kernel_initializer, recurrent_initializer, bias_initializer : str
+    kernel_regularizer : skdl.regularizers.L1L2, L1, L2 or None, default=None
+        Penalty on ``kernel`` and ``recurrent_kernel``; None applies the
+        estimator-wide one.
+    recurrent_regularizer : skdl.regularizers.L1L2, L1, L2 or None, default=None
+        Penalty on ``recurrent_kernel`` instead of ``kernel_regularizer``.
     name : str or None
 
     Weights: ``kernel`` (features, units), ``recurrent_kernel`` (units, units),
@@ -79,7 +87,8 @@ class SimpleRNN(_RecurrentSpec):
 
     def __init__(self, units, activation="tanh", use_bias=True, return_sequences=False,
                  go_backwards=False, kernel_initializer="glorot_uniform",
-                 recurrent_initializer="orthogonal", bias_initializer="zeros", name=None):
+                 recurrent_initializer="orthogonal", bias_initializer="zeros",
+                 kernel_regularizer=None, recurrent_regularizer=None, name=None):
         self.units = units
         self.activation = activation
         self.use_bias = use_bias
@@ -88,6 +97,8 @@ class SimpleRNN(_RecurrentSpec):
         self.kernel_initializer = kernel_initializer
         self.recurrent_initializer = recurrent_initializer
         self.bias_initializer = bias_initializer
+        self.kernel_regularizer = kernel_regularizer
+        self.recurrent_regularizer = recurrent_regularizer
         self.name = name
 
 
@@ -111,7 +122,8 @@ class GRU(_RecurrentSpec):
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
                  use_bias=True, return_sequences=False, go_backwards=False,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
-                 bias_initializer="zeros", name=None):
+                 bias_initializer="zeros", kernel_regularizer=None,
+                 recurrent_regularizer=None, name=None):
         self.units = units
         self.activation = activation
         self.recurrent_activation = recurrent_activation
@@ -121,6 +133,8 @@ class GRU(_RecurrentSpec):
         self.kernel_initializer = kernel_initializer
         self.recurrent_initializer = recurrent_initializer
         self.bias_initializer = bias_initializer
+        self.kernel_regularizer = kernel_regularizer
+        self.recurrent_regularizer = recurrent_regularizer
         self.name = name
 
 
@@ -145,7 +159,8 @@ class LSTM(_RecurrentSpec):
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
                  use_bias=True, return_sequences=False, go_backwards=False,
                  unit_forget_bias=True, kernel_initializer="glorot_uniform",
-                 recurrent_initializer="orthogonal", bias_initializer="zeros", name=None):
+                 recurrent_initializer="orthogonal", bias_initializer="zeros",
+                 kernel_regularizer=None, recurrent_regularizer=None, name=None):
         self.units = units
         self.activation = activation
         self.recurrent_activation = recurrent_activation
@@ -156,6 +171,8 @@ class LSTM(_RecurrentSpec):
         self.kernel_initializer = kernel_initializer
         self.recurrent_initializer = recurrent_initializer
         self.bias_initializer = bias_initializer
+        self.kernel_regularizer = kernel_regularizer
+        self.recurrent_regularizer = recurrent_regularizer
         self.name = name
 
 
@@ -181,6 +198,13 @@ class RecurrentLayer(Layer):
         G = _ops.RECURRENT_GATES[self.cell]
         self.param_shapes = {"kernel": (features, G * units),
                              "recurrent_kernel": (units, G * units)}
+        kernel_penalty = regularizer_coefficients(spec.kernel_regularizer)
+        recurrent_penalty = regularizer_coefficients(spec.recurrent_regularizer)
+        self.weight_penalties = {
+            "kernel": kernel_penalty,
+            "recurrent_kernel": kernel_penalty if recurrent_penalty is None
+            else recurrent_penalty,
+        }
         if spec.use_bias:
             self.param_shapes["bias"] = (G * units,)
             if self.cell == "gru":
@@ -310,6 +334,9 @@ class BidirectionalLayer(Layer):
         self.return_sequences = spec.layer.return_sequences
         self.param_shapes = {f"{side}_{key}": shape for side, half in self.halves.items()
                              for key, shape in half.param_shapes.items()}
+        self.weight_penalties = {f"{side}_{key}": penalty
+                                 for side, half in self.halves.items()
+                                 for key, penalty in half.weight_penalties.items()}
         self._cache = None
 
     def _share(self):
