@@ -1,7 +1,6 @@
 """A built network: runtime layers over one flat parameter buffer."""
 import numpy as np
 
-from . import _ops
 from .layers._base import GradientContext, LayerSpec
 
 
@@ -256,17 +255,28 @@ class Network:
         for target, value in updates:
             target[...] = value
 
-    def snapshot(self):
+    def snapshot(self, into=None):
         """Copies of everything that makes the model: parameters and buffers.
 
         For keeping the best weights seen so far (early stopping) or rolling
         back a step; optimizer state and gradients are not included.
 
+        Parameters
+        ----------
+        into : NetworkSnapshot or None
+            An earlier snapshot of this network to overwrite instead of
+            allocating a new one (training backs up every step).
+
         Returns
         -------
         NetworkSnapshot
         """
-        return NetworkSnapshot(self.params.copy(), self.buffers.copy())
+        if into is None:
+            return NetworkSnapshot(self.params.copy(), self.buffers.copy())
+        self._check_fits(into)
+        into.params[...] = self.params
+        into.buffers[...] = self.buffers
+        return into
 
     def restore(self, snapshot):
         """Copy a :meth:`snapshot` of this network back into its buffers.
@@ -277,6 +287,11 @@ class Network:
         ----------
         snapshot : NetworkSnapshot
         """
+        self._check_fits(snapshot)
+        self.params[...] = snapshot.params
+        self.buffers[...] = snapshot.buffers
+
+    def _check_fits(self, snapshot):
         if not isinstance(snapshot, NetworkSnapshot):
             raise TypeError(f"snapshot must come from Network.snapshot(), got "
                             f"{type(snapshot).__name__}.")
@@ -288,8 +303,6 @@ class Network:
                     f"this network ({mine.dtype} {mine.shape}): it was taken from "
                     "another network."
                 )
-        self.params[...] = snapshot.params
-        self.buffers[...] = snapshot.buffers
 
     def _weight_slices(self):
         """(slice of params, layer's (l1, l2) or None) for every weight parameter."""

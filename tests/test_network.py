@@ -120,6 +120,20 @@ def test_snapshot_and_restore_parameters():
         net.restore(_network([Dense(3)]).snapshot())
 
 
+def test_snapshot_into_an_earlier_one_reuses_its_arrays():
+    net = _network([Dense(4), Dense(2)])
+    snap = net.snapshot()
+    arrays = snap.params, snap.buffers
+    net.params[:] = 2.0
+    assert net.snapshot(into=snap) is snap
+    assert snap.params is arrays[0] and snap.buffers is arrays[1]
+    assert_array_equal(snap.params, 2.0)
+    with pytest.raises(ValueError, match="another network"):
+        net.snapshot(into=_network([Dense(3)]).snapshot())
+    with pytest.raises(TypeError, match="must come from Network.snapshot"):
+        net.snapshot(into=net.params)
+
+
 def test_sample_weight_reaches_only_layers_that_take_it():
     net = _network([Dense(4), Dropout(0.5), Dense(2)])
     X = np.random.RandomState(4).randn(5, 6)

@@ -15,7 +15,6 @@ from skdl import (
     GRU,
     LSTM,
     Bidirectional,
-    Dense,
     Embedding,
     GlobalAvgPool1D,
     GlobalMaxPool1D,

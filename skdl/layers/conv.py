@@ -1,7 +1,6 @@
 """Convolution layers: Conv1D and Conv2D (channels first)."""
 from numbers import Integral, Real
 
-import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .. import _ops
