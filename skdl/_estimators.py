@@ -1,14 +1,14 @@
 """NNClassifier and NNRegressor: the scikit-learn face of skdl."""
-import time
 import warnings
 from abc import ABCMeta, abstractmethod
 from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import LabelBinarizer
+from sklearn.metrics import accuracy_score, r2_score
 from sklearn.utils import check_random_state
+from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import (
     _check_partial_fit_first_call,
@@ -24,9 +24,18 @@ from sklearn.utils.validation import (
 )
 
 from . import _ops
-from ._losses import RegressionLoss, SigmoidCrossEntropy, SoftmaxCrossEntropy
+from ._losses import (
+    RegressionLoss,
+    SigmoidCrossEntropy,
+    SigmoidHellinger,
+    SoftmaxCrossEntropy,
+    SoftmaxHellinger,
+)
 from ._network import Network, build_layers
 from ._optimizers import OPTIMIZERS, Optimizer, resolve_optimizer
+from ._training import CallbackSupportMixin, SklearnCallbacks, TrainingRun, validation_split
+from .callbacks import call, check_callbacks
+from .schedules import SCHEDULES, LearningRateSchedule, resolve_schedule
 from .layers import Dense, Flatten
 from .layers.core import resolve_shape
 
@@ -36,7 +45,7 @@ PREDICT_CHUNK_ROWS = 4096
 AUTO_BATCH_SIZE = 256
 
 
-class BaseNN(BaseEstimator, metaclass=ABCMeta):
+class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
     """Shared machinery of :class:`NNClassifier` and :class:`NNRegressor`."""
 
     _parameter_constraints: dict = {
@@ -44,33 +53,49 @@ class BaseNN(BaseEstimator, metaclass=ABCMeta):
         "input_shape": [tuple, list, None],
         "optimizer": [StrOptions(set(OPTIMIZERS)), Optimizer],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "lr_schedule": [StrOptions(set(SCHEDULES)), LearningRateSchedule, None],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "l1": [Interval(Real, 0, None, closed="left")],
+        "l2": [Interval(Real, 0, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "final_epochs": [Interval(Integral, 0, None, closed="left")],
         "shuffle": ["boolean"],
         "random_state": ["random_state"],
         "dtype": [StrOptions({"float32", "float64"})],
+        "callbacks": [list, tuple, None],
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
     }
 
     @abstractmethod
     def __init__(self, layers=None, *, input_shape=None, optimizer="adam",
-                 learning_rate=0.001, batch_size="auto", max_iter=200, tol=1e-4,
-                 n_iter_no_change=10, shuffle=True, random_state=None,
-                 dtype="float32", verbose=False, warm_start=False):
+                 learning_rate=0.001, lr_schedule=None, batch_size="auto",
+                 max_iter=200, l1=0.0, l2=0.0, early_stopping=False,
+                 validation_fraction=0.1, tol=1e-4, n_iter_no_change=10,
+                 final_epochs=0, shuffle=True, random_state=None, dtype="float32",
+                 callbacks=None, verbose=0, warm_start=False):
         self.layers = layers
         self.input_shape = input_shape
         self.optimizer = optimizer
         self.learning_rate = learning_rate
+        self.lr_schedule = lr_schedule
         self.batch_size = batch_size
         self.max_iter = max_iter
+        self.l1 = l1
+        self.l2 = l2
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
         self.tol = tol
         self.n_iter_no_change = n_iter_no_change
+        self.final_epochs = final_epochs
         self.shuffle = shuffle
         self.random_state = random_state
         self.dtype = dtype
+        self.callbacks = callbacks
         self.verbose = verbose
         self.warm_start = warm_start
 
@@ -135,10 +160,16 @@ class BaseNN(BaseEstimator, metaclass=ABCMeta):
 
         Converted and run in chunks, so memory does not grow with n_samples.
         """
+        return self._forward_in_chunks(X, convert=True)
+
+    def _forward_in_chunks(self, X, convert=False):
+        """Network outputs of X, PREDICT_CHUNK_ROWS rows at a time; ``convert``
+        casts and reshapes each chunk from the validated input first."""
         out = np.empty((X.shape[0], self.network_.output_shape[0]), dtype=self.dtype)
         for start in range(0, X.shape[0], PREDICT_CHUNK_ROWS):
-            stop = start + PREDICT_CHUNK_ROWS
-            out[start:stop] = self.network_.forward(self._network_input(X[start:stop]))
+            chunk = X[start:start + PREDICT_CHUNK_ROWS]
+            out[start:start + PREDICT_CHUNK_ROWS] = self.network_.forward(
+                self._network_input(chunk) if convert else chunk)
         return out
 
     def _check_sample_shape(self, X):
@@ -157,6 +188,10 @@ class BaseNN(BaseEstimator, metaclass=ABCMeta):
         return self._outputs(X)
 
     # -- training -----------------------------------------------------------
+    def _class_weights(self, y, incremental):
+        """Per-sample weights from ``class_weight`` (the classifier's), or None."""
+        return None
+
     def _fit(self, X, y, sample_weight=None, incremental=False, classes=None):
         first = (not hasattr(self, "network_")
                  or (not incremental and not self.warm_start))
@@ -170,8 +205,16 @@ class BaseNN(BaseEstimator, metaclass=ABCMeta):
             sample_weight = _check_sample_weight(
                 sample_weight, X, dtype=np.float64, ensure_non_negative=True
             )
+        # scikit-learn's callbacks see the data as given to fit (ScoringMonitor
+        # scores on it), not the network's view or the training part of a split.
+        given = (X, y, sample_weight)
+        class_weights = self._class_weights(y, incremental)
+        if class_weights is not None:
+            sample_weight = (class_weights if sample_weight is None
+                             else sample_weight * class_weights)
         if first:
             self.input_shape_ = self._sample_shape(X)
+        callbacks = check_callbacks(self.callbacks)
         # Sums over the batch run in float64 when the data came as float64, so
         # an integer sample weight k trains exactly like k repeated samples.
         accumulate = np.float64 if X.dtype == np.float64 else np.dtype(self.dtype)
@@ -185,17 +228,36 @@ class BaseNN(BaseEstimator, metaclass=ABCMeta):
             self.t_ = 0
             self._n_steps = 0
             self.loss_curve_ = []
+            self.validation_scores_ = []
+            self.history_ = []
             self.best_loss_ = np.inf
+            self.best_validation_score_ = None
             self._no_improvement_count = 0
+            self._schedule_run = None
         elif self.network_.output_shape != (Y.shape[1],):
             raise ValueError(
                 f"y has {Y.shape[1]} outputs but the fitted network has "
                 f"{self.network_.output_shape[0]}; fit again with warm_start=False."
             )
+        if self._schedule_run is None or not incremental:
+            self._schedule_run = resolve_schedule(self.lr_schedule).start(
+                self.learning_rate, self.max_iter)
+        validation = None
+        if self.early_stopping and not incremental:
+            (Xn, Y, y, sample_weight), validation = validation_split(
+                Xn, Y, y, sample_weight, self.validation_fraction,
+                stratify=self._stratify(y), random_state=self._random_state)
+        run = TrainingRun(self, Xn, Y, sample_weight, accumulate, validation, callbacks)
+        skl_callbacks = SklearnCallbacks(self, 1 if incremental else self.max_iter, *given)
+        call(callbacks, "on_fit_begin", self)
         try:
-            self._run_epochs(Xn, Y, sample_weight, accumulate, incremental)
+            run.epochs(1 if incremental else self.max_iter, incremental, skl_callbacks)
+            if self.final_epochs and validation is not None and not run.interrupted:
+                run.final_epochs(self.final_epochs)
         finally:
             self.network_.release_scratch()
+            skl_callbacks.end()
+            call(callbacks, "on_fit_end", self)
         return self
 
     def _batch_size(self, n_samples):
@@ -208,72 +270,17 @@ class BaseNN(BaseEstimator, metaclass=ABCMeta):
             )
         return min(self.batch_size, n_samples)
 
-    def _run_epochs(self, X, Y, sample_weight, accumulate, incremental):
-        n = X.shape[0]
-        batch_size = self._batch_size(n)
-        total_weight = float(n) if sample_weight is None else float(sample_weight.sum())
-        network, rng = self.network_, self._random_state
-        n_epochs = 1 if incremental else self.max_iter
-        for _ in range(n_epochs):
-            started = time.perf_counter()
-            epoch = self.n_iter_ + 1
-            snapshot = network.params.copy()
-            order = rng.permutation(n) if self.shuffle else None
-            epoch_loss = 0.0
-            for b, start in enumerate(range(0, n, batch_size)):
-                rows = (order[start:start + batch_size] if order is not None
-                        else slice(start, start + batch_size))
-                Xb, Yb = X[rows], Y[rows]
-                wb = None if sample_weight is None else sample_weight[rows]
-                outputs = network.forward(Xb, training=True, rng=self._dropout_rng)
-                losses, grad = self._loss_fn(outputs, Yb)
-                batch_loss = float(losses.sum() if wb is None else wb @ losses)
-                if not np.isfinite(batch_loss):
-                    network.params[...] = snapshot
-                    raise ValueError(
-                        f"The training loss became {batch_loss} in epoch {epoch}, "
-                        f"batch {b + 1}; the weights were restored to the start of "
-                        "the epoch. Lower the learning rate or scale the inputs."
-                    )
-                epoch_loss += batch_loss
-                # Weighted mean over the batch, normalised by the batch's share of
-                # the total weight so batches with little weight take small steps.
-                scale = 1.0 / (total_weight * (Xb.shape[0] / n))
-                network.backward(grad, wb, scale, accumulate)
-                self._n_steps += 1
-                self._optimizer.step(network.params, network.grads,
-                                     self._optimizer_state, self.learning_rate,
-                                     self._n_steps)
-                self.t_ += Xb.shape[0]
-            if not np.isfinite(network.params).all():
-                network.params[...] = snapshot
-                raise ValueError(
-                    f"The weights became NaN or infinite in epoch {epoch}; they were "
-                    "restored to the start of the epoch. Lower the learning rate."
-                )
-            self.n_iter_ += 1
-            self.loss_ = epoch_loss / total_weight
-            self.loss_curve_.append(self.loss_)
-            if self.verbose:
-                print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}, "
-                      f"time = {time.perf_counter() - started:.3f}s")
-            if incremental:
-                continue
-            if self._converged():
-                if self.verbose:
-                    print(f"Training loss did not improve more than tol={self.tol} "
-                          f"for {self.n_iter_no_change} consecutive epochs. Stopping.")
-                break
-        else:
-            if not incremental:
-                warnings.warn(
-                    f"{type(self).__name__}: max_iter={self.max_iter} epochs were run "
-                    "and the training loss has not converged yet; consider raising "
-                    "max_iter.", ConvergenceWarning,
-                )
+    def _stratify(self, y):
+        """Whether the validation split is stratified by y."""
+        return False
 
-    def _converged(self):
-        loss = self.loss_curve_[-1]
+    def _validation_score(self, outputs, y, sample_weight):
+        """The score (accuracy, R^2) of validation outputs against the raw y."""
+        raise NotImplementedError
+
+    def _converged(self, loss):
+        """Whether the monitored loss (validation loss with early stopping, else
+        the training loss) failed to improve by tol for n_iter_no_change epochs."""
         if loss > self.best_loss_ - self.tol:
             self._no_improvement_count += 1
         else:
@@ -355,31 +362,75 @@ class NNClassifier(ClassifierMixin, BaseNN):
         it; one entry may be -1 (inferred): ``(1, -1)`` makes the features a
         one-channel signal, ``(-1, 1)`` a sequence of scalars. Arrays with more
         than two dimensions are taken as they are. None keeps X flat.
-    optimizer : {'adam', 'sgd', 'momentum', 'nesterov'} or optimizer, default='adam'
-        A name, or an instance of :class:`skdl.optimizers.Adam` /
-        :class:`skdl.optimizers.SGD` whose parameters are searchable as
-        ``optimizer__beta1`` etc.
+    loss : {'log_loss', 'hellinger'}, default='log_loss'
+        ``log_loss`` is the cross-entropy; ``hellinger`` the squared Hellinger
+        distance between the predicted and the target distributions (bounded
+        by 1 per sample, so mislabelled samples pull less; NumpyDL's loss).
+    optimizer : str or optimizer, default='adam'
+        A name ('sgd', 'momentum', 'nesterov', 'adagrad', 'rmsprop',
+        'adadelta', 'adam', 'adamax', 'adamw') or an instance from
+        :mod:`skdl.optimizers`, whose parameters are searchable as
+        ``optimizer__beta1`` etc. Gradient clipping (``clipnorm``,
+        ``clipvalue``) and decoupled weight decay are optimizer parameters.
     learning_rate : float, default=0.001
+        The initial learning rate.
+    lr_schedule : str or schedule, default=None
+        How the rate changes from epoch to epoch: None or 'constant', a name
+        ('inverse_time', 'patience', 'plateau', 'cosine') or an instance from
+        :mod:`skdl.schedules` (searchable as ``lr_schedule__factor`` etc.).
+        The monitored loss is the validation loss with ``early_stopping``,
+        else the training loss.
     batch_size : int or 'auto', default='auto'
         'auto' is ``min(256, n_samples)``.
     max_iter : int, default=200
         Maximum number of epochs.
+    l1, l2 : float, default=0.0
+        Penalties ``l1 * sum(|w|) + l2 * sum(w**2)`` added to each batch's mean
+        loss, over the weights of every layer (kernels, not biases,
+        normalization parameters or PReLU slopes). A layer's own
+        ``kernel_regularizer`` replaces them for that layer.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the samples (stratified), stop when
+        the validation loss has not improved by ``tol`` for
+        ``n_iter_no_change`` epochs, and keep the weights of the best epoch.
+    validation_fraction : float in (0, 1), default=0.1
+        Used with ``early_stopping``.
     tol : float, default=1e-4
-        Training stops when the loss has not improved by ``tol`` for
+        Training stops when the monitored loss has not improved by ``tol`` for
         ``n_iter_no_change`` consecutive epochs.
     n_iter_no_change : int, default=10
+    final_epochs : int, default=0
+        With ``early_stopping``: epochs trained afterwards on all the samples,
+        validation set included (pydnn's final epochs).
+    class_weight : dict, 'balanced' or None, default=None
+        Weights of the classes, multiplied into ``sample_weight``: they apply to
+        the loss, to the validation loss and score, and so to early stopping.
+        'balanced' is ``n_samples / (n_classes * count(class))``.
     shuffle : bool, default=True
         Shuffle the samples every epoch.
     random_state : int, RandomState or None, default=None
-        Seeds initialization, shuffling and dropout. The same seed gives the
-        same model bit for bit, whatever the number of threads.
+        Seeds initialization, the validation split, shuffling and dropout. The
+        same seed gives the same model bit for bit, whatever the number of
+        threads.
     dtype : {'float32', 'float64'}, default='float32'
         Precision of weights and activations. Parameter gradients are summed
         over each batch in float64 when X is float64.
-    verbose : bool, default=False
-        Print the loss after each epoch.
+    callbacks : list of callbacks, default=None
+        Objects with hooks called during ``fit`` (see :mod:`skdl.callbacks`:
+        early stopping on any monitored value, checkpoints of the best epoch,
+        learning-rate functions, user hooks). scikit-learn's callbacks are
+        set with ``set_callbacks`` instead.
+    verbose : int, default=0
+        1 prints a table row per epoch (losses, score, rate, time); 2 adds a
+        progress bar within each epoch.
     warm_start : bool, default=False
         Continue from the previous fit's weights.
+
+    Training stops with a ``ValueError`` naming the epoch and batch if the
+    loss or the weights become NaN or infinite; the model then keeps the last
+    weights that gave a finite loss (never NaN weights). ``KeyboardInterrupt`` (Ctrl-C) ends
+    ``fit`` early with a warning; the model keeps the weights of its last
+    completed step and can be used.
 
     Attributes
     ----------
@@ -394,10 +445,21 @@ class NNClassifier(ClassifierMixin, BaseNN):
     network_ : skdl._network.Network
         The fitted network.
     loss_ : float
-        Training loss of the last epoch.
+        Training loss of the last epoch (penalties included).
     loss_curve_ : list of float
         Training loss per epoch.
+    validation_scores_ : list of float
+        Accuracy on the validation set per epoch (empty without early stopping).
+    best_validation_score_ : float or None
+        Validation accuracy of the best epoch.
     best_loss_ : float
+        Lowest monitored loss: the validation loss with early stopping, else
+        the training loss.
+    history_ : list of dict
+        One entry per epoch: ``epoch``, ``train_loss``, ``val_loss``,
+        ``val_score``, ``learning_rate`` and ``duration`` (seconds).
+    learning_rate_ : float
+        Learning rate of the last epoch.
     n_iter_ : int
         Epochs run.
     t_ : int
@@ -413,17 +475,56 @@ class NNClassifier(ClassifierMixin, BaseNN):
     (3,)
     """
 
-    def __init__(self, layers=None, *, input_shape=None, optimizer="adam",
-                 learning_rate=0.001, batch_size="auto", max_iter=200, tol=1e-4,
-                 n_iter_no_change=10, shuffle=True, random_state=None,
-                 dtype="float32", verbose=False, warm_start=False):
+    _parameter_constraints = {
+        **BaseNN._parameter_constraints,
+        "loss": [StrOptions({"log_loss", "hellinger"})],
+        "class_weight": [StrOptions({"balanced"}), dict, None],
+    }
+
+    def __init__(self, layers=None, *, loss="log_loss", input_shape=None,
+                 optimizer="adam", learning_rate=0.001, lr_schedule=None,
+                 batch_size="auto", max_iter=200, l1=0.0, l2=0.0,
+                 early_stopping=False, validation_fraction=0.1, tol=1e-4,
+                 n_iter_no_change=10, final_epochs=0, class_weight=None, shuffle=True,
+                 random_state=None, dtype="float32", callbacks=None, verbose=0,
+                 warm_start=False):
         super().__init__(
             layers=layers, input_shape=input_shape, optimizer=optimizer,
-            learning_rate=learning_rate, batch_size=batch_size, max_iter=max_iter,
-            tol=tol, n_iter_no_change=n_iter_no_change, shuffle=shuffle,
-            random_state=random_state, dtype=dtype, verbose=verbose,
-            warm_start=warm_start,
+            learning_rate=learning_rate, lr_schedule=lr_schedule, batch_size=batch_size,
+            max_iter=max_iter, l1=l1, l2=l2, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, tol=tol,
+            n_iter_no_change=n_iter_no_change, final_epochs=final_epochs,
+            shuffle=shuffle, random_state=random_state, dtype=dtype,
+            callbacks=callbacks, verbose=verbose, warm_start=warm_start,
         )
+        self.loss = loss
+        self.class_weight = class_weight
+
+    def _class_weights(self, y, incremental):
+        if self.class_weight is None:
+            return None
+        if incremental and self.class_weight == "balanced":
+            raise ValueError(
+                "class_weight='balanced' is not supported by partial_fit: the class "
+                "frequencies of later batches are unknown. Pass a dict of weights, "
+                "or compute them with sklearn.utils.class_weight.compute_class_weight "
+                "on all the data."
+            )
+        if isinstance(self.class_weight, dict):
+            unknown = set(self.class_weight) - set(self.classes_.tolist())
+            if unknown and self._label_binarizer.y_type_ != "multilabel-indicator":
+                raise ValueError(
+                    f"class_weight has weights for {sorted(unknown, key=str)}, which "
+                    f"are not classes; the classes are {self.classes_.tolist()}."
+                )
+        return compute_sample_weight(self.class_weight, y)
+
+    def _stratify(self, y):
+        return self._label_binarizer.y_type_ != "multilabel-indicator"
+
+    def _validation_score(self, outputs, y, sample_weight):
+        predicted = self._label_binarizer.inverse_transform(self._loss_fn.transform(outputs))
+        return accuracy_score(y, predicted, sample_weight=sample_weight)
 
     def _validate_targets(self, y, first, classes=None):
         if y.ndim == 2 and y.shape[1] == 1:
@@ -439,8 +540,11 @@ class NNClassifier(ClassifierMixin, BaseNN):
                 )
             self._label_binarizer = binarizer
             self.classes_ = binarizer.classes_
-            self._loss_fn = (SoftmaxCrossEntropy() if binarizer.y_type_ == "multiclass"
-                             else SigmoidCrossEntropy())
+            multiclass = binarizer.y_type_ == "multiclass"
+            if self.loss == "hellinger":
+                self._loss_fn = SoftmaxHellinger() if multiclass else SigmoidHellinger()
+            else:
+                self._loss_fn = SoftmaxCrossEntropy() if multiclass else SigmoidCrossEntropy()
         if type_of_target(y) != "multilabel-indicator":
             # LabelBinarizer would silently encode an unknown label as no class.
             unseen = np.setdiff1d(unique_labels(y), self.classes_)
@@ -548,17 +652,11 @@ class NNRegressor(RegressorMixin, BaseNN):
         needs non-negative targets.
     input_shape : tuple of int, default=None
         See :class:`NNClassifier`.
-    optimizer : {'adam', 'sgd', 'momentum', 'nesterov'} or optimizer, default='adam'
-    learning_rate : float, default=0.001
-    batch_size : int or 'auto', default='auto'
-    max_iter : int, default=200
-    tol : float, default=1e-4
-    n_iter_no_change : int, default=10
-    shuffle : bool, default=True
-    random_state : int, RandomState or None, default=None
-    dtype : {'float32', 'float64'}, default='float32'
-    verbose : bool, default=False
-    warm_start : bool, default=False
+    optimizer, learning_rate, lr_schedule, batch_size, max_iter, l1, l2, \
+early_stopping, validation_fraction, tol, n_iter_no_change, final_epochs, \
+shuffle, random_state, dtype, callbacks, verbose, warm_start
+        As in :class:`NNClassifier`; the validation split is not stratified
+        and its score is R^2.
 
     Attributes
     ----------
@@ -570,7 +668,13 @@ class NNRegressor(RegressorMixin, BaseNN):
     network_ : skdl._network.Network
     loss_ : float
     loss_curve_ : list of float
+    validation_scores_ : list of float
+        R^2 on the validation set per epoch (empty without early stopping).
+    best_validation_score_ : float or None
     best_loss_ : float
+    history_ : list of dict
+        See :class:`NNClassifier`.
+    learning_rate_ : float
     n_iter_ : int
     t_ : int
 
@@ -590,17 +694,25 @@ class NNRegressor(RegressorMixin, BaseNN):
     }
 
     def __init__(self, layers=None, *, loss="squared_error", input_shape=None,
-                 optimizer="adam", learning_rate=0.001, batch_size="auto",
-                 max_iter=200, tol=1e-4, n_iter_no_change=10, shuffle=True,
-                 random_state=None, dtype="float32", verbose=False, warm_start=False):
+                 optimizer="adam", learning_rate=0.001, lr_schedule=None,
+                 batch_size="auto", max_iter=200, l1=0.0, l2=0.0,
+                 early_stopping=False, validation_fraction=0.1, tol=1e-4,
+                 n_iter_no_change=10, final_epochs=0, shuffle=True, random_state=None,
+                 dtype="float32", callbacks=None, verbose=0, warm_start=False):
         super().__init__(
             layers=layers, input_shape=input_shape, optimizer=optimizer,
-            learning_rate=learning_rate, batch_size=batch_size, max_iter=max_iter,
-            tol=tol, n_iter_no_change=n_iter_no_change, shuffle=shuffle,
-            random_state=random_state, dtype=dtype, verbose=verbose,
-            warm_start=warm_start,
+            learning_rate=learning_rate, lr_schedule=lr_schedule, batch_size=batch_size,
+            max_iter=max_iter, l1=l1, l2=l2, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, tol=tol,
+            n_iter_no_change=n_iter_no_change, final_epochs=final_epochs,
+            shuffle=shuffle, random_state=random_state, dtype=dtype,
+            callbacks=callbacks, verbose=verbose, warm_start=warm_start,
         )
         self.loss = loss
+
+    def _validation_score(self, outputs, y, sample_weight):
+        predicted = self._loss_fn.transform(outputs)
+        return r2_score(y.reshape(predicted.shape), predicted, sample_weight=sample_weight)
 
     def _validate_targets(self, y, first, classes=None):
         if self.loss == "poisson" and (np.any(y < 0) or np.sum(y) <= 0):

@@ -1,8 +1,5 @@
-"""scikit-learn's own estimator checks, with nothing expected to fail (one
-pending integration, below)."""
-import warnings
+"""scikit-learn's own estimator checks, with nothing expected to fail."""
 
-import numpy as np
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
@@ -22,7 +19,6 @@ from skdl import (
     NNRegressor,
     PReLU,
 )
-from skdl._network import Network
 
 ESTIMATORS = [
     NNClassifier(),
@@ -53,50 +49,9 @@ ESTIMATORS = [
 ]
 
 
-def _forward_gets_sample_weights():
-    """Whether the estimator's training loop hands each batch's sample weights
-    to ``Network.forward``, found by watching one small fit."""
-    seen = []
-    original = Network.forward
-
-    def spy(self, X, training=False, rng=None, sample_weight=None):
-        if training:
-            seen.append(sample_weight is not None)
-        return original(self, X, training=training, rng=rng, sample_weight=sample_weight)
-
-    Network.forward = spy
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            NNRegressor(layers=[], max_iter=1).fit(np.ones((4, 2)), np.arange(4.0),
-                                                   sample_weight=[1.0, 2.0, 1.0, 2.0])
-    finally:
-        Network.forward = original
-    return bool(seen) and all(seen)
-
-
-# Batch normalization weighs its batch statistics by the sample weights it is
-# given (so weight k equals k copies, exactly). Until the estimator passes them
-# to Network.forward (a one-line change in BaseNN._run_epochs, part of the
-# training-loop work of issue 5), the statistics weigh every sample equally
-# and fitting with integer weights differs from fitting repeated samples.
-# Once it does, this list is empty and the check runs as any other.
-_BATCH_WEIGHTS_PENDING = None if _forward_gets_sample_weights() else {
-    "check_sample_weight_equivalence_on_dense_data":
-        "the estimator does not pass batch sample weights to Network.forward yet",
-}
-
-
-def _expected_failures(estimator):
-    if _BATCH_WEIGHTS_PENDING and any(isinstance(spec, BatchNormalization)
-                                      for spec in estimator.layers or ()):
-        return _BATCH_WEIGHTS_PENDING
-    return {}
-
-
 # Small check data and the default max_iter leave some fits unconverged; the
 # warning says so and is not what these checks test.
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-@parametrize_with_checks(ESTIMATORS, expected_failed_checks=_expected_failures)
+@parametrize_with_checks(ESTIMATORS)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)

@@ -1,0 +1,381 @@
+"""Pieces of the training loop that are not the estimator's own state: the
+validation split, the per-epoch printout, and the bridge to scikit-learn's
+callback API."""
+import copy
+import sys
+import time
+import warnings
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+
+from . import _ops
+from .callbacks import call
+
+try:  # scikit-learn >= 1.9
+    from sklearn.callback import CallbackSupportMixin
+except ImportError:  # pragma: no cover - older scikit-learn
+    class CallbackSupportMixin:
+        """Stand-in where scikit-learn has no callback API."""
+
+
+def validation_split(X, Y, y, sample_weight, fraction, stratify, random_state):
+    """Hold out ``fraction`` of the samples, stratified by ``y`` when asked.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, ...)
+    Y : ndarray of shape (n, n_outputs), the encoded targets
+    y : ndarray of shape (n,) or (n, n_outputs), the targets as given
+    sample_weight : ndarray of shape (n,) or None
+    fraction : float in (0, 1)
+    stratify : bool
+    random_state : numpy.random.RandomState
+
+    Returns
+    -------
+    (X, Y, y, sample_weight) of the training part, then of the validation part
+    """
+    n = X.shape[0]
+    n_val = int(np.ceil(fraction * n))
+    if n_val < 1 or n - n_val < 1:
+        raise ValueError(
+            f"validation_fraction={fraction} of {n} samples leaves "
+            f"{n - n_val} to train on and {n_val} to validate on; both need at least one."
+        )
+    index = np.arange(n)
+    seed = random_state.randint(np.iinfo(np.int32).max)
+    try:
+        train, val = train_test_split(index, test_size=n_val, random_state=seed,
+                                      stratify=y if stratify else None)
+    except ValueError as error:
+        raise ValueError(
+            f"Cannot hold out a stratified validation set ({error}) Lower "
+            "validation_fraction, add samples of the rare classes, or set "
+            "early_stopping=False."
+        ) from None
+    train, val = np.sort(train), np.sort(val)
+    weights = (None, None) if sample_weight is None else (sample_weight[train],
+                                                          sample_weight[val])
+    return ((X[train], Y[train], y[train], weights[0]),
+            (X[val], Y[val], y[val], weights[1]))
+
+
+class EpochPrinter:
+    """``verbose=1``: a table row per epoch; ``verbose=2``: also a progress bar
+    within each epoch (rewritten in place with carriage returns)."""
+
+    COLUMNS = ("epoch", "train loss", "valid loss", "valid score", "lr", "time")
+    BAR_WIDTH = 30
+
+    def __init__(self, verbose, stream=None):
+        self.verbose = int(verbose)
+        self.stream = sys.stdout if stream is None else stream
+        self.header_done = False
+
+    def batch(self, batch, n_batches):
+        if self.verbose < 2:
+            return
+        done = int(self.BAR_WIDTH * batch / n_batches)
+        bar = "=" * done + "." * (self.BAR_WIDTH - done)
+        self.stream.write(f"\r[{bar}] {batch}/{n_batches}")
+        if batch == n_batches:
+            self.stream.write("\r" + " " * (self.BAR_WIDTH + 24) + "\r")
+        self.stream.flush()
+
+    def epoch(self, record):
+        if self.verbose < 1:
+            return
+        if not self.header_done:
+            self.stream.write("".join(f"{c:>13}" for c in self.COLUMNS) + "\n")
+            self.header_done = True
+
+        def number(value, fmt):
+            return f"{'-':>13}" if value is None else f"{value:>13{fmt}}"
+
+        self.stream.write(
+            f"{record['epoch']:>13d}" + number(record["train_loss"], ".6f")
+            + number(record["val_loss"], ".6f") + number(record["val_score"], ".4f")
+            + number(record["learning_rate"], ".3g") + number(record["duration"], ".2f")
+            + "\n")
+        self.stream.flush()
+
+    def message(self, text):
+        if self.verbose >= 1:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+
+
+class SklearnCallbacks:
+    """Calls the callbacks set with ``set_callbacks`` (scikit-learn's API):
+    fit is the root task and each epoch a subtask. Does nothing when none are
+    set or scikit-learn has no callback API."""
+
+    def __init__(self, estimator, max_epochs, X, y, sample_weight):
+        self.estimator = estimator
+        self.active = bool(getattr(estimator, "_skl_callbacks", None)) or hasattr(
+            estimator, "_parent_callback_ctx")
+        self.data = dict(X=X, y=y, metadata=(
+            {} if sample_weight is None else {"sample_weight": sample_weight}))
+        self.epoch_context = None
+        if self.active:
+            self.context = estimator._init_callback_context(max_subtasks=max_epochs)
+            self.context.call_on_fit_task_begin(estimator=estimator, **self.data)
+
+    def epoch_begin(self):
+        if self.active:
+            self.epoch_context = self.context.subcontext(task_name="epoch")
+            self.epoch_context.call_on_fit_task_begin(estimator=self.estimator,
+                                                      **self.data)
+
+    def epoch_end(self):
+        """True if a callback asks to stop."""
+        if not self.active or self.epoch_context is None:
+            return False
+        context, self.epoch_context = self.epoch_context, None
+        return context.call_on_fit_task_end(
+            estimator=self.estimator, reconstruction_attributes=self._frozen_network,
+            **self.data)
+
+    def _frozen_network(self):
+        # Evaluated only when a callback asks for `fitted_estimator`: the copy
+        # keeps this epoch's weights while training goes on.
+        return {"network_": copy.deepcopy(self.estimator.network_)}
+
+    def end(self):
+        if self.active:
+            if self.epoch_context is not None:  # an epoch cut short (interrupt)
+                self.epoch_context.call_on_fit_task_end(estimator=self.estimator)
+                self.epoch_context = None
+            self.context.call_on_fit_task_end(estimator=self.estimator,
+                                              reconstruction_attributes={}, **self.data)
+
+
+class TrainingRun:
+    """One call of ``fit`` or ``partial_fit``: epochs of mini-batch steps over
+    the training part of the data, with the validation set, the history, the
+    learning-rate schedule, the callbacks, and the handling of faults and
+    interrupts.
+
+    Parameters
+    ----------
+    estimator : BaseNN
+        Holds the network, the optimizer and its state, the counters and the
+        fitted attributes this run updates.
+    X : ndarray of shape (n, *input_shape), the network's input
+    Y : ndarray of shape (n, n_outputs), the encoded targets
+    sample_weight : ndarray of shape (n,) or None
+    accumulate : numpy dtype of the sums over a batch
+    validation : tuple (X, Y, y, sample_weight) or None
+    callbacks : list of skdl callbacks
+    """
+
+    def __init__(self, estimator, X, Y, sample_weight, accumulate, validation,
+                 callbacks):
+        self.estimator = estimator
+        self.network = estimator.network_
+        self.X, self.Y, self.sample_weight = X, Y, sample_weight
+        self.accumulate = accumulate
+        self.validation = validation
+        self.callbacks = callbacks
+        self.printer = EpochPrinter(estimator.verbose)
+        self.backup = None        # the weights after the last completed step
+        self.previous = None      # the weights a step before (their loss was finite)
+        self.best = None          # the weights of the best epoch so far
+        self.best_monitored = np.inf
+        self.step_open = False    # a step has started and not finished
+        self.interrupted = False
+        l1_coef, l2_coef = self.network.penalty_coefficients(estimator.l1, estimator.l2)
+        self.penalty = ((l1_coef, l2_coef) if l1_coef.any() or l2_coef.any() else None)
+        self.decay_mask = self.network.decay_mask()
+
+    # -- epochs ---------------------------------------------------------------
+    def epochs(self, max_epochs, incremental, sklearn_callbacks):
+        """Run up to ``max_epochs`` epochs; stop on convergence (not when
+        ``incremental``), a callback, the schedule, or an interrupt."""
+        est = self.estimator
+        for _ in range(max_epochs):
+            epoch = est.n_iter_ + 1
+            try:
+                stop = self._epoch_with_hooks(epoch, sklearn_callbacks, incremental)
+            except KeyboardInterrupt:
+                self._interrupt(epoch)
+                break
+            if stop:
+                break
+        else:
+            if not incremental:
+                warnings.warn(
+                    f"{type(est).__name__}: max_iter={est.max_iter} epochs were run "
+                    "and the training loss has not converged yet; consider raising "
+                    "max_iter.", ConvergenceWarning,
+                )
+        if (self.validation is not None and self.best is not None and not incremental
+                and not self.interrupted):
+            # Early stopping ends with the weights of the best validation epoch.
+            self.network.restore(self.best)
+
+    def final_epochs(self, n_epochs):
+        """pydnn's final epochs: after early stopping, train on the training
+        and validation samples together for a few more epochs."""
+        X_val, Y_val, _, w_val = self.validation
+        self.X = np.concatenate([self.X, X_val])
+        self.Y = np.concatenate([self.Y, Y_val])
+        if self.sample_weight is not None:
+            self.sample_weight = np.concatenate([self.sample_weight, w_val])
+        self.validation = None
+        self.printer.message(f"Training {n_epochs} final epochs on all the samples.")
+        for _ in range(n_epochs):
+            epoch = self.estimator.n_iter_ + 1
+            try:
+                self._run_epoch(epoch)
+            except KeyboardInterrupt:
+                self._interrupt(epoch)
+                return
+
+    def _epoch_with_hooks(self, epoch, sklearn_callbacks, incremental):
+        est = self.estimator
+        est.learning_rate_ = est._schedule_run.rate
+        call(self.callbacks, "on_epoch_begin", est, epoch)
+        sklearn_callbacks.epoch_begin()
+        record = self._run_epoch(epoch)
+        monitored = record["train_loss"] if record["val_loss"] is None else record["val_loss"]
+        if monitored < self.best_monitored:
+            self.best_monitored = monitored
+            self.best = self.network.snapshot(self.best)
+            est.best_validation_score_ = record["val_score"]
+        self.printer.epoch(record)
+        stop = call(self.callbacks, "on_epoch_end", est, epoch, record)
+        stop = sklearn_callbacks.epoch_end() or stop
+        # The schedule counts the epochs of its own run (a warm-started fit starts anew).
+        schedule = est._schedule_run
+        action = schedule.epoch_end(schedule.epoch + 1, monitored)
+        if action == "rollback" and self.best is not None:
+            self.network.restore(self.best)
+            self.forget_steps()
+            est._optimizer_state = est._optimizer.init_state(self.network.params)
+        elif action == "stop":
+            self.printer.message("The learning-rate schedule ended training.")
+            stop = True
+        if not incremental and est._converged(monitored):
+            what = "validation" if record["val_loss"] is not None else "training"
+            self.printer.message(
+                f"The {what} loss did not improve more than tol={est.tol} for "
+                f"{est.n_iter_no_change} consecutive epochs. Stopping.")
+            stop = True
+        return stop
+
+    def _run_epoch(self, epoch):
+        """Train one epoch, evaluate, and append the epoch's history record."""
+        est = self.estimator
+        started = time.perf_counter()
+        train_loss = self._train_epoch(epoch)
+        est.n_iter_ += 1
+        val_loss = val_score = None
+        if self.validation is not None:
+            val_loss, val_score = self._evaluate()
+            est.validation_scores_.append(val_score)
+        est.loss_ = train_loss
+        est.loss_curve_.append(train_loss)
+        record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
+                  "val_score": val_score, "learning_rate": est.learning_rate_,
+                  "duration": time.perf_counter() - started}
+        est.history_.append(record)
+        return record
+
+    # -- steps ----------------------------------------------------------------
+    def _train_epoch(self, epoch):
+        """Mean training loss (with the penalty) over one pass of the data."""
+        est, network = self.estimator, self.network
+        X, Y, w = self.X, self.Y, self.sample_weight
+        n = X.shape[0]
+        batch_size = est._batch_size(n)
+        n_batches = -(-n // batch_size)
+        total_weight = float(n) if w is None else float(w.sum())
+        order = est._random_state.permutation(n) if est.shuffle else None
+        epoch_loss = 0.0
+        for b, start in enumerate(range(0, n, batch_size), start=1):
+            rows = (order[start:start + batch_size] if order is not None
+                    else slice(start, start + batch_size))
+            Xb, Yb = X[rows], Y[rows]
+            wb = None if w is None else w[rows]
+            batch_weight = float(Xb.shape[0]) if wb is None else float(wb.sum())
+            self.previous, self.backup = self.backup, self.previous
+            self.backup = network.snapshot(self.backup)
+            self.step_open = True
+            outputs = network.forward(Xb, training=True, rng=est._dropout_rng,
+                                      sample_weight=wb)
+            losses, grad = est._loss_fn(outputs, Yb)
+            batch_loss = float(losses.sum() if wb is None else wb @ losses)
+            if not np.isfinite(batch_loss):
+                # The weights in place produced it: go back one more step.
+                self._fault(f"The training loss became {batch_loss}", epoch, b,
+                            self.previous)
+            # Weighted mean over the batch, normalised by the batch's share of
+            # the total weight so batches with little weight take small steps.
+            network.backward(grad, wb, 1.0 / (total_weight * (Xb.shape[0] / n)),
+                             self.accumulate)
+            penalty = 0.0
+            if self.penalty is not None:
+                penalty = _ops.add_penalty(network.params, network.grads, *self.penalty)
+            est._n_steps += 1
+            finite = est._optimizer.step(network.params, network.grads,
+                                         est._optimizer_state, est.learning_rate_,
+                                         est._n_steps, epoch, self.decay_mask)
+            if not finite:
+                self._fault("The update made weights NaN or infinite", epoch, b,
+                            self.backup)
+            self.step_open = False
+            est.t_ += Xb.shape[0]
+            epoch_loss += batch_loss + penalty * batch_weight
+            self.printer.batch(b, n_batches)
+            call(self.callbacks, "on_batch_end", est, epoch, b,
+                 (batch_loss / batch_weight + penalty) if batch_weight > 0 else penalty)
+        return epoch_loss / total_weight if total_weight > 0 else 0.0
+
+    def _evaluate(self):
+        """(loss, score) on the validation samples, weighted as the training."""
+        est = self.estimator
+        X, Y, y, w = self.validation
+        outputs = est._forward_in_chunks(X)
+        losses, _ = est._loss_fn(outputs, Y)
+        loss = float(losses.mean() if w is None else (w @ losses) / w.sum())
+        return loss, float(est._validation_score(outputs, y, w))
+
+    # -- faults -----------------------------------------------------------------
+    def _restore_last_step(self):
+        if self.step_open and self.backup is not None:
+            self.network.restore(self.backup)
+            self.step_open = False
+
+    def forget_steps(self):
+        """The weights changed outside a step (a rollback): the backups are stale."""
+        self.backup = self.previous = None
+
+    def _fault(self, what, epoch, batch, last_good):
+        """Back to the last weights that gave a finite loss (``last_good``, or
+        those at the start of this step), then a clear error."""
+        est = self.estimator
+        if last_good is not None:
+            self.network.restore(last_good)
+            self.step_open = False
+        self._restore_last_step()
+        # The moments may hold the non-finite values too: start them afresh.
+        est._optimizer_state = est._optimizer.init_state(self.network.params)
+        raise ValueError(
+            f"{what} in epoch {epoch}, batch {batch}. The model keeps the last "
+            f"weights that gave a finite loss. Lower the learning rate (it is "
+            f"{est.learning_rate_:g}) or clip the gradients, e.g. "
+            "optimizer=Adam(clipnorm=1.0)."
+        )
+
+    def _interrupt(self, epoch):
+        """KeyboardInterrupt: keep the weights of the last completed step."""
+        self._restore_last_step()
+        self.interrupted = True
+        warnings.warn(
+            f"Training was interrupted during epoch {epoch}; the model keeps the "
+            f"weights of its last completed step ({self.estimator.n_iter_} full "
+            "epochs).", UserWarning,
+        )

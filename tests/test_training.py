@@ -1,0 +1,622 @@
+"""The training loop (skdl/_training.py, skdl/callbacks.py): validation and
+early stopping, history, class weights, the Hellinger loss, callbacks,
+faults and interrupts, progress output."""
+import io
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import redirect_stdout
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.base import clone
+from sklearn.datasets import load_digits, make_classification, make_regression
+from sklearn.metrics import recall_score
+from sklearn.model_selection import GridSearchCV, train_test_split
+
+from skdl import BatchNormalization, Dense, NNClassifier, NNRegressor, _ops, _reference
+from skdl.callbacks import (
+    Callback,
+    Checkpoint,
+    EarlyStopping,
+    LambdaCallback,
+    LearningRateScheduler,
+)
+from skdl.optimizers import SGD, Adam
+from skdl.regularizers import L1L2
+from skdl.schedules import Cosine, InverseTimeDecay, LinearWarmup, PatienceAnnealer
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return (X / 16.0).astype(np.float32), y
+
+
+def _small(**params):
+    return NNClassifier([Dense(16, activation="relu")], random_state=0, **params)
+
+
+# -- Hellinger loss --------------------------------------------------------------
+@pytest.mark.parametrize("op", ["softmax_hellinger", "sigmoid_hellinger"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_hellinger_matches_reference_and_finite_differences(op, dtype):
+    rng = np.random.RandomState(0)
+    Z = (rng.randn(6, 4) * 3).astype(dtype)
+    Y = np.eye(4)[rng.randint(0, 4, 6)].astype(dtype)
+    if op == "sigmoid_hellinger":
+        Y = rng.uniform(size=(6, 4)).astype(dtype)
+    loss, grad = getattr(_ops, op)(Z, Y)
+    ref_loss, ref_grad = getattr(_reference, op)(Z, Y)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    assert_allclose(loss, ref_loss, rtol=tol, atol=tol)
+    assert_allclose(grad, ref_grad, rtol=tol, atol=tol)
+    if dtype == np.float64:
+        eps = 1e-6
+        numeric = np.zeros_like(Z)
+        for index in np.ndindex(Z.shape):
+            Zp, Zm = Z.copy(), Z.copy()
+            Zp[index] += eps
+            Zm[index] -= eps
+            numeric[index] = (getattr(_ops, op)(Zp, Y)[0][index[0]]
+                              - getattr(_ops, op)(Zm, Y)[0][index[0]]) / (2 * eps)
+        assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)
+
+
+def test_hellinger_is_finite_for_extreme_logits():
+    Z = np.array([[1e4, -1e4, 0.0], [-1e4, 1e4, 0.0]], dtype=np.float32)
+    Y = np.array([[0, 1, 0], [0, 1, 0]], dtype=np.float32)
+    loss, grad = _ops.softmax_hellinger(Z, Y)
+    assert np.isfinite(loss).all() and np.isfinite(grad).all()
+    assert_allclose(loss, [1.0, 0.0], atol=1e-6)  # wrong and right, with certainty
+
+
+def test_hellinger_rejects_negative_targets():
+    with pytest.raises(ValueError, match="non-negative targets"):
+        _ops.softmax_hellinger(np.zeros((1, 2)), np.array([[-1.0, 2.0]]))
+
+
+@pytest.mark.parametrize("labels", ["multiclass", "binary"])
+def test_hellinger_classifier_learns(digits, labels):
+    X, y = digits
+    if labels == "binary":
+        y = (y >= 5).astype(int)
+    clf = _small(loss="hellinger", learning_rate=0.01, max_iter=30).fit(X[:1200], y[:1200])
+    assert clf.score(X[1200:], y[1200:]) > 0.9
+    assert_allclose(clf.predict_proba(X[:5]).sum(axis=1), 1.0)
+
+
+# -- validation, early stopping, history ---------------------------------------
+def test_history_records_every_epoch(digits):
+    X, y = digits
+    clf = _small(max_iter=4, learning_rate=0.01, early_stopping=True,
+                 n_iter_no_change=10).fit(X, y)
+    assert [r["epoch"] for r in clf.history_] == [1, 2, 3, 4]
+    assert set(clf.history_[0]) == {"epoch", "train_loss", "val_loss", "val_score",
+                                    "learning_rate", "duration"}
+    assert [r["train_loss"] for r in clf.history_] == clf.loss_curve_
+    assert [r["val_score"] for r in clf.history_] == clf.validation_scores_
+    assert all(r["learning_rate"] == 0.01 and r["duration"] > 0 for r in clf.history_)
+    assert clf.best_loss_ == min(r["val_loss"] for r in clf.history_)
+
+
+def test_validation_split_is_stratified_and_seeded(digits):
+    X, y = digits
+    seen = {}
+
+    def record(estimator, epoch, record_):
+        seen.setdefault("n", estimator.t_)
+
+    clf = _small(max_iter=1, early_stopping=True, validation_fraction=0.2,
+                 callbacks=[LambdaCallback(on_epoch_end=record)]).fit(X, y)
+    # 20% held out: the epoch trained on the other 80% only.
+    assert seen["n"] == len(y) - int(np.ceil(0.2 * len(y)))
+    again = _small(max_iter=1, early_stopping=True, validation_fraction=0.2).fit(X, y)
+    assert clf.validation_scores_ == again.validation_scores_
+
+
+def test_stratified_split_needs_two_samples_per_class():
+    X = np.random.RandomState(0).randn(20, 3)
+    y = np.array([0] * 19 + [1])
+    with pytest.raises(ValueError, match="stratified validation set"):
+        _small(max_iter=1, early_stopping=True).fit(X, y)
+
+
+def test_early_stopping_restores_the_best_epoch():
+    X, y = make_classification(300, 20, n_informative=5, flip_y=0.3, random_state=0)
+    # A big network on noisy labels: the validation loss turns up after a while.
+    clf = NNClassifier([Dense(256, activation="relu"), Dense(256, activation="relu")],
+                       learning_rate=0.01, max_iter=200, early_stopping=True,
+                       n_iter_no_change=5, validation_fraction=0.3, random_state=0)
+    snapshots = []
+    clf.set_params(callbacks=[LambdaCallback(
+        on_epoch_end=lambda est, epoch, rec: snapshots.append(
+            (rec["val_loss"], est.network_.params.copy())))])
+    clf.fit(X, y)
+    assert clf.n_iter_ < 200  # stopped early
+    losses = [loss for loss, _ in snapshots]
+    best = int(np.argmin(losses))
+    assert best < len(losses) - 1
+    assert_array_equal(clf.network_.params, snapshots[best][1])
+    assert clf.best_loss_ == losses[best]
+    assert clf.best_validation_score_ == clf.validation_scores_[best]
+
+
+def test_final_epochs_train_on_all_samples(digits):
+    X, y = digits
+    seen = []
+    clf = _small(max_iter=2, early_stopping=True, final_epochs=2,
+                 callbacks=[LambdaCallback(on_batch_end=lambda e, ep, b, l: seen.append(
+                     (ep, e.t_)))])
+    clf.fit(X, y)
+    assert clf.n_iter_ == 4
+    per_epoch = {}
+    for epoch, t in seen:
+        per_epoch[epoch] = t
+    n_val = int(np.ceil(0.1 * len(y)))
+    assert per_epoch[2] - per_epoch[1] == len(y) - n_val
+    assert per_epoch[4] - per_epoch[3] == len(y)
+
+
+def test_regressor_validation_score_is_r2():
+    X, y = make_regression(400, 5, noise=1.0, random_state=0)
+    y = y / y.std()
+    reg = NNRegressor([Dense(32, activation="relu")], learning_rate=0.01, max_iter=30,
+                      early_stopping=True, random_state=0).fit(X, y)
+    assert reg.best_validation_score_ > 0.8
+    assert len(reg.validation_scores_) == reg.n_iter_
+
+
+# -- learning-rate schedules through the estimator ------------------------------
+def test_lr_schedule_sets_each_epochs_rate(digits):
+    X, y = digits
+    clf = _small(max_iter=4, learning_rate=0.1, optimizer="sgd",
+                 lr_schedule=InverseTimeDecay(decay=0.5, min_rate=0.04)).fit(X, y)
+    rates = [record["learning_rate"] for record in clf.history_]
+    assert_allclose(rates, [max(0.04, 0.1 / (1 + 0.5 * (e - 1))) for e in (1, 2, 3, 4)])
+    assert clf.learning_rate_ == rates[-1]
+
+    clf = _small(max_iter=5, learning_rate=0.01, lr_schedule="cosine").fit(X, y)
+    rates = [record["learning_rate"] for record in clf.history_]
+    assert_allclose(rates, [0.01 * (1 + np.cos(np.pi * (e - 1) / 5)) / 2 for e in range(1, 6)])
+
+    clf = _small(max_iter=4, learning_rate=0.01,
+                 lr_schedule=LinearWarmup(epochs=2, then="constant")).fit(X, y)
+    assert_allclose([r["learning_rate"] for r in clf.history_], [0.005, 0.01, 0.01, 0.01])
+
+
+def test_warm_started_fit_restarts_the_schedule(digits):
+    X, y = digits
+    clf = _small(max_iter=2, learning_rate=0.1, lr_schedule=InverseTimeDecay(decay=1.0))
+    clf.fit(X, y).set_params(warm_start=True).fit(X, y)
+    assert clf.n_iter_ == 4
+    assert_allclose([r["learning_rate"] for r in clf.history_], [0.1, 0.05, 0.1, 0.05])
+
+
+def test_partial_fit_continues_the_schedule(digits):
+    X, y = digits
+    clf = _small(learning_rate=0.1, lr_schedule=InverseTimeDecay(decay=1.0))
+    for _ in range(3):
+        clf.partial_fit(X, y, classes=np.arange(10))
+    assert_allclose([r["learning_rate"] for r in clf.history_], [0.1, 0.05, 0.1 / 3])
+
+
+def test_patience_annealer_rolls_back_to_the_best_epoch_and_stops(digits):
+    X, y = digits
+    weights_at = {}
+
+    def at_end(estimator, epoch, record):
+        weights_at[epoch] = estimator.network_.params.copy()
+
+    def at_begin(estimator, epoch):
+        weights_at["start", epoch] = estimator.network_.params.copy()
+
+    # A rate high enough that the training loss goes up now and then.
+    annealer = PatienceAnnealer(patience=2, factor=0.5, min_rate=0.05)
+    clf = _small(max_iter=40, learning_rate=1.0, optimizer="momentum",
+                 lr_schedule=annealer, n_iter_no_change=100,
+                 callbacks=[LambdaCallback(on_epoch_end=at_end,
+                                           on_epoch_begin=at_begin)]).fit(X, y)
+    losses = [r["train_loss"] for r in clf.history_]
+    rates = [r["learning_rate"] for r in clf.history_]
+    annealed = [e for e in range(1, clf.n_iter_) if rates[e] < rates[e - 1]]
+    assert len(annealed) >= 3
+    rolled_back_further = 0
+    for epoch in annealed:
+        best = int(np.argmin(losses[:epoch])) + 1
+        assert_array_equal(weights_at["start", epoch + 1], weights_at[best])
+        rolled_back_further += best < epoch
+    assert rolled_back_further >= 1
+    # The next annealing step would have gone below min_rate: training stopped.
+    assert clf.n_iter_ < 40 and min(rates) * 0.5 < 0.05 <= min(rates)
+
+
+def test_lr_schedule_errors(digits):
+    X, y = digits
+    with pytest.raises(ValueError, match="lr_schedule"):
+        _small(lr_schedule="exponential").fit(X, y)
+    with pytest.raises(ValueError, match="min_rate"):
+        _small(learning_rate=0.001, lr_schedule=Cosine(min_rate=0.1)).fit(X, y)
+
+
+# -- penalties through the estimator ------------------------------------------------
+def _penalized_loss_gap(X, y, **penalties):
+    """loss_ with the penalties minus loss_ without, for (practically) unchanged
+    weights, and the model's weights by layer (hidden, out and the output
+    layer the estimator adds)."""
+    def fit(**params):
+        return NNClassifier([Dense(16, activation="relu", name="hidden"),
+                             Dense(8, kernel_regularizer=params.pop("out_reg", None),
+                                   name="out")],
+                            optimizer="sgd", learning_rate=1e-12, max_iter=1,
+                            random_state=0, dtype="float64", **params).fit(X, y)
+    plain, penalized = fit(), fit(**penalties)
+    weights = plain.get_weights()
+    assert len(weights) == 3
+    return penalized.loss_ - plain.loss_, weights
+
+
+def test_l1_l2_are_added_to_the_loss_over_kernels_only(digits):
+    X, y = digits
+    gap, weights = _penalized_loss_gap(X, y, l1=0.01, l2=0.1)
+    kernels = np.concatenate([w["kernel"].ravel() for w in weights.values()])
+    assert_allclose(gap, 0.01 * np.abs(kernels).sum() + 0.1 * (kernels ** 2).sum(),
+                    rtol=1e-6)
+    # A layer's own regularizer replaces the estimator's for that layer.
+    gap, weights = _penalized_loss_gap(X, y, l2=0.1, out_reg=L1L2(l2=0.5))
+    expected = sum((0.5 if name == "out" else 0.1) * (w["kernel"] ** 2).sum()
+                   for name, w in weights.items())
+    assert_allclose(gap, expected, rtol=1e-6)
+
+
+def test_l2_shrinks_the_kernels(digits):
+    X, y = digits
+    norms = [np.linalg.norm(_small(max_iter=20, l2=l2).fit(X, y)
+                            .get_weights()["dense"]["kernel"]) for l2 in (0.0, 0.03)]
+    assert norms[1] < 0.6 * norms[0]
+
+
+# -- class and sample weights ---------------------------------------------------
+def test_balanced_class_weight_raises_minority_recall():
+    X, y = make_classification(3000, 10, weights=[0.95, 0.05], class_sep=0.3,
+                               random_state=0)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, stratify=y, random_state=0)
+    recall = {}
+    for class_weight in (None, "balanced"):
+        clf = _small(max_iter=40, learning_rate=0.01, class_weight=class_weight)
+        clf.fit(X_train, y_train)
+        recall[class_weight] = recall_score(y_test, clf.predict(X_test))
+    # Measured: 0.05 without weights, 0.7 with.
+    assert recall["balanced"] > recall[None] + 0.4
+
+
+def test_class_weight_dict_equals_sample_weight(digits):
+    X, y = digits
+    weights = {c: 1.0 + c for c in range(10)}
+    a = _small(max_iter=3, class_weight=weights).fit(X, y)
+    b = _small(max_iter=3).fit(X, y, sample_weight=np.array([weights[c] for c in y]))
+    assert_array_equal(a.network_.params, b.network_.params)
+
+
+def test_class_weight_applies_to_validation(digits):
+    X, y = digits
+    weights = {c: (10.0 if c == 0 else 1.0) for c in range(10)}
+    a = _small(max_iter=2, early_stopping=True, class_weight=weights).fit(X, y)
+    b = _small(max_iter=2, early_stopping=True).fit(
+        X, y, sample_weight=np.array([weights[c] for c in y]))
+    assert a.validation_scores_ == b.validation_scores_
+    assert a.history_[-1]["val_loss"] == b.history_[-1]["val_loss"]
+
+
+def test_class_weight_errors(digits):
+    X, y = digits
+    with pytest.raises(ValueError, match="not classes"):
+        _small(max_iter=1, class_weight={11: 2.0}).fit(X, y)
+    with pytest.raises(ValueError, match="not supported by partial_fit"):
+        _small(class_weight="balanced").partial_fit(X, y, classes=np.arange(10))
+
+
+# -- callbacks ------------------------------------------------------------------
+class Recorder(Callback):
+    def __init__(self):
+        pass
+
+    def on_fit_begin(self, estimator):
+        self.calls_ = ["fit_begin"]
+
+    def on_epoch_begin(self, estimator, epoch):
+        self.calls_.append(f"epoch_begin {epoch}")
+
+    def on_batch_end(self, estimator, epoch, batch, loss):
+        self.calls_.append(f"batch {epoch}.{batch}")
+
+    def on_epoch_end(self, estimator, epoch, record):
+        self.calls_.append(f"epoch_end {epoch}")
+        return False
+
+    def on_fit_end(self, estimator):
+        self.calls_.append("fit_end")
+
+
+def test_callback_hooks_in_order():
+    X, y = make_classification(100, 4, random_state=0)
+    recorder = Recorder()
+    _small(max_iter=2, batch_size=50, callbacks=[recorder]).fit(X, y)
+    assert recorder.calls_ == ["fit_begin", "epoch_begin 1", "batch 1.1", "batch 1.2",
+                               "epoch_end 1", "epoch_begin 2", "batch 2.1", "batch 2.2",
+                               "epoch_end 2", "fit_end"]
+
+
+def test_callback_can_stop_and_bad_callbacks_are_rejected(digits):
+    X, y = digits
+    clf = _small(max_iter=50, callbacks=[LambdaCallback(
+        on_epoch_end=lambda est, epoch, rec: epoch == 3)]).fit(X, y)
+    assert clf.n_iter_ == 3
+    with pytest.raises(TypeError, match="has none of the hooks"):
+        _small(max_iter=1, callbacks=[object()]).fit(X, y)
+
+
+def test_early_stopping_callback_on_training_loss(digits):
+    X, y = digits
+    stopper = EarlyStopping(monitor="train_loss", patience=2, tol=10.0)
+    clf = _small(max_iter=50, callbacks=[stopper]).fit(X, y)
+    assert clf.n_iter_ == 3 and stopper.stopped_epoch_ == 3 and stopper.best_epoch_ == 1
+    with pytest.raises(ValueError, match="'val_loss' is not computed"):
+        _small(max_iter=2, callbacks=[EarlyStopping()]).fit(X, y)
+
+
+def test_learning_rate_scheduler_callback(digits):
+    X, y = digits
+    clf = _small(max_iter=3, learning_rate=0.1, callbacks=[
+        LearningRateScheduler(lambda epoch, rate: rate / 2)]).fit(X, y)
+    assert [r["learning_rate"] for r in clf.history_] == [0.05, 0.05, 0.05]
+    with pytest.raises(ValueError, match="positive number"):
+        _small(max_iter=1, callbacks=[LearningRateScheduler(lambda e, r: -1)]).fit(X, y)
+
+
+def test_checkpoint_keeps_the_best_epoch_and_loads(tmp_path, digits):
+    X, y = digits
+    checkpoint = Checkpoint(directory=tmp_path, monitor="val_score")
+    clf = _small(max_iter=5, early_stopping=True, n_iter_no_change=50,
+                 callbacks=[checkpoint]).fit(X, y)
+    best = int(np.argmax(clf.validation_scores_)) + 1
+    assert checkpoint.best_epoch_ == best
+    assert os.path.dirname(checkpoint.path_) == str(tmp_path)
+    weights = checkpoint.load_weights()
+    other = clone(clf).set_params(callbacks=None, max_iter=1).fit(X, y)
+    other.set_weights(weights)
+    if best == clf.n_iter_:
+        assert_array_equal(other.predict_proba(X), clf.predict_proba(X))
+    assert set(weights) == set(clf.get_weights())
+
+
+def test_parallel_checkpoints_do_not_collide(tmp_path, digits):
+    X, y = digits
+    template = _small(max_iter=2, callbacks=[Checkpoint(directory=tmp_path,
+                                                        monitor="train_loss")])
+    estimators = [clone(template).set_params(random_state=seed) for seed in range(4)]
+    with ThreadPoolExecutor(2) as pool:
+        fitted = list(pool.map(lambda est: est.fit(X, y), estimators))
+    paths = [est.callbacks[0].path_ for est in fitted]
+    assert len(set(paths)) == 4
+    for est in fitted:
+        weights = est.callbacks[0].load_weights()
+        assert_array_equal(weights["dense"]["kernel"], est.get_weights()["dense"]["kernel"])
+
+
+class _SklearnCallback:
+    """The hooks of scikit-learn's FitCallback protocol, doing nothing."""
+
+    def setup(self, estimator, context):
+        pass
+
+    def on_fit_task_begin(self, estimator, context):
+        pass
+
+    def on_fit_task_end(self, estimator, context):
+        pass
+
+    def teardown(self, estimator, context):
+        pass
+
+
+def test_sklearn_callback_api_gets_an_epoch_task_each_epoch(digits):
+    sk_callback = pytest.importorskip("sklearn.callback")
+    X, y = digits
+
+    class Counting(_SklearnCallback):
+        def setup(self, estimator, context):
+            self.tasks = []
+
+        def on_fit_task_end(self, estimator, context, *, fitted_estimator=None):
+            self.tasks.append((context.task_name, fitted_estimator is not None
+                               and fitted_estimator.predict(X[:2]).shape == (2,)))
+            return context.task_name == "epoch" and len(self.tasks) == 2
+
+    assert isinstance(Counting(), sk_callback.FitCallback)
+    counting = Counting()
+    clf = _small(max_iter=10).set_callbacks(counting).fit(X, y)
+    assert clf.n_iter_ == 2  # the callback stopped it
+    assert counting.tasks == [("epoch", True), ("epoch", True), ("fit", True)]
+
+
+def test_scoring_monitor_scores_every_epoch_on_the_fit_data(digits):
+    sk_callback = pytest.importorskip("sklearn.callback")
+    X, y = digits
+    monitor = sk_callback.ScoringMonitor(scoring="accuracy")
+    clf = _small(max_iter=3, early_stopping=True).set_callbacks(monitor).fit(X, y)
+    rows = monitor.get_logs().data
+    epochs = [row["accuracy"] for row in rows if row["task_name"] == "epoch"]
+    assert len(epochs) == 3 and epochs[0] < epochs[-1]
+    # Scored on all of X as given to fit, early stopping's hold-out included.
+    (fit_row,) = [row for row in rows if row["task_name"] == "fit"]
+    assert fit_row["accuracy"] == clf.score(X, y)
+
+
+def test_fitted_estimator_of_an_epoch_keeps_that_epochs_weights(digits):
+    pytest.importorskip("sklearn.callback")
+    X, y = digits
+
+    class Keep(_SklearnCallback):
+        def setup(self, estimator, context):
+            self.models = []
+
+        def on_fit_task_end(self, estimator, context, *, fitted_estimator=None):
+            if context.task_name == "epoch":
+                self.models.append(fitted_estimator)
+
+    keep = Keep()
+    clf = _small(max_iter=3).set_callbacks(keep).fit(X, y)
+    probas = [model.predict_proba(X) for model in keep.models]
+    assert not np.allclose(probas[0], probas[1])
+    assert_array_equal(probas[-1], clf.predict_proba(X))
+
+
+def test_callbacks_propagate_from_grid_search(digits):
+    sk_callback = pytest.importorskip("sklearn.callback")
+    from sklearn.callback._callback_context import get_context_path
+    X, y = digits
+
+    class TaskRecorder(_SklearnCallback):
+        max_propagation_depth = None
+
+        def __init__(self):
+            self.tasks = []
+
+        def on_fit_task_end(self, estimator, context):
+            path = [c.estimator_name for c in get_context_path(context)]
+            self.tasks.append((context.task_name, path[0], path[-1]))
+
+    recorder = TaskRecorder()
+    assert isinstance(recorder, sk_callback.AutoPropagatedCallback)
+    GridSearchCV(_small(max_iter=2), {"learning_rate": [0.01, 0.001]},
+                 cv=2).set_callbacks(recorder).fit(X, y)
+    epochs = [task for task in recorder.tasks if task[0] == "epoch"]
+    # (2 candidates x 2 folds + the refit) x 2 epochs, in GridSearchCV's tree.
+    assert epochs == [("epoch", "GridSearchCV", "NNClassifier")] * 10
+
+
+def test_progress_bar_follows_the_epochs(digits, capfd):
+    sk_callback = pytest.importorskip("sklearn.callback")
+    pytest.importorskip("rich")
+    X, y = digits
+    clf = _small(max_iter=3).set_callbacks(sk_callback.ProgressBar()).fit(X, y)
+    assert clf.n_iter_ == 3
+    out = capfd.readouterr().out
+    assert "NNClassifier - fit" in out and "100%" in out
+
+
+# -- faults and interrupts --------------------------------------------------------
+def test_divergence_names_epoch_and_batch_and_keeps_finite_weights():
+    X, y = make_regression(200, 5, random_state=0)
+    reg = NNRegressor([Dense(16, activation="relu")], optimizer="sgd",
+                      learning_rate=1e6, max_iter=20, batch_size=50, random_state=0)
+    with pytest.raises(ValueError, match=r"in epoch \d+, batch \d+\..*last weights that "
+                                         r"gave a finite loss.*learning rate.*clipnorm"):
+        reg.fit(X, y)
+    assert np.isfinite(reg.network_.params).all()
+    assert np.isfinite(reg.predict(X)).all()
+
+
+def test_clipping_avoids_the_divergence():
+    X, y = make_regression(200, 5, random_state=0)
+    reg = NNRegressor([Dense(16, activation="relu")], optimizer=SGD(clipnorm=1.0),
+                      learning_rate=0.1, max_iter=5, random_state=0).fit(X, y / y.std())
+    assert np.isfinite(reg.loss_curve_).all()
+
+
+def test_keyboard_interrupt_keeps_a_usable_model(digits):
+    X, y = digits
+    seen = {}
+
+    def interrupt(estimator, epoch, batch, loss):
+        if epoch == 2 and batch == 3:
+            seen["params"] = estimator.network_.params.copy()
+            raise KeyboardInterrupt
+
+    clf = _small(max_iter=10, batch_size=100, learning_rate=0.01,
+                 callbacks=[LambdaCallback(on_batch_end=interrupt)])
+    with pytest.warns(UserWarning, match="interrupted during epoch 2.*last completed step"):
+        clf.fit(X, y)
+    assert clf.n_iter_ == 1 and clf.t_ == len(y) + 300
+    # The weights of the step that completed just before the interrupt.
+    assert_array_equal(clf.network_.params, seen["params"])
+    assert clf.predict(X).shape == (len(y),)
+    assert clf.score(X, y) > 0.5  # 1 epoch and 3 batches: far above chance (0.1)
+
+
+def _batchnorm_net(**params):
+    return NNClassifier([Dense(16), BatchNormalization(), Dense(8, activation="relu")],
+                        random_state=0, **params)
+
+
+def _assert_same_weights(network, snapshot):
+    assert_array_equal(network.params, snapshot.params)
+    assert_array_equal(network.buffers, snapshot.buffers)
+
+
+def test_interrupt_mid_step_restores_the_step(digits):
+    X, y = digits
+    clf = _batchnorm_net(max_iter=1, batch_size=100).fit(X, y)
+    before = clf.network_.snapshot()
+
+    class Boom(Callback):
+        def on_epoch_begin(self, estimator, epoch):
+            original = estimator._loss_fn
+
+            def failing(*args):
+                estimator._loss_fn = original
+                # The forward pass of this step has run and moved the
+                # BatchNormalization statistics: they must be put back.
+                raise KeyboardInterrupt
+
+            estimator._loss_fn = failing
+
+    clf.set_params(warm_start=True, callbacks=[Boom()])
+    with pytest.warns(UserWarning, match="interrupted"):
+        clf.fit(X, y)
+    _assert_same_weights(clf.network_, before)
+
+
+def test_non_finite_loss_restores_batchnorm_statistics(digits):
+    X, y = digits
+    clf = _batchnorm_net(max_iter=1, dtype="float64", shuffle=False).fit(X, y)
+    before = clf.network_.snapshot()
+    X_bad = X.astype(np.float64)
+    X_bad[5] = 1e308  # the first layer overflows in the first step of the next fit
+    clf.set_params(warm_start=True)
+    with pytest.raises(ValueError, match="epoch 2, batch 1"):
+        clf.fit(X_bad, y)
+    _assert_same_weights(clf.network_, before)
+    assert np.isfinite(clf.predict_proba(X)).all()
+
+
+# -- output --------------------------------------------------------------------------
+def test_verbose_table_and_progress_bar(digits):
+    X, y = digits
+    out = io.StringIO()
+    with redirect_stdout(out):
+        _small(max_iter=2, verbose=1, early_stopping=True).fit(X, y)
+    lines = out.getvalue().splitlines()
+    assert re.match(r"\s+epoch\s+train loss\s+valid loss\s+valid score\s+lr\s+time", lines[0])
+    assert re.match(r"\s+1\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+0.001\s+[\d.]+", lines[1])
+    assert len(lines) == 3
+    out = io.StringIO()
+    with redirect_stdout(out):
+        _small(max_iter=1, verbose=2, batch_size=500).fit(X, y)
+    assert "] 4/4" in out.getvalue() and "\r" in out.getvalue()
+    out = io.StringIO()
+    with redirect_stdout(out):
+        _small(max_iter=2, verbose=True).fit(X, y)  # True is 1
+    assert len(out.getvalue().splitlines()) == 3
+
+
+def test_grid_search_over_training_parameters(digits):
+    X, y = digits
+    search = GridSearchCV(_small(max_iter=3), {"l2": [0.0, 0.01],
+                                               "optimizer": [Adam(), SGD(momentum=0.9)]},
+                          cv=2).fit(X, y)
+    assert len(search.cv_results_["params"]) == 4
