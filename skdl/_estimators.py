@@ -393,6 +393,8 @@ class NNClassifier(ClassifierMixin, BaseNN):
         Hold out ``validation_fraction`` of the samples (stratified), stop when
         the validation loss has not improved by ``tol`` for
         ``n_iter_no_change`` epochs, and keep the weights of the best epoch.
+        ``partial_fit`` trains on all it is given (no hold-out), as
+        scikit-learn's MLP does.
     validation_fraction : float in (0, 1), default=0.1
         Used with ``early_stopping``.
     tol : float, default=1e-4

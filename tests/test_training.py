@@ -379,18 +379,23 @@ def test_learning_rate_scheduler_callback(digits):
 
 def test_checkpoint_keeps_the_best_epoch_and_loads(tmp_path, digits):
     X, y = digits
+    weights_at = {}
     checkpoint = Checkpoint(directory=tmp_path, monitor="val_score")
-    clf = _small(max_iter=5, early_stopping=True, n_iter_no_change=50,
-                 callbacks=[checkpoint]).fit(X, y)
-    best = int(np.argmax(clf.validation_scores_)) + 1
+    record = LambdaCallback(
+        on_epoch_end=lambda est, epoch, rec: weights_at.update({epoch: est.get_weights()}))
+    clf = _small(max_iter=6, learning_rate=0.01, early_stopping=True, n_iter_no_change=50,
+                 callbacks=[checkpoint, record]).fit(X, y)
+    best = int(np.argmax(clf.validation_scores_)) + 1  # the first of equal scores
     assert checkpoint.best_epoch_ == best
     assert os.path.dirname(checkpoint.path_) == str(tmp_path)
-    weights = checkpoint.load_weights()
-    other = clone(clf).set_params(callbacks=None, max_iter=1).fit(X, y)
-    other.set_weights(weights)
-    if best == clf.n_iter_:
-        assert_array_equal(other.predict_proba(X), clf.predict_proba(X))
-    assert set(weights) == set(clf.get_weights())
+    saved = checkpoint.load_weights()
+    assert set(saved) == set(weights_at[best])
+    for layer, params in weights_at[best].items():
+        for name, value in params.items():
+            assert_array_equal(saved[layer][name], value)
+    # What set_weights takes: the checkpoint gives back the best epoch's model.
+    clf.set_weights(saved)
+    assert clf.score(X, y) > 0.8
 
 
 def test_parallel_checkpoints_do_not_collide(tmp_path, digits):
@@ -405,6 +410,22 @@ def test_parallel_checkpoints_do_not_collide(tmp_path, digits):
     for est in fitted:
         weights = est.callbacks[0].load_weights()
         assert_array_equal(weights["dense"]["kernel"], est.get_weights()["dense"]["kernel"])
+
+
+def test_checkpoints_of_a_search_in_two_processes_do_not_collide(tmp_path, digits):
+    X, y = digits
+    search = GridSearchCV(
+        _small(max_iter=2, callbacks=[Checkpoint(directory=tmp_path, monitor="train_loss")]),
+        {"learning_rate": [0.01, 0.001]}, cv=2, n_jobs=2).fit(X, y)
+    files = sorted(tmp_path.iterdir())
+    # 2 candidates x 2 folds in the workers, and the refit here: a file each,
+    # none overwritten by another fit (each holds a different model).
+    assert len(files) == 5 and not any("partial" in f.name for f in files)
+    kernels = [np.load(f, allow_pickle=False)["dense/kernel"] for f in files]
+    assert len({k.tobytes() for k in kernels}) == 5
+    refit_path = search.best_estimator_.callbacks[0].path_
+    assert_array_equal(np.load(refit_path)["dense/kernel"],
+                       search.best_estimator_.get_weights()["dense"]["kernel"])
 
 
 class _SklearnCallback:
