@@ -539,11 +539,11 @@ def _step_inputs(params, grads, state, learning_rate, weight_decay, decay_mask,
     _no_overlap({"params": params, "grads": grads, **state})
     learning_rate = _scalar("learning_rate", learning_rate)
     weight_decay = _scalar("weight_decay", weight_decay)
+    if weight_decay == 0.0:
+        decay_mask = None  # nothing to read (and nothing to check every step)
     if decay_mask is not None:
         decay_mask = _like(params, "decay_mask", np.ascontiguousarray(decay_mask))
         _no_overlap({"params": params, "decay_mask": decay_mask, **state})
-    if weight_decay == 0.0:
-        decay_mask = None  # nothing to read
     clipvalue = np.inf if clipvalue is None else _scalar("clipvalue", clipvalue,
                                                          low_open=True)
     n_threads = effective_n_threads()
