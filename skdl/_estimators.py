@@ -275,8 +275,12 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
         return False
 
     def _validation_score(self, outputs, y, sample_weight):
-        """The score (accuracy, R^2) of validation outputs against the raw y."""
-        raise NotImplementedError
+        """The score of ``score`` (accuracy, R^2) for network outputs."""
+        return self._score_metric(y, self._predictions(outputs), sample_weight=sample_weight)
+
+    @abstractmethod
+    def _predictions(self, outputs):
+        """What ``predict`` returns for these network outputs."""
 
     def _converged(self, loss):
         """Whether the monitored loss (validation loss with early stopping, else
@@ -477,6 +481,9 @@ class NNClassifier(ClassifierMixin, BaseNN):
     (3,)
     """
 
+    # The metric of ClassifierMixin.score, also used on the validation set.
+    _score_metric = staticmethod(accuracy_score)
+
     _parameter_constraints = {
         **BaseNN._parameter_constraints,
         "loss": [StrOptions({"log_loss", "hellinger"})],
@@ -524,9 +531,6 @@ class NNClassifier(ClassifierMixin, BaseNN):
     def _stratify(self, y):
         return self._label_binarizer.y_type_ != "multilabel-indicator"
 
-    def _validation_score(self, outputs, y, sample_weight):
-        predicted = self._label_binarizer.inverse_transform(self._loss_fn.transform(outputs))
-        return accuracy_score(y, predicted, sample_weight=sample_weight)
 
     def _validate_targets(self, y, first, classes=None):
         if y.ndim == 2 and y.shape[1] == 1:
@@ -629,8 +633,10 @@ class NNClassifier(ClassifierMixin, BaseNN):
         -------
         ndarray of shape (n_samples,) or (n_samples, n_labels)
         """
-        Z = self._predict_outputs(X)
-        return self._label_binarizer.inverse_transform(self._loss_fn.transform(Z))
+        return self._predictions(self._predict_outputs(X))
+
+    def _predictions(self, outputs):
+        return self._label_binarizer.inverse_transform(self._loss_fn.transform(outputs))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -690,6 +696,9 @@ shuffle, random_state, dtype, callbacks, verbose, warm_start
     (2,)
     """
 
+    # The metric of RegressorMixin.score, also used on the validation set.
+    _score_metric = staticmethod(r2_score)
+
     _parameter_constraints = {
         **BaseNN._parameter_constraints,
         "loss": [StrOptions(set(_ops.REGRESSION_LOSSES))],
@@ -712,9 +721,6 @@ shuffle, random_state, dtype, callbacks, verbose, warm_start
         )
         self.loss = loss
 
-    def _validation_score(self, outputs, y, sample_weight):
-        predicted = self._loss_fn.transform(outputs)
-        return r2_score(y.reshape(predicted.shape), predicted, sample_weight=sample_weight)
 
     def _validate_targets(self, y, first, classes=None):
         if self.loss == "poisson" and (np.any(y < 0) or np.sum(y) <= 0):
@@ -757,8 +763,10 @@ shuffle, random_state, dtype, callbacks, verbose, warm_start
         ndarray of shape (n_samples,) or (n_samples, n_targets), float64
             One dimension when the model was fitted on a 1-D y.
         """
-        Z = self._predict_outputs(X)
-        P = self._loss_fn.transform(Z)
+        return self._predictions(self._predict_outputs(X))
+
+    def _predictions(self, outputs):
+        P = self._loss_fn.transform(outputs)
         return P.ravel() if self._y_ndim == 1 else P
 
     def __sklearn_tags__(self):

@@ -357,10 +357,8 @@ class TrainingRun:
         """Back to the last weights that gave a finite loss (``last_good``, or
         those at the start of this step), then a clear error."""
         est = self.estimator
-        if last_good is not None:
-            self.network.restore(last_good)
-            self.step_open = False
-        self._restore_last_step()
+        self.network.restore(self.backup if last_good is None else last_good)
+        self.step_open = False
         # The moments may hold the non-finite values too: start them afresh.
         est._optimizer_state = est._optimizer.init_state(self.network.params)
         raise ValueError(
