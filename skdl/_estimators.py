@@ -411,7 +411,10 @@ class NNClassifier(ClassifierMixin, BaseNN):
     class_weight : dict, 'balanced' or None, default=None
         Weights of the classes, multiplied into ``sample_weight``: they apply to
         the loss, to the validation loss and score, and so to early stopping.
-        'balanced' is ``n_samples / (n_classes * count(class))``.
+        'balanced' is ``n_samples / (n_classes * count(class))``. ``score``
+        stays scikit-learn's accuracy (weighted by the ``sample_weight`` passed
+        to it), so scores compare across values of ``class_weight``; use
+        ``scoring='balanced_accuracy'`` in a search for a class-balanced one.
     shuffle : bool, default=True
         Shuffle the samples every epoch.
     random_state : int, RandomState or None, default=None

@@ -16,6 +16,7 @@ from sklearn.metrics import recall_score
 from sklearn.model_selection import GridSearchCV, train_test_split
 
 from skdl import BatchNormalization, Dense, NNClassifier, NNRegressor, _ops, _reference
+from skdl._training import validation_split
 from skdl.callbacks import (
     Callback,
     Checkpoint,
@@ -103,7 +104,7 @@ def test_history_records_every_epoch(digits):
     assert clf.best_loss_ == min(r["val_loss"] for r in clf.history_)
 
 
-def test_validation_split_is_stratified_and_seeded(digits):
+def test_early_stopping_holds_out_a_seeded_fraction(digits):
     X, y = digits
     seen = {}
 
@@ -116,6 +117,26 @@ def test_validation_split_is_stratified_and_seeded(digits):
     assert seen["n"] == len(y) - int(np.ceil(0.2 * len(y)))
     again = _small(max_iter=1, early_stopping=True, validation_fraction=0.2).fit(X, y)
     assert clf.validation_scores_ == again.validation_scores_
+
+
+def test_validation_split_keeps_rows_weights_and_class_proportions(digits):
+    X, y = digits
+    Y = np.eye(10)[y]
+    index = np.arange(len(y), dtype=np.float64)  # as weights: where each row came from
+    (X_t, Y_t, y_t, w_t), (X_v, Y_v, y_v, w_v) = validation_split(
+        X, Y, y, index, 0.2, stratify=True, random_state=np.random.RandomState(0))
+    assert len(y_v) == int(np.ceil(0.2 * len(y)))
+    assert_array_equal(np.sort(np.concatenate([w_t, w_v])), index)
+    for Xp, Yp, yp, wp in ((X_t, Y_t, y_t, w_t), (X_v, Y_v, y_v, w_v)):
+        rows = wp.astype(int)
+        assert_array_equal(Xp, X[rows])
+        assert_array_equal(Yp, Y[rows])
+        assert_array_equal(yp, y[rows])
+    # Every class holds out a fifth of its samples, to within one.
+    assert np.abs(np.bincount(y_v, minlength=10) - 0.2 * np.bincount(y)).max() <= 1
+    again = validation_split(X, Y, y, index, 0.2, stratify=True,
+                             random_state=np.random.RandomState(0))
+    assert_array_equal(again[1][3], w_v)
 
 
 def test_stratified_split_needs_two_samples_per_class():
