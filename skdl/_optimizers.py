@@ -23,6 +23,7 @@ The order is value clip, then norm clip: the gradient a step uses is
 ||clip(g, -clipvalue, clipvalue)||)``, so it satisfies both limits. Both are
 folded into the update kernel; the caller's gradient buffer is not modified.
 """
+from abc import ABCMeta, abstractmethod
 from numbers import Integral, Real
 
 import numpy as np
@@ -35,7 +36,7 @@ _UNIT = Interval(Real, 0, 1, closed="left")
 _POSITIVE = Interval(Real, 0, None, closed="neither")
 
 
-class Optimizer(BaseEstimator):
+class Optimizer(BaseEstimator, metaclass=ABCMeta):
     """Base class of optimizer specs.
 
     Subclasses list every parameter in ``__init__`` (those of their rule and
@@ -115,8 +116,9 @@ class Optimizer(BaseEstimator):
         return bool(self._update(params, grads, state, learning_rate, step, epoch,
                                  common))
 
+    @abstractmethod
     def _update(self, params, grads, state, learning_rate, step, epoch, common):
-        raise NotImplementedError
+        """Run the rule's op on the flat buffers; return its finiteness flag."""
 
 
 class SGD(Optimizer):

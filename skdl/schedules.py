@@ -27,6 +27,7 @@ and :class:`LinearWarmup` follow Keras and PyTorch. Epochs count from 1
 everywhere.
 """
 import math
+from abc import ABCMeta, abstractmethod
 from collections.abc import Mapping
 from numbers import Integral, Real
 
@@ -112,7 +113,7 @@ class ScheduleRun:
         return f"{type(self).__name__}(epoch={self.epoch}, rate={self.rate!r})"
 
 
-class LearningRateSchedule(BaseEstimator):
+class LearningRateSchedule(BaseEstimator, metaclass=ABCMeta):
     """Base class of learning-rate schedule specs.
 
     Subclasses declare ``_parameter_constraints`` and implement ``_start``.
@@ -153,10 +154,9 @@ class LearningRateSchedule(BaseEstimator):
         self.validate()
         return self._start(float(learning_rate), int(max_epochs))
 
+    @abstractmethod
     def _start(self, learning_rate, max_epochs):
-        raise NotImplementedError(
-            f"{type(self).__name__} must implement _start(learning_rate, max_epochs)."
-        )
+        """The run of this schedule for a validated rate and epoch count."""
 
     def _check_min_rate(self, learning_rate):
         # A floor above the base rate would make a decaying schedule rise.

@@ -488,8 +488,8 @@ def test_base_class_is_abstract():
     class Unfinished(LearningRateSchedule):
         pass
 
-    with pytest.raises(NotImplementedError):
-        Unfinished().start(0.1, 3)
+    with pytest.raises(TypeError, match="abstract"):
+        Unfinished()
 
 
 def test_docstring_examples():
