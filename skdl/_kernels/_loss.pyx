@@ -12,6 +12,19 @@ from libc.math cimport exp, fabs, log, log1p, sqrt
 from ._activations cimport sigmoid
 
 
+
+cdef inline double _logsumexp(const floating* z, int k) noexcept nogil:
+    """log(sum(exp(z[0:k]))), shifted by the row's maximum so nothing overflows."""
+    cdef double mx = z[0], total = 0.0
+    cdef int j
+    for j in range(1, k):
+        if z[j] > mx:
+            mx = z[j]
+    for j in range(k):
+        total = total + exp(z[j] - mx)
+    return mx + log(total)
+
+
 def softmax_cross_entropy(const floating[:, ::1] Z, const floating[:, ::1] Y,
                           double[::1] loss, floating[:, ::1] grad, int n_threads):
     """Softmax fused with categorical cross-entropy.
@@ -30,21 +43,15 @@ def softmax_cross_entropy(const floating[:, ::1] Z, const floating[:, ::1] Y,
     cdef int n = Z.shape[0]
     cdef int k = Z.shape[1]
     cdef int i, j
-    cdef double mx, total, lse, ysum, yz
+    cdef double lse, ysum, yz
     with nogil:
         for i in prange(n, schedule='static', num_threads=n_threads):
-            mx = Z[i, 0]
-            for j in range(1, k):
-                if Z[i, j] > mx:
-                    mx = Z[i, j]
-            total = 0.0
+            lse = _logsumexp(&Z[i, 0], k)
             ysum = 0.0
             yz = 0.0
             for j in range(k):
-                total = total + exp(Z[i, j] - mx)
                 ysum = ysum + Y[i, j]
                 yz = yz + <double> Y[i, j] * Z[i, j]
-            lse = mx + log(total)
             loss[i] = lse * ysum - yz
             for j in range(k):
                 grad[i, j] = <floating> (exp(Z[i, j] - lse) * ysum - Y[i, j])
@@ -99,19 +106,13 @@ def softmax_hellinger(const floating[:, ::1] Z, const floating[:, ::1] Y,
     cdef int n = Z.shape[0]
     cdef int k = Z.shape[1]
     cdef int i, j
-    cdef double mx, total, lse, ysum, bc, p
+    cdef double lse, ysum, bc, p
     with nogil:
         for i in prange(n, schedule='static', num_threads=n_threads):
-            mx = Z[i, 0]
-            for j in range(1, k):
-                if Z[i, j] > mx:
-                    mx = Z[i, j]
-            total = 0.0
+            lse = _logsumexp(&Z[i, 0], k)
             ysum = 0.0
             for j in range(k):
-                total = total + exp(Z[i, j] - mx)
                 ysum = ysum + Y[i, j]
-            lse = mx + log(total)
             bc = 0.0
             for j in range(k):
                 bc = bc + sqrt(Y[i, j] * exp(Z[i, j] - lse))
