@@ -253,7 +253,7 @@ class TrainingRun:
         action = schedule.epoch_end(schedule.epoch + 1, monitored)
         if action == "rollback" and self.best is not None:
             self.network.restore(self.best)
-            self.forget_steps()
+            self._forget_steps()
             est._optimizer_state = est._optimizer.init_state(self.network.params)
         elif action == "stop":
             self.printer.message("The learning-rate schedule ended training.")
@@ -344,12 +344,7 @@ class TrainingRun:
         return loss, float(est._validation_score(outputs, y, w))
 
     # -- faults -----------------------------------------------------------------
-    def _restore_last_step(self):
-        if self.step_open and self.backup is not None:
-            self.network.restore(self.backup)
-            self.step_open = False
-
-    def forget_steps(self):
+    def _forget_steps(self):
         """The weights changed outside a step (a rollback): the backups are stale."""
         self.backup = self.previous = None
 
@@ -370,7 +365,9 @@ class TrainingRun:
 
     def _interrupt(self, epoch):
         """KeyboardInterrupt: keep the weights of the last completed step."""
-        self._restore_last_step()
+        if self.step_open:  # the backup holds the start of the open step
+            self.network.restore(self.backup)
+            self.step_open = False
         self.interrupted = True
         warnings.warn(
             f"Training was interrupted during epoch {epoch}; the model keeps the "
