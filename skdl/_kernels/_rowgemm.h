@@ -33,12 +33,22 @@
 
 #define SKDL_GEMM_KC 512
 
-/* 64-byte vectors: one AVX-512 register, two AVX2 registers, four SSE ones.
- * A panel is two of them wide: 32 floats or 16 doubles. */
-typedef float skdl_vf __attribute__((vector_size(64)));
-typedef double skdl_vd __attribute__((vector_size(64)));
-typedef float skdl_vf_u __attribute__((vector_size(64), aligned(4)));
-typedef double skdl_vd_u __attribute__((vector_size(64), aligned(8)));
+/* A panel is 128 bytes wide: 32 floats or 16 doubles, held as two AVX-512
+ * registers, four AVX2 ones or eight SSE ones. Each version uses vectors of its
+ * own register width: GCC lowers a vector wider than the target's registers
+ * through memory, which made the AVX2 and baseline versions ~50x slower. */
+typedef float skdl_vf64 __attribute__((vector_size(64)));
+typedef double skdl_vd64 __attribute__((vector_size(64)));
+typedef float skdl_vf64_u __attribute__((vector_size(64), aligned(4)));
+typedef double skdl_vd64_u __attribute__((vector_size(64), aligned(8)));
+typedef float skdl_vf32 __attribute__((vector_size(32)));
+typedef double skdl_vd32 __attribute__((vector_size(32)));
+typedef float skdl_vf32_u __attribute__((vector_size(32), aligned(4)));
+typedef double skdl_vd32_u __attribute__((vector_size(32), aligned(8)));
+typedef float skdl_vf16 __attribute__((vector_size(16)));
+typedef double skdl_vd16 __attribute__((vector_size(16)));
+typedef float skdl_vf16_u __attribute__((vector_size(16), aligned(4)));
+typedef double skdl_vd16_u __attribute__((vector_size(16), aligned(8)));
 
 #define SKDL_NR_FLOAT 32
 #define SKDL_NR_DOUBLE 16
@@ -89,10 +99,10 @@ static void skdl_pack_b_double(int k, int n, const double *b, ptrdiff_t s_k,
 }
 
 /* C[0:m, 0:n] (row stride ldc) = A[0:m, 0:k] (row stride lda) @ B, B packed,
- * or C += A @ B when accumulate is set. The register tile is MR rows x two
- * vectors (NR columns). */
-#define SKDL_GEMM_BODY(T, VEC, VEC_U, NR, MR)                                 \
-    enum { HALF = NR / 2 };                                                   \
+ * or C += A @ B when accumulate is set. The register tile is MR rows x one
+ * panel (NR columns) held as VPP vectors of NR / VPP elements. */
+#define SKDL_GEMM_BODY(T, VEC, VEC_U, NR, MR, VPP)                            \
+    enum { VW = NR / VPP };                                                   \
     int n_panels = (n + NR - 1) / NR;                                         \
     if (m <= 0 || n <= 0)                                                     \
         return;                                                               \
@@ -111,29 +121,34 @@ static void skdl_pack_b_double(int k, int n, const double *b, ptrdiff_t s_k,
             for (int i0 = 0; i0 < m; i0 += MR) {                              \
                 int rows = m - i0 < MR ? m - i0 : MR;                         \
                 const T *ar[MR];                                              \
-                VEC lo[MR], hi[MR];                                           \
+                VEC acc[MR][VPP];                                             \
                 _Pragma("GCC unroll 8")                                       \
                 for (int r = 0; r < MR; r++) {                                \
                     ar[r] = a + (ptrdiff_t) (i0 + (r < rows ? r : rows - 1)) * lda + k0; \
                     if (first || r >= rows) {                                 \
-                        lo[r] = (VEC) {0};                                    \
-                        hi[r] = (VEC) {0};                                    \
+                        _Pragma("GCC unroll 8")                               \
+                        for (int v = 0; v < VPP; v++)                         \
+                            acc[r][v] = (VEC) {0};                            \
                     } else {                                                  \
                         T tmp[NR] = {0};                                      \
                         memcpy(tmp, c + (ptrdiff_t) (i0 + r) * ldc + j0,      \
                                (size_t) width * sizeof(T));                   \
-                        memcpy(&lo[r], tmp, sizeof(VEC));                     \
-                        memcpy(&hi[r], tmp + HALF, sizeof(VEC));              \
+                        _Pragma("GCC unroll 8")                               \
+                        for (int v = 0; v < VPP; v++)                         \
+                            memcpy(&acc[r][v], tmp + v * VW, sizeof(VEC));    \
                     }                                                         \
                 }                                                             \
                 for (int kk = 0; kk < kc; kk++) {                             \
-                    VEC b0 = *(const VEC_U *) (bp + (size_t) kk * NR);        \
-                    VEC b1 = *(const VEC_U *) (bp + (size_t) kk * NR + HALF); \
+                    VEC bv[VPP];                                              \
+                    _Pragma("GCC unroll 8")                                   \
+                    for (int v = 0; v < VPP; v++)                             \
+                        bv[v] = *(const VEC_U *) (bp + (size_t) kk * NR + v * VW); \
                     _Pragma("GCC unroll 8")                                   \
                     for (int r = 0; r < MR; r++) {                            \
                         T av = ar[r][kk];                                     \
-                        lo[r] += av * b0;                                     \
-                        hi[r] += av * b1;                                     \
+                        _Pragma("GCC unroll 8")                               \
+                        for (int v = 0; v < VPP; v++)                         \
+                            acc[r][v] += av * bv[v];                          \
                     }                                                         \
                 }                                                             \
                 _Pragma("GCC unroll 8")                                       \
@@ -142,12 +157,14 @@ static void skdl_pack_b_double(int k, int n, const double *b, ptrdiff_t s_k,
                         break;                                                \
                     T *crow = c + (ptrdiff_t) (i0 + r) * ldc + j0;            \
                     if (width == NR) {                                        \
-                        *(VEC_U *) crow = lo[r];                              \
-                        *(VEC_U *) (crow + HALF) = hi[r];                     \
+                        _Pragma("GCC unroll 8")                               \
+                        for (int v = 0; v < VPP; v++)                         \
+                            *(VEC_U *) (crow + v * VW) = acc[r][v];           \
                     } else {                                                  \
                         T tmp[NR];                                            \
-                        memcpy(tmp, &lo[r], sizeof(VEC));                     \
-                        memcpy(tmp + HALF, &hi[r], sizeof(VEC));              \
+                        _Pragma("GCC unroll 8")                               \
+                        for (int v = 0; v < VPP; v++)                         \
+                            memcpy(tmp + v * VW, &acc[r][v], sizeof(VEC));    \
                         memcpy(crow, tmp, (size_t) width * sizeof(T));        \
                     }                                                         \
                 }                                                             \
@@ -163,25 +180,25 @@ static void skdl_pack_b_double(int k, int n, const double *b, ptrdiff_t s_k,
 __attribute__((target("arch=x86-64-v4"))) static void
 skdl_rowgemm_float_v4 SKDL_GEMM_ARGS(float)
 {
-    SKDL_GEMM_BODY(float, skdl_vf, skdl_vf_u, SKDL_NR_FLOAT, 6)
+    SKDL_GEMM_BODY(float, skdl_vf64, skdl_vf64_u, SKDL_NR_FLOAT, 6, 2)
 }
 
 __attribute__((target("arch=x86-64-v4"))) static void
 skdl_rowgemm_double_v4 SKDL_GEMM_ARGS(double)
 {
-    SKDL_GEMM_BODY(double, skdl_vd, skdl_vd_u, SKDL_NR_DOUBLE, 6)
+    SKDL_GEMM_BODY(double, skdl_vd64, skdl_vd64_u, SKDL_NR_DOUBLE, 6, 2)
 }
 
 __attribute__((target("arch=x86-64-v3"))) static void
 skdl_rowgemm_float_v3 SKDL_GEMM_ARGS(float)
 {
-    SKDL_GEMM_BODY(float, skdl_vf, skdl_vf_u, SKDL_NR_FLOAT, 3)
+    SKDL_GEMM_BODY(float, skdl_vf32, skdl_vf32_u, SKDL_NR_FLOAT, 3, 4)
 }
 
 __attribute__((target("arch=x86-64-v3"))) static void
 skdl_rowgemm_double_v3 SKDL_GEMM_ARGS(double)
 {
-    SKDL_GEMM_BODY(double, skdl_vd, skdl_vd_u, SKDL_NR_DOUBLE, 3)
+    SKDL_GEMM_BODY(double, skdl_vd32, skdl_vd32_u, SKDL_NR_DOUBLE, 3, 4)
 }
 
 /* 2: AVX-512 (F, DQ, BW, VL), 1: AVX2 and FMA, 0: baseline. A race between
@@ -233,13 +250,13 @@ static int skdl_gemm_limit(int level)
 static void
 skdl_rowgemm_float_base SKDL_GEMM_ARGS(float)
 {
-    SKDL_GEMM_BODY(float, skdl_vf, skdl_vf_u, SKDL_NR_FLOAT, 1)
+    SKDL_GEMM_BODY(float, skdl_vf16, skdl_vf16_u, SKDL_NR_FLOAT, 1, 8)
 }
 
 static void
 skdl_rowgemm_double_base SKDL_GEMM_ARGS(double)
 {
-    SKDL_GEMM_BODY(double, skdl_vd, skdl_vd_u, SKDL_NR_DOUBLE, 1)
+    SKDL_GEMM_BODY(double, skdl_vd16, skdl_vd16_u, SKDL_NR_DOUBLE, 1, 8)
 }
 
 static void
