@@ -36,7 +36,7 @@
 /* A panel is 128 bytes wide: 32 floats or 16 doubles, held as two AVX-512
  * registers, four AVX2 ones or eight SSE ones. Each version uses vectors of its
  * own register width: GCC lowers a vector wider than the target's registers
- * through memory, which made the AVX2 and baseline versions ~50x slower. */
+ * through memory, which made the AVX2 version 38x slower. */
 typedef float skdl_vf64 __attribute__((vector_size(64)));
 typedef double skdl_vd64 __attribute__((vector_size(64)));
 typedef float skdl_vf64_u __attribute__((vector_size(64), aligned(4)));
@@ -100,9 +100,9 @@ static void skdl_pack_b_double(int k, int n, const double *b, ptrdiff_t s_k,
 
 /* C[0:m, 0:n] (row stride ldc) = A[0:m, 0:k] (row stride lda) @ B, B packed,
  * or C += A @ B when accumulate is set. The register tile is MR rows x one
- * panel (NR columns) held as VPP vectors of NR / VPP elements. */
-#define SKDL_GEMM_BODY(T, VEC, VEC_U, NR, MR, VPP)                            \
-    enum { VW = NR / VPP };                                                   \
+ * panel (NR columns) held as VPP vectors of VW elements each. */
+#define SKDL_GEMM_BODY(T, VEC, VEC_U, NR, MR)                                 \
+    enum { VW = sizeof(VEC) / sizeof(T), VPP = NR / VW };                     \
     int n_panels = (n + NR - 1) / NR;                                         \
     if (m <= 0 || n <= 0)                                                     \
         return;                                                               \
@@ -180,25 +180,25 @@ static void skdl_pack_b_double(int k, int n, const double *b, ptrdiff_t s_k,
 __attribute__((target("arch=x86-64-v4"))) static void
 skdl_rowgemm_float_v4 SKDL_GEMM_ARGS(float)
 {
-    SKDL_GEMM_BODY(float, skdl_vf64, skdl_vf64_u, SKDL_NR_FLOAT, 6, 2)
+    SKDL_GEMM_BODY(float, skdl_vf64, skdl_vf64_u, SKDL_NR_FLOAT, 6)
 }
 
 __attribute__((target("arch=x86-64-v4"))) static void
 skdl_rowgemm_double_v4 SKDL_GEMM_ARGS(double)
 {
-    SKDL_GEMM_BODY(double, skdl_vd64, skdl_vd64_u, SKDL_NR_DOUBLE, 6, 2)
+    SKDL_GEMM_BODY(double, skdl_vd64, skdl_vd64_u, SKDL_NR_DOUBLE, 6)
 }
 
 __attribute__((target("arch=x86-64-v3"))) static void
 skdl_rowgemm_float_v3 SKDL_GEMM_ARGS(float)
 {
-    SKDL_GEMM_BODY(float, skdl_vf32, skdl_vf32_u, SKDL_NR_FLOAT, 3, 4)
+    SKDL_GEMM_BODY(float, skdl_vf32, skdl_vf32_u, SKDL_NR_FLOAT, 3)
 }
 
 __attribute__((target("arch=x86-64-v3"))) static void
 skdl_rowgemm_double_v3 SKDL_GEMM_ARGS(double)
 {
-    SKDL_GEMM_BODY(double, skdl_vd32, skdl_vd32_u, SKDL_NR_DOUBLE, 3, 4)
+    SKDL_GEMM_BODY(double, skdl_vd32, skdl_vd32_u, SKDL_NR_DOUBLE, 3)
 }
 
 /* 2: AVX-512 (F, DQ, BW, VL), 1: AVX2 and FMA, 0: baseline. A race between
@@ -250,13 +250,13 @@ static int skdl_gemm_limit(int level)
 static void
 skdl_rowgemm_float_base SKDL_GEMM_ARGS(float)
 {
-    SKDL_GEMM_BODY(float, skdl_vf16, skdl_vf16_u, SKDL_NR_FLOAT, 1, 8)
+    SKDL_GEMM_BODY(float, skdl_vf16, skdl_vf16_u, SKDL_NR_FLOAT, 1)
 }
 
 static void
 skdl_rowgemm_double_base SKDL_GEMM_ARGS(double)
 {
-    SKDL_GEMM_BODY(double, skdl_vd16, skdl_vd16_u, SKDL_NR_DOUBLE, 1, 8)
+    SKDL_GEMM_BODY(double, skdl_vd16, skdl_vd16_u, SKDL_NR_DOUBLE, 1)
 }
 
 static void
