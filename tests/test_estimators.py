@@ -13,7 +13,7 @@ from sklearn.datasets import load_digits, make_classification, make_regression
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import LabelBinarizer, StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 from threadpoolctl import threadpool_limits
 
@@ -282,6 +282,28 @@ def test_convergence_warning_and_stopping(digits):
     # training stops once n_iter_no_change epochs have been exceeded.
     assert clf.n_iter_ == 4
     assert len(clf.loss_curve_) == 4 and clf.loss_ == clf.loss_curve_[-1]
+
+
+@pytest.mark.parametrize("fit_labels, later_labels", [
+    ([0, 1, 2, 1, 0, 2], [2, 2, 0]),              # multiclass ints
+    ([5, 9, 9, 5], [9, 5, 5]),                    # binary: one column for 9
+    ([-1.0, 3.0, 7.0, 3.0], [7.0, -1.0]),          # integral floats
+    ([True, False, True], [False, False]),         # booleans
+    (["b", "a", "c", "a"], ["c", "a"]),            # strings: LabelBinarizer itself
+])
+def test_targets_encoded_as_label_binarizer(fit_labels, later_labels):
+    # Numeric labels take a faster encoding than LabelBinarizer.transform;
+    # the rows must be the same, also for a later partial_fit batch.
+    clf = NNClassifier(layers=[Dense(3)])
+    Y = clf._validate_targets(np.array(fit_labels), first=True)
+    binarizer = LabelBinarizer().fit(fit_labels)
+    assert Y.dtype == np.dtype(clf.dtype)
+    assert_array_equal(Y, binarizer.transform(fit_labels))
+    assert_array_equal(clf._validate_targets(np.array(later_labels), first=False),
+                       binarizer.transform(later_labels))
+    if not isinstance(fit_labels[0], (bool, str)):
+        with pytest.raises(ValueError, match=r"y contains labels \[4(\.0)?, 11(\.0)?\] not among"):
+            clf._validate_targets(np.array(later_labels + [11, 4, 11]), first=False)
 
 
 def test_partial_fit_classifier(digits):
