@@ -81,14 +81,16 @@ FLOAT_DTYPES = (np.float32, np.float64)
 
 def _float_array(name, a, ndim=None, dtype=None):
     """C-contiguous float32/float64 array, or a clear error."""
-    a = np.asarray(a)
+    if type(a) is not np.ndarray:
+        a = np.asarray(a)
     if a.dtype not in FLOAT_DTYPES:
         raise TypeError(f"{name} must be float32 or float64, got dtype {a.dtype}.")
     if dtype is not None and a.dtype != dtype:
         raise TypeError(f"{name} has dtype {a.dtype} but {dtype} is expected.")
     if ndim is not None and a.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-D, got shape {a.shape}.")
-    return np.ascontiguousarray(a)
+    # ascontiguousarray copies only what is not C-contiguous (and makes 0-d 1-d).
+    return a if a.flags.c_contiguous and a.ndim else np.ascontiguousarray(a)
 
 
 def _weights(sample_weight, n):
@@ -238,8 +240,9 @@ def _output(out, name, shape, dtype, inputs=()):
         )
     if not out.flags.writeable:
         raise ValueError(f"{name} is read-only.")
-    if any(np.may_share_memory(out, a) for a in inputs):
-        raise ValueError(f"{name} overlaps an input of the operation.")
+    for a in inputs:
+        if np.may_share_memory(out, a):
+            raise ValueError(f"{name} overlaps an input of the operation.")
     return out
 
 

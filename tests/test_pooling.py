@@ -88,6 +88,28 @@ def test_one_and_two_threads_agree():
         assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("pool, strides", [(2, 2), (3, 2)])
+def test_max_pool_over_blocks_of_planes(pool, strides):
+    # The kernel works on blocks of 64 planes: 3 * 50 planes are two whole
+    # blocks and a partial one; 9x7 planes leave a row and a column out of
+    # the 2x2 windows.
+    rng = np.random.RandomState(2)
+    X = _distinct(rng, (3, 50, 9, 7), np.float32)
+    Y_ref, argmax_ref = _reference.maxpool2d_forward(X, pool, strides)
+    dY = rng.randn(*Y_ref.shape).astype(np.float32)
+    dX_ref = _reference.maxpool2d_backward(dY, argmax_ref, (9, 7))
+    dXs = []
+    for threads in (1, 2):
+        with threadpool_limits(threads):
+            Y, argmax = _ops.maxpool2d_forward(X, pool, strides)
+            dXs.append(_ops.maxpool2d_backward(dY, argmax, (9, 7)))
+        assert_array_equal(Y, Y_ref)
+        assert_array_equal(argmax, argmax_ref)
+    # Overlapping windows add in a fixed order: any thread count, one result.
+    assert_array_equal(dXs[0], dXs[1])
+    assert_allclose(dXs[0], dX_ref, rtol=1e-6, atol=1e-6)
+
+
 @pytest.mark.parametrize("call, message", [
     (lambda X: _ops.maxpool2d_forward(X, 4), r"pool spans 4 positions .* only 3"),
     (lambda X: _ops.avgpool2d_forward(X, 2, 0), "strides must be positive ints"),

@@ -1,8 +1,9 @@
 """2-D max and average pooling (1-D pooling is the case height 1).
 
-Layout (n, C, H, W) -> (n, C, OH, OW); ``prange`` over the n*C planes. Windows
-may overlap (stride smaller than the pool) and may reach into leading and
-trailing padding, which never wins a max and is not counted in an average.
+Layout (n, C, H, W) -> (n, C, OH, OW); ``prange`` over the n*C planes (max
+pooling: over blocks of planes). Windows may overlap (stride smaller than the
+pool) and may reach into leading and trailing padding, which never wins a max
+and is not counted in an average.
 Max pooling records the flat input position of each window's maximum for the
 backward pass; backward adds into the input gradient plane by plane, so
 overlapping windows are summed in a fixed order.
@@ -51,17 +52,42 @@ cdef void _max_plane(const floating* x, int H, int W, floating* y, int* arg,
 
 
 cdef extern from "_pool_loops.h" nogil:
-    void skdl_max_2x2_float(const float* x, int W, float* y, int* arg, int OH, int OW)
-    void skdl_max_2x2_double(const double* x, int W, double* y, int* arg, int OH,
-                             int OW)
+    void skdl_max_2x2_planes_float(const float* x, int W, Py_ssize_t in_size, float* y,
+                                   int* arg, int OH, int OW, Py_ssize_t out_size,
+                                   Py_ssize_t p0, Py_ssize_t p1)
+    void skdl_max_2x2_planes_double(const double* x, int W, Py_ssize_t in_size,
+                                    double* y, int* arg, int OH, int OW,
+                                    Py_ssize_t out_size, Py_ssize_t p0, Py_ssize_t p1)
+    void skdl_max_unpool_float(const float* dy, const int* arg, float* dx,
+                               Py_ssize_t in_size, Py_ssize_t out_size, Py_ssize_t p0,
+                               Py_ssize_t p1)
+    void skdl_max_unpool_double(const double* dy, const int* arg, double* dx,
+                                Py_ssize_t in_size, Py_ssize_t out_size, Py_ssize_t p0,
+                                Py_ssize_t p1)
 
 
-cdef inline void _max_plane_2x2(const floating* x, int W, floating* y, int* arg,
-                                int OH, int OW) noexcept nogil:
+# Planes per prange task of max pooling: the loops over a block's planes run
+# in C, so a small plane costs little more than its outputs.
+cdef int PLANE_BLOCK = 64
+
+
+cdef inline void _max_planes_2x2(const floating* x, int W, Py_ssize_t in_size,
+                                 floating* y, int* arg, int OH, int OW,
+                                 Py_ssize_t out_size, Py_ssize_t p0,
+                                 Py_ssize_t p1) noexcept nogil:
     if floating is float:
-        skdl_max_2x2_float(x, W, y, arg, OH, OW)
+        skdl_max_2x2_planes_float(x, W, in_size, y, arg, OH, OW, out_size, p0, p1)
     else:
-        skdl_max_2x2_double(x, W, y, arg, OH, OW)
+        skdl_max_2x2_planes_double(x, W, in_size, y, arg, OH, OW, out_size, p0, p1)
+
+
+cdef inline void _max_unpool(const floating* dy, const int* arg, floating* dx,
+                             Py_ssize_t in_size, Py_ssize_t out_size, Py_ssize_t p0,
+                             Py_ssize_t p1) noexcept nogil:
+    if floating is float:
+        skdl_max_unpool_float(dy, arg, dx, in_size, out_size, p0, p1)
+    else:
+        skdl_max_unpool_double(dy, arg, dx, in_size, out_size, p0, p1)
 
 
 def maxpool2d_forward(const floating[:, :, :, ::1] X, floating[:, :, :, ::1] Y,
@@ -79,43 +105,47 @@ def maxpool2d_forward(const floating[:, :, :, ::1] X, floating[:, :, :, ::1] Y,
     """
     cdef int n = X.shape[0], C = X.shape[1], H = X.shape[2], W = X.shape[3]
     cdef int OH = Y.shape[2], OW = Y.shape[3]
-    cdef int plane
+    cdef Py_ssize_t planes = <Py_ssize_t> n * C, block, p0, p1, plane
+    cdef Py_ssize_t n_blocks = (planes + PLANE_BLOCK - 1) // PLANE_BLOCK
     cdef Py_ssize_t in_size = <Py_ssize_t> H * W, out_size = <Py_ssize_t> OH * OW
     # Every window whole inside the input: no padding on either side.
     cdef bint plain_2x2 = (kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0
                            and pw == 0 and 2 * OH <= H and 2 * OW <= W)
-    if n * C == 0:
+    if planes == 0:
         return
     with nogil:
-        for plane in prange(n * C, schedule='static', num_threads=n_threads):
+        for block in prange(n_blocks, schedule='static', num_threads=n_threads):
+            p0 = block * PLANE_BLOCK
+            p1 = min(p0 + PLANE_BLOCK, planes)
             if plain_2x2:
-                _max_plane_2x2(&X[0, 0, 0, 0] + plane * in_size, W,
-                               &Y[0, 0, 0, 0] + plane * out_size,
-                               &argmax[0, 0, 0, 0] + plane * out_size, OH, OW)
+                _max_planes_2x2(&X[0, 0, 0, 0], W, in_size, &Y[0, 0, 0, 0],
+                                &argmax[0, 0, 0, 0], OH, OW, out_size, p0, p1)
             else:
-                _max_plane(&X[0, 0, 0, 0] + plane * in_size, H, W,
-                           &Y[0, 0, 0, 0] + plane * out_size,
-                           &argmax[0, 0, 0, 0] + plane * out_size,
-                           OH, OW, kh, kw, sh, sw, ph, pw)
+                for plane in range(p0, p1):
+                    _max_plane(&X[0, 0, 0, 0] + plane * in_size, H, W,
+                               &Y[0, 0, 0, 0] + plane * out_size,
+                               &argmax[0, 0, 0, 0] + plane * out_size,
+                               OH, OW, kh, kw, sh, sw, ph, pw)
 
 
 def maxpool2d_backward(const floating[:, :, :, ::1] dY, const int[:, :, :, ::1] argmax,
                        floating[:, :, :, ::1] dX, int n_threads):
     """dX[argmax] += dY: the gradient goes to each window's maximum."""
-    cdef int n = dX.shape[0], C = dX.shape[1], H = dX.shape[2], W = dX.shape[3]
-    cdef int OH = dY.shape[2], OW = dY.shape[3]
-    cdef int plane, i, c, oh, ow, pos
-    cdef floating* out
+    cdef Py_ssize_t planes = <Py_ssize_t> dX.shape[0] * dX.shape[1], block, p0, p1
+    cdef Py_ssize_t n_blocks = (planes + PLANE_BLOCK - 1) // PLANE_BLOCK
+    cdef Py_ssize_t in_size = <Py_ssize_t> dX.shape[2] * dX.shape[3]
+    cdef Py_ssize_t out_size = <Py_ssize_t> dY.shape[2] * dY.shape[3]
+    if planes == 0 or in_size == 0:
+        return
+    if out_size == 0:
+        dX[...] = 0
+        return
     with nogil:
-        for plane in prange(n * C, schedule='static', num_threads=n_threads):
-            i = plane // C
-            c = plane % C
-            out = &dX[i, c, 0, 0]
-            memset(out, 0, <Py_ssize_t> H * W * sizeof(floating))
-            for oh in range(OH):
-                for ow in range(OW):
-                    pos = argmax[i, c, oh, ow]
-                    out[pos] += dY[i, c, oh, ow]
+        for block in prange(n_blocks, schedule='static', num_threads=n_threads):
+            p0 = block * PLANE_BLOCK
+            p1 = min(p0 + PLANE_BLOCK, planes)
+            _max_unpool(&dY[0, 0, 0, 0], &argmax[0, 0, 0, 0], &dX[0, 0, 0, 0],
+                        in_size, out_size, p0, p1)
 
 
 def avgpool2d_forward(const floating[:, :, :, ::1] X, floating[:, :, :, ::1] Y,

@@ -6,6 +6,9 @@
 #ifndef SKDL_POOL_LOOPS_H
 #define SKDL_POOL_LOOPS_H
 
+#include <stddef.h>
+#include <string.h>
+
 #define SKDL_MAX_2X2_BODY                                                     \
     for (int oh = 0; oh < OH; oh++) {                                         \
         const T *r0 = x + (ptrdiff_t) (2 * oh) * W;                           \
@@ -42,6 +45,57 @@ static void skdl_max_2x2_double(const double *restrict x, int W, double *restric
 {
     typedef double T;
     SKDL_MAX_2X2_BODY
+}
+
+/* Planes [p0, p1) of a batch, each plane in_size (H*W) inputs and out_size
+ * (OH*OW) outputs. A loop over planes in C, not one kernel call per plane
+ * from the prange: small planes (a 4x4 plane has 4 outputs) cost little more
+ * than the call. */
+static void skdl_max_2x2_planes_float(const float *x, int W, ptrdiff_t in_size,
+                                      float *y, int *arg, int OH, int OW,
+                                      ptrdiff_t out_size, ptrdiff_t p0, ptrdiff_t p1)
+{
+    for (ptrdiff_t p = p0; p < p1; p++)
+        skdl_max_2x2_float(x + p * in_size, W, y + p * out_size, arg + p * out_size,
+                           OH, OW);
+}
+
+static void skdl_max_2x2_planes_double(const double *x, int W, ptrdiff_t in_size,
+                                       double *y, int *arg, int OH, int OW,
+                                       ptrdiff_t out_size, ptrdiff_t p0, ptrdiff_t p1)
+{
+    for (ptrdiff_t p = p0; p < p1; p++)
+        skdl_max_2x2_double(x + p * in_size, W, y + p * out_size, arg + p * out_size,
+                            OH, OW);
+}
+
+/* Max pooling's backward pass on planes [p0, p1): each input plane zeroed,
+ * then every output's gradient added at its argmax, outputs in row-major
+ * order (overlapping windows sum in that fixed order). */
+#define SKDL_MAX_UNPOOL_BODY                                                  \
+    memset(dx + p0 * in_size, 0, (size_t) ((p1 - p0) * in_size) * sizeof(T)); \
+    for (ptrdiff_t p = p0; p < p1; p++) {                                     \
+        T *plane = dx + p * in_size;                                          \
+        const T *g = dy + p * out_size;                                       \
+        const int *pos = arg + p * out_size;                                  \
+        for (ptrdiff_t o = 0; o < out_size; o++)                              \
+            plane[pos[o]] += g[o];                                            \
+    }
+
+static void skdl_max_unpool_float(const float *restrict dy, const int *restrict arg,
+                                  float *restrict dx, ptrdiff_t in_size,
+                                  ptrdiff_t out_size, ptrdiff_t p0, ptrdiff_t p1)
+{
+    typedef float T;
+    SKDL_MAX_UNPOOL_BODY
+}
+
+static void skdl_max_unpool_double(const double *restrict dy, const int *restrict arg,
+                                   double *restrict dx, ptrdiff_t in_size,
+                                   ptrdiff_t out_size, ptrdiff_t p0, ptrdiff_t p1)
+{
+    typedef double T;
+    SKDL_MAX_UNPOOL_BODY
 }
 
 #endif

@@ -159,8 +159,7 @@ class ArrayCache(dict):
         the one kept under ``key`` when it has the same dtype and trailing
         shape and at least as many rows (a leading slice of it), else a new
         one, kept from now on."""
-        dtype = np.dtype(dtype)
-        shape = tuple(int(s) for s in shape)
+        shape = tuple(map(int, shape))
         array = self.get(key)
         if (array is None or array.dtype != dtype or array.shape[1:] != shape[1:]
                 or array.shape[0] < shape[0]):
