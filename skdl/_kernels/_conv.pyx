@@ -400,6 +400,21 @@ def conv2d_backward_input(const floating[:, :, :, ::1] dY,
         free(buf)
 
 
+cdef inline void _sum_chunks(const floating* partial, int n_chunks, Py_ssize_t size,
+                             double* sums) noexcept nogil:
+    """sums[e] = partial[0, e] + partial[1, e] + ... in float64, in chunk order
+    (row by row, so the additions vectorize)."""
+    cdef Py_ssize_t e
+    cdef int c
+    cdef const floating* row
+    for e in range(size):
+        sums[e] = partial[e]
+    for c in range(1, n_chunks):
+        row = partial + c * size
+        for e in range(size):
+            sums[e] = sums[e] + row[e]
+
+
 def conv2d_backward_params(const floating[:, :, :, ::1] X,
                            const floating[:, :, :, ::1] dY, const double[::1] weights,
                            double scale, floating[:, :, :, ::1] dK, floating[::1] db,
@@ -438,6 +453,7 @@ def conv2d_backward_params(const floating[:, :, :, ::1] X,
     cdef size_t dy_size = <size_t> F * G * P if rows else 0
     cdef size_t per_thread = cols_size + psize + plane + dy_size
     cdef double w, acc
+    cdef double* sums
     cdef floating* total = &dK[0, 0, 0, 0]
     cdef floating* buf
     cdef floating* packed
@@ -502,16 +518,20 @@ def conv2d_backward_params(const floating[:, :, :, ::1] X,
     finally:
         free(buf)
     # Chunks are added in order: the same sums whatever the thread count.
-    with nogil:
-        for f in range(F):
-            for i in range(C):
-                for p in range(S):
-                    kk = i * S + p  # (c, i, j) in dK: (i, j, c) if channels-last
-                    e = (<Py_ssize_t> f * CK + p * C + i) if rows else (<Py_ssize_t> kk * F + f)
-                    acc = partial_dK[0, e]
-                    for c in range(1, n_chunks):
-                        acc = acc + partial_dK[c, e]
-                    total[<Py_ssize_t> f * CK + kk] = <floating> (scale * acc)
+    sums = <double*> malloc(max(<size_t> 1, <size_t> size * sizeof(double)))
+    if sums == NULL:
+        raise MemoryError()
+    try:
+        with nogil:
+            _sum_chunks(&partial_dK[0, 0], n_chunks, size, sums)
+            for f in range(F):
+                for i in range(C):
+                    for p in range(S):
+                        kk = i * S + p  # (c, i, j) in dK: (i, j, c) if channels-last
+                        e = (<Py_ssize_t> f * CK + p * C + i) if rows else (<Py_ssize_t> kk * F + f)
+                        total[<Py_ssize_t> f * CK + kk] = <floating> (scale * sums[e])
+    finally:
+        free(sums)
     if db is not None:
         for f in range(F):
             acc = 0.0
