@@ -1,5 +1,6 @@
 """What bench_cnn.py and bench_rnn.py share: timing skdl and PyTorch on the
-same data in one process, best of several runs, and printing the table."""
+same data in one process, best of several interleaved runs, and printing the
+table."""
 import time
 import warnings
 
@@ -48,16 +49,30 @@ def torch_epoch(model, X, y, batch):
     return train, time.perf_counter() - start
 
 
-def best(run, repeats, threads, torch=False):
-    """Fastest (train, inference) of ``repeats`` calls of ``run()`` after a warm-up."""
-    with threadpool_limits(threads):
-        if torch:
-            import torch as torch_module
+def _limits(threads, torch):
+    """threadpool_limits(threads), also applied to PyTorch's own pool."""
+    limits = threadpool_limits(threads)
+    if torch:
+        import torch as torch_module
 
-            torch_module.set_num_threads(threads)
-        run()
-        runs = [run() for _ in range(repeats)]
-    return min(r[0] for r in runs), min(r[1] for r in runs)
+        torch_module.set_num_threads(threads)
+    return limits
+
+
+def best_interleaved(runs, repeats, threads, torch=False):
+    """Fastest (train, inference) of each of ``runs`` over ``repeats`` rounds,
+    each round calling every run once, one after the other.
+
+    On a shared machine speed drifts by up to 2x over seconds; alternating
+    the runs lets each see the same slow and fast spells, so their ratio is
+    steadier than from back-to-back blocks of runs.
+    """
+    with _limits(threads, torch):
+        for run in runs:  # warm-up
+            run()
+        results = [[run() for run in runs] for _ in range(repeats)]
+    return [(min(r[i][0] for r in results), min(r[i][1] for r in results))
+            for i in range(len(runs))]
 
 
 def profile(run):
@@ -100,11 +115,13 @@ def compare(models, skdl_run, torch_run, n_samples, repeats, width):
         speeds[name] = {}
         n = n_samples[name]
         for threads in (1, 2):
-            train, infer = best(skdl_run(name), repeats, threads)
+            runs = [skdl_run(name)] + ([torch_run(name)] if with_torch else [])
+            (train, infer), *torch_times = best_interleaved(runs, repeats, threads,
+                                                            torch=with_torch)
             speeds[name][threads] = n / train
             line = f"{name:>{width}} {threads:>7} {n / train:>13.0f} {n / infer:>13.0f}"
             if with_torch:
-                t_train, t_infer = best(torch_run(name), repeats, threads, torch=True)
+                (t_train, t_infer), = torch_times
                 line += (f" {n / t_train:>14.0f} {n / t_infer:>14.0f}"
                          f" {t_train / train:>7.2f}x {t_infer / infer:>7.2f}x")
             print(line)

@@ -7,7 +7,7 @@ Conv2D 64 3x3 valid, relu, MaxPool 2, Dense 128 relu, 10 classes, batch 128.
 Both Adam, float32, at 1 and 2 threads. When PyTorch is importable the same
 models run in it, in the same process, and the ratios are printed.
 
-    python benchmarks/bench_cnn.py [--repeats 3] [--profile]
+    python benchmarks/bench_cnn.py [--repeats 5] [--profile]
 """
 import argparse
 
@@ -67,7 +67,7 @@ def torch_times(name, X, y):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--profile", action="store_true",
                         help="print where skdl's time goes (1 thread) and stop")
     args = parser.parse_args()
