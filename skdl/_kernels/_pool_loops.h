@@ -48,9 +48,8 @@ static void skdl_max_2x2_double(const double *restrict x, int W, double *restric
 }
 
 /* Planes [p0, p1) of a batch, each plane in_size (H*W) inputs and out_size
- * (OH*OW) outputs. A loop over planes in C, not one kernel call per plane
- * from the prange: small planes (a 4x4 plane has 4 outputs) cost little more
- * than the call. */
+ * (OH*OW) outputs: the caller's prange hands out blocks of planes, since a
+ * call per plane costs as much as a small plane's work. */
 static void skdl_max_2x2_planes_float(const float *x, int W, ptrdiff_t in_size,
                                       float *y, int *arg, int OH, int OW,
                                       ptrdiff_t out_size, ptrdiff_t p0, ptrdiff_t p1)
