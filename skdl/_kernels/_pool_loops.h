@@ -50,23 +50,19 @@ static void skdl_max_2x2_double(const double *restrict x, int W, double *restric
 /* Planes [p0, p1) of a batch, each plane in_size (H*W) inputs and out_size
  * (OH*OW) outputs: the caller's prange hands out blocks of planes, since a
  * call per plane costs as much as a small plane's work. */
-static void skdl_max_2x2_planes_float(const float *x, int W, ptrdiff_t in_size,
-                                      float *y, int *arg, int OH, int OW,
-                                      ptrdiff_t out_size, ptrdiff_t p0, ptrdiff_t p1)
-{
-    for (ptrdiff_t p = p0; p < p1; p++)
-        skdl_max_2x2_float(x + p * in_size, W, y + p * out_size, arg + p * out_size,
-                           OH, OW);
-}
+#define SKDL_MAX_2X2_PLANES(T)                                                \
+    static void skdl_max_2x2_planes_##T(const T *x, int W, ptrdiff_t in_size, \
+                                        T *y, int *arg, int OH, int OW,       \
+                                        ptrdiff_t out_size, ptrdiff_t p0,     \
+                                        ptrdiff_t p1)                         \
+    {                                                                         \
+        for (ptrdiff_t p = p0; p < p1; p++)                                   \
+            skdl_max_2x2_##T(x + p * in_size, W, y + p * out_size,            \
+                             arg + p * out_size, OH, OW);                     \
+    }
 
-static void skdl_max_2x2_planes_double(const double *x, int W, ptrdiff_t in_size,
-                                       double *y, int *arg, int OH, int OW,
-                                       ptrdiff_t out_size, ptrdiff_t p0, ptrdiff_t p1)
-{
-    for (ptrdiff_t p = p0; p < p1; p++)
-        skdl_max_2x2_double(x + p * in_size, W, y + p * out_size, arg + p * out_size,
-                            OH, OW);
-}
+SKDL_MAX_2X2_PLANES(float)
+SKDL_MAX_2X2_PLANES(double)
 
 /* Max pooling's backward pass on planes [p0, p1): each input plane zeroed,
  * then every output's gradient added at its argmax, outputs in row-major
