@@ -4,6 +4,7 @@ from abc import ABCMeta, abstractmethod
 from numbers import Integral, Real
 
 import numpy as np
+from scipy.sparse import issparse
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.metrics import accuracy_score, r2_score
@@ -31,13 +32,14 @@ from ._losses import (
     SoftmaxCrossEntropy,
     SoftmaxHellinger,
 )
-from ._network import Network, build_layers
+from ._network import Network, build_layers, layer_names
 from ._optimizers import OPTIMIZERS, Optimizer, resolve_optimizer
 from ._training import CallbackSupportMixin, SklearnCallbacks, TrainingRun, validation_split
 from .callbacks import call, check_callbacks
 from .schedules import SCHEDULES, LearningRateSchedule, resolve_schedule
 from .layers import Dense, Flatten
-from .layers._base import cached_param_names
+from .layers._base import cached_param_names, walk_layers
+from .layers.merge import replace_spec
 from .layers.core import resolve_shape
 
 # Rows per forward pass at prediction time: bounds memory whatever n_samples.
@@ -51,7 +53,7 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
 
     _parameter_constraints: dict = {
         "layers": [list, tuple, None],
-        "input_shape": [tuple, list, None],
+        "input_shape": [tuple, list, dict, None],
         "optimizer": [StrOptions(set(OPTIMIZERS)), Optimizer],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "lr_schedule": [StrOptions(set(SCHEDULES)), LearningRateSchedule, None],
@@ -104,6 +106,73 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
     def _get_param_names(cls):
         return cached_param_names(cls)
 
+    # -- layer hyper-parameters by name -------------------------------------
+    def get_params(self, deep=True):
+        """Parameters of the estimator; with ``deep``, also of every layer by name.
+
+        Each layer spec, nested ones included, appears as ``layers__<name>``
+        and its hyper-parameters as ``layers__<name>__<parameter>``, where
+        ``<name>`` is the layer's ``name`` or the one generated for it
+        (``dense``, ``dense_1``, ``conv2d``...), as in ``get_weights``.
+
+        Parameters
+        ----------
+        deep : bool, default=True
+
+        Returns
+        -------
+        dict
+        """
+        params = super().get_params(deep=deep)
+        if deep and isinstance(self.layers, (list, tuple)):
+            for name, spec in layer_names(self.layers).items():
+                params[f"layers__{name}"] = spec
+                for key, value in spec.get_params(deep=True).items():
+                    params[f"layers__{name}__{key}"] = value
+        return params
+
+    def set_params(self, **params):
+        """Set parameters, layer hyper-parameters by name included.
+
+        ``set_params(layers__conv1__filters=32)`` sets ``filters`` of the
+        layer named ``conv1`` (see :meth:`get_params`), wherever it is nested;
+        ``set_params(layers__conv1=Conv2D(32, 3))`` replaces that layer.
+        ``GridSearchCV`` searches them like any other parameter.
+
+        Parameters
+        ----------
+        **params : dict
+
+        Returns
+        -------
+        self
+        """
+        by_layer = {key: params.pop(key) for key in list(params)
+                    if key.startswith("layers__")}
+        super().set_params(**params)
+        for key, value in by_layer.items():
+            self._set_layer_param(key, value)
+        return self
+
+    def _set_layer_param(self, key, value):
+        named = layer_names(self.layers) if isinstance(self.layers, (list, tuple)) else {}
+        path = key[len("layers__"):]
+        # The longest name that fits: names may contain "__" themselves.
+        for name in sorted(named, key=len, reverse=True):
+            if path == name or path.startswith(name + "__"):
+                break
+        else:
+            raise ValueError(
+                f"Invalid parameter {key!r} for estimator {type(self).__name__}: no "
+                f"layer is named {path.split('__')[0]!r}; the layers are "
+                f"{list(named)}."
+            )
+        spec = named[name]
+        if path == name:
+            self.layers = replace_spec(self.layers, spec, value)
+        else:
+            spec.set_params(**{path[len(name) + 2:]: value})
+
     # -- hooks for the subclasses ------------------------------------------
     @abstractmethod
     def _validate_targets(self, y, first, classes=None):
@@ -117,8 +186,76 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
         return validate_data(self, X, y, multi_output=True,
                              y_numeric=not isinstance(self, ClassifierMixin), **kwargs)
 
+    def _input_shapes(self):
+        """A dict ``input_shape`` validated: {name: shape}, the main input first."""
+        shapes = self.input_shape
+        if not shapes:
+            raise ValueError("input_shape is an empty dict; it must name the inputs.")
+        checked = {}
+        for name, shape in shapes.items():
+            if not isinstance(name, str):
+                raise TypeError(f"input_shape's keys must be input names (str), got "
+                                f"{name!r}.")
+            try:
+                shape = tuple(shape)
+            except TypeError:
+                shape = None
+            if not shape or not all(isinstance(d, Integral) and not isinstance(d, bool)
+                                    and d > 0 for d in shape):
+                raise ValueError(
+                    f"input_shape[{name!r}] must be a non-empty tuple of positive "
+                    f"ints, got {shapes[name]!r}."
+                )
+            checked[name] = tuple(int(d) for d in shape)
+        return checked
+
+    def _flatten_inputs(self, X):
+        """A dict X of arrays by input name, as one flat array: each input's
+        samples flattened, side by side in the order of ``input_shape``."""
+        if not isinstance(X, dict) or issparse(X):  # a dok sparse matrix is a dict
+            return X
+        if not isinstance(self.input_shape, dict):
+            raise ValueError(
+                "X is a dict of arrays by input name, but input_shape is not a dict "
+                "of the inputs' shapes; set e.g. input_shape={'image': (1, 8, 8), "
+                "'size': (2,)}."
+            )
+        shapes = self._input_shapes()
+        if set(X) != set(shapes):
+            raise ValueError(
+                f"X has the inputs {sorted(X)}, but input_shape declares "
+                f"{list(shapes)}."
+            )
+        columns = []
+        for name, shape in shapes.items():
+            values = np.asarray(X[name])
+            if values.ndim < 1 or values[:1].size != int(np.prod(shape)):
+                raise ValueError(
+                    f"X[{name!r}] has shape {values.shape}; its samples must have "
+                    f"shape {shape} ({int(np.prod(shape))} values each)."
+                )
+            columns.append(values.reshape(values.shape[0], -1))
+        rows = {c.shape[0] for c in columns}
+        if len(rows) > 1:
+            raise ValueError(
+                f"The inputs in X have different numbers of samples: "
+                f"{ {name: c.shape[0] for name, c in zip(shapes, columns)} }."
+            )
+        return np.concatenate(columns, axis=1)
+
     def _sample_shape(self, X):
-        """Per-sample shape the network takes, from ``input_shape`` and X."""
+        """Per-sample shape the network takes, from ``input_shape`` and X
+        (a dict of shapes by input name for a network with side inputs)."""
+        if isinstance(self.input_shape, dict):
+            shapes = self._input_shapes()
+            size = sum(int(np.prod(shape)) for shape in shapes.values())
+            if X.ndim != 2 or X.shape[1] != size:
+                raise ValueError(
+                    f"X has shape {X.shape}, but input_shape declares inputs "
+                    f"{shapes} that take {size} features per sample side by side "
+                    "(or pass X as a dict of arrays by input name)."
+                )
+            return shapes
         if X.ndim > 2:
             shape = X.shape[1:]
             if self.input_shape is not None:
@@ -144,19 +281,24 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
                 f"X has values too large for {dtype} (the estimator's dtype); "
                 "rescale the features or use dtype='float64'."
             )
+        if isinstance(self.input_shape_, dict):  # the network splits the inputs
+            return Xc
         return Xc.reshape((X.shape[0],) + self.input_shape_)
 
     # -- network ------------------------------------------------------------
     def _build_network(self, n_outputs):
         dtype = np.dtype(self.dtype)
         hidden_specs = [Dense(100, activation="relu")] if self.layers is None else list(self.layers)
-        hidden = build_layers(hidden_specs, self.input_shape_, dtype)
-        shape = hidden[-1].output_shape if hidden else self.input_shape_
-        taken = [layer.name for layer in hidden]
+        shapes = self.input_shape_ if isinstance(self.input_shape_, dict) else None
+        main = self.input_shape_ if shapes is None else next(iter(shapes.values()))
+        side = None if shapes is None else dict(list(shapes.items())[1:])
+        hidden = build_layers(hidden_specs, main, dtype, side_inputs=side)
+        shape = hidden[-1].output_shape if hidden else main
+        taken = [layer.name for layer in walk_layers(hidden)]
         head = ([Flatten(name="output_flatten")] if len(shape) > 1 else [])
         head.append(Dense(n_outputs, name="output"))
         layers = hidden + build_layers(head, shape, dtype, taken_names=taken)
-        network = Network(layers, dtype)
+        network = Network(layers, dtype, input_shapes=shapes)
         network.initialize(self._random_state)
         return network
 
@@ -180,6 +322,14 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
     def _check_sample_shape(self, X):
         # Before validate_data: for n-d X its message would count only axis 1.
         shape = getattr(X, "shape", None)
+        if isinstance(self.input_shape_, dict):
+            if shape is not None and len(shape) > 2:
+                raise ValueError(
+                    f"X has shape {tuple(shape)}; this model's inputs "
+                    f"{self.input_shape_} take flat rows of features side by side, "
+                    "or a dict of arrays by input name."
+                )
+            return
         if shape is not None and len(shape) > 2 and tuple(shape[1:]) != self.input_shape_:
             raise ValueError(
                 f"X has samples of shape {tuple(shape[1:])}, but {type(self).__name__} "
@@ -188,6 +338,7 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
 
     def _predict_outputs(self, X):
         check_is_fitted(self)
+        X = self._flatten_inputs(X)
         self._check_sample_shape(X)
         X, _ = self._validate_input(X, reset=False)
         return self._outputs(X)
@@ -200,6 +351,7 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
     def _fit(self, X, y, sample_weight=None, incremental=False, classes=None):
         first = (not hasattr(self, "network_")
                  or (not incremental and not self.warm_start))
+        X = self._flatten_inputs(X)
         if not first:
             self._check_sample_shape(X)
         X, y = self._validate_input(X, y, reset=first)
@@ -316,6 +468,48 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
         self
         """
         return self._fit(X, y, sample_weight)
+
+    def activations(self, X, layer=None):
+        """Outputs of a hidden layer, for feature extraction.
+
+        Computed at inference (dropout off, batch normalization with its
+        running statistics), ``PREDICT_CHUNK_ROWS`` samples at a time. In a
+        ``Pipeline``, :class:`skdl.inspection.LayerActivations` makes this a
+        transform step.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape), \
+or dict of arrays by input name
+        layer : str or None, default=None
+            Name of the layer (as in ``get_weights``; nested layers and block
+            parts such as ``block1/conv`` included). None is the last hidden
+            layer, the one before the output layer.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, *output_shape of the layer)
+            In the estimator's dtype.
+        """
+        check_is_fitted(self)
+        X = self._flatten_inputs(X)
+        self._check_sample_shape(X)
+        X, _ = self._validate_input(X, reset=False)
+        name = self._last_hidden_layer() if layer is None else layer
+        target = self.network_.find_layer(name)
+        out = np.empty((X.shape[0],) + target.output_shape, dtype=self.dtype)
+        for start in range(0, X.shape[0], PREDICT_CHUNK_ROWS):
+            chunk = self._network_input(X[start:start + PREDICT_CHUNK_ROWS])
+            out[start:start + PREDICT_CHUNK_ROWS] = self.network_.layer_output(chunk, name)
+        return out
+
+    def _last_hidden_layer(self):
+        hidden = [layer.name for layer in self.network_.layers
+                  if layer.name not in ("output_flatten", "output")]
+        if not hidden:
+            raise ValueError("This model has no hidden layers (layers=[]); name the "
+                             "layer whose outputs you want.")
+        return hidden[-1]
 
     def get_weights(self):
         """Copies of the fitted parameters.

@@ -1,10 +1,107 @@
 """A built network: runtime layers over one flat parameter buffer."""
 import numpy as np
 
-from .layers._base import GradientContext, LayerSpec
+from .layers._base import (
+    GradientContext,
+    LayerSpec,
+    backward_chain,
+    forward_chain,
+    walk_layers,
+)
 
 
-def build_layers(specs, input_shape, dtype, taken_names=()):
+class BuildContext:
+    """What the layers of one network share while they are built: names that
+    must stay unique across the whole tree of layers, the dtype, and the
+    shapes of the network's side inputs.
+
+    Parameters
+    ----------
+    dtype : numpy dtype
+    side_inputs : dict of str to tuple of int, optional
+        Shape of one sample of each side input, by name.
+    taken_names : iterable of str
+        Names already used by layers the network will also hold.
+
+    Attributes
+    ----------
+    used_inputs : set of str
+        The side inputs some layer has merged in so far.
+    """
+
+    def __init__(self, dtype=np.float32, side_inputs=None, taken_names=()):
+        self.dtype = np.dtype(dtype)
+        self.side_inputs = dict(side_inputs or {})
+        self.names = set(taken_names)
+        self.counts = {}
+        self.used_inputs = set()
+
+    def name_for(self, spec):
+        """The spec's own name, or the first free ``base``, ``base_1``...;
+        reserved from now on."""
+        name = spec.name
+        if name is None:
+            base = spec.base_name
+            name = base
+            while name in self.names:
+                self.counts[base] = self.counts.get(base, 0) + 1
+                name = f"{base}_{self.counts[base]}"
+        elif name in self.names:
+            raise ValueError(f"Two layers are named {name!r}; layer names must be unique.")
+        self.names.add(name)
+        return name
+
+    def reserve(self, name):
+        """Reserve a name a container gives one of its own layers."""
+        if name in self.names:
+            raise ValueError(f"Two layers are named {name!r}; layer names must be unique.")
+        self.names.add(name)
+        return name
+
+    def side_input_shape(self, input_name, layer):
+        """Shape of one sample of the side input ``input_name``, for ``layer``
+        (named in the errors), which merges it in."""
+        if input_name not in self.side_inputs:
+            known = sorted(self.side_inputs)
+            raise ValueError(
+                f"{layer} merges the input {input_name!r}, but the network's side "
+                + (f"inputs are {known}." if known else
+                   "inputs are none: declare them with a dict input_shape such as "
+                   f"{{'main': (1, 8, 8), {input_name!r}: (2,)}} (the first entry "
+                   "is the main input).")
+            )
+        self.used_inputs.add(input_name)
+        return self.side_inputs[input_name]
+
+    def build(self, specs, input_shape, where="layers"):
+        """Build a chain of specs from one sample shape.
+
+        Parameters
+        ----------
+        specs : sequence of LayerSpec
+        input_shape : tuple of int
+        where : str
+            How errors name the sequence (``layers``, a pathway's branch).
+
+        Returns
+        -------
+        list of Layer
+        """
+        layers = []
+        shape = tuple(input_shape)
+        for position, spec in enumerate(specs):
+            if not isinstance(spec, LayerSpec):
+                raise TypeError(
+                    f"{where}[{position}] must be a layer spec such as "
+                    f"skdl.layers.Dense, got {spec!r}."
+                )
+            layer = spec.build_in(self, shape, self.name_for(spec))
+            layers.append(layer)
+            shape = layer.output_shape
+        return layers
+
+
+def build_layers(specs, input_shape, dtype, taken_names=(), side_inputs=None):
     """Build runtime layers from specs, chaining their shapes.
 
     Parameters
@@ -15,33 +112,68 @@ def build_layers(specs, input_shape, dtype, taken_names=()):
     dtype : numpy dtype
     taken_names : iterable of str
         Names already used by layers this network will also hold.
+    side_inputs : dict of str to tuple of int, optional
+        The network's side inputs (for ``MergeInput`` layers); each must be
+        merged in by some layer.
 
     Returns
     -------
     list of Layer
     """
-    layers, names, counts = [], set(taken_names), {}
-    shape = tuple(input_shape)
-    for position, spec in enumerate(specs):
-        if not isinstance(spec, LayerSpec):
-            raise TypeError(
-                f"layers[{position}] must be a layer spec such as skdl.layers.Dense, "
-                f"got {spec!r}."
-            )
-        name = spec.name
-        if name is None:
-            base = spec.base_name
-            name = base
-            while name in names:
-                counts[base] = counts.get(base, 0) + 1
-                name = f"{base}_{counts[base]}"
-        elif name in names:
-            raise ValueError(f"Two layers are named {name!r}; layer names must be unique.")
-        names.add(name)
-        layer = spec.build(shape, dtype, name)
-        layers.append(layer)
-        shape = layer.output_shape
+    context = BuildContext(dtype, side_inputs, taken_names)
+    layers = context.build(specs, input_shape)
+    unused = sorted(set(context.side_inputs) - context.used_inputs)
+    if unused:
+        raise ValueError(
+            f"The side inputs {unused} are declared in input_shape but no layer "
+            "merges them in; add MergeInput layers for them."
+        )
     return layers
+
+
+def layer_names(specs):
+    """The name every spec of ``specs`` gets in a network, nested specs
+    included (as :func:`build_layers` names them, without building).
+
+    Returns
+    -------
+    dict of str to LayerSpec
+        In build order.
+    """
+    context, named = BuildContext(), {}
+
+    def visit(sequence):
+        for spec in sequence:
+            if isinstance(spec, LayerSpec):
+                named[context.name_for(spec)] = spec
+                visit(spec.children())
+
+    visit(specs)
+    return named
+
+
+def split_inputs(X, input_shapes):
+    """Cut flat rows into the network's inputs.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, n_features)
+        The inputs' values side by side, in the order of ``input_shapes``.
+    input_shapes : dict of str to tuple of int
+        Shape of one sample of each input; the first is the main input.
+
+    Returns
+    -------
+    main : ndarray of shape (n, *first shape)
+    side : dict of str to ndarray of shape (n, *shape)
+    """
+    pieces, start = [], 0
+    for shape in input_shapes.values():
+        size = int(np.prod(shape))
+        pieces.append(X[:, start:start + size].reshape((X.shape[0],) + tuple(shape)))
+        start += size
+    names = list(input_shapes)
+    return pieces[0], dict(zip(names[1:], pieces[1:]))
 
 
 class NetworkSnapshot:
@@ -70,29 +202,41 @@ class Network:
     Parameters
     ----------
     layers : list of Layer
-        Built layers, e.g. from :func:`build_layers`.
+        Built layers, e.g. from :func:`build_layers`. Layers nested in them
+        (pathways, blocks) are reached through ``Layer.sublayers``.
     dtype : numpy dtype
+    input_shapes : dict of str to tuple of int, optional
+        For a network with side inputs: the shape of one sample of every
+        input by name, the main input first. :meth:`forward` then takes flat
+        rows of all the inputs' values side by side (see
+        :func:`split_inputs`).
 
     Attributes
     ----------
     params, grads : ndarray of shape (n_params,)
     buffers : ndarray of shape (n_buffers,)
+    all_layers : list of Layer
+        ``layers`` and every layer nested in them, depth first.
     """
 
-    def __init__(self, layers, dtype):
+    def __init__(self, layers, dtype, input_shapes=None):
         self.layers = list(layers)
         self.dtype = np.dtype(dtype)
-        size = sum(int(np.prod(s)) for layer in self.layers
+        self.input_shapes = None if input_shapes is None else {
+            name: tuple(shape) for name, shape in input_shapes.items()}
+        self.all_layers = list(walk_layers(self.layers))
+        size = sum(int(np.prod(s)) for layer in self.all_layers
                    for s in layer.param_shapes.values())
         self.params = np.zeros(size, dtype=self.dtype)
         self.grads = np.zeros(size, dtype=self.dtype)
-        n_buffers = sum(int(np.prod(s)) for layer in self.layers
+        n_buffers = sum(int(np.prod(s)) for layer in self.all_layers
                         for s in layer.buffer_shapes.values())
         self.buffers = np.zeros(n_buffers, dtype=self.dtype)
         self._bind()
 
     @property
     def input_shape(self):
+        """Shape of one sample of the main input."""
         return self.layers[0].input_shape
 
     @property
@@ -101,7 +245,7 @@ class Network:
 
     def _bind(self):
         offset = buffer_offset = 0
-        for layer in self.layers:
+        for layer in self.all_layers:
             clash = set(layer.param_shapes) & set(layer.buffer_shapes)
             if clash:
                 raise ValueError(f"Layer {layer.name!r} names both a parameter and a "
@@ -120,7 +264,7 @@ class Network:
 
     def initialize(self, rng):
         """Draw initial parameters, layer by layer, from a RandomState."""
-        for layer in self.layers:
+        for layer in self.all_layers:
             layer.initialize(rng)
 
     def forward(self, X, training=False, rng=None, sample_weight=None):
@@ -128,7 +272,9 @@ class Network:
 
         Parameters
         ----------
-        X : ndarray of shape (n, *input_shape)
+        X : ndarray of shape (n, *input_shape) or (n, n_features)
+            With side inputs (``input_shapes``): flat rows holding every
+            input's values side by side.
         training : bool
             Keep what backward needs, let dropout act, and let batch
             normalization use (and update its running statistics from) the
@@ -146,16 +292,49 @@ class Network:
         -------
         ndarray of shape (n, *output_shape)
         """
-        mask = None
-        for layer in self.layers:
-            if training and layer.takes_sample_weight:
-                Y = layer.forward(X, training=training, rng=rng, mask=mask,
-                                  sample_weight=sample_weight)
-            else:
-                Y = layer.forward(X, training=training, rng=rng, mask=mask)
-            mask = layer.compute_mask(X, mask)
-            X = Y
-        return X
+        inputs = None
+        if self.input_shapes is not None:
+            X, inputs = split_inputs(X, self.input_shapes)
+        return forward_chain(self.layers, X, training, rng, None, sample_weight,
+                             inputs)[0]
+
+    def find_layer(self, name):
+        """The layer called ``name``, nested ones included.
+
+        Raises
+        ------
+        ValueError
+            When no layer has that name (the message lists them).
+        """
+        for layer in self.all_layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"No layer is named {name!r}; the layers are "
+                         f"{[layer.name for layer in self.all_layers]}.")
+
+    def layer_output(self, X, name):
+        """Output of the layer ``name`` (nested ones included) for a batch, at
+        inference.
+
+        Parameters
+        ----------
+        X : ndarray, as :meth:`forward` takes it
+        name : str
+
+        Returns
+        -------
+        ndarray of shape (n, *output_shape of the layer)
+        """
+        self.find_layer(name)
+        inputs = None
+        if self.input_shapes is not None:
+            X, inputs = split_inputs(X, self.input_shapes)
+        top = [layer.name for layer in self.layers]
+        # A layer of the main chain: the layers after it need not run.
+        chain = self.layers[:top.index(name) + 1] if name in top else self.layers
+        taps = {name: None}
+        forward_chain(chain, X, False, None, None, None, inputs, taps)
+        return taps[name]
 
     def backward(self, dY, sample_weight, scale, accumulate_dtype):
         """Fill ``grads`` from per-sample output gradients of the last forward.
@@ -171,14 +350,13 @@ class Network:
             Precision of the sums over the batch.
         """
         context = GradientContext(sample_weight, scale, accumulate_dtype)
-        for i in range(len(self.layers) - 1, -1, -1):
-            dY = self.layers[i].backward(dY, context, need_input_grad=i > 0)
-        for layer in self.layers:
+        backward_chain(self.layers, dY, context, need_input_grad=False)
+        for layer in self.all_layers:
             layer.clear()
 
     def release_scratch(self):
         """Free the arrays the layers keep from one training batch to the next."""
-        for layer in self.layers:
+        for layer in self.all_layers:
             layer.release_scratch()
 
     @staticmethod
@@ -199,7 +377,7 @@ class Network:
         """
         return {
             layer.name: {key: value.copy() for key, value in self._state(layer).items()}
-            for layer in self.layers
+            for layer in self.all_layers
             if layer.params or layer.buffers
         }
 
@@ -221,7 +399,7 @@ class Network:
                 f"weights must be a dict {{layer_name: {{param_name: array}}}}, "
                 f"got {type(weights).__name__}."
             )
-        by_name = {layer.name: layer for layer in self.layers
+        by_name = {layer.name: layer for layer in self.all_layers
                    if layer.params or layer.buffers}
         updates = []
         for layer_name, params in weights.items():
@@ -307,7 +485,7 @@ class Network:
     def _weight_slices(self):
         """(slice of params, layer's (l1, l2) or None) for every weight parameter."""
         offset = 0
-        for layer in self.layers:
+        for layer in self.all_layers:
             for key, shape in layer.param_shapes.items():
                 size = int(np.prod(shape))
                 if key in layer.weight_penalties:
@@ -361,6 +539,9 @@ class Network:
 
     def __setstate__(self, state):
         self.__dict__.update(state)
+        # Networks pickled before pathways and side inputs existed.
+        self.__dict__.setdefault("input_shapes", None)
+        self.all_layers = list(walk_layers(self.layers))
         # Networks pickled before buffers existed had none.
         if "buffers" not in state:
             self.buffers = np.zeros(0, dtype=self.dtype)

@@ -456,3 +456,74 @@ def test_sample_weight_counts_like_repetition():
                                                              np.repeat(y, w))
     assert_allclose(weighted.predict_proba(X), repeated.predict_proba(X),
                     rtol=1e-7, atol=1e-9)
+
+
+def test_deep_params_list_every_layer_by_name():
+    from skdl import MergeInput, Pathways
+
+    est = NNRegressor([Dense(4, name="first"),
+                       Pathways([[Dense(2)], [Dense(3, activation="tanh")]]),
+                       MergeInput("meta", layers=[Dense(5)])])
+    params = est.get_params(deep=True)
+    layer_keys = [k for k in params if k.startswith("layers__") and k.count("__") == 1]
+    assert layer_keys == ["layers__first", "layers__pathways", "layers__dense",
+                          "layers__dense_1", "layers__merge_input", "layers__dense_2"]
+    assert params["layers__dense_1__activation"] == "tanh"
+    assert params["layers__dense_2__units"] == 5
+    assert params["layers__pathways__merge"] == "concat"
+    # Shallow parameters are what clone copies: no layer keys there.
+    assert not any(k.startswith("layers__") for k in est.get_params(deep=False))
+
+
+def test_set_params_by_layer_name_reaches_nested_layers():
+    from skdl import MergeInput, Pathways
+
+    inner = Dense(3, name="inner")
+    est = NNRegressor([Pathways([[Dense(2)], [inner]]), MergeInput("m", layers=[Dense(5)])])
+    assert est.set_params(layers__inner__units=7, learning_rate=0.1) is est
+    assert inner.units == 7 and est.learning_rate == 0.1
+    est.set_params(layers__dense_1__activation="relu")  # MergeInput's Dense
+    assert est.layers[1].layers[0].activation == "relu"
+    replacement = Dense(9, name="inner")
+    est.set_params(layers__inner=replacement)
+    assert est.layers[0].branches[1] == [replacement]
+    with pytest.raises(ValueError, match=r"no layer is named 'conv9'; the layers are "
+                       r"\['pathways', 'dense', 'inner', 'merge_input', 'dense_1'\]"):
+        est.set_params(layers__conv9__filters=3)
+    with pytest.raises(ValueError, match="Invalid parameter 'unit'"):
+        est.set_params(layers__inner__unit=3)
+
+
+def test_layer_names_with_double_underscores_are_matched_whole():
+    est = NNRegressor([Dense(2, name="a__b"), Dense(3, name="a")])
+    est.set_params(layers__a__b__units=4, layers__a__units=5)
+    assert [spec.units for spec in est.layers] == [4, 5]
+
+
+def test_activations_of_hidden_layers(digits):
+    X, y = digits
+    clf = NNClassifier([Dense(16, activation="relu", name="h1"), Dropout(0.5),
+                        Dense(8, activation="tanh", name="h2")],
+                       max_iter=3, random_state=0).fit(X, y)
+    weights = clf.get_weights()
+    h1 = np.maximum(X @ weights["h1"]["kernel"] + weights["h1"]["bias"], 0)
+    assert_allclose(clf.activations(X, layer="h1"), h1, rtol=1e-5, atol=1e-6)
+    h2 = np.tanh(h1 @ weights["h2"]["kernel"] + weights["h2"]["bias"])
+    # None is the last hidden layer; dropout is off at inference.
+    assert_allclose(clf.activations(X), h2, rtol=1e-5, atol=1e-6)
+    assert clf.activations(X).dtype == np.float32
+    with pytest.raises(ValueError, match=r"No layer is named 'h3'; the layers are "
+                       r"\['h1', 'dropout', 'h2', 'output'\]"):
+        clf.activations(X, layer="h3")
+    with pytest.raises(ValueError, match="no hidden layers"):
+        NNClassifier([], max_iter=1).fit(X, y).activations(X)
+
+
+def test_activations_are_computed_in_chunks(digits, monkeypatch):
+    import skdl._estimators as estimators
+
+    X, y = digits
+    clf = NNClassifier([Dense(8, name="h")], max_iter=1, random_state=0).fit(X, y)
+    whole = clf.activations(X, layer="h")
+    monkeypatch.setattr(estimators, "PREDICT_CHUNK_ROWS", 100)
+    assert_array_equal(clf.activations(X, layer="h"), whole)

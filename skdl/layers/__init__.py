@@ -1,8 +1,10 @@
 """Layer specs for the ``layers`` parameter of the estimators."""
 from ._base import Layer, LayerSpec
+from .blocks import ConvBlock1D, ConvBlock2D, HiddenBlock
 from .conv import Conv1D, Conv2D
 from .core import Activation, Dense, Dropout, Flatten, PReLU, Reshape
 from .embedding import Embedding, Masking
+from .merge import MergeInput, Pathways
 from .normalization import BatchNormalization
 from .pooling import (
     AvgPool1D,
@@ -24,6 +26,8 @@ __all__ = [
     "Bidirectional",
     "Conv1D",
     "Conv2D",
+    "ConvBlock1D",
+    "ConvBlock2D",
     "Dense",
     "Dropout",
     "Embedding",
@@ -33,13 +37,16 @@ __all__ = [
     "GlobalAvgPool2D",
     "GlobalMaxPool1D",
     "GlobalMaxPool2D",
+    "HiddenBlock",
     "LSTM",
     "Layer",
     "LayerSpec",
     "Masking",
     "MaxPool1D",
     "MaxPool2D",
+    "MergeInput",
     "PReLU",
+    "Pathways",
     "Reshape",
     "SimpleRNN",
 ]

@@ -52,16 +52,47 @@ class LayerSpec(BaseEstimator, metaclass=ABCMeta):
         -------
         Layer
         """
+        self._validate_params()
+        return self._build(tuple(int(s) for s in input_shape), np.dtype(dtype), name)
+
+    def _validate_params(self):
         validate_parameter_constraints(
             self._parameter_constraints,
             self.get_params(deep=False),
             caller_name=type(self).__name__,
         )
-        return self._build(tuple(int(s) for s in input_shape), np.dtype(dtype), name)
 
     @abstractmethod
     def _build(self, input_shape, dtype, name):
         """Runtime layer for validated hyper-parameters."""
+
+    def children(self):
+        """The layer specs nested in this one (a pathway's layers), in build
+        order. Their names are unique across the whole network and their
+        hyper-parameters are searchable by name like any other layer's.
+
+        Returns
+        -------
+        list of LayerSpec
+        """
+        return []
+
+    def build_in(self, context, input_shape, name):
+        """Build within a network: containers build their children through
+        ``context`` (a ``skdl._network.BuildContext``), which hands out unique
+        names and knows the network's side inputs; a plain layer just builds.
+
+        Parameters
+        ----------
+        context : BuildContext
+        input_shape : tuple of int
+        name : str
+
+        Returns
+        -------
+        Layer
+        """
+        return self.build(input_shape, context.dtype, name)
 
     @property
     def base_name(self):
@@ -151,6 +182,77 @@ def channel_layout(input_shape, axis, layer):
     return position, lead, int(input_shape[position]), positions
 
 
+def forward_chain(layers, X, training=False, rng=None, mask=None, sample_weight=None,
+                  inputs=None, taps=None):
+    """Run ``layers`` one after the other on a batch.
+
+    Parameters
+    ----------
+    layers : list of Layer
+    X : ndarray of shape (n, *layers[0].input_shape)
+    training : bool
+    rng : numpy.random.Generator or None
+    mask : bool ndarray of shape (n, steps) or None
+    sample_weight : ndarray of shape (n,) or None
+        Given, while training, to the layers that take it.
+    inputs : dict of str to ndarray or None
+        The network's side inputs by name, given to the layers that read
+        them (see ``Layer.takes_inputs``).
+    taps : dict of str to ndarray or None
+        Layer names whose outputs to keep: each entry found here or in a
+        nested layer is set to that layer's output.
+
+    Returns
+    -------
+    Y : ndarray of shape (n, *layers[-1].output_shape)
+        X itself when ``layers`` is empty.
+    mask : bool ndarray or None
+        The mask that applies to Y.
+    """
+    for layer in layers:
+        if layer.takes_inputs or (training and layer.takes_sample_weight):
+            extra = {"inputs": inputs, "taps": taps} if layer.takes_inputs else {}
+            if training and layer.takes_sample_weight:
+                extra["sample_weight"] = sample_weight
+            Y = layer.forward(X, training=training, rng=rng, mask=mask, **extra)
+        else:
+            Y = layer.forward(X, training=training, rng=rng, mask=mask)
+        mask = layer.compute_mask(X, mask)
+        if taps is not None and layer.name in taps:
+            taps[layer.name] = Y
+        X = Y
+    return X, mask
+
+
+def backward_chain(layers, dY, context, need_input_grad=True):
+    """Backward through ``layers`` run by :func:`forward_chain`.
+
+    Parameters
+    ----------
+    layers : list of Layer
+    dY : ndarray of shape (n, *layers[-1].output_shape)
+    context : GradientContext
+    need_input_grad : bool
+        Whether the first layer's input gradient is wanted.
+
+    Returns
+    -------
+    dX : ndarray of shape (n, *layers[0].input_shape) or None
+        dY itself when ``layers`` is empty.
+    """
+    for i in range(len(layers) - 1, -1, -1):
+        dY = layers[i].backward(dY, context, need_input_grad=i > 0 or need_input_grad)
+    return dY
+
+
+def walk_layers(layers):
+    """Every layer of ``layers`` and, after each, those of its
+    :meth:`Layer.sublayers`, depth first."""
+    for layer in layers:
+        yield layer
+        yield from walk_layers(layer.sublayers())
+
+
 class ArrayCache(dict):
     """Arrays by name, handed out again for requests they can serve."""
 
@@ -215,6 +317,10 @@ class Layer(metaclass=ABCMeta):
     # ``sample_weight`` keyword): layers whose output depends on the whole
     # batch, so that a zero weight leaves a sample out as it does the loss.
     takes_sample_weight = False
+    # Whether forward reads the network's side inputs and the outputs to keep
+    # (``inputs`` and ``taps`` keywords, see forward_chain): the layers that
+    # run others inside them.
+    takes_inputs = False
 
     def validate_weight(self, key, value):
         """Raise ValueError if ``value`` cannot be the parameter or buffer
@@ -259,6 +365,30 @@ class Layer(metaclass=ABCMeta):
 
     def clear(self):
         """Drop what the last training forward pass kept."""
+
+    def sublayers(self):
+        """The layers this one runs inside it (pathways, blocks), in order.
+
+        Returns
+        -------
+        list of Layer
+            Empty for a plain layer.
+        """
+        return []
+
+    def forward_flops(self):
+        """Floating-point operations of one sample's inference forward pass.
+
+        A multiply-add counts as 2, any other arithmetic operation,
+        comparison or elementwise function (``exp``, ``tanh``...) as 1; see
+        each layer's own method for what it counts. The layers of
+        :meth:`sublayers` are counted by themselves, not here.
+
+        Returns
+        -------
+        int
+        """
+        return 0
 
     def _scratch(self, key, shape, dtype=None):
         """A C-contiguous array of ``shape`` (contents undefined) kept across
