@@ -1,11 +1,19 @@
 """NNClassifier and NNRegressor: the scikit-learn face of skdl."""
+import copy
+import time
 import warnings
 from abc import ABCMeta, abstractmethod
 from numbers import Integral, Real
 
 import numpy as np
 from scipy.sparse import issparse
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
+from sklearn.base import (
+    BaseEstimator,
+    ClassifierMixin,
+    RegressorMixin,
+    _fit_context,
+    clone,
+)
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.utils import check_random_state
@@ -33,8 +41,10 @@ from ._losses import (
     SoftmaxHellinger,
 )
 from ._network import Network, build_layers, layer_names
+from ._summary import summarize
 from ._optimizers import OPTIMIZERS, Optimizer, resolve_optimizer
 from ._training import CallbackSupportMixin, SklearnCallbacks, TrainingRun, validation_split
+from .augment import Augmenter, check_augment
 from .callbacks import call, check_callbacks
 from .schedules import SCHEDULES, LearningRateSchedule, resolve_schedule
 from .layers import Dense, Flatten
@@ -72,6 +82,7 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
         "callbacks": [list, tuple, None],
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
+        "augment": [Augmenter, list, tuple, None],
     }
 
     @abstractmethod
@@ -80,7 +91,7 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
                  max_iter=200, l1=0.0, l2=0.0, early_stopping=False,
                  validation_fraction=0.1, tol=1e-4, n_iter_no_change=10,
                  final_epochs=0, shuffle=True, random_state=None, dtype="float32",
-                 callbacks=None, verbose=0, warm_start=False):
+                 callbacks=None, verbose=0, warm_start=False, augment=None):
         self.layers = layers
         self.input_shape = input_shape
         self.optimizer = optimizer
@@ -101,6 +112,7 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
         self.callbacks = callbacks
         self.verbose = verbose
         self.warm_start = warm_start
+        self.augment = augment
 
     @classmethod
     def _get_param_names(cls):
@@ -209,6 +221,12 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
             checked[name] = tuple(int(d) for d in shape)
         return checked
 
+    def _main_input_shape(self):
+        """Shape of one sample of the (main) input the network takes."""
+        if isinstance(self.input_shape_, dict):
+            return next(iter(self.input_shape_.values()))
+        return self.input_shape_
+
     def _flatten_inputs(self, X):
         """A dict X of arrays by input name, as one flat array: each input's
         samples flattened, side by side in the order of ``input_shape``."""
@@ -286,11 +304,11 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
         return Xc.reshape((X.shape[0],) + self.input_shape_)
 
     # -- network ------------------------------------------------------------
-    def _build_network(self, n_outputs):
+    def _build_network(self, n_outputs, random_state=None):
         dtype = np.dtype(self.dtype)
         hidden_specs = [Dense(100, activation="relu")] if self.layers is None else list(self.layers)
         shapes = self.input_shape_ if isinstance(self.input_shape_, dict) else None
-        main = self.input_shape_ if shapes is None else next(iter(shapes.values()))
+        main = self._main_input_shape()
         side = None if shapes is None else dict(list(shapes.items())[1:])
         hidden = build_layers(hidden_specs, main, dtype, side_inputs=side)
         shape = hidden[-1].output_shape if hidden else main
@@ -299,7 +317,7 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
         head.append(Dense(n_outputs, name="output"))
         layers = hidden + build_layers(head, shape, dtype, taken_names=taken)
         network = Network(layers, dtype, input_shapes=shapes)
-        network.initialize(self._random_state)
+        network.initialize(self._random_state if random_state is None else random_state)
         return network
 
     def _outputs(self, X):
@@ -371,6 +389,10 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
                              else sample_weight * class_weights)
         if first:
             self.input_shape_ = self._sample_shape(X)
+        self._augmenters = check_augment(self.augment, self._main_input_shape())
+        if self._augmenters and (first or not hasattr(self, "_augment_rng")):
+            # Drawn only when augmenting: models without it stay as they were.
+            self._augment_rng = np.random.default_rng(self._random_state.randint(2**31))
         callbacks = check_callbacks(self.callbacks)
         # Sums over the batch run in float64 when the data came as float64, so
         # an integer sample weight k trains exactly like k repeated samples.
@@ -511,6 +533,104 @@ or dict of arrays by input name
                              "layer whose outputs you want.")
         return hidden[-1]
 
+    def summary(self, n_samples=None, batch_size=None, n_outputs=None, calibrate=True):
+        """Per-layer output shapes, parameters, FLOPs and memory, and the time
+        an epoch would take (pydnn's ``net_size``, Keras's ``summary``).
+
+        Works before fitting when ``input_shape`` is known (then the output
+        layer needs ``n_outputs``), and describes the fitted network after.
+
+        Parameters
+        ----------
+        n_samples : int or None, default=None
+            Samples per epoch, for the estimated time per epoch.
+        batch_size : int or None, default=None
+            Samples per batch; None is the estimator's (``'auto'``:
+            ``min(256, n_samples)``, 256 without ``n_samples``).
+        n_outputs : int or None, default=None
+            Output units of a network not fitted yet: the number of classes
+            (1 for binary targets), labels or regression targets. Ignored once
+            fitted.
+        calibrate : bool, default=True
+            Time a few training steps (forward, backward and an optimizer
+            update on a copy of the network, with random data) at the current
+            thread count, for ``seconds_per_batch`` and the time per epoch.
+
+        Returns
+        -------
+        summary : NetworkSummary
+            Prints as a table; ``summary.rows`` holds one dict per layer
+            (``name``, ``type``, ``output_shape``, ``params``, ``flops``
+            per sample, ``activation_bytes`` per batch, ``depth``) and
+            ``total_params``, ``total_flops``, ``total_activation_bytes``,
+            ``seconds_per_batch`` and ``epoch_seconds()`` the totals.
+        """
+        if batch_size is None:
+            batch_size = (min(AUTO_BATCH_SIZE, n_samples or AUTO_BATCH_SIZE)
+                          if self.batch_size == "auto" else self.batch_size)
+        if hasattr(self, "network_"):
+            network = self.network_
+        else:
+            network = self._unfitted_network(n_outputs)
+        seconds = None
+        if calibrate:
+            seconds = self._time_training_step(network, int(batch_size))
+        return summarize(network.layers, batch_size, network.dtype, n_samples, seconds)
+
+    def _unfitted_network(self, n_outputs):
+        """The network fit would build, from ``input_shape`` and ``n_outputs``."""
+        if self.input_shape is None:
+            raise ValueError(
+                "summary() before fitting needs input_shape: the shape of one sample "
+                "(a dict of shapes with side inputs)."
+            )
+        if (not isinstance(n_outputs, Integral) or isinstance(n_outputs, bool)
+                or n_outputs < 1):
+            raise ValueError(
+                "summary() before fitting needs n_outputs, the number of output "
+                "units: the number of classes (1 for binary targets), labels or "
+                f"targets; got {n_outputs!r}."
+            )
+        self._validate_params()
+        if isinstance(self.input_shape, dict):
+            shape = self._input_shapes()
+        else:
+            shape = tuple(self.input_shape)
+            if -1 in shape:
+                raise ValueError(
+                    f"input_shape {shape} has a -1, known only from X: fit first, or "
+                    "give every size."
+                )
+            shape = resolve_shape(shape, int(np.prod(shape)), what="input_shape")
+        # A throwaway estimator state: this one stays unfitted.
+        builder = clone(self)
+        builder.input_shape_ = shape
+        return builder._build_network(int(n_outputs), np.random.RandomState(0))
+
+    def _time_training_step(self, network, batch_size, steps=5):
+        """Median seconds of a training step on a copy of ``network``."""
+        network = copy.deepcopy(network)
+        rng = np.random.RandomState(0)
+        if network.input_shapes is None:
+            shape = (batch_size,) + tuple(network.input_shape)
+        else:
+            shape = (batch_size, sum(int(np.prod(s)) for s in network.input_shapes.values()))
+        # Zeros and ones: valid pixels, signals and token indices alike.
+        X = (rng.rand(*shape) < 0.5).astype(network.dtype)
+        optimizer = resolve_optimizer(self.optimizer)
+        state = optimizer.init_state(network.params)
+        dropout_rng = np.random.default_rng(0)
+        times = []
+        for step in range(1, steps + 2):  # the first one warms up
+            started = time.perf_counter()
+            outputs = network.forward(X, training=True, rng=dropout_rng)
+            network.backward(np.full_like(outputs, 1.0 / batch_size), None, 1.0,
+                             network.dtype)
+            optimizer.step(network.params, network.grads, state, self.learning_rate, step)
+            times.append(time.perf_counter() - started)
+        network.release_scratch()
+        return float(np.median(times[1:]))
+
     def get_weights(self):
         """Copies of the fitted parameters.
 
@@ -633,6 +753,13 @@ class NNClassifier(ClassifierMixin, BaseNN):
         progress bar within each epoch.
     warm_start : bool, default=False
         Continue from the previous fit's weights.
+    augment : augmenter, list of augmenters or None, default=None
+        Random transformations of each training batch, from
+        :mod:`skdl.augment` (flips, shifts, rotations, crops and noise for
+        images; shifts, scaling and noise for signals), applied in order to
+        the (main) input while fitting only: never to the validation set of
+        ``early_stopping`` nor at prediction. Drawn from ``random_state``, so
+        the same seed gives the same model.
 
     Training stops with a ``ValueError`` naming the epoch and batch if the
     loss or the weights become NaN or infinite; the model then keeps the last
@@ -698,7 +825,7 @@ class NNClassifier(ClassifierMixin, BaseNN):
                  early_stopping=False, validation_fraction=0.1, tol=1e-4,
                  n_iter_no_change=10, final_epochs=0, class_weight=None, shuffle=True,
                  random_state=None, dtype="float32", callbacks=None, verbose=0,
-                 warm_start=False):
+                 warm_start=False, augment=None):
         super().__init__(
             layers=layers, input_shape=input_shape, optimizer=optimizer,
             learning_rate=learning_rate, lr_schedule=lr_schedule, batch_size=batch_size,
@@ -707,6 +834,7 @@ class NNClassifier(ClassifierMixin, BaseNN):
             n_iter_no_change=n_iter_no_change, final_epochs=final_epochs,
             shuffle=shuffle, random_state=random_state, dtype=dtype,
             callbacks=callbacks, verbose=verbose, warm_start=warm_start,
+            augment=augment,
         )
         self.loss = loss
         self.class_weight = class_weight
@@ -885,7 +1013,7 @@ class NNRegressor(RegressorMixin, BaseNN):
         See :class:`NNClassifier`.
     optimizer, learning_rate, lr_schedule, batch_size, max_iter, l1, l2, \
 early_stopping, validation_fraction, tol, n_iter_no_change, final_epochs, \
-shuffle, random_state, dtype, callbacks, verbose, warm_start
+shuffle, random_state, dtype, callbacks, verbose, warm_start, augment
         As in :class:`NNClassifier`; the validation split is not stratified
         and its score is R^2.
 
@@ -932,7 +1060,8 @@ shuffle, random_state, dtype, callbacks, verbose, warm_start
                  batch_size="auto", max_iter=200, l1=0.0, l2=0.0,
                  early_stopping=False, validation_fraction=0.1, tol=1e-4,
                  n_iter_no_change=10, final_epochs=0, shuffle=True, random_state=None,
-                 dtype="float32", callbacks=None, verbose=0, warm_start=False):
+                 dtype="float32", callbacks=None, verbose=0, warm_start=False,
+                 augment=None):
         super().__init__(
             layers=layers, input_shape=input_shape, optimizer=optimizer,
             learning_rate=learning_rate, lr_schedule=lr_schedule, batch_size=batch_size,
@@ -941,6 +1070,7 @@ shuffle, random_state, dtype, callbacks, verbose, warm_start
             n_iter_no_change=n_iter_no_change, final_epochs=final_epochs,
             shuffle=shuffle, random_state=random_state, dtype=dtype,
             callbacks=callbacks, verbose=verbose, warm_start=warm_start,
+            augment=augment,
         )
         self.loss = loss
 

@@ -11,6 +11,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
 from . import _ops
+from .augment import apply_augmenters
 from .callbacks import call
 
 try:  # scikit-learn >= 1.9
@@ -299,6 +300,8 @@ class TrainingRun:
             rows = (order[start:start + batch_size] if order is not None
                     else slice(start, start + batch_size))
             Xb, Yb = X[rows], Y[rows]
+            if est._augmenters:
+                Xb = self._augmented(Xb)
             wb = None if w is None else w[rows]
             batch_weight = float(Xb.shape[0]) if wb is None else float(wb.sum())
             self.previous, self.backup = self.backup, self.previous
@@ -333,6 +336,21 @@ class TrainingRun:
             call(self.callbacks, "on_batch_end", est, epoch, b,
                  (batch_loss / batch_weight + penalty) if batch_weight > 0 else penalty)
         return epoch_loss / total_weight if total_weight > 0 else 0.0
+
+    def _augmented(self, Xb):
+        """The batch after the estimator's augmenters (a new array); with
+        side inputs, only the main input's columns change."""
+        est = self.estimator
+        shapes = self.network.input_shapes
+        if shapes is None:
+            return apply_augmenters(est._augmenters, Xb, est._augment_rng)
+        main_shape = next(iter(shapes.values()))
+        size = int(np.prod(main_shape))
+        out = Xb.copy()
+        main = Xb[:, :size].reshape((Xb.shape[0],) + main_shape)
+        out[:, :size] = apply_augmenters(est._augmenters, main, est._augment_rng).reshape(
+            Xb.shape[0], size)
+        return out
 
     def _evaluate(self):
         """(loss, score) on the validation samples, weighted as the training."""

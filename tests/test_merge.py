@@ -358,3 +358,16 @@ def test_layer_parameters_are_searchable_by_name():
     assert best.get_weights()["size_dense"]["kernel"].shape == (2, 3)
     # The searched estimator's own specs were not touched.
     assert search.estimator.layers[1].branches[1][0].filters == 8
+
+
+def test_pathways_example_runs(capsys):
+    from _examples import load_example
+
+    example = load_example("digits_pathways")
+    X, y = example.stretched_digits()
+    assert X.shape == (1797, 66) and X[:, 64:].min() >= 1 and X[:, 64:].max() <= 8
+    best, accuracy = example.main(max_iter=2, grid=((2, 4),))
+    out = capsys.readouterr().out
+    assert "MergeInput" in out and "confusion matrix" in out
+    assert 0.0 <= accuracy <= 1.0
+    assert best.named_steps["network"].get_weights()["wide"]["kernel"].shape[0] in (2, 4)

@@ -10,15 +10,19 @@ from skdl import (
     Bidirectional,
     Conv1D,
     Conv2D,
+    ConvBlock1D,
     Dense,
     Flatten,
     GlobalMaxPool1D,
+    HiddenBlock,
     MaxPool1D,
     MaxPool2D,
     NNClassifier,
     NNRegressor,
+    Pathways,
     PReLU,
 )
+from skdl.augment import GaussianNoise
 
 ESTIMATORS = [
     NNClassifier(),
@@ -46,6 +50,14 @@ ESTIMATORS = [
     NNClassifier(layers=[Dense(16), BatchNormalization(), PReLU()]),
     NNRegressor(layers=[Conv1D(4, 3, padding="same"), BatchNormalization(momentum=0.9),
                         PReLU(), Flatten()], input_shape=(1, -1)),
+    # Pathways (a residual-style identity branch) and composite blocks, with
+    # augmentation of the training batches.
+    NNClassifier(layers=[Pathways([[], [Dense(8, activation="relu"), Dense(4)]]),
+                         HiddenBlock(8, dropout=0.1)]),
+    NNRegressor(layers=[ConvBlock1D(4, pool=None),
+                        Pathways([[Conv1D(2, 1)], [Conv1D(4, 3, padding="same")], []],
+                                 merge="concat"), Flatten(), HiddenBlock(8, batch_norm=True)],
+                input_shape=(1, -1), augment=GaussianNoise(0.01)),
 ]
 
 

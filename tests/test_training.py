@@ -662,3 +662,95 @@ def test_grid_search_over_training_parameters(digits):
                                                "optimizer": [Adam(), SGD(momentum=0.9)]},
                           cv=2).fit(X, y)
     assert len(search.cv_results_["params"]) == 4
+
+
+# -- augmentation ------------------------------------------------------------------
+
+class _Recorder:
+    """Records the batches an augmenter sees (the augmenter adds 1)."""
+
+    def __init__(self):
+        self.shapes = []
+
+
+def _recording_augmenter(recorder):
+    from skdl.augment import Augmenter
+
+    class AddOne(Augmenter):
+        def __init__(self, log=None):
+            self.log = log
+
+        def _apply(self, X, rng):
+            self.log.shapes.append(X.shape)
+            return X + 1
+
+    return AddOne(recorder)
+
+
+def test_augmentation_runs_on_training_batches_only(digits):
+    X, y = digits
+    log = _Recorder()
+    clf = NNClassifier([Dense(8)], batch_size=100, max_iter=2, early_stopping=True,
+                       validation_fraction=0.2, augment=_recording_augmenter(log),
+                       random_state=0).fit(X, y)
+    n_train = len(X) - int(np.ceil(0.2 * len(X)))
+    per_epoch = [100] * (n_train // 100) + ([n_train % 100] if n_train % 100 else [])
+    assert [s[0] for s in log.shapes] == per_epoch * 2
+    assert all(s[1:] == (64,) for s in log.shapes)
+    log.shapes.clear()
+    clf.predict(X), clf.predict_proba(X), clf.score(X, y), clf.activations(X)
+    assert log.shapes == []
+
+
+def test_augmentation_changes_training_and_is_reproducible(digits):
+    from skdl.augment import GaussianNoise, RandomShift
+
+    X, y = digits
+    X_before = X.copy()
+    params = dict(input_shape=(1, 8, 8), max_iter=2, random_state=0)
+    plain = NNClassifier([Dense(8)], **params).fit(X, y)
+    augment = [RandomShift(1), GaussianNoise(0.05)]
+    a = NNClassifier([Dense(8)], augment=augment, **params).fit(X, y)
+    b = NNClassifier([Dense(8)], augment=clone(augment), **params).fit(X, y)
+    assert_array_equal(a.network_.params, b.network_.params)
+    assert not np.allclose(a.network_.params, plain.network_.params)
+    assert_array_equal(X, X_before)
+
+
+def test_augmentation_acts_on_the_main_input_only():
+    from skdl import Flatten, MergeInput
+
+    log = _Recorder()
+    rng = np.random.RandomState(0)
+    X = rng.rand(30, 2 * 4 * 4 + 3)
+    est = NNRegressor([Flatten(), MergeInput("meta")], max_iter=1, batch_size=30,
+                      input_shape={"image": (2, 4, 4), "meta": (3,)},
+                      augment=_recording_augmenter(log), shuffle=False, random_state=0)
+    seen = {}
+
+    def keep_batch(network_forward):
+        def forward(Xb, **kwargs):
+            seen.setdefault("X", Xb.copy())
+            return network_forward(Xb, **kwargs)
+        return forward
+
+    est.fit(X, rng.rand(30))
+    assert log.shapes == [(30, 2, 4, 4)]
+    # Refit with the network's forward watched: image columns +1, meta unchanged.
+    est.set_params(warm_start=True)
+    est.network_.forward = keep_batch(est.network_.forward)
+    est.fit(X, rng.rand(30))
+    assert_allclose(seen["X"][:, :32], X[:, :32] + 1, rtol=1e-6)
+    assert_allclose(seen["X"][:, 32:], X[:, 32:], rtol=1e-6)
+
+
+def test_bad_augment_parameters(digits):
+    from skdl.augment import RandomRotation90
+
+    X, y = digits
+    with pytest.raises(TypeError, match=r"augment\[1\] must be an Augmenter"):
+        NNClassifier(max_iter=1, augment=[RandomRotation90(), "flip"]).fit(X, y)
+    with pytest.raises(ValueError, match=r"RandomRotation90 cannot act on samples of "
+                       r"shape \(1, 4, 16\)"):
+        NNClassifier(max_iter=1, input_shape=(1, 4, 16),
+                     augment=RandomRotation90()).fit(X, y)

@@ -234,3 +234,17 @@ class ConvLayer(_ActivationMixin, Layer):
 
     def clear(self):
         self._cache = None
+
+    def forward_flops(self):
+        """``2 * C_in * kh * kw`` per output value for the products (every
+        kernel tap, padding included), plus one for the bias if used and one
+        for the activation unless linear; ``F * OH * OW`` output values."""
+        C = self.planes[0]
+        kh, kw = self.kernel_hw
+        outputs = self.filters * self.out_hw[0] * self.out_hw[1]
+        per_output = 2 * C * kh * kw
+        if "bias" in self.param_shapes:
+            per_output += 1
+        if self.activation not in (None, "linear"):
+            per_output += 1
+        return outputs * per_output

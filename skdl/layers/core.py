@@ -129,6 +129,20 @@ class DenseLayer(_ActivationMixin, Layer):
     def clear(self):
         self._cache = None
 
+    def forward_flops(self):
+        """Per row ``2 * n_in * units`` for the product (a multiply-add per
+        kernel entry), ``units`` for the bias if used and ``units`` for the
+        activation unless linear (softmax too counts one per output); the
+        rows are the sample's leading axes (a sequence's steps)."""
+        n_in = self.input_shape[-1]
+        rows = int(np.prod(self.input_shape[:-1], dtype=np.int64))
+        per_row = 2 * n_in * self.units
+        if self.use_bias:
+            per_row += self.units
+        if self.activation not in (None, "linear"):
+            per_row += self.units
+        return rows * per_row
+
 
 class Activation(LayerSpec):
     """Apply an activation function elementwise (softmax: over the last axis).
@@ -178,6 +192,13 @@ class ActivationLayer(_ActivationMixin, Layer):
 
     def clear(self):
         self._cache = None
+
+    def forward_flops(self):
+        """One elementwise function per value (softmax included); none for
+        ``linear``."""
+        if self.activation in (None, "linear"):
+            return 0
+        return int(np.prod(self.input_shape, dtype=np.int64))
 
 
 class PReLU(LayerSpec):
@@ -264,6 +285,11 @@ class PReLULayer(Layer):
     def clear(self):
         self._cache = None
 
+    def forward_flops(self):
+        """Two per value: the comparison with 0 and the multiplication by the
+        slope (counted for every value, as a branch-free kernel does)."""
+        return 2 * int(np.prod(self.input_shape, dtype=np.int64))
+
 
 class Dropout(LayerSpec):
     """Inverted dropout, active only while fitting.
@@ -319,6 +345,10 @@ class DropoutLayer(Layer):
     def clear(self):
         self._cache = None
 
+    def forward_flops(self):
+        """None: dropout is the identity at inference."""
+        return 0
+
 
 class _ShapeLayer(Layer):
     """A layer that only changes the per-sample shape."""
@@ -328,6 +358,10 @@ class _ShapeLayer(Layer):
 
     def backward(self, dY, context, need_input_grad=True):
         return dY.reshape((dY.shape[0],) + self.input_shape) if need_input_grad else None
+
+    def forward_flops(self):
+        """None: Flatten and Reshape only relabel the values."""
+        return 0
 
 
 class Flatten(LayerSpec):

@@ -125,6 +125,10 @@ class EmbeddingLayer(Layer):
     def clear(self):
         self._cache = None
 
+    def forward_flops(self):
+        """None: a table lookup (the index check is not arithmetic)."""
+        return 0
+
 
 class Masking(LayerSpec):
     """Mask the steps whose features all equal ``mask_value`` (padding).
@@ -179,3 +183,8 @@ class MaskingLayer(Layer):
 
     def clear(self):
         self._cache = None
+
+    def forward_flops(self):
+        """None: finding and zeroing the padded steps is bookkeeping, not
+        counted."""
+        return 0

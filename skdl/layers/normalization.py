@@ -180,3 +180,9 @@ class BatchNormalizationLayer(Layer):
 
     def clear(self):
         self._cache = None
+
+    def forward_flops(self):
+        """Two per value at inference: a multiply-add, the statistics,
+        ``gamma`` and ``beta`` folded into one scale and shift per channel
+        (that per-channel folding is not counted)."""
+        return 2 * int(np.prod(self.input_shape, dtype=np.int64))

@@ -207,6 +207,14 @@ class PoolLayer(Layer):
     def clear(self):
         self._cache = None
 
+    def forward_flops(self):
+        """One per window element and output value (max: comparisons, avg:
+        additions), plus one division per output for avg; a global pool's
+        window is the whole plane, so one per input value."""
+        ph, pw = self.geometry["pool_size"]
+        outputs = self.planes[0] * self.out_hw[0] * self.out_hw[1]
+        return outputs * (ph * pw + (self.kind == "avg"))
+
 
 class SequencePoolLayer(Layer):
     """Mean or maximum over the steps of (steps, features) sequences, mask-aware."""
@@ -253,3 +261,10 @@ class SequencePoolLayer(Layer):
 
     def clear(self):
         self._cache = None
+
+    def forward_flops(self):
+        """One per input value (max: comparisons, avg: additions), plus one
+        division per output feature for avg; every step counted, masked or
+        not."""
+        values = int(np.prod(self.input_shape, dtype=np.int64))
+        return values + (self.output_shape[0] if self.kind == "avg" else 0)

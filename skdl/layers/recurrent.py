@@ -285,6 +285,29 @@ class RecurrentLayer(Layer):
     def clear(self):
         self._cache = None
 
+    def forward_flops(self):
+        """Per step ``2 * (features + units) * G * units`` for ``x W + h U``
+        (G = 1, 3, 4 gate blocks for SimpleRNN, GRU, LSTM), ``G * units`` per
+        bias vector (two for GRU), and per unit: SimpleRNN 1 (activation);
+        GRU 9 (3 activations, 2 for the reset ``r * (h U_n + b_hn)`` added to
+        ``x W_n``, 4 for ``(1 - z) * n + z * h``); LSTM 9 (4 gate activations,
+        3 for ``f * c + i * g``, 1 for ``act(c)``, 1 for ``o * act(c)``).
+        Linear activations count 0. Every step counts, masked or not."""
+        k, u = self.features, self.units
+        G = _ops.RECURRENT_GATES[self.cell]
+        act = 0 if self.activation == "linear" else 1
+        gate_act = 0 if self.recurrent_activation == "linear" else 1
+        per_step = 2 * (k + u) * G * u
+        per_step += sum(G * u for key in ("bias", "recurrent_bias")
+                        if key in self.param_shapes)
+        if self.cell == "simple":
+            per_step += act * u
+        elif self.cell == "gru":
+            per_step += (2 * gate_act + act) * u + 2 * u + 4 * u
+        else:  # lstm
+            per_step += (3 * gate_act + 2 * act) * u + 3 * u + u
+        return self.steps * per_step
+
 
 class Bidirectional(LayerSpec):
     """Run a recurrent layer over the sequence both ways and merge the outputs.
@@ -395,6 +418,14 @@ class BidirectionalLayer(Layer):
         self._cache = None
         for half in self.halves.values():
             half.clear()
+
+    def forward_flops(self):
+        """Both directions' counts (the halves are not :meth:`sublayers`),
+        plus one per output value to merge for 'sum' and 'mul', two for
+        'ave', none for 'concat'."""
+        merge = {"concat": 0, "sum": 1, "mul": 1, "ave": 2}[self.merge_mode]
+        outputs = int(np.prod(self.output_shape, dtype=np.int64))
+        return sum(half.forward_flops() for half in self.halves.values()) + merge * outputs
 
     def release_scratch(self):
         for half in self.halves.values():
