@@ -371,3 +371,19 @@ def test_pathways_example_runs(capsys):
     assert "MergeInput" in out and "confusion matrix" in out
     assert 0.0 <= accuracy <= 1.0
     assert best.named_steps["network"].get_weights()["wide"]["kernel"].shape[0] in (2, 4)
+
+
+def test_fitted_graph_survives_joblib(tmp_path):
+    import joblib
+
+    X, y = _digits_with_size()
+    Xt = _column_transformer().fit_transform(X)[:200]
+    clf = _multi_branch_classifier(max_iter=1).fit(Xt, y[:200])
+    joblib.dump(clf, tmp_path / "model.joblib")
+    loaded = joblib.load(tmp_path / "model.joblib")
+    assert_array_equal(loaded.predict_proba(Xt), clf.predict_proba(Xt))
+    assert_array_equal(loaded.activations(Xt, "narrow"), clf.activations(Xt, "narrow"))
+    # The loaded network's layers are views of its own buffer: training moves them.
+    loaded.partial_fit(Xt, y[:200])
+    assert not np.array_equal(loaded.get_weights()["wide"]["kernel"],
+                              clf.get_weights()["wide"]["kernel"])
