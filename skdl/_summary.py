@@ -67,7 +67,9 @@ def _rows(layers, batch_size, itemsize, depth=0):
             "output_shape": output_shape,
             "params": sum(_count(shape) for shape in layer.param_shapes.values()),
             "flops": int(layer.forward_flops()),
-            "activation_bytes": _count(output_shape) * batch_size * itemsize,
+            # A block hands on its last part's output array: counted there.
+            "activation_bytes": (0 if layer.output_is_sublayers
+                                 else _count(output_shape) * batch_size * itemsize),
             "depth": depth,
         }
         yield from _rows(layer.sublayers(), batch_size, itemsize, depth + 1)
@@ -131,7 +133,8 @@ class NetworkSummary:
         layer's own parameters, not its sublayers'), ``flops`` (int, the
         layer's own ``forward_flops()``: one sample's inference forward pass,
         a multiply-add counting 2), ``activation_bytes`` (int, bytes of its
-        output for one batch) and ``depth`` (int, 0 for top-level layers, one
+        output for one batch; 0 for a block, whose output is its last part's)
+        and ``depth`` (int, 0 for top-level layers, one
         more per container level).
     total_params : int
         Sum of the rows' ``params``: every trained parameter once.

@@ -111,3 +111,15 @@ def test_block_hyper_parameters_by_the_block_name():
     assert set(weights["hidden_block/batch_norm"]) == {
         "gamma", "beta", "moving_mean", "moving_variance"}
     assert clone(est).get_params()["layers__features__filters"] == 6
+
+
+def test_summary_counts_a_blocks_output_once():
+    from skdl._summary import summarize
+
+    layers = build_layers([ConvBlock2D(4, name="b")], (1, 8, 8), np.float32)
+    summary = summarize(layers, batch_size=2, dtype=np.float32)
+    rows = {row["name"]: row for row in summary.rows}
+    assert rows["b"]["activation_bytes"] == 0
+    assert rows["b/pool"]["activation_bytes"] == 4 * 4 * 4 * 2 * 4
+    assert summary.total_activation_bytes == (4 * 8 * 8 + 4 * 4 * 4) * 2 * 4
+    assert summary.total_flops == (2 * 9 * 4 * 64 + 4 * 64 + 4 * 64) + 4 * 16 * 4

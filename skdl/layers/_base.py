@@ -317,6 +317,9 @@ class Layer(metaclass=ABCMeta):
     # ``sample_weight`` keyword): layers whose output depends on the whole
     # batch, so that a zero weight leaves a sample out as it does the loss.
     takes_sample_weight = False
+    # Whether the output is the array of the last of sublayers() (a block),
+    # not one of its own: summaries count that memory once.
+    output_is_sublayers = False
     # Whether forward reads the network's side inputs and the outputs to keep
     # (``inputs`` and ``taps`` keywords, see forward_chain): the layers that
     # run others inside them.

@@ -28,6 +28,7 @@ class SequenceLayer(Layer):
 
     takes_inputs = True
     takes_sample_weight = True
+    output_is_sublayers = True
 
     def __init__(self, name, layers, dtype, kind):
         super().__init__(name, layers[0].input_shape, layers[-1].output_shape, dtype)
