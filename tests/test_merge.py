@@ -387,3 +387,15 @@ def test_fitted_graph_survives_joblib(tmp_path):
     loaded.partial_fit(Xt, y[:200])
     assert not np.array_equal(loaded.get_weights()["wide"]["kernel"],
                               clf.get_weights()["wide"]["kernel"])
+
+
+def test_activations_of_a_side_input_layer():
+    X, y = _digits_with_size()
+    Xt = _column_transformer().fit_transform(X)[:100]
+    clf = _multi_branch_classifier(max_iter=1).fit(Xt, y[:100])
+    w = clf.get_weights()["size_dense"]
+    expected = np.maximum(Xt[:, 64:] @ w["kernel"] + w["bias"], 0)
+    as_dict = {"image": Xt[:, :64], "size": Xt[:, 64:]}
+    assert_allclose(clf.activations(as_dict, "size_dense"), expected, rtol=1e-5,
+                    atol=1e-6)
+    assert clf.activations(Xt, "inception").shape == (100, 16, 4, 4)
