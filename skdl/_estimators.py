@@ -41,9 +41,10 @@ from ._losses import (
     SoftmaxHellinger,
 )
 from ._network import Network, build_layers, layer_names
-from ._summary import summarize
 from ._optimizers import OPTIMIZERS, Optimizer, resolve_optimizer
+from ._summary import summarize
 from ._training import CallbackSupportMixin, SklearnCallbacks, TrainingRun, validation_split
+from ._version import __version__
 from .augment import Augmenter, check_augment
 from .callbacks import call, check_callbacks
 from .schedules import SCHEDULES, LearningRateSchedule, resolve_schedule
@@ -54,6 +55,9 @@ from .layers.core import resolve_shape
 
 # Rows per forward pass at prediction time: bounds memory whatever n_samples.
 PREDICT_CHUNK_ROWS = 4096
+# Layout of a pickled estimator's state. Raise it when an older skdl could no
+# longer read what this one writes; loading a newer one is then refused.
+PICKLE_FORMAT = 1
 # batch_size='auto': min(AUTO_BATCH_SIZE, n_samples).
 AUTO_BATCH_SIZE = 256
 
@@ -359,7 +363,16 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
         X = self._flatten_inputs(X)
         self._check_sample_shape(X)
         X, _ = self._validate_input(X, reset=False)
-        return self._outputs(X)
+        outputs = self._outputs(X)
+        if not np.isfinite(outputs).all():
+            rows = np.flatnonzero(~np.isfinite(outputs).all(axis=1))
+            raise ValueError(
+                f"The network's outputs overflowed to infinity or NaN for "
+                f"{rows.size} sample(s) (first: {rows[:5].tolist()}): their "
+                f"features are too large for the network in {self.dtype}. Scale "
+                "the features (e.g. with StandardScaler) or use dtype='float64'."
+            )
+        return outputs
 
     # -- training -----------------------------------------------------------
     def _class_weights(self, y, incremental):
@@ -413,7 +426,13 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
             self.best_validation_score_ = None
             self._no_improvement_count = 0
             self._schedule_run = None
-        elif self.network_.output_shape != (Y.shape[1],):
+        else:
+            # joblib.load(..., mmap_mode='r') hands read-only parameters.
+            self.network_.make_writeable()
+            self._optimizer_state = {
+                key: value if not isinstance(value, np.ndarray) or value.flags.writeable
+                else np.array(value) for key, value in self._optimizer_state.items()}
+        if not first and self.network_.output_shape != (Y.shape[1],):
             raise ValueError(
                 f"y has {Y.shape[1]} outputs but the fitted network has "
                 f"{self.network_.output_shape[0]}; fit again with warm_start=False."
@@ -661,6 +680,25 @@ or dict of arrays by input name
         self.network_.set_weights(weights)
         return self
 
+    def __getstate__(self):
+        state = super().__getstate__()
+        state["_skdl_pickle_format"] = PICKLE_FORMAT
+        state["_skdl_version"] = __version__
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        written = state.pop("_skdl_pickle_format", PICKLE_FORMAT)
+        version = state.pop("_skdl_version", "unknown")
+        if not isinstance(written, int) or written > PICKLE_FORMAT:
+            raise ValueError(
+                f"This {type(self).__name__} was pickled by skdl {version} in pickle "
+                f"format {written!r}; this skdl ({__version__}) reads format "
+                f"{PICKLE_FORMAT} and older. Load it with a newer skdl, or save it "
+                "there with skdl.save and load that file here."
+            )
+        super().__setstate__(state)
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.three_d_array = True
@@ -876,11 +914,7 @@ class NNClassifier(ClassifierMixin, BaseNN):
                 )
             self._label_binarizer = binarizer
             self.classes_ = binarizer.classes_
-            multiclass = binarizer.y_type_ == "multiclass"
-            if self.loss == "hellinger":
-                self._loss_fn = SoftmaxHellinger() if multiclass else SigmoidHellinger()
-            else:
-                self._loss_fn = SoftmaxCrossEntropy() if multiclass else SigmoidCrossEntropy()
+            self._loss_fn = self._make_loss()
         if (y.ndim == 1 and y.dtype.kind in "biuf" and self.classes_.dtype.kind in "biuf"
                 and self._label_binarizer.y_type_ in ("binary", "multiclass")):
             Y = self._one_hot(y)
@@ -891,6 +925,14 @@ class NNClassifier(ClassifierMixin, BaseNN):
             Y = self._label_binarizer.transform(y).astype(self.dtype)
         self.n_outputs_ = Y.shape[1]
         return Y
+
+    def _make_loss(self):
+        """The loss for ``loss`` and the kind of target the binarizer saw:
+        softmax over multiclass targets, sigmoids over binary and multilabel."""
+        multiclass = self._label_binarizer.y_type_ == "multiclass"
+        if self.loss == "hellinger":
+            return SoftmaxHellinger() if multiclass else SigmoidHellinger()
+        return SoftmaxCrossEntropy() if multiclass else SigmoidCrossEntropy()
 
     def _one_hot(self, y):
         """Numeric 1-D labels encoded as LabelBinarizer.transform encodes them
@@ -1083,10 +1125,14 @@ shuffle, random_state, dtype, callbacks, verbose, warm_start, augment
             )
         Y = (y.reshape(-1, 1) if y.ndim == 1 else y).astype(self.dtype)
         if first:
-            self._loss_fn = RegressionLoss(self.loss)
+            self._loss_fn = self._make_loss()
             self.n_outputs_ = Y.shape[1]
             self._y_ndim = y.ndim
         return Y
+
+    def _make_loss(self):
+        """The loss for ``loss``."""
+        return RegressionLoss(self.loss)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None):

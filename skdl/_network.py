@@ -469,6 +469,15 @@ class Network:
         self.params[...] = snapshot.params
         self.buffers[...] = snapshot.buffers
 
+    def make_writeable(self):
+        """Copy read-only parameters and buffers (a model loaded with
+        ``joblib.load(..., mmap_mode='r')``) into memory of their own, so
+        training can update them; the layers' views follow."""
+        if not (self.params.flags.writeable and self.buffers.flags.writeable):
+            self.params = np.array(self.params)
+            self.buffers = np.array(self.buffers)
+            self._bind()
+
     def _check_fits(self, snapshot):
         if not isinstance(snapshot, NetworkSnapshot):
             raise TypeError(f"snapshot must come from Network.snapshot(), got "

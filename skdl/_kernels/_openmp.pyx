@@ -34,6 +34,32 @@ def compile_args():
     return (SKDL_COMPILE_ARGS.decode(), SKDL_LINK_ARGS.decode())
 
 
+# GNU libgomp keeps its worker threads in a pool that a child made by
+# fork() inherits without the threads: the child's first parallel region
+# waits for them forever. So once this process has asked for more than one
+# thread, a forked child runs every kernel on one thread (a region of one
+# thread never touches the pool). Children started by spawn or forkserver
+# (joblib's default loky backend among them) are new processes, unaffected.
+_threads_used = False
+_forked_after_threads = False
+
+
+def _after_fork_in_child():
+    global _forked_after_threads
+    if _threads_used:
+        _forked_after_threads = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def forked_after_threads():
+    """True in a process forked after its parent ran multi-threaded kernels:
+    there skdl uses one thread (see :func:`effective_n_threads`)."""
+    return _forked_after_threads
+
+
 def effective_n_threads():
     """Number of OpenMP threads a kernel started now would use.
 
@@ -41,11 +67,15 @@ def effective_n_threads():
     ``OMP_NUM_THREADS``, ``threadpoolctl.threadpool_limits`` and joblib's
     per-worker limits. Unless ``OMP_NUM_THREADS`` asks for more explicitly, the
     count is capped by the CPUs this process may use, so two cores never get
-    four threads.
+    four threads. In a child forked after this process used several threads
+    it is 1, which keeps GNU libgomp from hanging there.
     """
-    if not SKDL_OPENMP_ENABLED:
+    global _threads_used
+    if not SKDL_OPENMP_ENABLED or _forked_after_threads:
         return 1
-    cdef int max_n_threads = omp_get_max_threads()
-    if _OMP_NUM_THREADS_SET:
-        return max(1, max_n_threads)
-    return max(1, min(max_n_threads, _CPU_COUNT))
+    cdef int n_threads = omp_get_max_threads()
+    if not _OMP_NUM_THREADS_SET:
+        n_threads = min(n_threads, _CPU_COUNT)
+    if n_threads > 1:
+        _threads_used = True
+    return max(1, n_threads)
