@@ -46,3 +46,24 @@ def test_show_config():
         assert field in text
     with threadpool_limits(1):
         assert skdl._config.config()["threads"] == 1
+
+
+def test_kernels_call_no_blas():
+    """No BLAS call can sit inside an OpenMP region and oversubscribe the
+    cores: the kernels link no BLAS and fitting leaves BLAS's threads as set."""
+    from pathlib import Path
+
+    from threadpoolctl import threadpool_info
+
+    sources = Path(__file__).resolve().parents[1] / "skdl" / "_kernels"
+    pyx = sorted(sources.glob("*.pyx")) + sorted(sources.glob("*.pxd"))
+    assert len(pyx) > 5
+    for path in pyx:
+        assert "cython_blas" not in path.read_text(), path.name
+    import numpy as np
+
+    before = [(i["filepath"], i["num_threads"]) for i in threadpool_info()]
+    X = np.random.RandomState(0).rand(64, 16)
+    skdl.NNClassifier([skdl.Conv1D(4, 3), skdl.Flatten()], input_shape=(1, -1),
+                      max_iter=2).fit(X, np.arange(64) % 2)
+    assert [(i["filepath"], i["num_threads"]) for i in threadpool_info()] == before
