@@ -1,4 +1,5 @@
 """Composite blocks: pydnn's ``add_convolution`` and ``add_hidden`` conveniences."""
+from abc import abstractmethod
 from numbers import Integral, Real
 
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -54,9 +55,9 @@ _ACTIVATION = [StrOptions(set(_ops.ACTIVATIONS)), None]
 class _BlockSpec(ContainerSpec):
     """A block builds a fixed sequence of layers named ``<block>/<part>``."""
 
+    @abstractmethod
     def _parts(self):
         """(part name, spec) pairs of the block, in order."""
-        raise NotImplementedError
 
     def _build_in(self, context, input_shape, name):
         specs = []

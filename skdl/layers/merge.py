@@ -1,5 +1,6 @@
 """Pathways that split from the main path and merge back, and side inputs
 merged into it (pydnn's pathways and ``merge_data_channel``)."""
+from abc import abstractmethod
 from numbers import Integral
 
 import numpy as np
@@ -27,9 +28,9 @@ class ContainerSpec(LayerSpec):
         self._validate_params()
         return self._build_in(context, tuple(int(s) for s in input_shape), name)
 
+    @abstractmethod
     def _build_in(self, context, input_shape, name):
         """The runtime layer, for validated hyper-parameters."""
-        raise NotImplementedError
 
 
 def _sample_axis(axis, shapes, what):
