@@ -331,14 +331,21 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
         """
         return self._forward_in_chunks(X, convert=True)
 
-    def _forward_in_chunks(self, X, convert=False):
-        """Network outputs of X, PREDICT_CHUNK_ROWS rows at a time; ``convert``
-        casts and reshapes each chunk from the validated input first."""
-        out = np.empty((X.shape[0], self.network_.output_shape[0]), dtype=self.dtype)
+    def _forward_in_chunks(self, X, convert=False, layer=None):
+        """Network outputs of X, or those of the layer named ``layer``,
+        PREDICT_CHUNK_ROWS rows at a time; ``convert`` casts and reshapes each
+        chunk from the validated input first."""
+        network = self.network_
+        shape = network.output_shape if layer is None else network.find_layer(
+            layer).output_shape
+        out = np.empty((X.shape[0],) + shape, dtype=self.dtype)
         for start in range(0, X.shape[0], PREDICT_CHUNK_ROWS):
             chunk = X[start:start + PREDICT_CHUNK_ROWS]
-            out[start:start + PREDICT_CHUNK_ROWS] = self.network_.forward(
-                self._network_input(chunk) if convert else chunk)
+            if convert:
+                chunk = self._network_input(chunk)
+            out[start:start + PREDICT_CHUNK_ROWS] = (
+                network.forward(chunk) if layer is None
+                else network.layer_output(chunk, layer))
         return out
 
     def _check_sample_shape(self, X):
@@ -358,12 +365,16 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
                 f"was fitted on samples of shape {self.input_shape_}."
             )
 
-    def _predict_outputs(self, X):
+    def _prediction_input(self, X):
+        """X (array or dict of arrays by input name) validated against the
+        fitted model, as :meth:`_outputs` takes it."""
         check_is_fitted(self)
         X = self._flatten_inputs(X)
         self._check_sample_shape(X)
-        X, _ = self._validate_input(X, reset=False)
-        outputs = self._outputs(X)
+        return self._validate_input(X, reset=False)[0]
+
+    def _predict_outputs(self, X):
+        outputs = self._outputs(self._prediction_input(X))
         if not np.isfinite(outputs).all():
             rows = np.flatnonzero(~np.isfinite(outputs).all(axis=1))
             raise ValueError(
@@ -532,17 +543,9 @@ or dict of arrays by input name
         ndarray of shape (n_samples, *output_shape of the layer)
             In the estimator's dtype.
         """
-        check_is_fitted(self)
-        X = self._flatten_inputs(X)
-        self._check_sample_shape(X)
-        X, _ = self._validate_input(X, reset=False)
+        X = self._prediction_input(X)
         name = self._last_hidden_layer() if layer is None else layer
-        target = self.network_.find_layer(name)
-        out = np.empty((X.shape[0],) + target.output_shape, dtype=self.dtype)
-        for start in range(0, X.shape[0], PREDICT_CHUNK_ROWS):
-            chunk = self._network_input(X[start:start + PREDICT_CHUNK_ROWS])
-            out[start:start + PREDICT_CHUNK_ROWS] = self.network_.layer_output(chunk, name)
-        return out
+        return self._forward_in_chunks(X, convert=True, layer=name)
 
     def _last_hidden_layer(self):
         hidden = [layer.name for layer in self.network_.layers
