@@ -2,6 +2,7 @@
 from . import inspection, layers, optimizers, regularizers, schedules
 from ._config import show_config
 from ._estimators import NNClassifier, NNRegressor
+from ._persistence import load, save
 from ._version import __version__
 from .layers import (
     Activation,
@@ -68,8 +69,10 @@ __all__ = [
     "__version__",
     "inspection",
     "layers",
+    "load",
     "optimizers",
     "regularizers",
+    "save",
     "schedules",
     "show_config",
 ]

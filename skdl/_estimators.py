@@ -308,7 +308,11 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
         return Xc.reshape((X.shape[0],) + self.input_shape_)
 
     # -- network ------------------------------------------------------------
-    def _build_network(self, n_outputs, random_state=None):
+    def _build_network(self, n_outputs, random_state=None, initialize=True):
+        """The network for ``layers`` on ``input_shape_`` with ``n_outputs``
+        output units, its weights drawn from ``random_state`` (default: the
+        fit's) unless ``initialize`` is False: then they are zeros whose pages
+        are not touched until written (a loaded model's weights go there)."""
         dtype = np.dtype(self.dtype)
         hidden_specs = [Dense(100, activation="relu")] if self.layers is None else list(self.layers)
         shapes = self.input_shape_ if isinstance(self.input_shape_, dict) else None
@@ -321,7 +325,9 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
         head.append(Dense(n_outputs, name="output"))
         layers = hidden + build_layers(head, shape, dtype, taken_names=taken)
         network = Network(layers, dtype, input_shapes=shapes)
-        network.initialize(self._random_state if random_state is None else random_state)
+        if initialize:
+            network.initialize(self._random_state if random_state is None
+                               else random_state)
         return network
 
     def _outputs(self, X):
