@@ -77,6 +77,8 @@ ACTIVATIONS = {
 DEFAULT_ACTIVATION_ALPHA = {"leaky_relu": 0.01, "elu": 1.0}
 REGRESSION_LOSSES = {"squared_error": 0, "absolute_error": 1, "huber": 2, "poisson": 3}
 FLOAT_DTYPES = (np.float32, np.float64)
+# Largest size or offset the kernels index with (a C int).
+INT_MAX = 2**31 - 1
 
 
 def _float_array(name, a, ndim=None, dtype=None):
@@ -942,6 +944,13 @@ def window_output_size(size, window, stride, pad_total, dilation=1, what="kernel
     -------
     int
     """
+    if max(size + pad_total, stride, dilation) > INT_MAX:
+        # The kernels index with C ints: larger values would wrap around.
+        raise ValueError(
+            f"The {what}'s geometry is too large: the padded input ({size} + "
+            f"padding {pad_total}), the stride ({stride}) and the dilation "
+            f"({dilation}) must each be at most {INT_MAX}."
+        )
     span = (window - 1) * dilation + 1
     if span > size + pad_total:
         raise ValueError(
@@ -1017,10 +1026,16 @@ def conv2d_forward(X, K, b=None, strides=1, padding=((0, 0), (0, 0)), dilation=1
         b = _float_array("b", b, ndim=1, dtype=X.dtype)
         if b.shape[0] != K.shape[0]:
             raise ValueError(f"b has shape {b.shape}, expected ({K.shape[0]},).")
-    code = 0 if activation is None else _activation_code(activation)
+    # Softmax normalizes each (sample, filter) plane; the kernel's fused
+    # activations act on values alone, so softmax runs after it, on the planes.
+    fused = None if activation == "softmax" else activation
+    code = 0 if fused is None else _activation_code(fused)
     Y = _output(out, "out", (X.shape[0], K.shape[0], oh, ow), X.dtype, (X, K))
-    _conv.conv2d_forward(X, K, b, Y, *geometry, code, _alpha(activation, alpha),
+    _conv.conv2d_forward(X, K, b, Y, *geometry, code, _alpha(fused, alpha),
                          effective_n_threads())
+    if activation == "softmax" and Y.size:
+        planes = Y.reshape(-1, oh * ow)
+        planes[...] = activation_forward("softmax", planes)
     return Y
 
 
@@ -1457,14 +1472,18 @@ def embedding_indices(X, input_dim):
     X = np.asarray(X)
     if X.dtype.kind not in "iuf":
         raise TypeError(f"Token indices must be numeric, got dtype {X.dtype}.")
+    if X.dtype.kind == "f" and not np.isfinite(X).all():
+        raise ValueError("Token indices must be whole numbers; got NaN or infinity.")
+    # The range first, on the values as given: a cast of an index beyond int64
+    # would wrap around.
+    if X.size and (X.min() < 0 or X.max() >= input_dim):
+        raise ValueError(
+            f"Token indices must be in [0, {input_dim}) (input_dim={input_dim}); got "
+            f"values from {X.min()} to {X.max()}."
+        )
     indices = X.astype(np.int64)
     if X.dtype.kind == "f" and not np.array_equal(indices, X):
         raise ValueError("Token indices must be whole numbers; got fractional values.")
-    if indices.size and (indices.min() < 0 or indices.max() >= input_dim):
-        raise ValueError(
-            f"Token indices must be in [0, {input_dim}) (input_dim={input_dim}); got "
-            f"values from {indices.min()} to {indices.max()}."
-        )
     return indices
 
 

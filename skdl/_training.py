@@ -59,6 +59,15 @@ def validation_split(X, Y, y, sample_weight, fraction, stratify, random_state):
     train, val = np.sort(train), np.sort(val)
     weights = (None, None) if sample_weight is None else (sample_weight[train],
                                                           sample_weight[val])
+    for part, what in zip(weights, ("training", "validation")):
+        # A part of total weight 0 would make its mean loss 0 / 0.
+        if part is not None and not part.sum() > 0:
+            raise ValueError(
+                f"The validation split left only samples of weight 0 in the {what} "
+                "part; both parts need some weight. Give more samples a non-zero "
+                "weight, change validation_fraction or random_state, or set "
+                "early_stopping=False."
+            )
     return ((X[train], Y[train], y[train], weights[0]),
             (X[val], Y[val], y[val], weights[1]))
 

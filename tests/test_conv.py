@@ -311,3 +311,16 @@ def test_training_buffers_are_not_pickled():
     layer._scratch("A", (3, 2, 3, 3))
     assert "_scratch_arrays" in vars(layer)
     assert "_scratch_arrays" not in vars(pickle.loads(pickle.dumps(layer)))
+
+
+@pytest.mark.parametrize("filters, out_hw", [(2, (1, 1)), (16, (3, 2))])
+def test_softmax_activation_normalizes_each_plane(filters, out_hw):
+    """Softmax acts over each (sample, filter) plane: one sample's output never
+    depends on the others, and the gradient matches finite differences."""
+    rng = np.random.RandomState(0)
+    X = rng.randn(3, 2, out_hw[0] + 2, out_hw[1] + 2)
+    spec = Conv2D(filters, 3, activation="softmax")
+    layer = check_layer(spec, X)
+    Y = layer.forward(X)
+    assert_allclose(Y.reshape(3, filters, -1).sum(axis=2), 1.0, rtol=1e-12)
+    assert_allclose(layer.forward(X[:1]), Y[:1], rtol=1e-12)

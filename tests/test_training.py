@@ -754,3 +754,12 @@ def test_bad_augment_parameters(digits):
                        r"shape \(1, 4, 16\)"):
         NNClassifier(max_iter=1, input_shape=(1, 4, 16),
                      augment=RandomRotation90()).fit(X, y)
+
+
+@pytest.mark.parametrize("weights", [[0, 1], [1, 0]])
+def test_early_stopping_split_without_weight_in_a_part_is_refused(weights):
+    # Two samples: one trains and one validates; one of them weighs nothing.
+    with pytest.raises(ValueError, match="only samples of weight 0 in the "
+                       "(training|validation) part"):
+        NNRegressor([Dense(3)], early_stopping=True, random_state=0).fit(
+            [[1.0], [2.0]], [0.5, -1.0], sample_weight=weights)

@@ -48,9 +48,14 @@ def resolve_padding(padding, sizes, windows, strides, dilations):
                          f"{padding!r}.")
     pairs = []
     for p in padding:
-        pair = (p, p) if isinstance(p, Integral) else tuple(p)
-        if len(pair) != 2 or not all(isinstance(v, Integral) and v >= 0 for v in pair):
-            raise ValueError(f"padding must hold non-negative ints, got {padding!r}.")
+        if isinstance(p, Integral):
+            pair = (p, p)
+        else:
+            pair = tuple(p) if isinstance(p, (tuple, list)) else ()
+        if len(pair) != 2 or not all(isinstance(v, Integral) and not isinstance(v, bool)
+                                     and v >= 0 for v in pair):
+            raise ValueError(f"padding must hold non-negative ints or (before, after) "
+                             f"pairs of them, got {padding!r}.")
         pairs.append((int(pair[0]), int(pair[1])))
     return tuple(pairs)
 
@@ -67,6 +72,9 @@ def as_planes(input_shape, rank, name):
         kind = "(channels, height, width) or (height, width)" if rank == 2 else \
             "(channels, length) or (length,)"
         raise ValueError(f"{name} takes samples of shape {kind}, got {input_shape}.")
+    if min(input_shape) < 1:
+        raise ValueError(f"{name} needs samples without empty axes, got shape "
+                         f"{input_shape}.")
     return tuple(input_shape) if rank == 2 else (input_shape[0], 1, input_shape[1])
 
 

@@ -87,6 +87,9 @@ class DenseLayer(_ActivationMixin, Layer):
     def __init__(self, spec, input_shape, dtype, name):
         if len(input_shape) == 0:
             raise ValueError(f"Dense layer {name!r} needs at least 1-D input.")
+        if input_shape[-1] < 1:
+            raise ValueError(f"Dense layer {name!r} needs at least one input feature, "
+                             f"got samples of shape {input_shape}.")
         super().__init__(name, input_shape, input_shape[:-1] + (spec.units,), dtype)
         self.units = spec.units
         self.activation = spec.activation

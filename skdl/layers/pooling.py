@@ -34,10 +34,17 @@ class _PoolSpec(LayerSpec):
                                                                   "strides")
         sizes = (H, W) if rank == 2 else (W,)
         padding = resolve_padding(self.padding, sizes, pool, strides, (1,) * rank)
+        if any(max(pair) >= k for pair, k in zip(padding, pool)):
+            # Checked by the op too, but only once a batch arrives.
+            raise ValueError(
+                f"{type(self).__name__} {name!r}: padding {self.padding!r} must be "
+                f"smaller than the pool size {self.pool_size!r}: a window would hold "
+                "only padding."
+            )
         if rank == 1:
             pool, strides, padding = (1,) + pool, (1,) + strides, ((0, 0),) + padding
         return PoolLayer(name, input_shape, (C, H, W), self.kind, pool, strides, padding,
-                         dtype, keep_rank=True)
+                         dtype, keep_rank=True, rank=rank)
 
 
 class MaxPool2D(_PoolSpec):
@@ -158,16 +165,14 @@ class PoolLayer(Layer):
     """Runtime state of every pooling layer: a 2-D pool on (C, H, W) planes."""
 
     def __init__(self, name, input_shape, planes, kind, pool, strides, padding, dtype,
-                 keep_rank):
+                 keep_rank, rank=2):
         C, H, W = planes
         OH = _ops.window_output_size(H, pool[0], strides[0], sum(padding[0]), what="pool")
         OW = _ops.window_output_size(W, pool[1], strides[1], sum(padding[1]), what="pool")
         if not keep_rank:
             output_shape = (C,)
-        elif len(input_shape) == 3:
-            output_shape = (C, OH, OW)
-        elif len(input_shape) == 2 and H != 1:  # an image without a channel axis
-            output_shape = (OH, OW)
+        elif rank == 2:  # an image: (C, H, W), or (H, W) without a channel axis
+            output_shape = (C, OH, OW) if len(input_shape) == 3 else (OH, OW)
         else:  # a signal: (C, L) or (L,)
             output_shape = (C, OW) if len(input_shape) == 2 else (OW,)
         super().__init__(name, input_shape, output_shape, dtype)

@@ -27,6 +27,9 @@ def sequence_shape(input_shape, layer):
     if len(input_shape) == 1:
         return input_shape[0], 1
     if len(input_shape) == 2:
+        if input_shape[1] < 1:
+            raise ValueError(f"{layer} needs at least one feature per step, got "
+                             f"sequences of shape {input_shape}.")
         return input_shape
     raise ValueError(
         f"{layer} expects sequences of shape (steps, features) or (steps,) per "
