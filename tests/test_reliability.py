@@ -96,7 +96,8 @@ def test_pickled_model_predicts_identically_in_another_process_and_thread_count(
         env = {**os.environ, "OMP_NUM_THREADS": "1",
                "PYTHONPATH": os.pathsep.join(sys.path)}
         subprocess.run([sys.executable, "-c", _CHILD, str(path), str(tmp_path / "X.npy"),
-                        mmap_mode], check=True, env=env, timeout=120)
+                        mmap_mode], check=True, env=env, timeout=120,
+                       cwd=tmp_path)  # not the checkout: its skdl may be unbuilt
         assert_array_equal(np.load(tmp_path / "X.npy.out.npy"), expected, err_msg=name)
 
 
