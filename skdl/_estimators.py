@@ -49,6 +49,7 @@ from .augment import Augmenter, check_augment
 from .callbacks import call, check_callbacks
 from .schedules import SCHEDULES, LearningRateSchedule, resolve_schedule
 from .layers import Dense, Flatten
+from .layers.core import DenseLayer
 from .layers._base import cached_param_names, walk_layers
 from .layers.merge import replace_spec
 from .layers.core import resolve_shape
@@ -196,7 +197,10 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
 
     # -- input --------------------------------------------------------------
     def _validate_input(self, X, y="no_validation", reset=True):
-        kwargs = dict(reset=reset, dtype=(np.float64, np.float32), allow_nd=True)
+        # Sparse X comes as CSR (rows slice cheaply into batches); whether the
+        # network can take it is checked by _check_sparse_input.
+        kwargs = dict(reset=reset, dtype=(np.float64, np.float32), allow_nd=True,
+                      accept_sparse="csr")
         if isinstance(y, str) and y == "no_validation":
             return validate_data(self, X, **kwargs), None
         return validate_data(self, X, y, multi_output=True,
@@ -298,6 +302,13 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
         dtype = np.dtype(self.dtype)
         with np.errstate(over="ignore"):  # reported just below, in words
             Xc = X.astype(dtype, copy=False)
+        if issparse(Xc):  # flat samples only (see _check_sparse_input)
+            if Xc is not X and not np.isfinite(Xc.data).all():
+                raise ValueError(
+                    f"X has values too large for {dtype} (the estimator's dtype); "
+                    "rescale the features or use dtype='float64'."
+                )
+            return Xc
         if Xc is not X and not np.isfinite(Xc).all():
             raise ValueError(
                 f"X has values too large for {dtype} (the estimator's dtype); "
@@ -377,7 +388,55 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
         check_is_fitted(self)
         X = self._flatten_inputs(X)
         self._check_sample_shape(X)
-        return self._validate_input(X, reset=False)[0]
+        X = self._validate_input(X, reset=False)[0]
+        self._check_sparse_input(X, first=False)
+        return X
+
+    def _takes_sparse(self, first):
+        """Whether the network (the one ``fit`` is about to build when
+        ``first``) starts with a Dense layer on flat samples, which multiplies
+        sparse X through its stored values."""
+        if not first:
+            network = self.network_
+            return (network.input_shapes is None
+                    and isinstance(network.layers[0], DenseLayer)
+                    and len(network.layers[0].input_shape) == 1)
+        if isinstance(self.input_shape, dict):
+            return False
+        if self.input_shape is not None and np.size(self.input_shape) != 1:
+            return False
+        specs = [Dense(100)] if self.layers is None else list(self.layers)
+        # No hidden layers: the output Dense layer comes first.
+        return not specs or type(specs[0]) is Dense
+
+    def _check_sparse_input(self, X, first):
+        """A clear TypeError, before any work, for sparse X the network
+        cannot take."""
+        if not issparse(X):
+            return
+        if not self._takes_sparse(first):
+            layers = (self.network_.layers if not first
+                      else [Dense(100)] if self.layers is None else list(self.layers))
+            several = isinstance(self.input_shape, dict)
+            shape = (() if several else self._main_input_shape() if not first
+                     else (X.shape[1],) if self.input_shape is None
+                     else tuple(int(d) for d in np.atleast_1d(self.input_shape)))
+            if several:
+                reason = f"this network has several inputs {self.input_shape}"
+            elif len(shape) != 1:
+                reason = f"this network takes samples of shape {shape}"
+            else:
+                reason = f"this network starts with {type(layers[0]).__name__}"
+                if getattr(layers[0], "name", None):
+                    reason += f" {layers[0].name!r}"
+            raise TypeError(
+                "Sparse X is accepted only by a network whose first layer is a "
+                "Dense layer on flat samples (it multiplies X through its stored "
+                f"values); {reason}, which need dense data: pass X.toarray()."
+            )
+        if first and self.augment:
+            raise TypeError("augment transforms dense samples; sparse X cannot be "
+                            "augmented: pass X.toarray() or augment=None.")
 
     def _predict_outputs(self, X):
         outputs = self._outputs(self._prediction_input(X))
@@ -403,6 +462,7 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
         if not first:
             self._check_sample_shape(X)
         X, y = self._validate_input(X, y, reset=first)
+        self._check_sparse_input(X, first)
         if first:
             self._random_state = check_random_state(self.random_state)
         Y = self._validate_targets(y, first, classes)
@@ -711,6 +771,7 @@ or dict of arrays by input name
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.three_d_array = True
+        tags.input_tags.sparse = self._takes_sparse(first=True)
         return tags
 
 

@@ -11,6 +11,7 @@ import math
 import numbers
 
 import numpy as np
+from scipy.sparse import issparse
 
 from ._kernels import _activations, _conv, _dense, _loss, _norm, _optim, _pool, _recurrent
 from ._kernels._openmp import effective_n_threads
@@ -95,6 +96,30 @@ def _float_array(name, a, ndim=None, dtype=None):
     return a if a.flags.c_contiguous and a.ndim else np.ascontiguousarray(a)
 
 
+def _compressed_arrays(name, X, fmt):
+    """(data, indices, indptr) of a scipy sparse ``X`` in ``fmt`` ('csr' or
+    'csc'), float data and intp indices, checked so the kernels cannot read
+    outside them; or a clear error."""
+    X = X.asformat(fmt)
+    if X.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be float32 or float64, got dtype {X.dtype}.")
+    major, minor = X.shape if fmt == "csr" else X.shape[::-1]
+    data = np.ascontiguousarray(X.data)
+    indices = np.ascontiguousarray(X.indices, dtype=np.intp)
+    indptr = np.ascontiguousarray(X.indptr, dtype=np.intp)
+    if (indptr.shape != (major + 1,) or indptr[0] != 0 or indptr[-1] > data.size
+            or indptr[-1] > indices.size or (np.diff(indptr) < 0).any()
+            or (indices[:indptr[-1]].size
+                and not 0 <= indices[:indptr[-1]].min() <= indices[:indptr[-1]].max()
+                < minor)):
+        raise ValueError(f"{name} is not a valid {fmt.upper()} matrix of shape "
+                         f"{X.shape}: its index arrays point outside it.")
+    if max(X.shape) > INT_MAX:
+        raise ValueError(f"{name} has shape {X.shape}; the kernels take at most "
+                         f"{INT_MAX} rows and columns.")
+    return data, indices, indptr
+
+
 def _weights(sample_weight, n):
     if sample_weight is None:
         return None
@@ -113,7 +138,9 @@ def dense_forward(X, W, b=None, activation=None, alpha=None, out=None):
 
     Parameters
     ----------
-    X : ndarray of shape (n, k)
+    X : ndarray or scipy sparse matrix/array of shape (n, k)
+        Sparse X (any format; CSR is used as is) is multiplied through its
+        stored values only.
     W : ndarray of shape (k, p)
     b : ndarray of shape (p,) or None
     activation : str or None
@@ -126,7 +153,12 @@ def dense_forward(X, W, b=None, activation=None, alpha=None, out=None):
     -------
     Y : ndarray of shape (n, p)
     """
-    X = _float_array("X", X, ndim=2)
+    if issparse(X):
+        if X.ndim != 2:
+            raise ValueError(f"X must be 2-D, got shape {X.shape}.")
+        data, indices, indptr = _compressed_arrays("X", X, "csr")
+    else:
+        X = _float_array("X", X, ndim=2)
     W = _float_array("W", W, ndim=2, dtype=X.dtype)
     if W.shape[0] != X.shape[1]:
         raise ValueError(
@@ -138,6 +170,11 @@ def dense_forward(X, W, b=None, activation=None, alpha=None, out=None):
         if b.shape[0] != W.shape[1]:
             raise ValueError(f"b has shape {b.shape}, expected ({W.shape[1]},).")
     code = 0 if activation is None else _activation_code(activation)
+    if issparse(X):
+        Y = _output(out, "out", (X.shape[0], W.shape[1]), X.dtype, (data, W))
+        _dense.csr_rows_product(data, indices, indptr, W, Y, effective_n_threads(), b,
+                                code, _alpha(activation, alpha))
+        return Y
     Y = _output(out, "out", (X.shape[0], W.shape[1]), X.dtype, (X, W))
     _dense.rowwise_gemm(X, W, Y, False, effective_n_threads(), b, code,
                         _alpha(activation, alpha))
@@ -180,7 +217,9 @@ def dense_param_grads(X, dY, sample_weight=None, scale=1.0, accumulate_dtype=Non
 
     Parameters
     ----------
-    X : ndarray of shape (n, k)
+    X : ndarray or scipy sparse matrix/array of shape (n, k)
+        Sparse X (any format; CSC is used as is) contributes through its
+        stored values only, and its sums always run in float64.
     dY : ndarray of shape (n, p)
     sample_weight : ndarray of shape (n,) or None
     scale : float
@@ -196,7 +235,13 @@ def dense_param_grads(X, dY, sample_weight=None, scale=1.0, accumulate_dtype=Non
     dW : ndarray of shape (k, p)
     db : ndarray of shape (p,)
     """
-    X = _float_array("X", X, ndim=2)
+    sparse = issparse(X)
+    if sparse:
+        if X.ndim != 2:
+            raise ValueError(f"X must be 2-D, got shape {X.shape}.")
+        data, indices, indptr = _compressed_arrays("X", X, "csc")
+    else:
+        X = _float_array("X", X, ndim=2)
     dY = _float_array("dY", dY, ndim=2, dtype=X.dtype)
     n, k = X.shape
     p = dY.shape[1]
@@ -207,16 +252,19 @@ def dense_param_grads(X, dY, sample_weight=None, scale=1.0, accumulate_dtype=Non
     db = _output(db, "db", (p,), X.dtype)
     acc = _accumulation_dtype(accumulate_dtype, X.dtype)
     n_threads = effective_n_threads()
-    if acc == X.dtype:
+    if sparse:
+        _dense.csc_weight_gradient(scale, data, indices, indptr, dY, w, dW, n_threads)
+    elif acc == X.dtype:
         A, B, target = X, dY, dW
     else:
         A, B = X.astype(acc), dY.astype(acc)
         target = np.empty((k, p), dtype=acc)
-    if w is not None:
-        B = np.multiply(B, w.astype(B.dtype, copy=False)[:, None])
-    _dense.gemm_tn(scale, A, B, target, n_threads)
-    if target is not dW:
-        dW[...] = target
+    if not sparse:
+        if w is not None:
+            B = np.multiply(B, w.astype(B.dtype, copy=False)[:, None])
+        _dense.gemm_tn(scale, A, B, target, n_threads)
+        if target is not dW:
+            dW[...] = target
     _dense.weighted_column_sum(dY, w, scale, db, n_threads)
     return dW, db
 

@@ -431,3 +431,95 @@ def test_every_kernel_version_matches_reference(gemm_level, dtype):
                          _reference.recurrent_backward("lstm", dH, Xs, Wr, Ur, state)):
         assert_allclose(got, want, rtol=1e-4 if dtype == np.float32 else 1e-11,
                         atol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+# -- sparse input to dense ops ----------------------------------------------
+
+def _sparse(rng, n, k, density, dtype, fmt, index_dtype=np.int32):
+    from scipy import sparse
+    X = sparse.random(n, k, density=density, format=fmt, dtype=dtype, random_state=rng)
+    X.indices = X.indices.astype(index_dtype)
+    X.indptr = X.indptr.astype(index_dtype)
+    return X
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("fmt", ["csr", "csc", "coo"])
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+@pytest.mark.parametrize("activation", [None, "relu", "softmax"])
+def test_dense_forward_sparse_matches_the_dense_product(dtype, fmt, index_dtype, activation):
+    rng = np.random.RandomState(0)
+    X = _sparse(rng, 37, 50, 0.1, dtype, "csr", index_dtype).asformat(fmt)
+    W, b = _rand(rng, 50, 9, dtype=dtype), _rand(rng, 9, dtype=dtype)
+    Y = _ops.dense_forward(X, W, b, activation)
+    assert Y.dtype == dtype and Y.shape == (37, 9)
+    assert_allclose(Y, _reference.dense_forward(X.toarray(), W, b, activation), **_tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_dense_param_grads_sparse_match_the_dense_sums(dtype, fmt, weighted):
+    rng = np.random.RandomState(1)
+    X = _sparse(rng, 40, 30, 0.15, dtype, "csr", np.int64).tolil()
+    X[:, 3] = 0  # a feature never seen: its kernel row gets a zero gradient
+    X = X.asformat(fmt)
+    X.eliminate_zeros()
+    dY = _rand(rng, 40, 6, dtype=dtype)
+    w = rng.rand(40) * 3 if weighted else None
+    dW, db = _ops.dense_param_grads(X, dY, w, scale=0.25)
+    # The sparse sums always run in float64.
+    ref_W, ref_b = _reference.dense_param_grads(X.toarray(), dY, w, 0.25, np.float64)
+    assert_allclose(dW, ref_W, **_tol(dtype))
+    assert_allclose(db, ref_b, **_tol(dtype))
+    assert_array_equal(dW[3], 0)
+
+
+def test_sparse_dense_ops_do_not_depend_on_threads_or_batch_company():
+    rng = np.random.RandomState(2)
+    X = _sparse(rng, 300, 200, 0.05, np.float32, "csr")
+    W, dY = _rand(rng, 200, 33, dtype=np.float32), _rand(rng, 300, 33, dtype=np.float32)
+    with threadpool_limits(1, "openmp"):
+        Y1 = _ops.dense_forward(X, W, None, "tanh")
+        G1 = _ops.dense_param_grads(X, dY)[0]
+    Y2 = _ops.dense_forward(X, W, None, "tanh")
+    G2 = _ops.dense_param_grads(X, dY)[0]
+    assert_array_equal(Y1, Y2)
+    assert_array_equal(G1, G2)
+    # A row's output is the same alone and in the batch.
+    assert_array_equal(_ops.dense_forward(X[17:18], W, None, "tanh"), Y2[17:18])
+
+
+def test_sparse_ops_write_into_given_buffers_and_handle_empty_rows():
+    from scipy import sparse
+    X = sparse.csr_matrix((3, 4))  # no stored values at all
+    W, b = np.ones((4, 2)), np.array([1.0, -1.0])
+    out = np.full((3, 2), np.nan)
+    assert _ops.dense_forward(X, W, b, out=out) is out
+    assert_array_equal(out, [[1, -1]] * 3)
+    dW, db = np.full((4, 2), np.nan), np.full(2, np.nan)
+    _ops.dense_param_grads(X, np.ones((3, 2)), dW=dW, db=db)
+    assert_array_equal(dW, 0)
+    assert_array_equal(db, [3, 3])
+
+
+def test_sparse_ops_refuse_bad_matrices():
+    from scipy import sparse
+    W = np.ones((4, 2))
+    X = sparse.csr_matrix(np.eye(3, 4))
+    with pytest.raises(TypeError, match="float32 or float64"):
+        _ops.dense_forward(X.astype(np.int64), W)
+    with pytest.raises(ValueError, match="features per row"):
+        _ops.dense_forward(X[:, :3], W)
+    bad = X.copy()
+    bad.indices = bad.indices.copy()
+    bad.indices[1] = 4  # beyond the last column: the kernel would read outside W
+    with pytest.raises(ValueError, match="index arrays point outside"):
+        _ops.dense_forward(bad, W)
+    bad = X.copy()
+    bad.indptr = bad.indptr.copy()
+    bad.indptr[-1] = 10  # more entries than stored
+    with pytest.raises(ValueError, match="index arrays point outside"):
+        _ops.dense_forward(bad, W)
+    with pytest.raises(TypeError, match="dY has dtype float64 but float32 is expected"):
+        _ops.dense_param_grads(X.astype(np.float32), np.ones((3, 2)))

@@ -13,7 +13,7 @@ A transposed once; threads split the output rows, so the result is the same
 for any thread count.
 """
 from cython cimport floating
-from cython.parallel cimport prange
+from cython.parallel cimport parallel, prange, threadid
 from libc.stdlib cimport free, malloc
 
 from ._activations cimport LINEAR, forward_row
@@ -226,6 +226,116 @@ def weighted_column_sum(const floating[:, ::1] A, const double[::1] weights,
             j0 = b * SUM_BLOCK
             _column_sum_block(&A[0, 0], w, n, p, j0, min(<int> SUM_BLOCK, p - j0),
                               alpha, &out[0])
+
+
+
+# -- sparse input (a first Dense layer on scipy CSR/CSC data) ---------------
+
+def csr_rows_product(const floating[::1] data, const Py_ssize_t[::1] indices,
+                     const Py_ssize_t[::1] indptr, const floating[:, ::1] W,
+                     floating[:, ::1] C, int n_threads,
+                     const floating[::1] bias=None, int activation=0,
+                     double alpha=0.0):
+    """C = f(X @ W + bias) for X in CSR form, touching only its stored values.
+
+    Each row is summed over its stored entries in their order, by one thread,
+    so a row's output does not depend on the other rows or the thread count.
+
+    Parameters
+    ----------
+    data, indices, indptr : the CSR arrays of X, shape (n, k)
+    W : (k, p) array
+    C : (n, p) output array
+    n_threads : int
+    bias : (p,) array or None
+    activation : int
+        Code of the activation (``_activations.pxd``).
+    alpha : float
+        Parameter of the activation.
+    """
+    cdef int n = C.shape[0]
+    cdef int p = C.shape[1]
+    cdef int r, c
+    cdef Py_ssize_t j
+    cdef floating v
+    cdef floating* row
+    cdef const floating* w_row
+    cdef const floating* b = NULL
+    if n == 0 or p == 0:
+        return
+    if bias is not None:
+        b = &bias[0]
+    with nogil:
+        for r in prange(n, schedule='static', num_threads=n_threads):
+            row = &C[r, 0]
+            for c in range(p):
+                row[c] = 0
+            for j in range(indptr[r], indptr[r + 1]):
+                v = data[j]
+                w_row = &W[indices[j], 0]
+                for c in range(p):
+                    row[c] += v * w_row[c]
+            if b != NULL:
+                for c in range(p):
+                    row[c] += b[c]
+            if activation != LINEAR:
+                forward_row(activation, alpha, row, row, p)
+
+
+def csc_weight_gradient(double alpha, const floating[::1] data,
+                        const Py_ssize_t[::1] indices, const Py_ssize_t[::1] indptr,
+                        const floating[:, ::1] dY, const double[::1] weights,
+                        floating[:, ::1] dW, int n_threads):
+    """dW = alpha * X.T @ (w * dY) for X in CSC form, accumulated in float64.
+
+    Threads take X's columns (dW's rows); each sums its column's stored
+    entries in row order, so the result does not depend on the thread count.
+
+    Parameters
+    ----------
+    alpha : float
+    data, indices, indptr : the CSC arrays of X, shape (n, k), row indices
+        sorted within each column
+    dY : (n, p) array
+    weights : (n,) float64 array, or None for all ones
+    dW : (k, p) output array
+    n_threads : int
+    """
+    cdef int k = dW.shape[0]
+    cdef int p = dW.shape[1]
+    cdef int col, c, t
+    cdef Py_ssize_t j
+    cdef double v
+    cdef double* scratch
+    cdef double* acc
+    cdef const floating* dy_row
+    cdef const double* w = NULL
+    if k == 0 or p == 0:
+        return
+    if weights is not None:
+        w = &weights[0]
+    # One float64 row accumulator per thread, allocated before the region.
+    scratch = <double*> malloc(<size_t> n_threads * p * sizeof(double))
+    if scratch == NULL:
+        raise MemoryError(f"cannot allocate {n_threads} weight-gradient rows of {p}")
+    try:
+        with nogil, parallel(num_threads=n_threads):
+            t = threadid()
+            for col in prange(k, schedule='static'):
+                acc = scratch + <Py_ssize_t> t * p
+                for c in range(p):
+                    acc[c] = 0.0
+                for j in range(indptr[col], indptr[col + 1]):
+                    v = data[j]
+                    if w != NULL:
+                        v = v * w[indices[j]]
+                    dy_row = &dY[indices[j], 0]
+                    for c in range(p):
+                        acc[c] += v * dy_row[c]
+                for c in range(p):
+                    dW[col, c] = <floating> (alpha * acc[c])
+    finally:
+        free(scratch)
 
 
 include "_gemm_level.pxi"

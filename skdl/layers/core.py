@@ -2,6 +2,7 @@
 from numbers import Integral, Real
 
 import numpy as np
+from scipy.sparse import issparse
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .. import _ops
@@ -111,7 +112,8 @@ class DenseLayer(_ActivationMixin, Layer):
 
     def forward(self, X, training=False, rng=None, mask=None):
         n_in = self.param_shapes["kernel"][0]
-        rows = X.reshape(-1, n_in)
+        # A sparse batch (a network's first layer only) is already its rows.
+        rows = X if issparse(X) else X.reshape(-1, n_in)
         A = _ops.dense_forward(rows, self.params["kernel"], self.params.get("bias"),
                                self.activation, self.alpha)
         self._cache = (rows, A) if training else None
