@@ -11,7 +11,7 @@ from sklearn.model_selection import train_test_split
 from skdl import Conv2D, Dense, Dropout, Flatten, MaxPool2D, NNClassifier
 
 
-def make_model(random_state=0):
+def make_model(random_state=0, max_iter=150):
     """Two 3x3 convolution blocks and a dense layer, on 1x8x8 images."""
     return NNClassifier(
         layers=[
@@ -26,20 +26,23 @@ def make_model(random_state=0):
             Dropout(0.4),
         ],
         input_shape=(1, 8, 8),  # flat rows of 64 pixels -> one-channel images
-        batch_size=32, max_iter=150, n_iter_no_change=20, random_state=random_state,
+        batch_size=32, max_iter=max_iter, n_iter_no_change=20, random_state=random_state,
     )
 
 
-def main():
+def main(max_iter=150):
+    """Train, print and return the hold-out accuracy."""
     X, y = load_digits(return_X_y=True)
     X_train, X_test, y_train, y_test = train_test_split(
         X / 16, y, test_size=0.25, stratify=y, random_state=0)
-    model = make_model()
+    model = make_model(max_iter=max_iter)
     start = time.perf_counter()
     model.fit(X_train, y_train)
-    print(f"digits CNN: {model.score(X_test, y_test):.2%} hold-out accuracy "
+    accuracy = model.score(X_test, y_test)
+    print(f"digits CNN: {accuracy:.2%} hold-out accuracy "
           f"({len(y_test)} images), {model.n_iter_} epochs in "
           f"{time.perf_counter() - start:.1f} s")
+    return accuracy
 
 
 if __name__ == "__main__":
