@@ -574,7 +574,14 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features) or \
+(n_samples, *input_shape), or dict of arrays by input name
+            Anything numeric scikit-learn takes (arrays of any real or object
+            dtype, lists, DataFrames, whose column names become
+            ``feature_names_in_``). Sparse X (CSR, CSC, COO) needs a network
+            whose first layer is ``Dense`` on flat samples, which multiplies
+            it through its stored values. A dict holds each input of a network
+            with side inputs (see ``input_shape``).
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Class labels (a label indicator matrix for multilabel targets) for
             the classifier; targets for the regressor.
@@ -597,8 +604,8 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape), \
-or dict of arrays by input name
+        X : {array-like, sparse matrix} of shape (n_samples, n_features) or \
+(n_samples, *input_shape), or dict of arrays by input name
         layer : str or None, default=None
             Name of the layer (as in ``get_weights``; nested layers and block
             parts such as ``block1/conv`` included). None is the last hidden
@@ -1032,7 +1039,8 @@ class NNClassifier(ClassifierMixin, BaseNN):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features) or \
+(n_samples, *input_shape), or dict of arrays by input name
         y : array-like of shape (n_samples,) or (n_samples, n_labels)
         classes : array-like of shape (n_classes,), default=None
             All classes; required on the first call, ignored afterwards.
@@ -1054,7 +1062,8 @@ class NNClassifier(ClassifierMixin, BaseNN):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features) or \
+(n_samples, *input_shape), or dict of arrays by input name
 
         Returns
         -------
@@ -1073,7 +1082,8 @@ class NNClassifier(ClassifierMixin, BaseNN):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features) or \
+(n_samples, *input_shape), or dict of arrays by input name
 
         Returns
         -------
@@ -1090,7 +1100,8 @@ class NNClassifier(ClassifierMixin, BaseNN):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features) or \
+(n_samples, *input_shape), or dict of arrays by input name
 
         Returns
         -------
@@ -1210,7 +1221,8 @@ shuffle, random_state, dtype, callbacks, verbose, warm_start, augment
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features) or \
+(n_samples, *input_shape), or dict of arrays by input name
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
         sample_weight : array-like of shape (n_samples,), default=None
 
@@ -1225,7 +1237,8 @@ shuffle, random_state, dtype, callbacks, verbose, warm_start, augment
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features) or \
+(n_samples, *input_shape), or dict of arrays by input name
 
         Returns
         -------
