@@ -49,10 +49,9 @@ from .augment import Augmenter, check_augment
 from .callbacks import call, check_callbacks
 from .schedules import SCHEDULES, LearningRateSchedule, resolve_schedule
 from .layers import Dense, Flatten
-from .layers.core import DenseLayer
 from .layers._base import cached_param_names, walk_layers
 from .layers.merge import replace_spec
-from .layers.core import resolve_shape
+from .layers.core import DenseLayer, resolve_shape
 
 # Rows per forward pass at prediction time: bounds memory whatever n_samples.
 PREDICT_CHUNK_ROWS = 4096
@@ -389,52 +388,51 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
         X = self._flatten_inputs(X)
         self._check_sample_shape(X)
         X = self._validate_input(X, reset=False)[0]
-        self._check_sparse_input(X, first=False)
+        self._check_sparse_input(X, first=False, fitting=False)
         return X
 
-    def _takes_sparse(self, first):
-        """Whether the network (the one ``fit`` is about to build when
-        ``first``) starts with a Dense layer on flat samples, which multiplies
-        sparse X through its stored values."""
-        if not first:
-            network = self.network_
-            return (network.input_shapes is None
-                    and isinstance(network.layers[0], DenseLayer)
-                    and len(network.layers[0].input_shape) == 1)
-        if isinstance(self.input_shape, dict):
-            return False
-        if self.input_shape is not None and np.size(self.input_shape) != 1:
-            return False
-        specs = [Dense(100)] if self.layers is None else list(self.layers)
-        # No hidden layers: the output Dense layer comes first.
-        return not specs or type(specs[0]) is Dense
+    def _why_not_sparse(self, first):
+        """Why the network (the one ``fit`` is about to build when ``first``)
+        cannot take sparse X, or None when it can: its first layer must be a
+        Dense layer on flat samples, which multiplies X through its stored
+        values."""
+        if first:
+            several = isinstance(self.input_shape, dict)
+            shape = (None if self.input_shape is None or several
+                     else tuple(int(d) for d in np.atleast_1d(self.input_shape)))
+            specs = [Dense(100)] if self.layers is None else list(self.layers)
+            # No hidden layers: the output Dense layer comes first.
+            start = specs[0] if specs else None
+            starts_dense = start is None or type(start) is Dense
+        else:
+            several = self.network_.input_shapes is not None
+            shape = self._main_input_shape()
+            start = self.network_.layers[0]
+            starts_dense = isinstance(start, DenseLayer)
+        if several:
+            return f"this network has several inputs {self.input_shape}"
+        if shape is not None and len(shape) != 1:
+            return f"this network takes samples of shape {shape}"
+        if not starts_dense:
+            name = getattr(start, "name", None)
+            return f"this network starts with {type(start).__name__}" + (
+                f" {name!r}" if name else "")
+        return None
 
-    def _check_sparse_input(self, X, first):
+    def _check_sparse_input(self, X, first, fitting):
         """A clear TypeError, before any work, for sparse X the network
-        cannot take."""
+        cannot take (or, when ``fitting``, that ``augment`` would have to
+        transform)."""
         if not issparse(X):
             return
-        if not self._takes_sparse(first):
-            layers = (self.network_.layers if not first
-                      else [Dense(100)] if self.layers is None else list(self.layers))
-            several = isinstance(self.input_shape, dict)
-            shape = (() if several else self._main_input_shape() if not first
-                     else (X.shape[1],) if self.input_shape is None
-                     else tuple(int(d) for d in np.atleast_1d(self.input_shape)))
-            if several:
-                reason = f"this network has several inputs {self.input_shape}"
-            elif len(shape) != 1:
-                reason = f"this network takes samples of shape {shape}"
-            else:
-                reason = f"this network starts with {type(layers[0]).__name__}"
-                if getattr(layers[0], "name", None):
-                    reason += f" {layers[0].name!r}"
+        reason = self._why_not_sparse(first)
+        if reason is not None:
             raise TypeError(
                 "Sparse X is accepted only by a network whose first layer is a "
                 "Dense layer on flat samples (it multiplies X through its stored "
                 f"values); {reason}, which need dense data: pass X.toarray()."
             )
-        if first and self.augment:
+        if fitting and self.augment:
             raise TypeError("augment transforms dense samples; sparse X cannot be "
                             "augmented: pass X.toarray() or augment=None.")
 
@@ -462,7 +460,7 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
         if not first:
             self._check_sample_shape(X)
         X, y = self._validate_input(X, y, reset=first)
-        self._check_sparse_input(X, first)
+        self._check_sparse_input(X, first, fitting=True)
         if first:
             self._random_state = check_random_state(self.random_state)
         Y = self._validate_targets(y, first, classes)
@@ -778,7 +776,7 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.three_d_array = True
-        tags.input_tags.sparse = self._takes_sparse(first=True)
+        tags.input_tags.sparse = self._why_not_sparse(first=True) is None
         return tags
 
 

@@ -207,6 +207,12 @@ def test_sparse_input_cannot_be_augmented(sparse_data):
     assert model.__sklearn_tags__().input_tags.sparse is True
     with pytest.raises(TypeError, match="sparse X cannot be augmented"):
         model.fit(sparse.csr_matrix(X), y)
+    model.fit(X, y)  # dense: augmented; the next epochs cannot be with sparse X
+    with pytest.raises(TypeError, match="sparse X cannot be augmented"):
+        model.partial_fit(sparse.csr_matrix(X), y)
+    # Prediction never augments: sparse X is fine there.
+    assert_allclose(model.predict_proba(sparse.csr_matrix(X)), model.predict_proba(X),
+                    rtol=1e-5, atol=1e-6)
 
 
 # -- metadata routing ------------------------------------------------------------------
