@@ -874,12 +874,6 @@ class NNClassifier(ClassifierMixin, BaseNN):
         ``early_stopping`` nor at prediction. Drawn from ``random_state``, so
         the same seed gives the same model.
 
-    Training stops with a ``ValueError`` naming the epoch and batch if the
-    loss or the weights become NaN or infinite; the model then keeps the last
-    weights that gave a finite loss (never NaN weights). ``KeyboardInterrupt`` (Ctrl-C) ends
-    ``fit`` early with a warning; the model keeps the weights of its last
-    completed step and can be used.
-
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
@@ -912,6 +906,14 @@ class NNClassifier(ClassifierMixin, BaseNN):
         Epochs run.
     t_ : int
         Training samples seen.
+
+    Notes
+    -----
+    Training stops with a ``ValueError`` naming the epoch and batch if the
+    loss or the weights become NaN or infinite; the model then keeps the last
+    weights that gave a finite loss (never NaN weights). ``KeyboardInterrupt``
+    (Ctrl-C) ends ``fit`` early with a warning; the model keeps the weights of
+    its last completed step and can be used.
 
     Examples
     --------

@@ -39,20 +39,67 @@ class Callback(BaseEstimator):
     """Base class of skdl callbacks: every hook does nothing."""
 
     def on_fit_begin(self, estimator):
-        """Called once at the start of ``fit`` / ``partial_fit``."""
+        """Called once at the start of ``fit`` / ``partial_fit``.
+
+        Parameters
+        ----------
+        estimator : NNClassifier or NNRegressor
+            The estimator being fitted.
+        """
 
     def on_epoch_begin(self, estimator, epoch):
-        """Called before each epoch."""
+        """Called before each epoch.
+
+        Parameters
+        ----------
+        estimator : NNClassifier or NNRegressor
+            The estimator being fitted.
+        epoch : int
+            The epoch about to run, from 1 over the estimator's life.
+        """
 
     def on_batch_end(self, estimator, epoch, batch, loss):
-        """Called after each optimizer step with the batch's mean loss."""
+        """Called after each optimizer step.
+
+        Parameters
+        ----------
+        estimator : NNClassifier or NNRegressor
+            The estimator being fitted.
+        epoch : int
+            The current epoch, from 1.
+        batch : int
+            The batch just trained on, from 1 in each epoch.
+        loss : float
+            The batch's (weighted) mean loss, penalties included.
+        """
 
     def on_epoch_end(self, estimator, epoch, record):
-        """Called after each epoch; return True to stop training."""
+        """Called after each epoch.
+
+        Parameters
+        ----------
+        estimator : NNClassifier or NNRegressor
+            The estimator being fitted.
+        epoch : int
+            The epoch just run, from 1.
+        record : dict
+            The epoch's entry of ``estimator.history_``.
+
+        Returns
+        -------
+        bool
+            True stops training.
+        """
         return False
 
     def on_fit_end(self, estimator):
-        """Called once at the end of ``fit`` (also after a stop or an interrupt)."""
+        """Called once at the end of ``fit`` (also after a stop or an interrupt).
+
+        Parameters
+        ----------
+        estimator : NNClassifier or NNRegressor
+            The estimator fitted.
+        """
 
 
 class _Monitor:

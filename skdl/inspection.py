@@ -99,6 +99,12 @@ class LayerActivations(TransformerMixin, BaseEstimator):
     def get_feature_names_out(self, input_features=None):
         """Names ``<layer>0``, ``<layer>1``... of the output values.
 
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Ignored: the names depend on the layer only (accepted for
+            scikit-learn's transformer API).
+
         Returns
         -------
         ndarray of str of shape (n_features_out_,)

@@ -61,6 +61,11 @@ class ScheduleRun:
 
     Created by :meth:`LearningRateSchedule.start`; never by the user.
 
+    Parameters
+    ----------
+    rate : float
+        Learning rate of the first epoch.
+
     Attributes
     ----------
     rate : float
