@@ -139,19 +139,28 @@ class ConvBlock2D(_ConvBlockSpec):
     Parameters
     ----------
     filters : int
+        Output channels of the convolution.
     kernel_size : int or (int, int), default=3
+        Height and width of the convolution's window; one int for both.
     strides : int or (int, int), default=1
+        Steps between the convolution's windows.
     padding : 'valid', 'same', int or per-axis ints, default='same'
+        The convolution's padding, as in :class:`~skdl.layers.Conv2D`.
     batch_norm : bool, default=False
+        Normalize the convolution's output per channel before the activation.
     activation : str or None, default='relu'
+        Any name :class:`~skdl.layers.Dense` takes; None is linear.
     alpha : float or None, default=None
         Slope of ``leaky_relu`` or scale of ``elu``.
     pool : {'max', 'avg'} or None, default='max'
         None: no pooling.
     pool_size : int or (int, int), default=2
+        Height and width of the pooling window.
     pool_strides : int, (int, int) or None, default=None
         None: equal to ``pool_size``.
     kernel_regularizer : skdl.regularizers.L1L2, L1, L2 or None, default=None
+        Penalty on the convolution's ``kernel``; None applies the
+        estimator-wide one.
     name : str or None, default=None
         The block's layers are named ``<name>/conv``, ``<name>/batch_norm``,
         ``<name>/activation`` and ``<name>/pool`` (in ``get_weights``).
@@ -169,8 +178,43 @@ class ConvBlock1D(_ConvBlockSpec):
     """:class:`ConvBlock2D` over signals: ``Conv1D -> [BatchNormalization ->
     Activation] -> [Max|Avg]Pool1D``.
 
-    Parameters are those of :class:`ConvBlock2D` with one int per option.
-    Input per sample ``(channels, length)`` or ``(length,)``.
+    With ``batch_norm`` the convolution has no bias (the normalization's
+    shift replaces it) and the activation follows the normalization;
+    without it the activation is fused into the convolution.
+
+    Parameters
+    ----------
+    filters : int
+        Output channels of the convolution.
+    kernel_size : int or (int,), default=3
+        Length of the convolution's window.
+    strides : int or (int,), default=1
+        Step between the convolution's windows.
+    padding : 'valid', 'same', int or [int or (before, after)], default='same'
+        The convolution's padding, as in :class:`~skdl.layers.Conv1D`.
+    batch_norm : bool, default=False
+        Normalize the convolution's output per channel before the activation.
+    activation : str or None, default='relu'
+        Any name :class:`~skdl.layers.Dense` takes; None is linear.
+    alpha : float or None, default=None
+        Slope of ``leaky_relu`` or scale of ``elu``.
+    pool : {'max', 'avg'} or None, default='max'
+        None: no pooling.
+    pool_size : int or (int,), default=2
+        Length of the pooling window.
+    pool_strides : int, (int,) or None, default=None
+        None: equal to ``pool_size``.
+    kernel_regularizer : skdl.regularizers.L1L2, L1, L2 or None, default=None
+        Penalty on the convolution's ``kernel``; None applies the
+        estimator-wide one.
+    name : str or None, default=None
+        The block's layers are named ``<name>/conv``, ``<name>/batch_norm``,
+        ``<name>/activation`` and ``<name>/pool`` (in ``get_weights``).
+
+    Notes
+    -----
+    Input per sample ``(channels, length)`` or ``(length,)``; output
+    ``(filters, out_length)`` after pooling.
     """
 
     rank = 1

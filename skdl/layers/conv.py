@@ -128,19 +128,31 @@ class Conv2D(_ConvSpec):
     filters : int
         Output channels.
     kernel_size : int or (int, int)
+        Height and width of the window; one int for both.
     strides : int or (int, int), default=1
+        Steps between windows, down and across.
     padding : 'valid', 'same', int or per-axis ints / (before, after) pairs, default='valid'
-        'same' keeps ``ceil(size / stride)`` outputs (the odd padding after).
+        'same' keeps ``ceil(size / stride)`` outputs (the odd padding after);
+        'valid' adds none; an int pads every side by it.
     dilation : int or (int, int), default=1
+        Spacing between the window's taps (1: adjacent taps).
     activation : str or None, default=None
         Any name :class:`~skdl.layers.Dense` takes.
     alpha : float or None, default=None
+        Slope of ``leaky_relu`` or scale of ``elu``, as in
+        :class:`~skdl.layers.Dense`.
     use_bias : bool, default=True
+        Add a learned ``bias`` per filter.
     kernel_initializer : str, default='glorot_uniform'
+        How ``kernel`` is drawn: an initializer name such as
+        ``'he_uniform'``, ``'lecun_normal'`` or ``'orthogonal'``.
     bias_initializer : str, default='zeros'
+        How ``bias`` is drawn.
     kernel_regularizer : skdl.regularizers.L1L2, L1, L2 or None, default=None
         Penalty on ``kernel``; None applies the estimator-wide one.
     name : str or None, default=None
+        Name used by ``get_weights``; generated (``conv2d``, ``conv2d_1``...)
+        if None.
 
     Notes
     -----
@@ -157,13 +169,46 @@ class Conv2D(_ConvSpec):
 class Conv1D(_ConvSpec):
     """1-D convolution over signals of shape (channels, length).
 
-    Parameters are those of :class:`Conv2D` with one int per option.
+    Parameters
+    ----------
+    filters : int
+        Output channels.
+    kernel_size : int or (int,)
+        Length of the window.
+    strides : int or (int,), default=1
+        Step between windows.
+    padding : 'valid', 'same', int or [int or (before, after)], default='valid'
+        'same' keeps ``ceil(length / stride)`` outputs (the odd padding
+        after); 'valid' adds none; an int pads both ends by it; a one-entry
+        sequence holds an int or a ``(before, after)`` pair, such as
+        ``[(2, 1)]``.
+    dilation : int or (int,), default=1
+        Spacing between the window's taps (1: adjacent taps).
+    activation : str or None, default=None
+        Any name :class:`~skdl.layers.Dense` takes.
+    alpha : float or None, default=None
+        Slope of ``leaky_relu`` or scale of ``elu``, as in
+        :class:`~skdl.layers.Dense`.
+    use_bias : bool, default=True
+        Add a learned ``bias`` per filter.
+    kernel_initializer : str, default='glorot_uniform'
+        How ``kernel`` is drawn: an initializer name such as
+        ``'he_uniform'``, ``'lecun_normal'`` or ``'orthogonal'``.
+    bias_initializer : str, default='zeros'
+        How ``bias`` is drawn.
+    kernel_regularizer : skdl.regularizers.L1L2, L1, L2 or None, default=None
+        Penalty on ``kernel``; None applies the estimator-wide one.
+    name : str or None, default=None
+        Name used by ``get_weights``; generated (``conv1d``, ``conv1d_1``...)
+        if None.
 
     Notes
     -----
     Samples of shape (length,) have one channel. Output per sample:
     (filters, out_length). Parameters: ``kernel`` of shape
-    ``(filters, in_channels, k)`` and ``bias`` of shape ``(filters,)``.
+    ``(filters, in_channels, k)`` (PyTorch's layout) and ``bias`` of shape
+    ``(filters,)``. Like every deep-learning library, this computes a
+    cross-correlation.
     """
 
     rank = 1

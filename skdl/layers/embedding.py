@@ -24,7 +24,7 @@ class Embedding(LayerSpec):
         Vocabulary size.
     output_dim : int
         Length of each vector.
-    weights : array-like of shape (input_dim, output_dim) or None
+    weights : array-like of shape (input_dim, output_dim) or None, default=None
         Initial table (e.g. pretrained vectors); None draws it with
         ``embeddings_initializer``.
     trainable : bool, default=True
@@ -33,12 +33,18 @@ class Embedding(LayerSpec):
         Index 0 is padding: those steps are masked for the layers after
         (recurrent layers skip them, sequence pooling ignores them).
     embeddings_initializer : str, default='uniform'
+        How the table is drawn when ``weights`` is None: an initializer name
+        (``'uniform'`` is U(-0.05, 0.05)).
     kernel_regularizer : skdl.regularizers.L1L2, L1, L2 or None, default=None
         Penalty on the table ``embeddings`` (named as on the other layers so
         one search key fits all); None applies the estimator-wide one. A
         table with ``trainable=False`` is never penalized or decayed.
-    name : str or None
+    name : str or None, default=None
+        Name used by ``get_weights``; generated (``embedding``,
+        ``embedding_1``...) if None.
 
+    Notes
+    -----
     Weights: ``embeddings`` (input_dim, output_dim).
     """
 
@@ -139,7 +145,9 @@ class Masking(LayerSpec):
     Parameters
     ----------
     mask_value : float, default=0.0
-    name : str or None
+        A step is masked when every one of its features equals this value.
+    name : str or None, default=None
+        Layer name; generated (``masking``, ``masking_1``...) if None.
     """
 
     _parameter_constraints = {"mask_value": [Real], "name": [str, None]}

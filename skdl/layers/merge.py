@@ -25,6 +25,25 @@ class ContainerSpec(LayerSpec):
         return self._build_in(BuildContext(dtype, taken_names=[name]), input_shape, name)
 
     def build_in(self, context, input_shape, name):
+        """Validate the hyper-parameters and build the layer within a network.
+
+        The nested specs are built through ``context``.
+
+        Parameters
+        ----------
+        context : skdl._network.BuildContext
+            The network's build context: it hands out unique names to the
+            nested layers and knows the network's side inputs.
+        input_shape : tuple of int
+            Shape of one sample arriving at this layer.
+        name : str
+            The layer's name.
+
+        Returns
+        -------
+        Layer
+            The runtime layer, holding the nested layers it built.
+        """
         self._validate_params()
         return self._build_in(context, tuple(int(s) for s in input_shape), name)
 
@@ -269,6 +288,13 @@ class Pathways(ContainerSpec):
         return self.branches
 
     def children(self):
+        """The layer specs of every branch, branch after branch, in build order.
+
+        Returns
+        -------
+        list of LayerSpec
+            Nested ``Pathways`` are listed themselves, not their own children.
+        """
         return [spec for branch in self.branches if isinstance(branch, (list, tuple))
                 for spec in branch if isinstance(spec, LayerSpec)]
 
@@ -328,6 +354,13 @@ class MergeInput(ContainerSpec):
         self.name = name
 
     def children(self):
+        """The layer specs applied to the side input, in build order.
+
+        Returns
+        -------
+        list of LayerSpec
+            Empty when ``layers`` is None or empty.
+        """
         return [spec for spec in (self.layers or []) if isinstance(spec, LayerSpec)]
 
     def _build_in(self, context, input_shape, name):

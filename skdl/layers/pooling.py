@@ -53,11 +53,13 @@ class MaxPool2D(_PoolSpec):
     Parameters
     ----------
     pool_size : int or (int, int), default=2
+        Height and width of the window; one int for both.
     strides : int or (int, int) or None, default=None
         None is ``pool_size``; smaller strides make windows overlap.
     padding : 'valid', 'same', int or per-axis ints / pairs, default='valid'
         Padding never wins the maximum; it must be smaller than the pool.
     name : str or None, default=None
+        Layer name; generated (``max_pool2d``, ``max_pool2d_1``...) if None.
 
     Notes
     -----
@@ -71,7 +73,22 @@ class MaxPool2D(_PoolSpec):
 class AvgPool2D(_PoolSpec):
     """Mean over windows of each channel; padding is not counted in the mean.
 
-    Parameters are those of :class:`MaxPool2D`.
+    Parameters
+    ----------
+    pool_size : int or (int, int), default=2
+        Height and width of the window; one int for both.
+    strides : int or (int, int) or None, default=None
+        None is ``pool_size``; smaller strides make windows overlap.
+    padding : 'valid', 'same', int or per-axis ints / pairs, default='valid'
+        Padding is left out of each window's mean; it must be smaller than
+        the pool.
+    name : str or None, default=None
+        Layer name; generated (``avg_pool2d``, ``avg_pool2d_1``...) if None.
+
+    Notes
+    -----
+    Samples of shape (height, width) are pooled as one channel and keep that
+    shape. No parameters.
     """
 
     rank, kind = 2, "avg"
@@ -80,7 +97,22 @@ class AvgPool2D(_PoolSpec):
 class MaxPool1D(_PoolSpec):
     """Maximum over windows of each channel of (channels, length) signals.
 
-    Parameters are those of :class:`MaxPool2D` with one int per option.
+    Parameters
+    ----------
+    pool_size : int or (int,), default=2
+        Length of the window.
+    strides : int or (int,) or None, default=None
+        None is ``pool_size``; smaller strides make windows overlap.
+    padding : 'valid', 'same', int or [int or (before, after)], default='valid'
+        A one-entry sequence holds an int or a ``(before, after)`` pair.
+        Padding never wins the maximum; it must be smaller than the pool.
+    name : str or None, default=None
+        Layer name; generated (``max_pool1d``, ``max_pool1d_1``...) if None.
+
+    Notes
+    -----
+    Samples of shape (length,) are pooled as one channel and keep that
+    shape. No parameters.
     """
 
     rank, kind = 1, "max"
@@ -89,7 +121,23 @@ class MaxPool1D(_PoolSpec):
 class AvgPool1D(_PoolSpec):
     """Mean over windows of each channel of (channels, length) signals.
 
-    Parameters are those of :class:`MaxPool2D` with one int per option.
+    Parameters
+    ----------
+    pool_size : int or (int,), default=2
+        Length of the window.
+    strides : int or (int,) or None, default=None
+        None is ``pool_size``; smaller strides make windows overlap.
+    padding : 'valid', 'same', int or [int or (before, after)], default='valid'
+        A one-entry sequence holds an int or a ``(before, after)`` pair.
+        Padding is left out of each window's mean; it must be smaller than
+        the pool.
+    name : str or None, default=None
+        Layer name; generated (``avg_pool1d``, ``avg_pool1d_1``...) if None.
+
+    Notes
+    -----
+    Samples of shape (length,) are pooled as one channel and keep that
+    shape. No parameters.
     """
 
     rank, kind = 1, "avg"
@@ -111,13 +159,29 @@ class _GlobalPoolSpec(LayerSpec):
 
 
 class GlobalMaxPool2D(_GlobalPoolSpec):
-    """Maximum of each channel over the whole image: (C, H, W) -> (C,)."""
+    """Maximum of each channel over the whole image: (C, H, W) -> (C,).
+
+    Samples of shape (H, W) are one channel: (H, W) -> (1,).
+
+    Parameters
+    ----------
+    name : str or None, default=None
+        Layer name; generated (``global_max_pool2d``...) if None.
+    """
 
     rank, kind = 2, "max"
 
 
 class GlobalAvgPool2D(_GlobalPoolSpec):
-    """Mean of each channel over the whole image: (C, H, W) -> (C,)."""
+    """Mean of each channel over the whole image: (C, H, W) -> (C,).
+
+    Samples of shape (H, W) are one channel: (H, W) -> (1,).
+
+    Parameters
+    ----------
+    name : str or None, default=None
+        Layer name; generated (``global_avg_pool2d``...) if None.
+    """
 
     rank, kind = 2, "avg"
 
@@ -145,6 +209,15 @@ class GlobalMaxPool1D(_GlobalPool1DSpec):
     With ``data_format='channels_last'``, the maximum over the steps of a
     sequence, (steps, features) -> (features,), for recurrent outputs; masked
     steps are left out (a sequence with every step masked gives zeros).
+
+    Parameters
+    ----------
+    data_format : {'channels_first', 'channels_last'}, default='channels_first'
+        'channels_first': signals (channels, length), or (length,) as one
+        channel, give (channels,). 'channels_last': sequences
+        (steps, features), or (steps,) as one feature, give (features,).
+    name : str or None, default=None
+        Layer name; generated (``global_max_pool1d``...) if None.
     """
 
     kind = "max"
@@ -156,6 +229,15 @@ class GlobalAvgPool1D(_GlobalPool1DSpec):
     With ``data_format='channels_last'``, the mean over the steps of a
     sequence, (steps, features) -> (features,), for recurrent outputs; masked
     steps are left out (a sequence with every step masked gives zeros).
+
+    Parameters
+    ----------
+    data_format : {'channels_first', 'channels_last'}, default='channels_first'
+        'channels_first': signals (channels, length), or (length,) as one
+        channel, give (channels,). 'channels_last': sequences
+        (steps, features), or (steps,) as one feature, give (features,).
+    name : str or None, default=None
+        Layer name; generated (``global_avg_pool1d``...) if None.
     """
 
     kind = "avg"

@@ -65,21 +65,36 @@ class SimpleRNN(_RecurrentSpec):
     Parameters
     ----------
     units : int
+        Size of the state, and of the output at each step.
     activation : str, default='tanh'
+        Any name :class:`~skdl.layers.Dense` takes but ``softmax``.
     use_bias : bool, default=True
+        Add learned biases.
     return_sequences : bool, default=False
         Output every step's state, (steps, units), instead of the last one.
     go_backwards : bool, default=False
         Read the sequence from its end; with ``return_sequences`` the output
         is in reading order (last step first), as in Keras.
-    kernel_initializer, recurrent_initializer, bias_initializer : str
+    kernel_initializer : str, default='glorot_uniform'
+        How ``kernel`` is drawn: an initializer name such as
+        ``'glorot_uniform'``, ``'he_normal'`` or ``'orthogonal'``.
+    recurrent_initializer : str, default='orthogonal'
+        How ``recurrent_kernel`` is drawn.
+    bias_initializer : str, default='zeros'
+        How ``bias`` is drawn.
     kernel_regularizer : skdl.regularizers.L1L2, L1, L2 or None, default=None
         Penalty on ``kernel`` and ``recurrent_kernel``; None applies the
         estimator-wide one.
     recurrent_regularizer : skdl.regularizers.L1L2, L1, L2 or None, default=None
-        Penalty on ``recurrent_kernel`` instead of ``kernel_regularizer``.
-    name : str or None
+        Penalty on ``recurrent_kernel`` instead of ``kernel_regularizer``;
+        None leaves ``recurrent_kernel`` to ``kernel_regularizer``.
+    name : str or None, default=None
+        Name used by ``get_weights``; generated (``simple_rnn``,
+        ``simple_rnn_1``...) if None.
 
+    Notes
+    -----
+    Input per sample: (steps, features), or (steps,) for one feature.
     Weights: ``kernel`` (features, units), ``recurrent_kernel`` (units, units),
     ``bias`` (units,). Steps masked by an earlier layer keep the state.
     """
@@ -111,13 +126,48 @@ class GRU(_RecurrentSpec):
     ``r = σ(x W_r + b_r + h U_r + bh_r)``, ``z = σ(x W_z + b_z + h U_z + bh_z)``,
     ``n = tanh(x W_n + b_n + r * (h U_n + bh_n))``, ``h' = (1 - z) n + z h``.
 
-    Parameters are those of :class:`SimpleRNN`, plus
-    ``recurrent_activation`` (default 'sigmoid') for the gates.
+    Parameters
+    ----------
+    units : int
+        Size of the state, and of the output at each step.
+    activation : str, default='tanh'
+        Activation of the candidate state ``n`` (``tanh`` above): any name
+        :class:`~skdl.layers.Dense` takes but ``softmax``.
+    recurrent_activation : str, default='sigmoid'
+        Activation of the reset and update gates ``r`` and ``z`` (``σ``
+        above): one of ``sigmoid``, ``tanh``, ``linear``, ``softsign``,
+        ``elliot``, ``symmetric_elliot``.
+    use_bias : bool, default=True
+        Add learned biases.
+    return_sequences : bool, default=False
+        Output every step's state, (steps, units), instead of the last one.
+    go_backwards : bool, default=False
+        Read the sequence from its end; with ``return_sequences`` the output
+        is in reading order (last step first), as in Keras.
+    kernel_initializer : str, default='glorot_uniform'
+        How ``kernel`` is drawn: an initializer name such as
+        ``'glorot_uniform'``, ``'he_normal'`` or ``'orthogonal'``.
+    recurrent_initializer : str, default='orthogonal'
+        How ``recurrent_kernel`` is drawn.
+    bias_initializer : str, default='zeros'
+        How ``bias`` and ``recurrent_bias`` are drawn.
+    kernel_regularizer : skdl.regularizers.L1L2, L1, L2 or None, default=None
+        Penalty on ``kernel`` and ``recurrent_kernel``; None applies the
+        estimator-wide one.
+    recurrent_regularizer : skdl.regularizers.L1L2, L1, L2 or None, default=None
+        Penalty on ``recurrent_kernel`` instead of ``kernel_regularizer``;
+        None leaves ``recurrent_kernel`` to ``kernel_regularizer``.
+    name : str or None, default=None
+        Name used by ``get_weights``; generated (``gru``, ``gru_1``...) if None.
 
+    Notes
+    -----
+    Input per sample: (steps, features), or (steps,) for one feature.
     Weights: ``kernel`` (features, 3*units), ``recurrent_kernel``
     (units, 3*units), gate blocks in the order reset, update, new;
     separate ``bias`` and ``recurrent_bias`` (3*units,) each (PyTorch's
-    ``bias_ih_l0`` and ``bias_hh_l0``).
+    ``bias_ih_l0`` and ``bias_hh_l0``). Steps masked by an earlier layer keep
+    the state.
     """
 
     cell = "gru"
@@ -147,12 +197,52 @@ class LSTM(_RecurrentSpec):
     ``i, f, o = σ(·)``, ``g = tanh(·)`` of ``x W + h U + b``,
     ``c' = f c + i g``, ``h' = o tanh(c')``.
 
-    Parameters are those of :class:`GRU`, plus ``unit_forget_bias``
-    (default True): the forget gate's bias starts at 1, as in Keras.
+    Parameters
+    ----------
+    units : int
+        Size of the state, and of the output at each step.
+    activation : str, default='tanh'
+        Activation of the candidate ``g`` and of the cell state in
+        ``h' = o tanh(c')`` (``tanh`` above): any name
+        :class:`~skdl.layers.Dense` takes but ``softmax``.
+    recurrent_activation : str, default='sigmoid'
+        Activation of the input, forget and output gates ``i``, ``f`` and
+        ``o`` (``σ`` above): one of ``sigmoid``, ``tanh``, ``linear``,
+        ``softsign``, ``elliot``, ``symmetric_elliot``.
+    use_bias : bool, default=True
+        Add learned biases.
+    return_sequences : bool, default=False
+        Output every step's state, (steps, units), instead of the last one.
+    go_backwards : bool, default=False
+        Read the sequence from its end; with ``return_sequences`` the output
+        is in reading order (last step first), as in Keras.
+    unit_forget_bias : bool, default=True
+        Start the forget gate's bias at 1 (whatever ``bias_initializer``), as
+        in Keras; no effect without ``use_bias``.
+    kernel_initializer : str, default='glorot_uniform'
+        How ``kernel`` is drawn: an initializer name such as
+        ``'glorot_uniform'``, ``'he_normal'`` or ``'orthogonal'``.
+    recurrent_initializer : str, default='orthogonal'
+        How ``recurrent_kernel`` is drawn.
+    bias_initializer : str, default='zeros'
+        How ``bias`` is drawn.
+    kernel_regularizer : skdl.regularizers.L1L2, L1, L2 or None, default=None
+        Penalty on ``kernel`` and ``recurrent_kernel``; None applies the
+        estimator-wide one.
+    recurrent_regularizer : skdl.regularizers.L1L2, L1, L2 or None, default=None
+        Penalty on ``recurrent_kernel`` instead of ``kernel_regularizer``;
+        None leaves ``recurrent_kernel`` to ``kernel_regularizer``.
+    name : str or None, default=None
+        Name used by ``get_weights``; generated (``lstm``, ``lstm_1``...) if
+        None.
 
+    Notes
+    -----
+    Input per sample: (steps, features), or (steps,) for one feature.
     Weights: ``kernel`` (features, 4*units), ``recurrent_kernel``
     (units, 4*units), gate blocks in the order input, forget, cell, output;
-    one ``bias`` (4*units,) (PyTorch's ``bias_ih_l0 + bias_hh_l0``).
+    one ``bias`` (4*units,) (PyTorch's ``bias_ih_l0 + bias_hh_l0``). Steps
+    masked by an earlier layer keep the state (and the cell state).
     """
 
     cell = "lstm"
@@ -322,8 +412,14 @@ class Bidirectional(LayerSpec):
         backwards. With ``return_sequences`` the backward outputs are put back
         in time order before merging.
     merge_mode : {'concat', 'sum', 'mul', 'ave'}, default='concat'
-    name : str or None
+        How the two outputs combine: joined along their last axis (which
+        doubles), added, multiplied elementwise or averaged.
+    name : str or None, default=None
+        Name used by ``get_weights``; generated (``bidirectional``,
+        ``bidirectional_1``...) if None.
 
+    Notes
+    -----
     Weights: those of the two layers, named ``forward_kernel``,
     ``backward_kernel``, etc.
     """
