@@ -1,5 +1,8 @@
-"""Test-suite settings."""
+"""Test-suite settings and shared fixtures."""
+import numpy as np
+import pytest
 from hypothesis import settings
+from sklearn.datasets import load_digits
 
 # Shape fuzzing draws the same examples on every run (seeded by each test), so
 # a failure in CI reproduces anywhere; `pytest --hypothesis-profile=explore`
@@ -7,3 +10,11 @@ from hypothesis import settings
 settings.register_profile("repeatable", derandomize=True)
 settings.register_profile("explore", derandomize=False)
 settings.load_profile("repeatable")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """scikit-learn's digits as float32 pixels in [0, 1] and labels (a fresh
+    copy for each test module)."""
+    X, y = load_digits(return_X_y=True)
+    return (X / 16.0).astype(np.float32), y

@@ -55,8 +55,10 @@ from skdl import (
     _ops,
     _reference,
 )
-from skdl._network import Network, build_layers
+from skdl._network import build_layers
 from skdl.layers._base import GradientContext, backward_chain, forward_chain
+
+from _networks import initialized_network as network
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -139,12 +141,6 @@ def assert_finite(a, what="output"):
 def tolerance(dtype):
     return dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-10,
                                                                      atol=1e-12)
-
-
-def network(specs, input_shape, dtype=np.float64, seed=0):
-    net = Network(build_layers(specs, input_shape, dtype), dtype)
-    net.initialize(np.random.RandomState(seed))
-    return net
 
 
 def run_network(net, X, dtype):

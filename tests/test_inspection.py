@@ -2,7 +2,6 @@
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
-from sklearn.datasets import load_digits
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import confusion_matrix
@@ -13,12 +12,6 @@ from skdl import Conv2D, ConvBlock2D, Dense, Flatten, NNClassifier
 from skdl.inspection import LayerActivations, mistakes
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-
-
-@pytest.fixture(scope="module")
-def digits():
-    X, y = load_digits(return_X_y=True)
-    return (X / 16.0).astype(np.float32), y
 
 
 def test_layer_activations_in_a_pipeline(digits):

@@ -11,7 +11,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from skdl import NNClassifier, NNRegressor
-from skdl._network import Network, build_layers, layer_names
+from skdl._network import build_layers, layer_names
 from skdl.layers import (
     LSTM,
     AvgPool2D,
@@ -31,16 +31,7 @@ from skdl.layers import (
 from skdl.layers._base import GradientContext, backward_chain
 
 from _fd import numeric_grad
-
-
-def _network(specs, input_shape, side_inputs=None, dtype=np.float64, seed=0):
-    shapes = None
-    if side_inputs:
-        shapes = {"main": input_shape, **side_inputs}
-    net = Network(build_layers(specs, input_shape, dtype, side_inputs=side_inputs),
-                  dtype, input_shapes=shapes)
-    net.initialize(np.random.RandomState(seed))
-    return net
+from _networks import initialized_network as _network
 
 
 def check_network_gradients(specs, X, side_inputs=None, sample_weight=None,
@@ -55,7 +46,7 @@ def check_network_gradients(specs, X, side_inputs=None, sample_weight=None,
         input_shape, X = X
     else:
         input_shape = X.shape[1:]
-    net = _network(specs, input_shape, side_inputs)
+    net = _network(specs, input_shape, side_inputs=side_inputs)
     R = np.random.RandomState(1).randn(*((len(X),) + net.output_shape))
     w = np.ones(len(X)) if sample_weight is None else sample_weight
 

@@ -6,13 +6,9 @@ import pytest
 from numpy.testing import assert_array_equal
 
 from skdl import Activation, Dense, Dropout, Flatten, Reshape
-from skdl._network import Network, build_layers
+from skdl._network import build_layers
 
-
-def _network(specs, input_shape=(6,), dtype=np.float64, seed=0):
-    net = Network(build_layers(specs, input_shape, dtype), dtype)
-    net.initialize(np.random.RandomState(seed))
-    return net
+from _networks import initialized_network as _network
 
 
 def test_generated_names_and_shapes():
@@ -40,7 +36,7 @@ def test_layer_spec_errors():
 
 
 def test_parameters_are_views_of_one_buffer():
-    net = _network([Dense(4, activation="tanh"), Dense(3, use_bias=False)])
+    net = _network([Dense(4, activation="tanh"), Dense(3, use_bias=False)], (6,))
     sizes = [6 * 4, 4, 4 * 3]
     assert net.params.size == net.grads.size == sum(sizes)
     offset = 0
@@ -56,7 +52,7 @@ def test_parameters_are_views_of_one_buffer():
 
 
 def test_backward_fills_the_gradient_buffer_and_clears_caches():
-    net = _network([Dense(5, activation="relu"), Dense(2)])
+    net = _network([Dense(5, activation="relu"), Dense(2)], (6,))
     X = np.random.RandomState(1).randn(7, 6)
     out = net.forward(X, training=True)
     net.grads[:] = np.nan
@@ -66,15 +62,15 @@ def test_backward_fills_the_gradient_buffer_and_clears_caches():
 
 
 def test_forward_without_training_keeps_nothing():
-    net = _network([Dense(5, activation="relu"), Dropout(0.5)])
+    net = _network([Dense(5, activation="relu"), Dropout(0.5)], (6,))
     X = np.random.RandomState(1).randn(7, 6)
     assert_array_equal(net.forward(X), net.forward(X))
     assert all(layer._cache is None for layer in net.layers)
 
 
 def test_weights_roundtrip_and_validation():
-    net = _network([Dense(4), Dense(2)])
-    other = _network([Dense(4), Dense(2)], seed=1)
+    net = _network([Dense(4), Dense(2)], (6,))
+    other = _network([Dense(4), Dense(2)], (6,), seed=1)
     other.set_weights(net.get_weights())
     assert_array_equal(other.params, net.params)
     with pytest.raises(TypeError, match="weights must be a dict"):
@@ -87,7 +83,7 @@ def test_weights_roundtrip_and_validation():
 
 
 def test_pickle_rebinds_views():
-    net = _network([Dense(4, activation="relu"), Dense(2)])
+    net = _network([Dense(4, activation="relu"), Dense(2)], (6,))
     X = np.random.RandomState(2).randn(5, 6)
     loaded = pickle.loads(pickle.dumps(net))
     assert_array_equal(loaded.forward(X), net.forward(X))
@@ -99,14 +95,14 @@ def test_pickle_rebinds_views():
 
 
 def test_network_without_buffers():
-    net = _network([Dense(4), Dense(2)])
+    net = _network([Dense(4), Dense(2)], (6,))
     assert net.buffers.shape == (0,) and net.buffers.dtype == net.params.dtype
     assert sorted(net.get_weights()) == ["dense", "dense_1"]
     assert sorted(net.get_weights()["dense"]) == ["bias", "kernel"]
 
 
 def test_snapshot_and_restore_parameters():
-    net = _network([Dense(4), Dense(2)])
+    net = _network([Dense(4), Dense(2)], (6,))
     X = np.random.RandomState(3).randn(5, 6)
     expected = net.forward(X)
     snap = net.snapshot()
@@ -117,11 +113,11 @@ def test_snapshot_and_restore_parameters():
     net.restore(snap)
     assert_array_equal(net.forward(X), expected)
     with pytest.raises(ValueError, match="another network"):
-        net.restore(_network([Dense(3)]).snapshot())
+        net.restore(_network([Dense(3)], (6,)).snapshot())
 
 
 def test_snapshot_into_an_earlier_one_reuses_its_arrays():
-    net = _network([Dense(4), Dense(2)])
+    net = _network([Dense(4), Dense(2)], (6,))
     snap = net.snapshot()
     arrays = snap.params, snap.buffers
     net.params[:] = 2.0
@@ -129,13 +125,13 @@ def test_snapshot_into_an_earlier_one_reuses_its_arrays():
     assert snap.params is arrays[0] and snap.buffers is arrays[1]
     assert_array_equal(snap.params, 2.0)
     with pytest.raises(ValueError, match="another network"):
-        net.snapshot(into=_network([Dense(3)]).snapshot())
+        net.snapshot(into=_network([Dense(3)], (6,)).snapshot())
     with pytest.raises(TypeError, match="must come from Network.snapshot"):
         net.snapshot(into=net.params)
 
 
 def test_sample_weight_reaches_only_layers_that_take_it():
-    net = _network([Dense(4), Dropout(0.5), Dense(2)])
+    net = _network([Dense(4), Dropout(0.5), Dense(2)], (6,))
     X = np.random.RandomState(4).randn(5, 6)
     # Layers that do not weigh the batch never see it (no keyword error).
     net.forward(X, training=True, rng=np.random.default_rng(0), sample_weight=np.ones(5))

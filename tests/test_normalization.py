@@ -33,6 +33,8 @@ from skdl import (
 from skdl._kernels import _norm
 from skdl._network import Network, NetworkSnapshot, build_layers
 
+from _networks import initialized_network as _network
+
 DTYPES = [np.float32, np.float64]
 CHUNK = _norm.CHUNK_
 
@@ -40,12 +42,6 @@ CHUNK = _norm.CHUNK_
 def _tol(dtype):
     return dict(rtol=3e-5, atol=3e-5) if dtype == np.float32 else dict(rtol=1e-11,
                                                                      atol=1e-11)
-
-
-def _network(specs, input_shape, dtype=np.float64, seed=0):
-    net = Network(build_layers(specs, input_shape, dtype), dtype)
-    net.initialize(np.random.RandomState(seed))
-    return net
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ machine, and a real dask.distributed cluster through joblib's dask backend."""
 import os
 
 import joblib
-import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 from sklearn.datasets import load_digits

@@ -20,14 +20,15 @@ from skdl import (
     SimpleRNN,
     regularizers,
 )
-from skdl._network import Network, build_layers
+from skdl._network import build_layers
 from skdl.regularizers import L1, L2, L1L2
+
+from _networks import initialized_network
 
 
 def _network(specs, input_shape, dtype=np.float32):
-    net = Network(build_layers(specs, input_shape, dtype), dtype)
-    net.initialize(np.random.RandomState(0))
-    return net
+    """These tests run in float32 unless they say otherwise."""
+    return initialized_network(specs, input_shape, dtype)
 
 
 def _slice(net, view):

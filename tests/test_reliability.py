@@ -14,7 +14,6 @@ import joblib
 import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
-from sklearn.datasets import load_digits
 from threadpoolctl import threadpool_limits
 
 from skdl import (
@@ -35,12 +34,6 @@ from skdl._estimators import PICKLE_FORMAT
 from skdl._kernels import _openmp
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-
-
-@pytest.fixture(scope="module")
-def digits():
-    X, y = load_digits(return_X_y=True)
-    return (X / 16.0).astype(np.float32), y
 
 
 def _models():

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.base import clone
-from sklearn.datasets import load_digits, make_classification, make_regression
+from sklearn.datasets import make_classification, make_regression
 from sklearn.metrics import recall_score
 from sklearn.model_selection import GridSearchCV, train_test_split
 
@@ -29,12 +29,6 @@ from skdl.regularizers import L1L2
 from skdl.schedules import Cosine, InverseTimeDecay, LinearWarmup, PatienceAnnealer
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-
-
-@pytest.fixture(scope="module")
-def digits():
-    X, y = load_digits(return_X_y=True)
-    return (X / 16.0).astype(np.float32), y
 
 
 def _small(**params):
