@@ -364,32 +364,59 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
                 else network.layer_output(chunk, layer))
         return out
 
-    def _check_sample_shape(self, X):
-        # Before validate_data: for n-d X its message would count only axis 1.
+    def _to_fitted_layout(self, X):
+        """X in the layout the model was fitted on: flat rows of features or
+        samples of shape ``input_shape_``, whichever it was given.
+
+        A model with a multi-dimensional ``input_shape_`` takes both layouts
+        (they are told apart by the number of axes, so the choice is never
+        ambiguous); an X of neither gets an error naming both. Runs before
+        ``validate_data``, whose message would count only X's second axis.
+        """
         shape = getattr(X, "shape", None)
+        if shape is None and isinstance(X, (list, tuple)):
+            try:  # what validate_data would make of it; leave its errors to it
+                X = np.asarray(X)
+                shape = X.shape
+            except (TypeError, ValueError):
+                return X
+        if shape is None or issparse(X):
+            return X
         if isinstance(self.input_shape_, dict):
-            if shape is not None and len(shape) > 2:
+            if len(shape) > 2:
                 raise ValueError(
                     f"X has shape {tuple(shape)}; this model's inputs "
                     f"{self.input_shape_} take flat rows of features side by side, "
                     "or a dict of arrays by input name."
                 )
-            return
-        if shape is not None and len(shape) > 2 and tuple(shape[1:]) != self.input_shape_:
-            raise ValueError(
-                f"X has samples of shape {tuple(shape[1:])}, but {type(self).__name__} "
-                f"was fitted on samples of shape {self.input_shape_}."
-            )
+            return X
+        sample_shape = self.input_shape_
+        if len(sample_shape) == 1 or len(shape) < 2:
+            return X  # flat samples: scikit-learn's own checks and messages
+        size = int(np.prod(sample_shape))
+        # Fitted on flat rows, n_features_in_ is their length; on shaped samples,
+        # the first axis of a sample (where both agree, either layout works).
+        fitted_flat = self.n_features_in_ == size
+        given = tuple(shape[1:])
+        if given == sample_shape:
+            return np.asarray(X).reshape(shape[0], size) if fitted_flat else X
+        if len(shape) == 2 and shape[1] == size:
+            return X if fitted_flat else np.asarray(X).reshape((shape[0],) + sample_shape)
+        what = (f"{shape[1]} features per row" if len(shape) == 2
+                else f"samples of shape {given}")
+        raise ValueError(
+            f"X has {what}, but {type(self).__name__} was fitted on samples of shape "
+            f"{sample_shape}: give flat rows of {size} features or samples of shape "
+            f"{sample_shape}."
+        )
 
     def _prediction_input(self, X):
         """X (array or dict of arrays by input name) validated against the
         fitted model, as :meth:`_outputs` takes it."""
         check_is_fitted(self)
-        X = self._flatten_inputs(X)
-        self._check_sample_shape(X)
-        X = self._validate_input(X, reset=False)[0]
+        X = self._to_fitted_layout(self._flatten_inputs(X))
         self._check_sparse_input(X, first=False, fitting=False)
-        return X
+        return self._validate_input(X, reset=False)[0]
 
     def _why_not_sparse(self, first):
         """Why the network (the one ``fit`` is about to build when ``first``)
@@ -458,7 +485,7 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
                  or (not incremental and not self.warm_start))
         X = self._flatten_inputs(X)
         if not first:
-            self._check_sample_shape(X)
+            X = self._to_fitted_layout(X)
         X, y = self._validate_input(X, y, reset=first)
         self._check_sparse_input(X, first, fitting=True)
         if first:

@@ -258,3 +258,77 @@ def test_unrequested_sample_weight_gets_scikit_learns_routing_error(routing, tab
     pipe = Pipeline([("model", _model())])
     with pytest.raises(UnsetMetadataPassedError, match="sample_weight"):
         pipe.fit(X, y, sample_weight=np.ones(len(y)))
+
+
+# -- flat rows or shaped samples ---------------------------------------------------------
+
+def _cnn(**params):
+    return NNClassifier([Conv2D(3, 3, name="conv"), Flatten()], max_iter=2,
+                        random_state=0, **params)
+
+
+@pytest.fixture(scope="module")
+def cnns(digits):
+    """The same CNN fitted on flat rows (with input_shape) and on images."""
+    X, y = digits
+    flat = _cnn(input_shape=(1, 8, 8)).fit(X[:200], y[:200])
+    shaped = _cnn().fit(X[:200].reshape(-1, 1, 8, 8), y[:200])
+    return flat, shaped
+
+
+def test_either_layout_predicts_the_same_whichever_the_model_was_fitted_on(cnns, digits):
+    X = digits[0][200:260]
+    images = X.reshape(-1, 1, 8, 8)
+    flat, shaped = cnns
+    # The network sees the same samples either way, so the fits are one model.
+    assert flat.n_features_in_ == 64 and shaped.n_features_in_ == 1
+    assert_array_equal(flat.get_weights()["conv"]["kernel"],
+                       shaped.get_weights()["conv"]["kernel"])
+    expected = flat.predict_proba(X)
+    for model in cnns:
+        for given in (X, images, images.tolist()):
+            assert_array_equal(model.predict_proba(given), expected)
+            assert_array_equal(model.predict(given), flat.predict(X))
+        assert_array_equal(model.activations(images, layer="conv"),
+                           flat.activations(X, layer="conv"))
+        assert model.score(images, digits[1][200:260]) == flat.score(X, digits[1][200:260])
+
+
+def test_partial_fit_continues_on_either_layout(digits):
+    X, y = digits[0][:120], digits[1][:120]
+    continued = {}
+    for name, given in (("flat", X), ("images", X.reshape(-1, 1, 8, 8))):
+        model = _cnn(input_shape=(1, 8, 8)).fit(X, y)
+        continued[name] = model.partial_fit(given, y).get_weights()["conv"]["kernel"]
+    assert_array_equal(continued["flat"], continued["images"])
+
+
+def test_a_sequence_model_takes_flat_rows_or_sequences(digits):
+    from skdl import GRU
+    X, y = digits[0][:150], digits[1][:150]
+    model = NNClassifier([GRU(5)], max_iter=2, random_state=0).fit(X.reshape(-1, 8, 8), y)
+    assert_array_equal(model.predict_proba(X), model.predict_proba(X.reshape(-1, 8, 8)))
+
+
+@pytest.mark.parametrize("which", [0, 1])
+@pytest.mark.parametrize("given, what", [
+    ((5, 63), "X has 63 features per row"),
+    ((5, 1, 4, 16), r"X has samples of shape \(1, 4, 16\)"),
+    ((5, 8, 8), r"X has samples of shape \(8, 8\)"),
+])
+def test_neither_layout_names_both_and_what_was_given(cnns, which, given, what):
+    model = cnns[which]
+    with pytest.raises(ValueError, match=what + r", but NNClassifier was fitted on "
+                       r"samples of shape \(1, 8, 8\): give flat rows of 64 features or "
+                       r"samples of shape \(1, 8, 8\)\."):
+        model.predict(np.zeros(given))
+    with pytest.raises(ValueError, match=what):
+        model.partial_fit(np.zeros(given), np.zeros(given[0], dtype=int))
+
+
+def test_flat_models_keep_scikit_learns_feature_count_message(tabular):
+    X, y = tabular
+    model = _model().fit(X, y)
+    with pytest.raises(ValueError, match="X has 5 features, but NNClassifier is "
+                                         "expecting 6 features as input"):
+        model.predict(X[:, :5])
