@@ -418,30 +418,6 @@ def test_text_example_lstm_reads_word_order():
     assert model.score(X_test, y_test) >= 0.95
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_weights_port_from_pytorch(cell):
-    # The documented layouts: kernel = weight_ih.T, recurrent_kernel =
-    # weight_hh.T, LSTM bias = bias_ih + bias_hh, GRU bias / recurrent_bias =
-    # bias_ih / bias_hh. PyTorch is not a dependency: skipped without it.
-    torch = pytest.importorskip("torch")
-    torch.manual_seed(0)
-    module = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](3, 4, batch_first=True,
-                                                                  dtype=torch.float64)
-    X = np.random.RandomState(17).randn(5, 6, 3)
-    with torch.no_grad():
-        expected = module(torch.from_numpy(X))[0].numpy()
-    p = {name: value.detach().numpy() for name, value in module.named_parameters()}
-    weights = {"kernel": p["weight_ih_l0"].T, "recurrent_kernel": p["weight_hh_l0"].T}
-    if cell == "lstm":
-        weights["bias"] = p["bias_ih_l0"] + p["bias_hh_l0"]
-    else:
-        weights.update(bias=p["bias_ih_l0"], recurrent_bias=p["bias_hh_l0"])
-    spec = {"lstm": LSTM, "gru": GRU}[cell](4, return_sequences=True, name="rnn")
-    net = Network(build_layers([spec], (6, 3), np.float64), np.float64)
-    net.set_weights({"rnn": weights})
-    assert_allclose(net.forward(X), expected, rtol=1e-12, atol=1e-12)
-
-
 @pytest.mark.parametrize("cell, G", CELLS)
 def test_last_step_gradient_alone_equals_a_padded_sequence_gradient(cell, G):
     rng = np.random.RandomState(18)
