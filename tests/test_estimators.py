@@ -8,6 +8,7 @@ import joblib
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
+from scipy.special import expit
 from sklearn.base import clone
 from sklearn.datasets import make_classification, make_regression
 from sklearn.exceptions import ConvergenceWarning
@@ -18,6 +19,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 from threadpoolctl import threadpool_limits
 
 from skdl import Activation, Dense, Dropout, Flatten, NNClassifier, NNRegressor, Reshape
+from skdl.callbacks import LambdaCallback
 from skdl.optimizers import SGD, Adam
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -133,6 +135,10 @@ def test_binary_and_string_labels(digits):
     assert_array_equal(clf.predict(X), clf.classes_[P.argmax(1)])
     assert clf.score(X, labels) > 0.9
     assert_allclose(np.exp(clf.predict_log_proba(X)), P, rtol=1e-10)
+    # One sigmoid unit gives the probability of the second class.
+    logits = _numpy_forward(clf.get_weights(), X.astype(np.float64), ["relu", None])
+    assert logits.shape == (len(X), 1)
+    assert_allclose(P[:, 1], expit(logits[:, 0]), rtol=1e-5, atol=1e-6)
 
 
 def test_multilabel():
@@ -141,7 +147,10 @@ def test_multilabel():
     clf = NNClassifier(max_iter=50, random_state=0).fit(X, Y)
     assert clf.predict(X).shape == Y.shape
     P = clf.predict_proba(X)
-    assert P.shape == Y.shape and ((P >= 0) & (P <= 1)).all()
+    # A sigmoid per label; a label is predicted where its probability passes 0.5.
+    logits = _numpy_forward(clf.get_weights(), X, ["relu", None])
+    assert_allclose(P, expit(logits), rtol=1e-5, atol=1e-6)
+    assert_array_equal(clf.predict(X), (P > 0.5).astype(Y.dtype))
     assert (clf.predict(X) == Y).mean() > 0.9
 
 
@@ -173,7 +182,10 @@ def test_regressor_output_shape_follows_y():
     assert NNRegressor(max_iter=2).fit(X, y[:, None]).predict(X).shape == (60, 1)
     Y = np.column_stack([y, -y])
     reg = NNRegressor(max_iter=2).fit(X, Y)
-    assert reg.predict(X).shape == (60, 2) and reg.n_outputs_ == 2
+    assert reg.n_outputs_ == 2
+    # One linear output unit per target.
+    assert_allclose(reg.predict(X), _numpy_forward(reg.get_weights(), X, ["relu", None]),
+                    rtol=1e-5, atol=1e-5)
 
 
 def test_input_shape_and_nd_input(digits):
@@ -323,20 +335,42 @@ def test_partial_fit_regressor():
     reg = NNRegressor(random_state=0)
     losses = [reg.partial_fit(X, y / 100).loss_ for _ in range(20)]
     assert losses[-1] < losses[0]
+    # Each call is one more epoch of the same training: 20 calls on the same
+    # data give the model of a fit of 20 epochs.
+    fitted = NNRegressor(random_state=0, max_iter=20, n_iter_no_change=20).fit(X, y / 100)
+    assert fitted.n_iter_ == reg.n_iter_ == 20
+    assert_array_equal(reg.network_.params, fitted.network_.params)
+    assert losses == fitted.loss_curve_
     with pytest.raises(ValueError, match="X has 3 features"):
         reg.partial_fit(X[:, :3], y)
 
 
 def test_warm_start_continues(digits):
+    # Two warm-started fits of 3 epochs give the model of one fit of 6: the
+    # second starts from the weights the first ended with, and the optimizer's
+    # moments, the step count and the random generators (shuffling, dropout)
+    # carry on too.
     X, y = digits
-    clf = NNClassifier(max_iter=3, warm_start=True, random_state=0).fit(X, y)
-    first = clf.get_weights()["dense"]["kernel"]
-    clf.fit(X, y)
-    assert clf.n_iter_ == 6
-    assert not np.array_equal(first, clf.get_weights()["dense"]["kernel"])
-    cold = NNClassifier(max_iter=3, random_state=0).fit(X, y)
+    layers = [Dense(32, activation="relu"), Dropout(0.2)]
+    starts = []
+    record_start = LambdaCallback(
+        on_fit_begin=lambda est: starts.append(est.network_.params.copy()))
+    warm = NNClassifier(layers, max_iter=3, warm_start=True, random_state=0,
+                        callbacks=[record_start]).fit(X, y)
+    after_first = warm.network_.params.copy()
+    warm.fit(X, y)
+    assert_array_equal(starts[1], after_first)
+    once = NNClassifier(layers, max_iter=6, random_state=0).fit(X, y)
+    assert warm.n_iter_ == once.n_iter_ == 6 and warm.t_ == once.t_
+    assert warm.loss_curve_ == once.loss_curve_
+    assert_array_equal(warm.network_.params, once.network_.params)
+    # Without warm_start a second fit starts afresh: the same model again.
+    cold = NNClassifier(layers, max_iter=3, random_state=0, callbacks=[record_start])
+    first = cold.fit(X, y).network_.params.copy()
     cold.fit(X, y)
     assert cold.n_iter_ == 3
+    assert_array_equal(starts[3], starts[2])
+    assert_array_equal(cold.network_.params, first)
 
 
 def test_get_and_set_weights(digits):

@@ -31,7 +31,9 @@ def test_layer_activations_in_a_pipeline(digits):
     assert list(step.get_feature_names_out()[:2]) == ["features0", "features1"]
     # Nested block parts, unflattened.
     unflat = LayerActivations(net, layer="block/pool", flatten=False).fit(X, y)
-    assert unflat.transform(X[:3]).shape == (3, 4, 4, 4)
+    pooled = unflat.transform(X[:3])
+    assert pooled.shape == (3, 4, 4, 4)  # 4 channels of 8x8 pooled to 4x4
+    assert_array_equal(pooled, unflat.estimator_.activations(X[:3], "block/pool"))
     assert unflat.get_feature_names_out()[0] == "block_pool0"
 
 
@@ -75,9 +77,13 @@ def test_mistakes_with_string_labels_and_any_classifier(digits):
                       "eight", "nine"])[y]
     tree = DecisionTreeClassifier(max_depth=3, random_state=0).fit(X, names)
     result = mistakes(tree, X, names)
+    predicted = tree.predict(X)
     assert list(result.labels) == sorted(set(names))
-    assert set(result.actual) <= set(names)
-    assert np.all(result.actual != result.predicted)
+    assert_array_equal(result.indices, np.flatnonzero(predicted != names))
+    assert_array_equal(result.actual, names[result.indices])
+    assert_array_equal(result.predicted, predicted[result.indices])
+    assert_array_equal(result.confusion_matrix,
+                       confusion_matrix(names, predicted, labels=result.labels))
 
 
 def test_mistakes_rejects_multilabel_targets(digits):

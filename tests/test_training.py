@@ -10,10 +10,12 @@ from contextlib import redirect_stdout
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
+from scipy.special import logsumexp
 from sklearn.base import clone
 from sklearn.datasets import make_classification, make_regression
-from sklearn.metrics import recall_score
-from sklearn.model_selection import GridSearchCV, train_test_split
+from sklearn.metrics import r2_score, recall_score
+from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split
+from sklearn.utils.class_weight import compute_class_weight
 
 from skdl import BatchNormalization, Dense, NNClassifier, NNRegressor, _ops, _reference
 from skdl._training import validation_split
@@ -176,13 +178,27 @@ def test_final_epochs_train_on_all_samples(digits):
     assert per_epoch[4] - per_epoch[3] == len(y)
 
 
-def test_regressor_validation_score_is_r2():
+def test_regressor_validation_score_is_r2(monkeypatch):
+    import skdl._estimators
+
     X, y = make_regression(400, 5, noise=1.0, random_state=0)
     y = y / y.std()
+    splits = []
+
+    def recorded_split(*args, **kwargs):  # the estimator's split, as it made it
+        splits.append(validation_split(*args, **kwargs))
+        return splits[-1]
+
+    monkeypatch.setattr(skdl._estimators, "validation_split", recorded_split)
     reg = NNRegressor([Dense(32, activation="relu")], learning_rate=0.01, max_iter=30,
                       early_stopping=True, random_state=0).fit(X, y)
-    assert reg.best_validation_score_ > 0.8
     assert len(reg.validation_scores_) == reg.n_iter_
+    # The model keeps the best epoch's weights; their score is R² on the
+    # held-out samples.
+    (_, (X_val, _, y_val, _)), = splits
+    assert len(y_val) == 40
+    assert reg.best_validation_score_ == r2_score(y_val, reg.predict(X_val))
+    assert reg.best_validation_score_ > 0.8
 
 
 # -- learning-rate schedules through the estimator ------------------------------
@@ -295,6 +311,33 @@ def test_l2_shrinks_the_kernels(digits):
 
 
 # -- class and sample weights ---------------------------------------------------
+def test_balanced_class_weights_are_sklearns():
+    # 'balanced' weighs each sample of class c by scikit-learn's
+    # compute_class_weight: n_samples / (n_classes * count(c)).
+    rng = np.random.RandomState(0)
+    y = np.repeat([0, 1, 2], [120, 60, 20])
+    X = rng.randn(200, 4) + y[:, None]
+    weights = compute_class_weight("balanced", classes=np.arange(3), y=y)[y]
+    initial = {}
+    clf = NNClassifier([], class_weight="balanced", dtype="float64", max_iter=1,
+                       random_state=0, callbacks=[LambdaCallback(
+                           on_fit_begin=lambda est: initial.update(est.get_weights()))])
+    clf.fit(X, y)
+    # One batch: the epoch's loss is the weighted mean cross-entropy at the
+    # initial weights.
+    Z = X @ initial["output"]["kernel"] + initial["output"]["bias"]
+    losses = logsumexp(Z, axis=1) - Z[np.arange(len(y)), y]
+    assert_allclose(clf.loss_, weights @ losses / weights.sum(), rtol=1e-12)
+    assert not np.isclose(clf.loss_, losses.mean(), rtol=1e-3)
+    # Over epochs of several batches, multiplied into sample_weight.
+    sample_weight = rng.uniform(0.5, 2.0, len(y))
+    balanced = _small(class_weight="balanced", batch_size=64, max_iter=3).fit(
+        X, y, sample_weight=sample_weight)
+    weighted = _small(batch_size=64, max_iter=3).fit(X, y,
+                                                     sample_weight=sample_weight * weights)
+    assert_array_equal(balanced.network_.params, weighted.network_.params)
+
+
 def test_balanced_class_weight_raises_minority_recall():
     X, y = make_classification(3000, 10, weights=[0.95, 0.05], class_sep=0.3,
                                random_state=0)
@@ -558,10 +601,28 @@ def test_divergence_names_epoch_and_batch_and_keeps_finite_weights():
 
 
 def test_clipping_avoids_the_divergence():
-    X, y = make_regression(200, 5, random_state=0)
-    reg = NNRegressor([Dense(16, activation="relu")], optimizer=SGD(clipnorm=1.0),
-                      learning_rate=0.1, max_iter=5, random_state=0).fit(X, y / y.std())
-    assert np.isfinite(reg.loss_curve_).all()
+    X, y = make_regression(200, 5, random_state=0)  # targets of standard deviation 190
+
+    def fit(optimizer):
+        """The fitted model and how far each step moved its weights."""
+        params = []
+
+        def record(estimator, *args):
+            params.append(estimator.network_.params.astype(np.float64))
+
+        reg = NNRegressor([Dense(16, activation="relu")], optimizer=optimizer,
+                          learning_rate=0.1, max_iter=5, random_state=0,
+                          callbacks=[LambdaCallback(on_fit_begin=record,
+                                                    on_batch_end=record)]).fit(X, y)
+        return reg, np.linalg.norm(np.diff(params, axis=0), axis=1)
+
+    unclipped, _ = fit(SGD())
+    assert unclipped.loss_curve_[-1] > 1e6 * unclipped.loss_curve_[0]
+    clipped, moves = fit(SGD(clipnorm=1.0))
+    # Plain SGD moves the weights by the learning rate times the gradient,
+    # clipped to a norm of 1 (these gradients are all larger): 0.1 a step.
+    assert_allclose(moves, 0.1, rtol=1e-6)
+    assert np.all(np.diff(clipped.loss_curve_) < 0)
 
 
 def test_keyboard_interrupt_keeps_a_usable_model(digits):
@@ -652,10 +713,15 @@ def test_verbose_table_and_progress_bar(digits):
 
 def test_grid_search_over_training_parameters(digits):
     X, y = digits
-    search = GridSearchCV(_small(max_iter=3), {"l2": [0.0, 0.01],
+    settings = dict(max_iter=3, learning_rate=0.01, batch_size=32)
+    search = GridSearchCV(_small(**settings), {"l2": [0.0, 0.01],
                                                "optimizer": [Adam(), SGD(momentum=0.9)]},
                           cv=2).fit(X, y)
-    assert len(search.cv_results_["params"]) == 4
+    # Each candidate scores as the estimator with its parameters does.
+    expected = [cross_val_score(_small(**settings, **params), X, y, cv=2).mean()
+                for params in search.cv_results_["params"]]
+    assert_array_equal(search.cv_results_["mean_test_score"], expected)
+    assert len(set(expected)) == 4
 
 
 # -- augmentation ------------------------------------------------------------------
