@@ -8,6 +8,12 @@ NaN or infinite output, a crash or a hang fails. Where the answer is plain
 from the documented behaviour (valid geometry, a NaN in X, a y of the wrong
 length), the test also requires that the case works, or that it raises.
 
+Estimator inputs, convolution and pooling geometry and pathways are drawn
+valid by construction, so every example reaches the check of its values
+against a plain-numpy reference; a separate, smaller test of each breaks one
+thing at a time (a fault per parametrization) and requires an error that
+names it.
+
 Few examples, tiny shapes and one or two epochs keep the file fast. To fuzz
 deeper: ``SKDL_FUZZ_EXAMPLES=500 pytest tests/test_fuzz.py
 --hypothesis-profile=explore`` draws more, and new, examples.
@@ -15,7 +21,9 @@ deeper: ``SKDL_FUZZ_EXAMPLES=500 pytest tests/test_fuzz.py
 import faulthandler
 import functools
 import os
+import re
 import sys
+from collections import namedtuple
 from numbers import Integral
 
 import numpy as np
@@ -124,10 +132,13 @@ def attempt(f, *args, **kwargs):
         return None, exc
 
 
-def check_outcome(error, must_raise, must_work, case):
-    """The outcome the documentation promises, where it is plain."""
+def check_outcome(error, must_raise, must_work, case, message=None):
+    """The outcome the documentation promises, where it is plain; a refusal
+    must say ``message`` (a regular expression) when given."""
     if must_raise:
         assert error is not None, f"accepted an invalid case: {case}"
+        assert message is None or re.search(message, str(error)), (
+            f"unclear error {error!r}: {case}")
     if must_work:
         assert error is None, f"refused a valid case ({error!r}): {case}"
 
@@ -186,8 +197,13 @@ def check_predictions(est, X, classifier=False):
 
 # -- estimator inputs ------------------------------------------------------------
 
-X_DTYPES = ["float16", "float32", "float64", "int8", "int64", "bool", "object",
-            "complex"]
+# Numeric X dtypes scikit-learn takes; object arrays hold numbers.
+X_DTYPES = ["float16", "float32", "float64", "int8", "int64", "bool", "object"]
+# Hidden layers by name; the reference forward pass below knows them.
+HIDDEN = {"dense": lambda: [Dense(3, activation="tanh", name="hidden")],
+          "none": lambda: [], "flatten": lambda: [Flatten()],
+          "normalized": lambda: [BatchNormalization(name="norm"), Dense(3, name="hidden"),
+                                 Dropout(0.5)]}
 
 
 def _cast(values, dtype):
@@ -202,125 +218,192 @@ def _cast(values, dtype):
     return values.astype(dtype)
 
 
-def _input_shape(choice, sample):
-    """An input_shape for samples of shape ``sample`` and whether it fits."""
-    if choice == "none":
-        return None, True
-    if choice == "exact":
-        return tuple(sample), True
-    if choice == "minus_one":
-        return (-1,) + tuple(sample[1:]), True
-    if choice == "leading_one":  # (f,) -> (1, f): fits flat X only
-        return (1,) + tuple(sample), len(sample) == 1
-    if choice == "reversed":
-        return tuple(reversed(sample)), tuple(reversed(sample)) == tuple(sample)
-    if choice == "one_more":
-        return tuple(sample[:-1]) + (sample[-1] + 1,), False
-    if choice == "zero":
-        return (0,) + tuple(sample), False
-    return (-1, -1), False  # two unknowns
+@st.composite
+def estimator_cases(draw, classifier=None, early_stopping=None):
+    """A fit that must work, by construction: a dict of the estimator's
+    parameters (``kind``, ``hidden``, ``input_shape``, ``net_dtype``,
+    ``early_stopping``, ``seed``) and the data (``values``, float samples
+    of shape (n, *sample), stored as ``dtype``; ``y``; ``weights``).
+    ``classifier`` and ``early_stopping`` are drawn unless given.
 
-
-@settings(max_examples=_examples(150), deadline=None)
-@given(classifier=st.booleans(), n=st.sampled_from([0, 1, 2, 3, 5, 7]),
-       layout=st.sampled_from(["1d", "2d", "2d", "3d", "4d"]),
-       n_features=st.sampled_from([0, 1, 3, 5]),
-       axes=st.lists(st.sampled_from([0, 1, 2, 3]), min_size=3, max_size=3),
-       dtype=st.sampled_from(X_DTYPES),
-       special=st.sampled_from([None, None, np.nan, np.inf, -np.inf]),
-       shape_choice=st.sampled_from(["none", "exact", "minus_one", "leading_one",
-                                     "reversed", "one_more", "zero", "two_unknowns"]),
-       y_choice=st.sampled_from(["ok", "ok", "short", "long", "one_class", "strings",
-                                 "2d"]),
-       weight_choice=st.sampled_from([None, "ok", "short", "negative", "zeros",
-                                      "some_zero"]),
-       layers=st.sampled_from(["dense", "none", "flatten", "normalized"]),
-       early_stopping=st.booleans(), net_dtype=st.sampled_from(["float32", "float64"]),
-       seed=st.integers(0, 2**16), threads=THREADS)
-# Early stopping that holds out only samples of weight 0, and one that keeps
-# only samples of weight 0 for training.
-@example(classifier=False, n=5, layout="2d", n_features=3, axes=[1, 1, 1],
-         dtype="float64", special=None, shape_choice="none", y_choice="ok",
-         weight_choice="some_zero", layers="dense", early_stopping=True,
-         net_dtype="float64", seed=0, threads=1)
-@example(classifier=False, n=2, layout="2d", n_features=1, axes=[1, 1, 1],
-         dtype="float64", special=None, shape_choice="none", y_choice="ok",
-         weight_choice="some_zero", layers="dense", early_stopping=True,
-         net_dtype="float64", seed=0, threads=1)
-@fuzzed
-def test_estimator_inputs(classifier, n, layout, n_features, axes, dtype, special,
-                          shape_choice, y_choice, weight_choice, layers, early_stopping,
-                          net_dtype, seed, threads):
+    Early stopping holds out half of at least 4 samples, of 2 classes for a
+    single-label classifier, so both parts hold every class and some weight.
+    """
+    classifier = draw(st.booleans()) if classifier is None else classifier
+    early_stopping = draw(st.booleans()) if early_stopping is None else early_stopping
+    n = draw(st.sampled_from([4, 6, 8] if early_stopping else [1, 2, 3, 5, 7]))
+    n = max(n, 2) if classifier else n  # two classes need two samples
+    rank = draw(st.sampled_from([1, 1, 2, 3]))
+    sample = tuple(draw(st.lists(st.sampled_from([1, 3, 5] if rank == 1 else [1, 2, 3]),
+                                 min_size=rank, max_size=rank)))
+    shape_choices = ["none", "exact", "minus_one"] + (["leading_one"] if rank == 1 else [])
+    input_shape = {"none": None, "exact": sample, "minus_one": (-1,) + sample[1:],
+                   "leading_one": (1,) + sample}[draw(st.sampled_from(shape_choices))]
+    seed = draw(st.integers(0, 2**16))
     rng = np.random.RandomState(seed)
-    sample = {"1d": (), "2d": (n_features,), "3d": tuple(axes[:2]),
-              "4d": tuple(axes)}[layout]
-    values = rng.randn(n, *sample)
-    has_special = special is not None and values.size > 0 and dtype not in (
-        "int8", "int64", "bool")
-    if has_special:
-        values.flat[rng.randint(values.size)] = special
-    X = _cast(values, dtype)
-    input_shape, shape_fits = _input_shape(shape_choice, sample or (1,))
-
-    length = {"short": n - 1, "long": n + 1}.get(y_choice, n)
-    length = max(length, 0)
-    if classifier:
-        y = rng.randint(3, size=length)
-        if y_choice == "one_class":
-            y[:] = 1
-        elif y_choice == "strings":
-            y = np.array(["cat", "dog", "emu"])[y]
-        elif y_choice == "2d":  # multilabel indicator
-            y = rng.randint(2, size=(length, 2))
+    targets = draw(st.sampled_from(["numbers", "strings", "2d"]))
+    if classifier and targets == "2d":  # a label indicator matrix
+        y = rng.randint(2, size=(n, 2))
+    elif classifier:
+        n_classes = 2 if early_stopping else draw(st.integers(2, min(n, 3)))
+        y = rng.permutation(np.arange(n) % n_classes)
+        y = np.array(["cat", "dog", "emu"])[y] if targets == "strings" else y
     else:
-        y = rng.randn(length, 2) if y_choice == "2d" else rng.randn(length)
-    weights = {None: None, "ok": rng.uniform(0.5, 2, n), "short": np.ones(max(n - 1, 0)),
-               "negative": -np.ones(n), "zeros": np.zeros(n),
-               "some_zero": np.r_[0.0, np.ones(max(n - 1, 0))]}[weight_choice]
-    hidden = {"dense": [Dense(3, activation="tanh")], "none": [], "flatten": [Flatten()],
-              "normalized": [BatchNormalization(), Dense(3), Dropout(0.5)]}[layers]
-    kind = NNClassifier if classifier else NNRegressor
-    est = kind(hidden, input_shape=input_shape, max_iter=2, dtype=net_dtype,
-               early_stopping=early_stopping, random_state=seed)
+        y = rng.randn(n, 2) if targets == "2d" else rng.randn(n)
+    weights = draw(st.sampled_from([None, "some", "some_zero"]))
+    weights = {None: None, "some": rng.uniform(0.5, 2, n),
+               "some_zero": np.r_[0.0, np.ones(n - 1)] if n > 1 else np.ones(1)}[weights]
+    return dict(kind=NNClassifier if classifier else NNRegressor,
+                hidden=draw(st.sampled_from(sorted(HIDDEN))), input_shape=input_shape,
+                net_dtype=draw(st.sampled_from(["float32", "float64"])),
+                early_stopping=early_stopping, seed=seed, values=rng.randn(n, *sample),
+                dtype=draw(st.sampled_from(X_DTYPES)), y=y, weights=weights)
 
-    one_class = classifier and y.ndim == 1 and len(np.unique(y)) < 2
-    x_bad = (layout == "1d" or n == 0 or 0 in sample or dtype == "complex"
-             or has_special or not shape_fits)
-    y_bad = length != n or one_class
-    weights_bad = weight_choice in ("short", "negative", "zeros") or (
-        weight_choice == "some_zero" and n == 1)
-    case = dict(X=X, y=y, sample_weight=weights, input_shape=input_shape)
+
+def make_fit(case):
+    """The estimator of ``case`` and the arguments of its fit: (est, X, y, w)."""
+    est = case["kind"](HIDDEN[case["hidden"]](), input_shape=case["input_shape"],
+                       max_iter=2, dtype=case["net_dtype"],
+                       early_stopping=case["early_stopping"], validation_fraction=0.5,
+                       random_state=case["seed"])
+    return est, _cast(case["values"], case["dtype"]), case["y"], case["weights"]
+
+
+def reference_outputs(est, X):
+    """The network's outputs (before softmax or sigmoid) computed from
+    ``get_weights()`` by the documented layouts: samples reshaped to
+    ``input_shape_``, Dense on the last axis, BatchNormalization per entry of
+    axis 1 by its running statistics (epsilon 1e-3), flattened before the
+    output layer."""
+    activations = {spec.name: getattr(spec, "activation", None) for spec in est.layers}
+    A = np.asarray(X, dtype=np.float64).reshape((len(X),) + est.input_shape_)
+    for name, params in est.get_weights().items():
+        if "moving_mean" in params:
+            per_channel = (1, -1) + (1,) * (A.ndim - 2)
+            scale = params["gamma"] / np.sqrt(params["moving_variance"] + 1e-3)
+            A = ((A - params["moving_mean"].reshape(per_channel)) * scale.reshape(per_channel)
+                 + params["beta"].reshape(per_channel))
+            continue
+        if name == "output":
+            A = A.reshape(len(A), -1)
+        A = A @ params["kernel"] + params["bias"]
+        A = np.tanh(A) if activations.get(name) == "tanh" else A
+    return A
+
+
+@settings(max_examples=_examples(100), deadline=None)
+@given(case=estimator_cases(), threads=THREADS)
+@fuzzed
+def test_estimator_inputs(case, threads):
+    est, X, y, weights = make_fit(case)
     _, error = attempt(est.fit, X, y, sample_weight=weights)
-    valid = not (x_bad or y_bad or weights_bad)
-    check_outcome(error, must_raise=not valid, must_work=valid and not early_stopping,
-                  case=case)
-    if error is not None:
-        if valid:  # early stopping may refuse to split off too few samples
-            assert "validation" in str(error), f"unclear error {error!r}: {case}"
-        return
-
-    for rows in (X[:1], X):  # one sample, then all of them
-        P = check_predictions(est, rows, classifier)
-        assert P.shape[1:] == y.shape[1:]
+    check_outcome(error, must_raise=False, must_work=True, case=case)
+    classifier = case["kind"] is NNClassifier
+    P = check_predictions(est, X, classifier)
+    assert P.shape[1:] == y.shape[1:]
+    # One sample predicts as in the batch, and X as its float64 copy.
+    assert_array_equal(check_predictions(est, X[:1], classifier), P[:1])
+    X64 = np.asarray(X, dtype=np.float64)
+    assert_array_equal(est.predict(X64), P)
     # Samples of another shape are refused.
-    other = np.zeros((1,) + sample[:-1] + (sample[-1] + 1,))
-    _, error = attempt(est.predict, other)
+    sample = case["values"].shape[1:]
+    _, error = attempt(est.predict, np.zeros((1,) + sample[:-1] + (sample[-1] + 1,)))
     assert isinstance(error, ValueError), "predicted on samples of another shape"
+    # The values are those of the documented forward pass.
+    Z = reference_outputs(est, X64)
+    tol = tolerance(np.dtype(case["net_dtype"]))
+    if not classifier:
+        assert_allclose(P, Z.reshape(P.shape), **tol)
+        return
+    proba = est.predict_proba(X)
+    assert_array_equal(est.predict_proba(X64), proba)
+    if y.ndim == 2 or len(est.classes_) == 2:  # a sigmoid per label or for class 1
+        assert_allclose(proba[:, -Z.shape[1]:], 1 / (1 + np.exp(-Z)), **tol)
+    else:
+        softmax = np.exp(Z - Z.max(axis=1, keepdims=True))
+        assert_allclose(proba, softmax / softmax.sum(axis=1, keepdims=True), **tol)
+
+
+# What the error says when one thing about a valid fit is wrong.
+INPUT_FAULTS = {
+    "flat_X": r"Expected 2D array, got 1D array",
+    "no_samples": r"0 sample\(s\)",
+    "empty_axis": r"0 feature\(s\)|at least one input feature",
+    "complex": r"Complex data not supported",
+    "nan": r"Input X contains NaN",
+    "infinity": r"Input X contains infinity",
+    "input_shape": r"input_shape",
+    "y_length": r"inconsistent numbers of samples",
+    "one_class": r"at least 2 classes, but the data contains only one class",
+    "weight_length": r"sample_weight\.shape == ",
+    "negative_weights": r"Negative values in data passed to `sample_weight`",
+    "zero_weights": r"Sample weights must contain at least one non-zero number",
+    "weightless_part": r"left only samples of weight 0 in the (training|validation) part",
+}
+
+
+def with_fault(case, fault, draw):
+    """``case`` with one thing made wrong (see INPUT_FAULTS)."""
+    case = dict(case)
+    values, n = case["values"], len(case["values"])
+    sample = values.shape[1:]
+    if fault == "flat_X":
+        case.update(values=values.reshape(n, -1)[:, 0], input_shape=None)
+    elif fault == "no_samples":
+        weights = case["weights"]
+        case.update(values=values[:0], y=case["y"][:0],
+                    weights=None if weights is None else weights[:0])
+    elif fault == "empty_axis":
+        axis = draw(st.integers(1, len(sample)))
+        case.update(values=np.take(values, [], axis=axis), input_shape=None)
+    elif fault == "complex":
+        case.update(dtype="complex")
+    elif fault in ("nan", "infinity"):
+        values = values.copy()
+        values.flat[draw(st.integers(0, values.size - 1))] = (
+            np.nan if fault == "nan" else draw(st.sampled_from([np.inf, -np.inf])))
+        dtype = case["dtype"] if case["dtype"] in ("float16", "float32", "float64",
+                                                   "object") else "float64"
+        case.update(values=values, dtype=dtype)
+    elif fault == "input_shape":
+        bad = [sample[:-1] + (sample[-1] + 1,), (0,) + sample, (-1, -1)]
+        if len(sample) > 1:
+            bad.append((1,) + sample)  # fits flat samples only
+        if sample != sample[::-1]:
+            bad.append(sample[::-1])
+        case.update(input_shape=draw(st.sampled_from(bad)))
+    elif fault == "y_length":
+        y = case["y"]
+        case.update(y=y[:-1] if draw(st.booleans()) else np.concatenate([y, y[:1]]))
+    elif fault == "one_class":
+        case.update(y=np.full(n, draw(st.sampled_from([1, "emu"]))))
+    elif fault == "weight_length":
+        # Not empty: scikit-learn calls an empty one "0 sample(s)", without its name.
+        case.update(weights=np.ones(n + 1 if n == 1 or draw(st.booleans()) else n - 1))
+    elif fault == "negative_weights":
+        case.update(weights=-np.ones(n))
+    elif fault == "zero_weights":
+        case.update(weights=np.zeros(n))
+    else:  # weightless_part: one sample has weight, so one part has none
+        case.update(weights=np.eye(n)[draw(st.integers(0, n - 1))])
+    return case
+
+
+@pytest.mark.parametrize("fault", INPUT_FAULTS)
+@settings(max_examples=_examples(4), deadline=None)
+@given(data=st.data(), threads=THREADS)
+@fuzzed
+def test_estimator_refuses_bad_inputs(fault, data, threads):
+    case = data.draw(estimator_cases(classifier=True if fault == "one_class" else None,
+                                     early_stopping=fault == "weightless_part" or None))
+    case = with_fault(case, fault, data.draw)
+    est, X, y, weights = make_fit(case)
+    _, error = attempt(est.fit, X, y, sample_weight=weights)
+    check_outcome(error, must_raise=True, must_work=False, case=case,
+                  message=INPUT_FAULTS[fault])
 
 
 # -- convolution and pooling geometry -----------------------------------------------
-
-def per_axis(values):
-    """An int for every axis, or a sequence of ints (one per axis, or of a
-    wrong length for 1-D or 2-D layers)."""
-    return st.one_of(values, st.lists(values, min_size=1, max_size=3).map(tuple))
-
-
-SIDES = st.integers(-1, 3)
-PADDINGS = st.one_of(st.sampled_from(["valid", "same"]), SIDES, st.lists(
-    st.one_of(SIDES, st.tuples(SIDES, SIDES)), min_size=1, max_size=3).map(tuple))
-SIZES = st.lists(st.sampled_from([1, 1, 2, 3, 4, 5, 7]), min_size=2, max_size=2)
-
 
 def _axis_values(value, rank):
     """``value`` as ``rank`` positive ints, or None when it is not valid."""
@@ -365,36 +448,95 @@ def expected_window_output(sizes, window, strides, padding, dilation, pool):
     return tuple(out)
 
 
-@settings(max_examples=_examples(120), deadline=None)
-@given(rank=st.sampled_from([1, 2]), channels=st.sampled_from([1, 2, 3, 16]),
-       channel_axis=st.booleans(), sizes=SIZES, filters=st.integers(1, 3),
-       kernel=per_axis(st.integers(-1, 5)), strides=per_axis(st.integers(-1, 4)),
-       dilation=per_axis(st.integers(0, 3)), padding=PADDINGS, n=st.integers(1, 3),
+# A window geometry as a layer takes it: window, strides, dilation and padding
+# each an int for every axis or one entry per axis; padding also 'valid',
+# 'same' or (before, after) pairs; strides None (a pool's: its size).
+WindowGeometry = namedtuple("WindowGeometry",
+                            "rank sizes window strides dilation padding")
+
+
+def _entries(draw, values, rank):
+    """``rank`` ints from ``values`` and their form for a layer: one int for
+    every axis, or a tuple."""
+    if draw(st.booleans()):
+        value = draw(values)
+        return (value,) * rank, value
+    entries = tuple(draw(values) for _ in range(rank))
+    return entries, entries
+
+
+@st.composite
+def window_geometries(draw, pool=False):
+    """A geometry that works, by construction: per axis a window of 1 to 4,
+    a stride of 1 to 3, a dilation of 1 to 3 (a pool's is 1), padding of 0
+    to 2 on each side (a pool's smaller than its window), and an input size
+    that leaves 1 to 3 output positions (any size with 'same')."""
+    rank = draw(st.sampled_from([1, 2]))
+    window, window_arg = _entries(draw, st.integers(1, 4), rank)
+    strides, strides_arg = _entries(draw, st.integers(1, 3), rank)
+    if pool and draw(st.booleans()):
+        strides, strides_arg = window, None
+    dilation, dilation_arg = ((1,) * rank, 1) if pool else _entries(
+        draw, st.integers(1, 3), rank)
+    kind = draw(st.sampled_from(["valid", "same", "int", "per_axis", "pairs"]))
+    if kind == "same":
+        sizes = tuple(draw(st.integers(1, 7)) for _ in range(rank))
+        return WindowGeometry(rank, sizes, window_arg, strides_arg, dilation_arg, "same")
+    sides = [st.integers(0, min(2, k - 1) if pool else 2) for k in window]
+    if kind == "valid":
+        pads, padding = ((0, 0),) * rank, "valid"
+    elif kind == "int":
+        padding = draw(st.integers(0, min(2, min(window) - 1) if pool else 2))
+        pads = ((padding, padding),) * rank
+    elif kind == "per_axis":
+        padding = tuple(draw(side) for side in sides)
+        pads = tuple((p, p) for p in padding)
+    else:
+        pads = padding = tuple((draw(side), draw(side)) for side in sides)
+    sizes = []
+    for k, s, d, (before, after) in zip(window, strides, dilation, pads):
+        span = (k - 1) * d + 1
+        positions, extra = draw(st.integers(1, 3)), draw(st.integers(0, s - 1))
+        sizes.append(max(1, (positions - 1) * s + span + extra - before - after))
+    return WindowGeometry(rank, tuple(sizes), window_arg, strides_arg, dilation_arg,
+                          padding)
+
+
+def _window_layer(g, pool=None, filters=2, activation=None):
+    """The layer spec of geometry ``g``: a convolution of ``filters``, or
+    a pool (``pool`` "max" or "avg")."""
+    if pool is None:
+        return (Conv2D if g.rank == 2 else Conv1D)(
+            filters, g.window, strides=g.strides, padding=g.padding, dilation=g.dilation,
+            activation=activation)
+    return POOLS[g.rank, pool](g.window, strides=g.strides, padding=g.padding)
+
+
+@settings(max_examples=_examples(90), deadline=None)
+@given(geometry=window_geometries(), channels=st.sampled_from([1, 2, 3, 16]),
+       channel_axis=st.booleans(), filters=st.integers(1, 3), n=st.integers(1, 3),
        activation=st.sampled_from([None, "relu", "tanh", "sigmoid", "softmax"]),
        dtype=st.sampled_from(FLOATS), seed=st.integers(0, 2**16), threads=THREADS)
 # Softmax over each channel's plane, as documented and as the numpy twin and
 # the layer's backward pass compute it, with fewer and with 16 channels.
-@example(rank=1, channels=1, channel_axis=False, sizes=[1, 1], filters=1, kernel=1,
-         strides=1, dilation=1, padding="valid", n=2, activation="softmax",
-         dtype=np.float64, seed=0, threads=1)
-@example(rank=2, channels=16, channel_axis=True, sizes=[2, 2], filters=2, kernel=1,
-         strides=1, dilation=1, padding="valid", n=1, activation="softmax",
-         dtype=np.float64, seed=0, threads=1)
+@example(geometry=WindowGeometry(1, (1,), 1, 1, 1, "valid"), channels=1,
+         channel_axis=False, filters=1, n=2, activation="softmax", dtype=np.float64,
+         seed=0, threads=1)
+@example(geometry=WindowGeometry(2, (2, 2), 1, 1, 1, "valid"), channels=16,
+         channel_axis=True, filters=2, n=1, activation="softmax", dtype=np.float64,
+         seed=0, threads=1)
 @fuzzed
-def test_conv_geometry(rank, channels, channel_axis, sizes, filters, kernel, strides,
-                       dilation, padding, n, activation, dtype, seed, threads):
-    spatial = tuple(sizes[:rank])
+def test_conv_geometry(geometry, channels, channel_axis, filters, n, activation, dtype,
+                       seed, threads):
+    g = geometry
     channels = channels if channel_axis else 1
-    input_shape = ((channels,) if channel_axis else ()) + spatial
-    spec = (Conv2D if rank == 2 else Conv1D)(filters, kernel, strides=strides,
-                                             padding=padding, dilation=dilation,
-                                             activation=activation)
-    expected = expected_window_output(spatial, kernel, strides, padding, dilation,
+    input_shape = ((channels,) if channel_axis else ()) + g.sizes
+    spec = _window_layer(g, filters=filters, activation=activation)
+    expected = expected_window_output(g.sizes, g.window, g.strides, g.padding, g.dilation,
                                       pool=False)
+    assert expected is not None and min(expected) >= 1, g  # valid by construction
     net, error = attempt(network, [spec], input_shape, dtype, seed)
-    check_outcome(error, expected is None, expected is not None, spec)
-    if error is not None:
-        return
+    check_outcome(error, False, True, spec)
     layer = net.layers[0]
     assert layer.output_shape == (filters,) + expected
     X = np.random.RandomState(seed).randn(n, *input_shape).astype(dtype)
@@ -411,34 +553,82 @@ POOLS = {(1, "max"): MaxPool1D, (1, "avg"): AvgPool1D, (2, "max"): MaxPool2D,
          (2, "avg"): AvgPool2D}
 
 
-@settings(max_examples=_examples(120), deadline=None)
-@given(rank=st.sampled_from([1, 2]), kind=st.sampled_from(["max", "avg"]),
-       channels=st.integers(1, 3), channel_axis=st.booleans(), sizes=SIZES,
-       pool=per_axis(st.integers(-1, 5)),
-       strides=st.one_of(st.none(), per_axis(st.integers(-1, 4))), padding=PADDINGS,
-       n=st.integers(1, 3), dtype=st.sampled_from(FLOATS), seed=st.integers(0, 2**16),
-       threads=THREADS)
+@settings(max_examples=_examples(90), deadline=None)
+@given(geometry=window_geometries(pool=True), kind=st.sampled_from(["max", "avg"]),
+       channels=st.integers(1, 3), channel_axis=st.booleans(), n=st.integers(1, 3),
+       dtype=st.sampled_from(FLOATS), seed=st.integers(0, 2**16), threads=THREADS)
 @fuzzed
-def test_pool_geometry(rank, kind, channels, channel_axis, sizes, pool, strides, padding,
-                       n, dtype, seed, threads):
-    spatial = tuple(sizes[:rank])
+def test_pool_geometry(geometry, kind, channels, channel_axis, n, dtype, seed, threads):
+    g = geometry
     channels = channels if channel_axis else 1
-    input_shape = ((channels,) if channel_axis else ()) + spatial
-    spec = POOLS[rank, kind](pool, strides=strides, padding=padding)
-    expected = expected_window_output(spatial, pool, pool if strides is None else strides,
-                                      padding, 1, pool=True)
+    input_shape = ((channels,) if channel_axis else ()) + g.sizes
+    spec = _window_layer(g, kind)
+    expected = expected_window_output(g.sizes, g.window,
+                                      g.window if g.strides is None else g.strides,
+                                      g.padding, 1, pool=True)
+    assert expected is not None and min(expected) >= 1, g  # valid by construction
     net, error = attempt(network, [spec], input_shape, dtype, seed)
-    check_outcome(error, expected is None, expected is not None, spec)
-    if error is not None:
-        return
+    check_outcome(error, False, True, spec)
     layer = net.layers[0]
-    assert layer.output_shape == input_shape[:-rank] + expected
+    assert layer.output_shape == input_shape[:-g.rank] + expected
     X = np.random.RandomState(seed).randn(n, *input_shape).astype(dtype)
     Y = run_network(net, X, dtype)
     ref = getattr(_reference, f"{kind}pool2d_forward")(
         X.reshape((n,) + layer.planes), **layer.geometry)
     ref = ref[0] if kind == "max" else ref
     assert_allclose(Y.reshape(ref.shape), ref, **tolerance(dtype))
+
+
+# What the error says when one thing about a working geometry is wrong.
+GEOMETRY_FAULTS = {
+    "window": r"kernel_size|pool_size",
+    "strides": r"strides",
+    "dilation": r"dilation",
+    "padding": r"padding",
+    "length": r"kernel_size|pool_size|strides|dilation|padding",
+    "span": r"spans \d+ positions .* but the padded input has only",
+    "pool_padding": r"padding .* must be smaller than the pool size",
+}
+
+
+def broken_geometry(g, fault, pool, draw):
+    """``g`` with one thing made wrong (see GEOMETRY_FAULTS)."""
+    bad = draw(st.sampled_from([0, -1]))
+    if fault in ("window", "strides", "dilation"):
+        good = getattr(g, fault)
+        value = bad if draw(st.booleans()) else (
+            (bad,) + tuple(_axis_values(good if good is not None else g.window, g.rank))[1:])
+        return g._replace(**{fault: value})
+    if fault == "padding":
+        return g._replace(padding=draw(st.sampled_from(
+            [-1, (-1,) * g.rank, ((0, -1),) * g.rank, "full"])))
+    if fault == "length":
+        name = draw(st.sampled_from(["window", "strides", "padding"]
+                                    + ([] if pool else ["dilation"])))
+        return g._replace(**{name: (1,) * (g.rank + 1)})
+    window = list(_axis_values(g.window, g.rank))
+    if fault == "span":  # the first axis's window outgrows its input
+        dilation = _axis_values(g.dilation, g.rank)[0]
+        window[0] = max(window[0], 2)
+        sizes = ((window[0] - 1) * dilation,) + g.sizes[1:]
+        return g._replace(sizes=sizes, window=tuple(window), padding="valid")
+    # pool_padding: as wide as the pool on the first axis
+    pads = ((window[0], 0),) + ((0, 0),) * (g.rank - 1)
+    return g._replace(padding=pads, sizes=tuple(s + w for s, w in zip(g.sizes, window)))
+
+
+@pytest.mark.parametrize("layer, fault", [
+    (layer, fault) for layer in (None, "max", "avg") for fault in GEOMETRY_FAULTS
+    if (fault != "dilation" or layer is None) and (fault != "pool_padding" or layer)])
+@settings(max_examples=_examples(3), deadline=None)
+@given(data=st.data())
+def test_window_geometry_errors(layer, fault, data):
+    g = broken_geometry(data.draw(window_geometries(pool=layer is not None)), fault,
+                        layer is not None, data.draw)
+    spec, error = attempt(_window_layer, g, layer)
+    if error is None:  # refused when the network is built
+        _, error = attempt(network, [spec], (1,) + g.sizes)
+    check_outcome(error, True, False, g, message=GEOMETRY_FAULTS[fault])
 
 
 GLOBAL_POOLS = [GlobalMaxPool1D, GlobalAvgPool1D, GlobalMaxPool2D, GlobalAvgPool2D]
@@ -594,17 +784,28 @@ def test_recurrent_estimator_on_padded_tokens(cell, return_sequences, bidirectio
 
 # -- pathways and side inputs --------------------------------------------------------
 
+# Branches of k units: their layers, and the shape they output for samples of
+# a shape (None where they do not apply), by the documented rules.
 BRANCHES = [
-    lambda k: [],
-    lambda k: [Dense(k)],
-    lambda k: [Dense(k, activation="tanh"), Activation("sigmoid")],
-    lambda k: [Flatten()],
-    lambda k: [Reshape((-1,))],
-    lambda k: [Conv1D(k, 1)],
-    lambda k: [MaxPool1D(1)],
-    lambda k: [Pathways([[], [Dense(k)]], merge="concat", axis=-1)],
+    (lambda k: [], lambda shape, k: shape),
+    (lambda k: [Dense(k)], lambda shape, k: shape[:-1] + (k,)),
+    (lambda k: [Dense(k, activation="tanh"), Activation("sigmoid")],
+     lambda shape, k: shape[:-1] + (k,)),
+    (lambda k: [Flatten()], lambda shape, k: (int(np.prod(shape)),)),
+    (lambda k: [Reshape((-1,))], lambda shape, k: (int(np.prod(shape)),)),
+    (lambda k: [Conv1D(k, 1)],  # on (channels, length) or (length,)
+     lambda shape, k: (k, shape[-1]) if len(shape) <= 2 else None),
+    (lambda k: [MaxPool1D(1)], lambda shape, k: shape if len(shape) <= 2 else None),
+    (lambda k: [Pathways([[], [Dense(k)]], merge="concat", axis=-1)],
+     lambda shape, k: shape[:-1] + (shape[-1] + k,)),
 ]
 MERGES = ["concat", "add", "multiply", "average"]
+
+
+def _branch_output(branch, input_shape):
+    """The output shape of ``branch`` ((index, units)) for ``input_shape``."""
+    index, units = branch
+    return BRANCHES[index][1](input_shape, units)
 
 
 def _merged(outputs, merge, position):
@@ -616,26 +817,85 @@ def _merged(outputs, merge, position):
     return total / len(outputs) if merge == "average" else total
 
 
-@settings(max_examples=_examples(80), deadline=None)
-@given(branches=st.lists(st.tuples(st.integers(0, len(BRANCHES) - 1), st.integers(1, 3)),
-                         min_size=0, max_size=3),
-       merge=st.sampled_from(MERGES + ["max"]), axis=st.integers(-4, 4),
-       input_shape=st.lists(st.integers(1, 3), min_size=1, max_size=3).map(tuple),
-       n=st.integers(1, 3), dtype=st.sampled_from(FLOATS), seed=st.integers(0, 2**16),
-       threads=THREADS)
+@st.composite
+def mergeable_pathways(draw):
+    """Pathways that merge, by construction: (branches as (index, units)
+    pairs, merge, axis, input_shape). The other branches end in the first
+    one's shape, or for 'concat' differ from it only along the axis."""
+    input_shape = tuple(draw(st.lists(st.integers(1, 3), min_size=1, max_size=3)))
+    usable = [(i, k) for i in range(len(BRANCHES)) for k in (1, 2, 3)
+              if _branch_output((i, k), input_shape) is not None]
+    first = draw(st.sampled_from(usable))
+    shape = _branch_output(first, input_shape)
+    merge = draw(st.sampled_from(MERGES))
+    if merge == "concat":
+        position = draw(st.integers(0, len(shape) - 1))
+        axis = draw(st.sampled_from([position + 1, position - len(shape)]))
+        keep = [i for i in range(len(shape)) if i != position]
+
+        def fits(other):
+            return (len(other) == len(shape)
+                    and all(other[i] == shape[i] for i in keep))
+    else:
+        axis = draw(st.integers(-4, 4))  # only concatenation reads it
+
+        def fits(other):
+            return other == shape
+    others = [branch for branch in usable if fits(_branch_output(branch, input_shape))]
+    branches = draw(st.permutations(
+        [first] + draw(st.lists(st.sampled_from(others), min_size=1, max_size=2))))
+    return branches, merge, axis, input_shape
+
+
+@settings(max_examples=_examples(60), deadline=None)
+@given(pathways=mergeable_pathways(), n=st.integers(1, 3), dtype=st.sampled_from(FLOATS),
+       seed=st.integers(0, 2**16), threads=THREADS)
 @fuzzed
-def test_pathways(branches, merge, axis, input_shape, n, dtype, seed, threads):
-    spec = Pathways([BRANCHES[i](k) for i, k in branches], merge=merge, axis=axis)
+def test_pathways(pathways, n, dtype, seed, threads):
+    branches, merge, axis, input_shape = pathways
+    spec = Pathways([BRANCHES[i][0](k) for i, k in branches], merge=merge, axis=axis)
     net, error = attempt(network, [spec], input_shape, dtype, seed)
-    if len(branches) < 2 or merge == "max":
-        assert error is not None, spec
-    if error is not None:
-        return
+    check_outcome(error, False, True, spec)
     X = np.random.RandomState(seed).randn(n, *input_shape).astype(dtype)
     Y = run_network(net, X, dtype)
     layer = net.layers[0]
     outputs = [forward_chain(layers, X)[0] for _, layers in layer.branches]
+    assert [o.shape[1:] for o in outputs] == [_branch_output(b, input_shape)
+                                               for b in branches]
     assert_allclose(Y, _merged(outputs, merge, layer.position), **tolerance(dtype))
+
+
+# What the error says when one thing about mergeable pathways is wrong.
+PATHWAY_FAULTS = {
+    "one_branch": r"needs at least two branches, got [01]",
+    "merge": r"'merge' parameter of Pathways",
+    "axis": r"axis=-?\d+ is not an axis of the outputs to concatenate",
+    "shapes": r"cannot (add|multiply|average|concatenate) outputs of shapes",
+}
+
+
+@pytest.mark.parametrize("fault", PATHWAY_FAULTS)
+@settings(max_examples=_examples(5), deadline=None)
+@given(pathways=mergeable_pathways(), data=st.data())
+def test_pathways_errors(fault, pathways, data):
+    branches, merge, axis, input_shape = pathways
+    branches = [BRANCHES[i][0](k) for i, k in branches]
+    if fault == "one_branch":
+        branches = branches[:data.draw(st.integers(0, 1))]
+    elif fault == "merge":
+        merge = data.draw(st.sampled_from(["max", "sum", "concatenate"]))
+    elif fault == "axis":  # the batch axis, or beyond the axes of the outputs
+        rank = len(input_shape)
+        merge, branches = "concat", [[], []]
+        axis = data.draw(st.sampled_from([0, rank + 1, -rank - 1]))
+    else:  # one more branch of another shape: a wider last axis, or one axis less
+        wider = [Dense(input_shape[-1] + 1)] if merge != "concat" else (
+            [Flatten()] if len(input_shape) > 1 else [Conv1D(1, 1)])
+        branches = [[], wider]
+        axis = -1
+    spec = Pathways(branches, merge=merge, axis=axis)
+    _, error = attempt(network, [spec], input_shape)
+    check_outcome(error, True, False, spec, message=PATHWAY_FAULTS[fault])
 
 
 @settings(max_examples=_examples(40), deadline=None)
