@@ -29,6 +29,8 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
 from ._activations cimport LINEAR, forward_row
+from ._openmp cimport (CONV2D_BACKWARD_INPUT, CONV2D_BACKWARD_PARAMS, CONV2D_FORWARD,
+                       note_thread)
 from ._rowgemm cimport (pack_b, pack_b_rows, packed_size, rowgemm, skdl_gemm_current,
                         skdl_gemm_limit)
 
@@ -256,6 +258,7 @@ def conv2d_forward(const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] 
         with nogil, parallel(num_threads=n_threads):
             t = threadid()
             for g in prange(n_groups, schedule='static'):
+                note_thread(CONV2D_FORWARD, t)
                 s0 = g * G
                 gs = min(G, n - s0)
                 cols_n = gs * P
@@ -361,6 +364,7 @@ def conv2d_backward_input(const floating[:, :, :, ::1] dY,
         with nogil, parallel(num_threads=n_threads):
             t = threadid()
             for g in prange(n_groups, schedule='static'):
+                note_thread(CONV2D_BACKWARD_INPUT, t)
                 s0 = g * G
                 gs = min(G, n - s0)
                 cols_n = gs * P
@@ -473,6 +477,7 @@ def conv2d_backward_params(const floating[:, :, :, ::1] X,
         with nogil, parallel(num_threads=n_threads):
             t = threadid()
             for c in prange(n_chunks, schedule='static'):
+                note_thread(CONV2D_BACKWARD_PARAMS, t)
                 packed = buf + t * per_thread
                 cols = packed + psize
                 padded = cols + cols_size

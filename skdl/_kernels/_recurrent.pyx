@@ -22,6 +22,7 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
 from ._activations cimport backward_row, forward_row
+from ._openmp cimport RECURRENT_BACKWARD, RECURRENT_FORWARD, note_thread
 from ._rowgemm cimport pack_b, packed_size, rowgemm, skdl_gemm_current, skdl_gemm_limit
 
 cdef enum:
@@ -238,6 +239,7 @@ def recurrent_forward(int cell, int act, double alpha, int ract,
         with nogil, parallel(num_threads=n_threads):
             t = threadid()
             for blk in prange(n_blocks, schedule='static'):
+                note_thread(RECURRENT_FORWARD, t)
                 i0 = blk * rb
                 rows = min(rb, n - i0)
                 r = scratch + <Py_ssize_t> 2 * t * rb * Gu
@@ -412,6 +414,7 @@ def recurrent_backward(int cell, int act, double alpha, int ract,
         with nogil, parallel(num_threads=n_threads):
             t = threadid()
             for b in prange(n_blocks, schedule='static'):
+                note_thread(RECURRENT_BACKWARD, t)
                 i0 = b * rb
                 rows = min(rb, n - i0)
                 base = packed + psize + t * per_thread
