@@ -143,7 +143,7 @@ def activation_forward(int kind, double alpha, const floating[:, ::1] X,
     """
     cdef int n = X.shape[0]
     cdef int m = X.shape[1]
-    cdef int i, t
+    cdef int i, t = 0
     cdef Py_ssize_t size = <Py_ssize_t> n * m, b, start
     cdef Py_ssize_t n_blocks = (size + FLAT_BLOCK - 1) // FLAT_BLOCK
     if n == 0 or m == 0:
@@ -173,7 +173,7 @@ def activation_backward(int kind, double alpha, const floating[:, ::1] Y,
     """
     cdef int n = Y.shape[0]
     cdef int m = Y.shape[1]
-    cdef int i, t
+    cdef int i, t = 0
     cdef Py_ssize_t size = <Py_ssize_t> n * m, b, start
     cdef Py_ssize_t n_blocks = (size + FLAT_BLOCK - 1) // FLAT_BLOCK
     if n == 0 or m == 0:

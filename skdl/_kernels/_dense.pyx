@@ -71,7 +71,7 @@ def rowwise_gemm(const floating[:, ::1] A, const floating[:, ::1] B,
     cdef int n = A.shape[0]
     cdef int k = A.shape[1]
     cdef int p = C.shape[1]
-    cdef int panel_rows, n_panels, i, start, rows, t
+    cdef int panel_rows, n_panels, i, start, rows, t = 0
     cdef Py_ssize_t s_k = p if not trans_b else 1
     cdef Py_ssize_t s_n = 1 if not trans_b else k
     cdef const floating* bias_ptr = NULL
@@ -140,7 +140,7 @@ def gemm_tn(double alpha, const floating[:, ::1] A, const floating[:, ::1] B,
     cdef int n = A.shape[0]
     cdef int p = A.shape[1]
     cdef int q = B.shape[1]
-    cdef int rb, n_blocks, b, r0, rows, pnl, j0, t
+    cdef int rb, n_blocks, b, r0, rows, pnl, j0, t = 0
     cdef int nr = <int> packed_size(1, 1, <floating*> NULL)  # columns per panel
     cdef int n_panels = (q + nr - 1) // nr
     cdef Py_ssize_t e
@@ -228,7 +228,7 @@ def weighted_column_sum(const floating[:, ::1] A, const double[::1] weights,
     cdef int n = A.shape[0]
     cdef int p = A.shape[1]
     cdef int n_blocks = (p + SUM_BLOCK - 1) // SUM_BLOCK
-    cdef int b, j0, t
+    cdef int b, j0, t = 0
     cdef const double* w = NULL
     if weights is not None:
         w = &weights[0]
@@ -271,7 +271,7 @@ def csr_rows_product(const floating[::1] data, const Py_ssize_t[::1] indices,
     """
     cdef int n = C.shape[0]
     cdef int p = C.shape[1]
-    cdef int r, c, t
+    cdef int r, c, t = 0
     cdef Py_ssize_t j
     cdef floating v
     cdef floating* row
@@ -321,7 +321,7 @@ def csc_weight_gradient(double alpha, const floating[::1] data,
     """
     cdef int k = dW.shape[0]
     cdef int p = dW.shape[1]
-    cdef int col, c, t
+    cdef int col, c, t = 0
     cdef Py_ssize_t j
     cdef double v
     cdef double* scratch

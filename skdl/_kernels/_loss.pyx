@@ -44,7 +44,7 @@ def softmax_cross_entropy(const floating[:, ::1] Z, const floating[:, ::1] Y,
     """
     cdef int n = Z.shape[0]
     cdef int k = Z.shape[1]
-    cdef int i, j, t
+    cdef int i, j, t = 0
     cdef double lse, ysum, yz
     with nogil, parallel(num_threads=n_threads):
         t = threadid()
@@ -78,7 +78,7 @@ def sigmoid_cross_entropy(const floating[:, ::1] Z, const floating[:, ::1] Y,
     """
     cdef int n = Z.shape[0]
     cdef int k = Z.shape[1]
-    cdef int i, j, t
+    cdef int i, j, t = 0
     cdef double z, acc
     with nogil, parallel(num_threads=n_threads):
         t = threadid()
@@ -111,7 +111,7 @@ def softmax_hellinger(const floating[:, ::1] Z, const floating[:, ::1] Y,
     """
     cdef int n = Z.shape[0]
     cdef int k = Z.shape[1]
-    cdef int i, j, t
+    cdef int i, j, t = 0
     cdef double lse, ysum, bc, p
     with nogil, parallel(num_threads=n_threads):
         t = threadid()
@@ -149,7 +149,7 @@ def sigmoid_hellinger(const floating[:, ::1] Z, const floating[:, ::1] Y,
     """
     cdef int n = Z.shape[0]
     cdef int k = Z.shape[1]
-    cdef int i, j, t
+    cdef int i, j, t = 0
     cdef double z, y, p, q, acc, root_q, root_p
     with nogil, parallel(num_threads=n_threads):
         t = threadid()
@@ -199,7 +199,7 @@ def regression_loss(int kind, double delta, const floating[:, ::1] Z,
     cdef int n = Z.shape[0]
     cdef int k = Z.shape[1]
     cdef double inv_k = 1.0 / k
-    cdef int i, j, t
+    cdef int i, j, t = 0
     cdef double r, acc, ez, y
     with nogil, parallel(num_threads=n_threads):
         t = threadid()

@@ -125,7 +125,7 @@ def channel_moments(const floating[:, :, ::1] X, const double[::1] weights,
     cdef Py_ssize_t m = X.shape[0]
     cdef int C = X.shape[1], P = X.shape[2]
     cdef int n_chunks = <int> ((m + CHUNK - 1) // CHUNK)
-    cdef int k, t
+    cdef int k, t = 0
     cdef const double* w = NULL
     if weights is not None:
         w = &weights[0]
@@ -186,7 +186,7 @@ def batchnorm_normalize(const floating[:, :, ::1] X, const double[::1] mean,
     """
     cdef Py_ssize_t m = X.shape[0], i, size = <Py_ssize_t> X.shape[1] * X.shape[2]
     cdef int C = X.shape[1], P = X.shape[2]
-    cdef int t
+    cdef int t = 0
     if m == 0 or size == 0:
         return
     with nogil, parallel(num_threads=n_threads):
@@ -228,7 +228,7 @@ def channel_affine(const floating[:, :, ::1] X, const double[::1] scale,
     """
     cdef Py_ssize_t m = X.shape[0], i, size = <Py_ssize_t> X.shape[1] * X.shape[2]
     cdef int C = X.shape[1], P = X.shape[2]
-    cdef int t
+    cdef int t = 0
     if m == 0 or size == 0:
         return
     with nogil, parallel(num_threads=n_threads):
@@ -308,7 +308,7 @@ def batchnorm_grad_sums(const floating[:, :, ::1] dY, const floating[:, :, ::1] 
     cdef Py_ssize_t m = dY.shape[0]
     cdef int C = dY.shape[1], P = dY.shape[2]
     cdef int n_chunks = <int> ((m + CHUNK - 1) // CHUNK)
-    cdef int k, t
+    cdef int k, t = 0
     cdef const double* w = NULL
     if weights is not None:
         w = &weights[0]
@@ -361,7 +361,7 @@ def batchnorm_input_grad(const floating[:, :, ::1] dY, const floating[:, :, ::1]
     """
     cdef Py_ssize_t m = dY.shape[0], i, size = <Py_ssize_t> dY.shape[1] * dY.shape[2]
     cdef int C = dY.shape[1], P = dY.shape[2]
-    cdef int t
+    cdef int t = 0
     if m == 0 or size == 0:
         return
     with nogil, parallel(num_threads=n_threads):
@@ -425,7 +425,7 @@ def prelu_forward(const floating[:, :, ::1] X, const double[::1] alpha,
     """
     cdef Py_ssize_t m = X.shape[0], i, size = <Py_ssize_t> X.shape[1] * X.shape[2]
     cdef int C = X.shape[1], P = X.shape[2]
-    cdef int t
+    cdef int t = 0
     if m == 0 or size == 0:
         return
     with nogil, parallel(num_threads=n_threads):
@@ -513,7 +513,7 @@ def prelu_backward(const floating[:, :, ::1] X, const floating[:, :, ::1] dY,
     cdef Py_ssize_t m = X.shape[0]
     cdef int C = X.shape[1], P = X.shape[2]
     cdef int n_chunks = <int> ((m + CHUNK - 1) // CHUNK)
-    cdef int k, t
+    cdef int k, t = 0
     cdef const double* w = NULL
     if weights is not None:
         w = &weights[0]

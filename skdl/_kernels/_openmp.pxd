@@ -7,8 +7,8 @@ cdef extern from *:
         #define SKDL_OPENMP_ENABLED 1
     #else
         #define SKDL_OPENMP_ENABLED 0
-        static int omp_get_max_threads(void) { return 1; }
-        static int omp_get_thread_num(void) { return 0; }
+        static inline int omp_get_max_threads(void) { return 1; }
+        static inline int omp_get_thread_num(void) { return 0; }
     #endif
     """
     bint SKDL_OPENMP_ENABLED
@@ -73,9 +73,10 @@ cdef unsigned long long* thread_masks
 cdef inline void note_thread(Kernel kernel, int thread) noexcept nogil:
     """Record that OpenMP thread number ``thread`` runs an iteration of ``kernel``.
 
-    Called at the top of every prange body, with the thread number read once
-    per parallel block (``threadid()`` costs a call; a call per iteration
-    showed on loops over short rows). The plain read comes first: once the bit
+    Called at the top of every prange body, with the thread number ``t`` read
+    once per parallel block (``threadid()`` costs a call; a call per iteration
+    showed on loops over short rows). Kernels declare ``cdef int t = 0``:
+    Cython makes ``t`` firstprivate, and an undefined copy warns. The plain read comes first: once the bit
     is set, which is nearly always, the cost is a read of a cache line the
     threads share, never a write that would bounce it between them.
     """

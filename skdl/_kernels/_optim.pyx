@@ -190,7 +190,7 @@ def update(int kind, floating[::1] params, const floating[::1] grads,
     cdef floating* s1 = NULL
     cdef floating* s2 = NULL
     cdef const floating* mask = NULL
-    cdef int t
+    cdef int t = 0
     if n == 0:
         return True
     if state1 is not None:
@@ -229,7 +229,7 @@ def sum_of_squares(const floating[::1] grads, double clipvalue, double inv,
     cdef Py_ssize_t c, start
     cdef double total = 0.0
     cdef double* partials
-    cdef int t
+    cdef int t = 0
     if n == 0:
         return 0.0
     partials = <double*> malloc(n_chunks * sizeof(double))
@@ -273,7 +273,7 @@ def add_penalty(const floating[::1] params, floating[::1] grads,
     cdef Py_ssize_t c, start
     cdef double total = 0.0
     cdef double* partials
-    cdef int t
+    cdef int t = 0
     if n == 0:
         return 0.0
     partials = <double*> malloc(n_chunks * sizeof(double))

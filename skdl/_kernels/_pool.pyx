@@ -114,7 +114,7 @@ def maxpool2d_forward(const floating[:, :, :, ::1] X, floating[:, :, :, ::1] Y,
     # Every window whole inside the input: no padding on either side.
     cdef bint plain_2x2 = (kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0
                            and pw == 0 and 2 * OH <= H and 2 * OW <= W)
-    cdef int t
+    cdef int t = 0
     if planes == 0:
         return
     with nogil, parallel(num_threads=n_threads):
@@ -141,7 +141,7 @@ def maxpool2d_backward(const floating[:, :, :, ::1] dY, const int[:, :, :, ::1] 
     cdef Py_ssize_t n_blocks = (planes + PLANE_BLOCK - 1) // PLANE_BLOCK
     cdef Py_ssize_t in_size = <Py_ssize_t> dX.shape[2] * dX.shape[3]
     cdef Py_ssize_t out_size = <Py_ssize_t> dY.shape[2] * dY.shape[3]
-    cdef int t
+    cdef int t = 0
     if planes == 0 or in_size == 0:
         return
     if out_size == 0:
@@ -162,7 +162,7 @@ def avgpool2d_forward(const floating[:, :, :, ::1] X, floating[:, :, :, ::1] Y,
     """Y = window means of X over the window's positions inside the input."""
     cdef int n = X.shape[0], C = X.shape[1], H = X.shape[2], W = X.shape[3]
     cdef int OH = Y.shape[2], OW = Y.shape[3]
-    cdef int plane, i, c, oh, ow, ih, iw, h0, h1, w0, w1, t
+    cdef int plane, i, c, oh, ow, ih, iw, h0, h1, w0, w1, t = 0
     cdef double acc
     with nogil, parallel(num_threads=n_threads):
         t = threadid()
@@ -188,7 +188,7 @@ def avgpool2d_backward(const floating[:, :, :, ::1] dY, floating[:, :, :, ::1] d
     """dX = the adjoint of avgpool2d_forward."""
     cdef int n = dX.shape[0], C = dX.shape[1], H = dX.shape[2], W = dX.shape[3]
     cdef int OH = dY.shape[2], OW = dY.shape[3]
-    cdef int plane, i, c, oh, ow, ih, iw, h0, w0, h1, w1, t
+    cdef int plane, i, c, oh, ow, ih, iw, h0, w0, h1, w1, t = 0
     cdef floating share
     cdef floating* out
     with nogil, parallel(num_threads=n_threads):
