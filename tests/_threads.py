@@ -3,12 +3,11 @@
 skdl caps its OpenMP thread count by the CPUs the process may use, so on one
 CPU ``threadpool_limits(2)`` runs every kernel on one thread and a test that
 compares one thread with two compares one with one, and passes whatever the
-kernels do with threads. :func:`two_threads` skips such a test with the reason
+kernels do with threads. :class:`two_threads` skips such a test with the reason
 (fails it under CI, which has two CPUs) and, after the block, asserts from the
 kernels' own record (``_openmp.threads_seen``) that each kernel that ran in it
 split its work over two threads.
 """
-import contextlib
 import os
 
 import pytest
@@ -36,17 +35,14 @@ def _why_not_two_threads():
             "under threadpool_limits(2)")
 
 
-@contextlib.contextmanager
 def one_thread():
-    """``threadpool_limits(1)`` for the block (applied on entering it, so
-    ``for threads in (one_thread, two_threads): with threads(): ...`` works)."""
-    with threadpool_limits(1):
-        yield
+    """``threadpool_limits(1)``, to pair with :class:`two_threads` in
+    ``for threads in (one_thread, two_threads): with threads(): ...``."""
+    return threadpool_limits(1)
 
 
-@contextlib.contextmanager
-def two_threads(one_thread_ok=()):
-    """Run the block with two threads and check that two really ran.
+class two_threads:
+    """Context manager: run the block with two threads, and check two ran.
 
     Where the kernels would run fewer than two threads (one usable CPU, a
     build without OpenMP, a forked child), the test is skipped with the
@@ -64,24 +60,38 @@ def two_threads(one_thread_ok=()):
     Raises
     ------
     AssertionError
-        After the block, when no kernel ran in it, or when a kernel not in
+        On leaving the block, when no kernel ran in it, or when a kernel not in
         ``one_thread_ok`` ran on one thread only: the test then compared one
         thread with one for that kernel, and must give it work enough to split.
     """
-    __tracebackhide__ = True  # a failure shows the test's line, not this helper's
-    with threadpool_limits(2):
+
+    def __init__(self, one_thread_ok=()):
+        self.one_thread_ok = frozenset(one_thread_ok)
+
+    def __enter__(self):
+        __tracebackhide__ = True  # a skip or failure points at the test's line
+        self._limits = threadpool_limits(2)
         reason = _why_not_two_threads()
         if reason:
+            self._limits.restore_original_limits()
             no_openmp_allowed = (not _openmp.openmp_enabled()
                                  and os.environ.get("SKDL_SKIP_OPENMP_CHECK") == "1")
             if _in_ci() and not no_openmp_allowed:
                 pytest.fail(f"CI runs the thread tests on two threads, but {reason}")
             pytest.skip(f"needs two OpenMP threads, but {reason}")
         _openmp.reset_threads_seen()
-        yield
+        return self
+
+    def __exit__(self, exc_type, exc_value, traceback):
+        __tracebackhide__ = True
+        self._limits.restore_original_limits()
+        if exc_type is not None:
+            return False
         seen = _openmp.threads_seen()
-    assert seen, "no kernel ran inside two_threads()"
-    single = sorted(name for name, n in seen.items() if n < 2 and name not in one_thread_ok)
-    assert not single, (
-        f"under two_threads() these kernels ran on one thread only: {', '.join(single)}. "
-        "Give them work enough to split, or the test compares one thread with one.")
+        assert seen, "no kernel ran inside two_threads()"
+        single = sorted(name for name, n in seen.items()
+                        if n < 2 and name not in self.one_thread_ok)
+        assert not single, (
+            f"under two_threads() these kernels ran on one thread only: {', '.join(single)}. "
+            "Give them work enough to split, or the test compares one thread with one.")
+        return False
