@@ -6,10 +6,10 @@ from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
-from threadpoolctl import threadpool_limits
 
 from _examples import load_example
 from _fd import check_layer
+from _threads import one_thread, two_threads
 from skdl import (
     Conv1D,
     Conv2D,
@@ -109,8 +109,8 @@ def test_one_and_two_threads_agree_bit_for_bit(unfolding):
     dY = rng.randn(37, 16, 10, 10).astype(np.float32)
     w = rng.uniform(size=37)
     results = []
-    for threads in (1, 2):
-        with threadpool_limits(threads):
+    for threads in (one_thread, two_threads):
+        with threads():
             results.append([
                 _ops.conv2d_forward(X, K, b, activation="elu"),
                 _ops.conv2d_backward_input(dY, K, (12, 12)),

@@ -12,9 +12,9 @@ from sklearn.base import clone
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from sklearn.utils._param_validation import InvalidParameterError
-from threadpoolctl import threadpool_limits
 
 from _fd import check_layer
+from _threads import one_thread, two_threads
 from skdl import (
     GRU,
     BatchNormalization,
@@ -355,8 +355,8 @@ def test_ops_identical_with_one_and_two_threads(dtype):
     w = rng.uniform(0, 2, len(X))
     g, b = rng.randn(6).astype(dtype), rng.randn(6).astype(dtype)
     results = []
-    for threads in (1, 2):
-        with threadpool_limits(threads):
+    for threads in (one_thread, two_threads):
+        with threads():
             Y, Xhat, mean, var = _ops.batchnorm_train_forward(X, g, b, 1e-3, w)
             back = _ops.batchnorm_backward(dY, Xhat, g, var, 1e-3, w, w, 0.5)
             prelu = _ops.prelu_backward(X, dY, g, w, 0.5)
@@ -369,11 +369,13 @@ def test_ops_identical_with_one_and_two_threads(dtype):
 def test_model_identical_with_one_and_two_threads(digits):
     Xtr, _, ytr, _ = digits
     models = []
-    for threads in (1, 2):
-        with threadpool_limits(threads):
+    for threads in (one_thread, two_threads):
+        with threads():
+            # Dense(300): over 16384 weights (two optimizer chunks) and a bias
+            # gradient of more than one 64-column block, so both split.
             models.append(NNClassifier(
                 [Conv2D(4, 3, padding="same"), BatchNormalization(), PReLU(),
-                 MaxPool2D(2), Flatten(), Dense(16), BatchNormalization(), PReLU()],
+                 MaxPool2D(2), Flatten(), Dense(300), BatchNormalization(), PReLU()],
                 input_shape=(1, 8, 8), batch_size=100, max_iter=2,
                 random_state=3).fit(Xtr, ytr))
     w1, w2 = (m.get_weights() for m in models)

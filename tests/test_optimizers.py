@@ -12,8 +12,8 @@ from sklearn.base import clone
 from sklearn.datasets import make_regression
 from sklearn.model_selection import GridSearchCV
 from sklearn.utils._param_validation import InvalidParameterError
-from threadpoolctl import threadpool_limits
 
+from _threads import one_thread, two_threads
 from skdl import Dense, NNRegressor, _ops, _reference
 from skdl._optimizers import (
     OPTIMIZERS,
@@ -459,9 +459,9 @@ def test_finiteness_flag(factory, dtype):
     assert opt.step(params, grads, state, 0.01, 1) is True
     # One NaN in the ragged last chunk, with one thread and with two.
     grads[N - 5] = np.nan
-    for n_threads in (1, 2):
+    for threads in (one_thread, two_threads):
         p, s = params.copy(), {k: v.copy() for k, v in state.items()}
-        with threadpool_limits(n_threads):
+        with threads():
             assert opt.step(p, grads, s, 0.01, 2) is False
         assert np.isnan(p[N - 5]) and np.isfinite(np.delete(p, N - 5)).all()
 
@@ -511,9 +511,9 @@ def _run_everything(dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_one_and_two_threads_agree_bit_for_bit(dtype):
-    with threadpool_limits(1):
+    with one_thread():
         one = _run_everything(dtype)
-    with threadpool_limits(2):
+    with two_threads():
         two = _run_everything(dtype)
     assert len(one) == len(two)
     for a, b in zip(one, two):

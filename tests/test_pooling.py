@@ -4,9 +4,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
-from threadpoolctl import threadpool_limits
 
 from _fd import check_layer
+from _threads import one_thread, two_threads
 from skdl import (
     AvgPool1D,
     AvgPool2D,
@@ -78,8 +78,8 @@ def test_one_and_two_threads_agree():
     rng = np.random.RandomState(1)
     X = rng.randn(16, 8, 12, 12).astype(np.float32)
     out = []
-    for threads in (1, 2):
-        with threadpool_limits(threads):
+    for threads in (one_thread, two_threads):
+        with threads():
             Y, argmax = _ops.maxpool2d_forward(X, 3, 1)
             dY = np.ones_like(Y)
             out.append([Y, argmax, _ops.maxpool2d_backward(dY, argmax, (12, 12)),
@@ -99,8 +99,8 @@ def test_max_pool_over_blocks_of_planes(pool, strides):
     dY = rng.randn(*Y_ref.shape).astype(np.float32)
     dX_ref = _reference.maxpool2d_backward(dY, argmax_ref, (9, 7))
     dXs = []
-    for threads in (1, 2):
-        with threadpool_limits(threads):
+    for threads in (one_thread, two_threads):
+        with threads():
             Y, argmax = _ops.maxpool2d_forward(X, pool, strides)
             dXs.append(_ops.maxpool2d_backward(dY, argmax, (9, 7)))
         assert_array_equal(Y, Y_ref)

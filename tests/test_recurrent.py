@@ -7,10 +7,10 @@ from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
-from threadpoolctl import threadpool_limits
 
 from _examples import load_example
 from _fd import check_layer, numeric_grad
+from _threads import one_thread, two_threads
 from skdl import (
     GRU,
     LSTM,
@@ -148,13 +148,13 @@ def test_shapes_fuzzed(cell, n, T, k, u, masked, seed):
         assert_array_equal(dX[0], 0)  # a fully masked sequence gets no gradient
 
 
-def _run(cell, n_threads):
+def _run(cell, threads):
     rng = np.random.RandomState(6)
     G = dict(CELLS)[cell]
     X = rng.randn(40, 7, 5).astype(np.float32)
     W, U, b, bh = _weights(rng, cell, G, 5, 9, np.float32)
     mask = rng.rand(40, 7) > 0.2
-    with threadpool_limits(n_threads):
+    with threads():
         state = _ops.recurrent_forward(cell, X, W, U, b, bh, mask)
         grads = _ops.recurrent_backward(cell, rng.randn(40, 7, 9).astype(np.float32),
                                         X, W, U, state, rng.uniform(0, 2, 40), 0.1)
@@ -163,7 +163,7 @@ def _run(cell, n_threads):
 
 @pytest.mark.parametrize("cell", ["simple", "gru", "lstm"])
 def test_one_and_two_threads_agree_bit_for_bit(cell):
-    for a, b in zip(_run(cell, 1), _run(cell, 2)):
+    for a, b in zip(_run(cell, one_thread), _run(cell, two_threads)):
         assert_array_equal(a, b)
 
 

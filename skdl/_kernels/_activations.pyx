@@ -8,8 +8,10 @@ kernels can apply the activation in place. Kinds are numbered in
 ``_activations.pxd``, in step with ``skdl._ops.ACTIVATIONS``.
 """
 from cython cimport floating
-from cython.parallel cimport prange
+from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport exp, expm1, log1p, tanh, fabs
+
+from ._openmp cimport ACTIVATION_BACKWARD, ACTIVATION_FORWARD, note_thread
 
 
 cdef extern from "_fastmath.h" nogil:
@@ -141,20 +143,26 @@ def activation_forward(int kind, double alpha, const floating[:, ::1] X,
     """
     cdef int n = X.shape[0]
     cdef int m = X.shape[1]
-    cdef int i
+    cdef int i, t = 0
     cdef Py_ssize_t size = <Py_ssize_t> n * m, b, start
     cdef Py_ssize_t n_blocks = (size + FLAT_BLOCK - 1) // FLAT_BLOCK
     if n == 0 or m == 0:
         return
     with nogil:
         if kind == SOFTMAX:
-            for i in prange(n, schedule='static', num_threads=n_threads):
-                forward_row(kind, alpha, &X[i, 0], &Y[i, 0], m)
+            with parallel(num_threads=n_threads):
+                t = threadid()
+                for i in prange(n, schedule='static'):
+                    note_thread(ACTIVATION_FORWARD, t)
+                    forward_row(kind, alpha, &X[i, 0], &Y[i, 0], m)
         else:
-            for b in prange(n_blocks, schedule='static', num_threads=n_threads):
-                start = b * FLAT_BLOCK
-                forward_row(kind, alpha, &X[0, 0] + start, &Y[0, 0] + start,
-                            <int> min(FLAT_BLOCK, size - start))
+            with parallel(num_threads=n_threads):
+                t = threadid()
+                for b in prange(n_blocks, schedule='static'):
+                    note_thread(ACTIVATION_FORWARD, t)
+                    start = b * FLAT_BLOCK
+                    forward_row(kind, alpha, &X[0, 0] + start, &Y[0, 0] + start,
+                                <int> min(FLAT_BLOCK, size - start))
 
 
 def activation_backward(int kind, double alpha, const floating[:, ::1] Y,
@@ -165,17 +173,23 @@ def activation_backward(int kind, double alpha, const floating[:, ::1] Y,
     """
     cdef int n = Y.shape[0]
     cdef int m = Y.shape[1]
-    cdef int i
+    cdef int i, t = 0
     cdef Py_ssize_t size = <Py_ssize_t> n * m, b, start
     cdef Py_ssize_t n_blocks = (size + FLAT_BLOCK - 1) // FLAT_BLOCK
     if n == 0 or m == 0:
         return
     with nogil:
         if kind == SOFTMAX:
-            for i in prange(n, schedule='static', num_threads=n_threads):
-                backward_row(kind, alpha, &Y[i, 0], &dY[i, 0], &dX[i, 0], m)
+            with parallel(num_threads=n_threads):
+                t = threadid()
+                for i in prange(n, schedule='static'):
+                    note_thread(ACTIVATION_BACKWARD, t)
+                    backward_row(kind, alpha, &Y[i, 0], &dY[i, 0], &dX[i, 0], m)
         else:
-            for b in prange(n_blocks, schedule='static', num_threads=n_threads):
-                start = b * FLAT_BLOCK
-                backward_row(kind, alpha, &Y[0, 0] + start, &dY[0, 0] + start,
-                              &dX[0, 0] + start, <int> min(FLAT_BLOCK, size - start))
+            with parallel(num_threads=n_threads):
+                t = threadid()
+                for b in prange(n_blocks, schedule='static'):
+                    note_thread(ACTIVATION_BACKWARD, t)
+                    start = b * FLAT_BLOCK
+                    backward_row(kind, alpha, &Y[0, 0] + start, &dY[0, 0] + start,
+                                  &dX[0, 0] + start, <int> min(FLAT_BLOCK, size - start))

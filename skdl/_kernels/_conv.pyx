@@ -29,6 +29,8 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
 from ._activations cimport LINEAR, forward_row
+from ._openmp cimport (CONV2D_BACKWARD_INPUT, CONV2D_BACKWARD_PARAMS, CONV2D_FORWARD,
+                       note_thread)
 from ._rowgemm cimport (pack_b, pack_b_rows, packed_size, rowgemm, skdl_gemm_current,
                         skdl_gemm_limit)
 
@@ -224,7 +226,7 @@ def conv2d_forward(const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] 
     cdef int CK = C * kh * kw, P = OH * OW
     cdef int G = _group_size(P, n)
     cdef int n_groups = (n + G - 1) // G
-    cdef int g, s, s0, gs, f, t, p, cols_n
+    cdef int g, s, s0, gs, f, t = 0, p, cols_n
     cdef bint rows = _patch_rows(C)
     cdef size_t cols_size = <size_t> CK * G * P, out_size = <size_t> F * G * P
     cdef size_t psize = packed_size(CK, F if rows else G * P, <floating*> NULL)
@@ -256,6 +258,7 @@ def conv2d_forward(const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] 
         with nogil, parallel(num_threads=n_threads):
             t = threadid()
             for g in prange(n_groups, schedule='static'):
+                note_thread(CONV2D_FORWARD, t)
                 s0 = g * G
                 gs = min(G, n - s0)
                 cols_n = gs * P
@@ -326,7 +329,7 @@ def conv2d_backward_input(const floating[:, :, :, ::1] dY,
     cdef int CK = C * kh * kw, P = OH * OW
     cdef int G = _group_size(P, n)
     cdef int n_groups = (n + G - 1) // G
-    cdef int g, s, s0, gs, f, t, p, cols_n
+    cdef int g, s, s0, gs, f, t = 0, p, cols_n
     cdef bint rows = _patch_rows(C)
     cdef size_t cols_size = <size_t> CK * G * P, dy_size = <size_t> F * G * P
     # Channels-last: (F, CK) packed once for all threads; otherwise the group's
@@ -361,6 +364,7 @@ def conv2d_backward_input(const floating[:, :, :, ::1] dY,
         with nogil, parallel(num_threads=n_threads):
             t = threadid()
             for g in prange(n_groups, schedule='static'):
+                note_thread(CONV2D_BACKWARD_INPUT, t)
                 s0 = g * G
                 gs = min(G, n - s0)
                 cols_n = gs * P
@@ -442,7 +446,7 @@ def conv2d_backward_params(const floating[:, :, :, ::1] X,
     cdef int n_chunks = (n + CHUNK - 1) // CHUNK
     # Groups inside a chunk: their size depends on the shapes only.
     cdef int G = _group_size(P, CHUNK)
-    cdef int c, i, f, t, p, first, kk, g0, gi, gs, s, cols_n, chunk_end
+    cdef int c, i, f, t = 0, p, first, kk, g0, gi, gs, s, cols_n, chunk_end
     cdef bint rows = _patch_rows(C)
     cdef Py_ssize_t e, size = <Py_ssize_t> F * CK
     cdef size_t cols_size = <size_t> CK * G * P
@@ -473,6 +477,7 @@ def conv2d_backward_params(const floating[:, :, :, ::1] X,
         with nogil, parallel(num_threads=n_threads):
             t = threadid()
             for c in prange(n_chunks, schedule='static'):
+                note_thread(CONV2D_BACKWARD_PARAMS, t)
                 packed = buf + t * per_thread
                 cols = packed + psize
                 padded = cols + cols_size

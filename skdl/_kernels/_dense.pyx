@@ -17,6 +17,8 @@ from cython.parallel cimport parallel, prange, threadid
 from libc.stdlib cimport free, malloc
 
 from ._activations cimport LINEAR, forward_row
+from ._openmp cimport (CSC_WEIGHT_GRADIENT, CSR_ROWS_PRODUCT, GEMM_TN, ROWWISE_GEMM,
+                       WEIGHTED_COLUMN_SUM, note_thread)
 from ._rowgemm cimport pack_b, packed_size, rowgemm, skdl_gemm_current, skdl_gemm_limit
 
 
@@ -69,7 +71,7 @@ def rowwise_gemm(const floating[:, ::1] A, const floating[:, ::1] B,
     cdef int n = A.shape[0]
     cdef int k = A.shape[1]
     cdef int p = C.shape[1]
-    cdef int panel_rows, n_panels, i, start, rows
+    cdef int panel_rows, n_panels, i, start, rows, t = 0
     cdef Py_ssize_t s_k = p if not trans_b else 1
     cdef Py_ssize_t s_n = 1 if not trans_b else k
     cdef const floating* bias_ptr = NULL
@@ -95,11 +97,14 @@ def rowwise_gemm(const floating[:, ::1] A, const floating[:, ::1] B,
     try:
         with nogil:
             pack_b(k, p, b_ptr, s_k, s_n, <floating> 1.0, packed)
-            for i in prange(n_panels, schedule='static', num_threads=n_threads):
-                start = i * panel_rows
-                rows = min(panel_rows, n - start)
-                _panel_product(start, rows, k, p, a_ptr, packed, bias_ptr,
-                               activation, alpha, &C[0, 0])
+            with parallel(num_threads=n_threads):
+                t = threadid()
+                for i in prange(n_panels, schedule='static'):
+                    note_thread(ROWWISE_GEMM, t)
+                    start = i * panel_rows
+                    rows = min(panel_rows, n - start)
+                    _panel_product(start, rows, k, p, a_ptr, packed, bias_ptr,
+                                   activation, alpha, &C[0, 0])
     finally:
         free(packed)
 
@@ -135,7 +140,7 @@ def gemm_tn(double alpha, const floating[:, ::1] A, const floating[:, ::1] B,
     cdef int n = A.shape[0]
     cdef int p = A.shape[1]
     cdef int q = B.shape[1]
-    cdef int rb, n_blocks, b, r0, rows, pnl, j0
+    cdef int rb, n_blocks, b, r0, rows, pnl, j0, t = 0
     cdef int nr = <int> packed_size(1, 1, <floating*> NULL)  # columns per panel
     cdef int n_panels = (q + nr - 1) // nr
     cdef Py_ssize_t e
@@ -162,17 +167,26 @@ def gemm_tn(double alpha, const floating[:, ::1] A, const floating[:, ::1] B,
         with nogil:
             # Transposing and packing are as long as the product is short:
             # share them out too (each tile and panel has its own place).
-            for b in prange((n + 31) // 32, schedule='static', num_threads=n_threads):
-                _transpose_rows(&A[0, 0], n, p, b * 32, at)
-            for pnl in prange(n_panels, schedule='static', num_threads=n_threads):
-                j0 = pnl * nr
-                pack_b(n, min(nr, q - j0), &B[0, 0] + j0, q, 1, <floating> 1.0,
-                       buf + <Py_ssize_t> pnl * n * nr)
-            for b in prange(n_blocks, schedule='static', num_threads=n_threads):
-                r0 = b * rb
-                rows = min(rb, p - r0)
-                rowgemm(rows, q, n, at + <Py_ssize_t> r0 * n, n, buf, c + <Py_ssize_t> r0 * q,
-                        q, False)
+            with parallel(num_threads=n_threads):
+                t = threadid()
+                for b in prange((n + 31) // 32, schedule='static'):
+                    note_thread(GEMM_TN, t)
+                    _transpose_rows(&A[0, 0], n, p, b * 32, at)
+            with parallel(num_threads=n_threads):
+                t = threadid()
+                for pnl in prange(n_panels, schedule='static'):
+                    note_thread(GEMM_TN, t)
+                    j0 = pnl * nr
+                    pack_b(n, min(nr, q - j0), &B[0, 0] + j0, q, 1, <floating> 1.0,
+                           buf + <Py_ssize_t> pnl * n * nr)
+            with parallel(num_threads=n_threads):
+                t = threadid()
+                for b in prange(n_blocks, schedule='static'):
+                    note_thread(GEMM_TN, t)
+                    r0 = b * rb
+                    rows = min(rb, p - r0)
+                    rowgemm(rows, q, n, at + <Py_ssize_t> r0 * n, n, buf,
+                            c + <Py_ssize_t> r0 * q, q, False)
             if alpha != 1.0:
                 for e in range(<Py_ssize_t> p * q):
                     c[e] = <floating> (alpha * c[e])
@@ -214,15 +228,17 @@ def weighted_column_sum(const floating[:, ::1] A, const double[::1] weights,
     cdef int n = A.shape[0]
     cdef int p = A.shape[1]
     cdef int n_blocks = (p + SUM_BLOCK - 1) // SUM_BLOCK
-    cdef int b, j0
+    cdef int b, j0, t = 0
     cdef const double* w = NULL
     if weights is not None:
         w = &weights[0]
     if n == 0:
         out[:] = 0
         return
-    with nogil:
-        for b in prange(n_blocks, schedule='static', num_threads=n_threads):
+    with nogil, parallel(num_threads=n_threads):
+        t = threadid()
+        for b in prange(n_blocks, schedule='static'):
+            note_thread(WEIGHTED_COLUMN_SUM, t)
             j0 = b * SUM_BLOCK
             _column_sum_block(&A[0, 0], w, n, p, j0, min(<int> SUM_BLOCK, p - j0),
                               alpha, &out[0])
@@ -255,7 +271,7 @@ def csr_rows_product(const floating[::1] data, const Py_ssize_t[::1] indices,
     """
     cdef int n = C.shape[0]
     cdef int p = C.shape[1]
-    cdef int r, c
+    cdef int r, c, t = 0
     cdef Py_ssize_t j
     cdef floating v
     cdef floating* row
@@ -265,8 +281,10 @@ def csr_rows_product(const floating[::1] data, const Py_ssize_t[::1] indices,
         return
     if bias is not None:
         b = &bias[0]
-    with nogil:
-        for r in prange(n, schedule='static', num_threads=n_threads):
+    with nogil, parallel(num_threads=n_threads):
+        t = threadid()
+        for r in prange(n, schedule='static'):
+            note_thread(CSR_ROWS_PRODUCT, t)
             row = &C[r, 0]
             for c in range(p):
                 row[c] = 0
@@ -303,7 +321,7 @@ def csc_weight_gradient(double alpha, const floating[::1] data,
     """
     cdef int k = dW.shape[0]
     cdef int p = dW.shape[1]
-    cdef int col, c, t
+    cdef int col, c, t = 0
     cdef Py_ssize_t j
     cdef double v
     cdef double* scratch
@@ -322,6 +340,7 @@ def csc_weight_gradient(double alpha, const floating[::1] data,
         with nogil, parallel(num_threads=n_threads):
             t = threadid()
             for col in prange(k, schedule='static'):
+                note_thread(CSC_WEIGHT_GRADIENT, t)
                 acc = scratch + <Py_ssize_t> t * p
                 for c in range(p):
                     acc[c] = 0.0

@@ -6,10 +6,12 @@ over the batch are applied by the caller, where samples are summed.
 Intermediate sums run in float64, so float32 logits of any size stay finite.
 """
 from cython cimport floating
-from cython.parallel cimport prange
+from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport exp, fabs, log, log1p, sqrt
 
 from ._activations cimport sigmoid
+from ._openmp cimport (REGRESSION_LOSS, SIGMOID_CROSS_ENTROPY, SIGMOID_HELLINGER,
+                       SOFTMAX_CROSS_ENTROPY, SOFTMAX_HELLINGER, note_thread)
 
 
 
@@ -42,10 +44,12 @@ def softmax_cross_entropy(const floating[:, ::1] Z, const floating[:, ::1] Y,
     """
     cdef int n = Z.shape[0]
     cdef int k = Z.shape[1]
-    cdef int i, j
+    cdef int i, j, t = 0
     cdef double lse, ysum, yz
-    with nogil:
-        for i in prange(n, schedule='static', num_threads=n_threads):
+    with nogil, parallel(num_threads=n_threads):
+        t = threadid()
+        for i in prange(n, schedule='static'):
+            note_thread(SOFTMAX_CROSS_ENTROPY, t)
             lse = _logsumexp(&Z[i, 0], k)
             ysum = 0.0
             yz = 0.0
@@ -74,10 +78,12 @@ def sigmoid_cross_entropy(const floating[:, ::1] Z, const floating[:, ::1] Y,
     """
     cdef int n = Z.shape[0]
     cdef int k = Z.shape[1]
-    cdef int i, j
+    cdef int i, j, t = 0
     cdef double z, acc
-    with nogil:
-        for i in prange(n, schedule='static', num_threads=n_threads):
+    with nogil, parallel(num_threads=n_threads):
+        t = threadid()
+        for i in prange(n, schedule='static'):
+            note_thread(SIGMOID_CROSS_ENTROPY, t)
             acc = 0.0
             for j in range(k):
                 z = Z[i, j]
@@ -105,10 +111,12 @@ def softmax_hellinger(const floating[:, ::1] Z, const floating[:, ::1] Y,
     """
     cdef int n = Z.shape[0]
     cdef int k = Z.shape[1]
-    cdef int i, j
+    cdef int i, j, t = 0
     cdef double lse, ysum, bc, p
-    with nogil:
-        for i in prange(n, schedule='static', num_threads=n_threads):
+    with nogil, parallel(num_threads=n_threads):
+        t = threadid()
+        for i in prange(n, schedule='static'):
+            note_thread(SOFTMAX_HELLINGER, t)
             lse = _logsumexp(&Z[i, 0], k)
             ysum = 0.0
             for j in range(k):
@@ -141,10 +149,12 @@ def sigmoid_hellinger(const floating[:, ::1] Z, const floating[:, ::1] Y,
     """
     cdef int n = Z.shape[0]
     cdef int k = Z.shape[1]
-    cdef int i, j
+    cdef int i, j, t = 0
     cdef double z, y, p, q, acc, root_q, root_p
-    with nogil:
-        for i in prange(n, schedule='static', num_threads=n_threads):
+    with nogil, parallel(num_threads=n_threads):
+        t = threadid()
+        for i in prange(n, schedule='static'):
+            note_thread(SIGMOID_HELLINGER, t)
             acc = 0.0
             for j in range(k):
                 z = Z[i, j]
@@ -189,10 +199,12 @@ def regression_loss(int kind, double delta, const floating[:, ::1] Z,
     cdef int n = Z.shape[0]
     cdef int k = Z.shape[1]
     cdef double inv_k = 1.0 / k
-    cdef int i, j
+    cdef int i, j, t = 0
     cdef double r, acc, ez, y
-    with nogil:
-        for i in prange(n, schedule='static', num_threads=n_threads):
+    with nogil, parallel(num_threads=n_threads):
+        t = threadid()
+        for i in prange(n, schedule='static'):
+            note_thread(REGRESSION_LOSS, t)
             acc = 0.0
             for j in range(k):
                 r = <double> Z[i, j] - Y[i, j]

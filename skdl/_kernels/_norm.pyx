@@ -12,7 +12,11 @@ depends on the shapes alone, never on the thread count. Elementwise passes run
 come in as float64 from the ops.
 """
 from cython cimport floating
-from cython.parallel cimport prange
+from cython.parallel cimport parallel, prange, threadid
+
+from ._openmp cimport (BATCHNORM_GRAD_SUMS, BATCHNORM_INPUT_GRAD, BATCHNORM_NORMALIZE,
+                       CHANNEL_AFFINE, CHANNEL_MOMENTS, PRELU_BACKWARD, PRELU_FORWARD,
+                       note_thread)
 
 
 # Rows per chunk of a sum over the batch (see the module docstring).
@@ -121,20 +125,26 @@ def channel_moments(const floating[:, :, ::1] X, const double[::1] weights,
     cdef Py_ssize_t m = X.shape[0]
     cdef int C = X.shape[1], P = X.shape[2]
     cdef int n_chunks = <int> ((m + CHUNK - 1) // CHUNK)
-    cdef int k
+    cdef int k, t = 0
     cdef const double* w = NULL
     if weights is not None:
         w = &weights[0]
     cdef double factor = 1.0 / (total_weight * P)
     with nogil:
-        for k in prange(n_chunks, schedule='static', num_threads=n_threads):
-            _chunk_sum(&X[0, 0, 0], w, <Py_ssize_t> k * CHUNK,
-                       min(<Py_ssize_t> (k + 1) * CHUNK, m), C, P, NULL, &partial[k, 0])
+        with parallel(num_threads=n_threads):
+            t = threadid()
+            for k in prange(n_chunks, schedule='static'):
+                note_thread(CHANNEL_MOMENTS, t)
+                _chunk_sum(&X[0, 0, 0], w, <Py_ssize_t> k * CHUNK,
+                           min(<Py_ssize_t> (k + 1) * CHUNK, m), C, P, NULL, &partial[k, 0])
         _add_chunks(partial, n_chunks, factor, &mean[0])
-        for k in prange(n_chunks, schedule='static', num_threads=n_threads):
-            _chunk_sum(&X[0, 0, 0], w, <Py_ssize_t> k * CHUNK,
-                       min(<Py_ssize_t> (k + 1) * CHUNK, m), C, P, &mean[0],
-                       &partial[k, 0])
+        with parallel(num_threads=n_threads):
+            t = threadid()
+            for k in prange(n_chunks, schedule='static'):
+                note_thread(CHANNEL_MOMENTS, t)
+                _chunk_sum(&X[0, 0, 0], w, <Py_ssize_t> k * CHUNK,
+                           min(<Py_ssize_t> (k + 1) * CHUNK, m), C, P, &mean[0],
+                           &partial[k, 0])
         _add_chunks(partial, n_chunks, factor, &var[0])
 
 
@@ -176,10 +186,13 @@ def batchnorm_normalize(const floating[:, :, ::1] X, const double[::1] mean,
     """
     cdef Py_ssize_t m = X.shape[0], i, size = <Py_ssize_t> X.shape[1] * X.shape[2]
     cdef int C = X.shape[1], P = X.shape[2]
+    cdef int t = 0
     if m == 0 or size == 0:
         return
-    with nogil:
-        for i in prange(m, schedule='static', num_threads=n_threads):
+    with nogil, parallel(num_threads=n_threads):
+        t = threadid()
+        for i in prange(m, schedule='static'):
+            note_thread(BATCHNORM_NORMALIZE, t)
             _normalize_row(&X[0, 0, 0] + i * size, &Y[0, 0, 0] + i * size,
                            &Xhat[0, 0, 0] + i * size, C, P, &mean[0], &inv_std[0],
                            &gamma[0], &beta[0])
@@ -215,10 +228,13 @@ def channel_affine(const floating[:, :, ::1] X, const double[::1] scale,
     """
     cdef Py_ssize_t m = X.shape[0], i, size = <Py_ssize_t> X.shape[1] * X.shape[2]
     cdef int C = X.shape[1], P = X.shape[2]
+    cdef int t = 0
     if m == 0 or size == 0:
         return
-    with nogil:
-        for i in prange(m, schedule='static', num_threads=n_threads):
+    with nogil, parallel(num_threads=n_threads):
+        t = threadid()
+        for i in prange(m, schedule='static'):
+            note_thread(CHANNEL_AFFINE, t)
             _affine_row(&X[0, 0, 0] + i * size, &Y[0, 0, 0] + i * size, C, P,
                         &scale[0], &shift[0])
 
@@ -292,15 +308,18 @@ def batchnorm_grad_sums(const floating[:, :, ::1] dY, const floating[:, :, ::1] 
     cdef Py_ssize_t m = dY.shape[0]
     cdef int C = dY.shape[1], P = dY.shape[2]
     cdef int n_chunks = <int> ((m + CHUNK - 1) // CHUNK)
-    cdef int k
+    cdef int k, t = 0
     cdef const double* w = NULL
     if weights is not None:
         w = &weights[0]
     with nogil:
-        for k in prange(n_chunks, schedule='static', num_threads=n_threads):
-            _chunk_grad_sums(&dY[0, 0, 0], &Xhat[0, 0, 0], w, <Py_ssize_t> k * CHUNK,
-                             min(<Py_ssize_t> (k + 1) * CHUNK, m), C, P,
-                             &partial1[k, 0], &partial2[k, 0])
+        with parallel(num_threads=n_threads):
+            t = threadid()
+            for k in prange(n_chunks, schedule='static'):
+                note_thread(BATCHNORM_GRAD_SUMS, t)
+                _chunk_grad_sums(&dY[0, 0, 0], &Xhat[0, 0, 0], w, <Py_ssize_t> k * CHUNK,
+                                 min(<Py_ssize_t> (k + 1) * CHUNK, m), C, P,
+                                 &partial1[k, 0], &partial2[k, 0])
         _add_chunks(partial1, n_chunks, 1.0, &sum_dy[0])
         _add_chunks(partial2, n_chunks, 1.0, &sum_dy_xhat[0])
 
@@ -342,10 +361,13 @@ def batchnorm_input_grad(const floating[:, :, ::1] dY, const floating[:, :, ::1]
     """
     cdef Py_ssize_t m = dY.shape[0], i, size = <Py_ssize_t> dY.shape[1] * dY.shape[2]
     cdef int C = dY.shape[1], P = dY.shape[2]
+    cdef int t = 0
     if m == 0 or size == 0:
         return
-    with nogil:
-        for i in prange(m, schedule='static', num_threads=n_threads):
+    with nogil, parallel(num_threads=n_threads):
+        t = threadid()
+        for i in prange(m, schedule='static'):
+            note_thread(BATCHNORM_INPUT_GRAD, t)
             _input_grad_row(&dY[0, 0, 0] + i * size, &Xhat[0, 0, 0] + i * size,
                             &dX[0, 0, 0] + i * size, C, P, &coef[0], &sum_dy[0],
                             &sum_dy_xhat[0], row_factor[i])
@@ -403,10 +425,13 @@ def prelu_forward(const floating[:, :, ::1] X, const double[::1] alpha,
     """
     cdef Py_ssize_t m = X.shape[0], i, size = <Py_ssize_t> X.shape[1] * X.shape[2]
     cdef int C = X.shape[1], P = X.shape[2]
+    cdef int t = 0
     if m == 0 or size == 0:
         return
-    with nogil:
-        for i in prange(m, schedule='static', num_threads=n_threads):
+    with nogil, parallel(num_threads=n_threads):
+        t = threadid()
+        for i in prange(m, schedule='static'):
+            note_thread(PRELU_FORWARD, t)
             _prelu_row(&X[0, 0, 0] + i * size, &Y[0, 0, 0] + i * size, C, P, &alpha[0])
 
 
@@ -488,7 +513,7 @@ def prelu_backward(const floating[:, :, ::1] X, const floating[:, :, ::1] dY,
     cdef Py_ssize_t m = X.shape[0]
     cdef int C = X.shape[1], P = X.shape[2]
     cdef int n_chunks = <int> ((m + CHUNK - 1) // CHUNK)
-    cdef int k
+    cdef int k, t = 0
     cdef const double* w = NULL
     if weights is not None:
         w = &weights[0]
@@ -496,8 +521,11 @@ def prelu_backward(const floating[:, :, ::1] X, const floating[:, :, ::1] dY,
     if dX is not None and dX.shape[0] > 0:
         dx = &dX[0, 0, 0]
     with nogil:
-        for k in prange(n_chunks, schedule='static', num_threads=n_threads):
-            _prelu_chunk(&X[0, 0, 0], &dY[0, 0, 0], dx, w, <Py_ssize_t> k * CHUNK,
-                         min(<Py_ssize_t> (k + 1) * CHUNK, m), C, P, &alpha[0],
-                         &partial[k, 0])
+        with parallel(num_threads=n_threads):
+            t = threadid()
+            for k in prange(n_chunks, schedule='static'):
+                note_thread(PRELU_BACKWARD, t)
+                _prelu_chunk(&X[0, 0, 0], &dY[0, 0, 0], dx, w, <Py_ssize_t> k * CHUNK,
+                             min(<Py_ssize_t> (k + 1) * CHUNK, m), C, P, &alpha[0],
+                             &partial[k, 0])
         _add_chunks(partial, n_chunks, scale, &dalpha[0])

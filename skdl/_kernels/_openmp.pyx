@@ -1,7 +1,9 @@
-"""Thread-count and build introspection for the OpenMP kernels."""
+"""Thread-count and build introspection for the OpenMP kernels, and the
+record of which OpenMP threads ran each kernel's work."""
 import os
 
 from joblib import cpu_count
+from libc.string cimport memset
 
 from ._openmp cimport SKDL_OPENMP_ENABLED, omp_get_max_threads
 
@@ -79,3 +81,40 @@ def effective_n_threads():
     if n_threads > 1:
         _threads_used = True
     return max(1, n_threads)
+
+
+# -- the threads that ran each kernel ----------------------------------------
+# Tests that compare one thread with two must know that two really ran: the
+# thread count is capped by the CPUs this process may use, so on one CPU
+# "two threads" silently means one.
+
+cdef unsigned long long _thread_masks[64]
+thread_masks = _thread_masks
+if len(Kernel) > 64:
+    raise ImportError(f"{len(Kernel)} kernels do not fit the 64 thread masks")
+
+
+def threads_seen():
+    """The OpenMP threads that ran each kernel since :func:`reset_threads_seen`.
+
+    Returns
+    -------
+    dict
+        Name of the kernel function (``"rowwise_gemm"``, ``"update"``, ...)
+        -> number of distinct OpenMP thread numbers that ran iterations of its
+        parallel loops, for each kernel that ran any.
+    """
+    cdef int k
+    cdef unsigned long long mask
+    seen = {}
+    for kernel in Kernel:
+        k = kernel
+        mask = thread_masks[k]
+        if mask:
+            seen[kernel.name.lower()] = bin(mask).count("1")
+    return seen
+
+
+def reset_threads_seen():
+    """Forget the threads recorded so far (call it while no kernel runs)."""
+    memset(_thread_masks, 0, sizeof(_thread_masks))

@@ -11,8 +11,10 @@ and add the partials in chunk order after the parallel loop: the chunks, not
 the threads, fix the summation order, so one thread and two agree bit for bit.
 """
 from cython cimport floating
-from cython.parallel cimport prange
+from cython.parallel cimport parallel, prange, threadid
 from libc.stdlib cimport free, malloc
+
+from ._openmp cimport ADD_PENALTY, SUM_OF_SQUARES, UPDATE, note_thread
 
 cdef extern from "_optim_loops.h" nogil:
     int skdl_sgd_float(float* p, const float* g, float* vel, float lr, float mu,
@@ -188,6 +190,7 @@ def update(int kind, floating[::1] params, const floating[::1] grads,
     cdef floating* s1 = NULL
     cdef floating* s2 = NULL
     cdef const floating* mask = NULL
+    cdef int t = 0
     if n == 0:
         return True
     if state1 is not None:
@@ -196,8 +199,10 @@ def update(int kind, floating[::1] params, const floating[::1] grads,
         s2 = &state2[0]
     if decay_mask is not None:
         mask = &decay_mask[0]
-    with nogil:
-        for c in prange(n_chunks, schedule='static', num_threads=n_threads):
+    with nogil, parallel(num_threads=n_threads):
+        t = threadid()
+        for c in prange(n_chunks, schedule='static'):
+            note_thread(UPDATE, t)
             start = c * CHUNK
             n_bad += _update_chunk(
                 kind, start, min(CHUNK, n - start), &params[0], &grads[0], s1, s2,
@@ -224,6 +229,7 @@ def sum_of_squares(const floating[::1] grads, double clipvalue, double inv,
     cdef Py_ssize_t c, start
     cdef double total = 0.0
     cdef double* partials
+    cdef int t = 0
     if n == 0:
         return 0.0
     partials = <double*> malloc(n_chunks * sizeof(double))
@@ -231,14 +237,17 @@ def sum_of_squares(const floating[::1] grads, double clipvalue, double inv,
         raise MemoryError("cannot allocate the norm's chunk sums")
     try:
         with nogil:
-            for c in prange(n_chunks, schedule='static', num_threads=n_threads):
-                start = c * CHUNK
-                if floating is float:
-                    partials[c] = skdl_sumsq_float(&grads[start], min(CHUNK, n - start),
-                                                   <float> clipvalue, inv)
-                else:
-                    partials[c] = skdl_sumsq_double(&grads[start], min(CHUNK, n - start),
-                                                    clipvalue, inv)
+            with parallel(num_threads=n_threads):
+                t = threadid()
+                for c in prange(n_chunks, schedule='static'):
+                    note_thread(SUM_OF_SQUARES, t)
+                    start = c * CHUNK
+                    if floating is float:
+                        partials[c] = skdl_sumsq_float(&grads[start], min(CHUNK, n - start),
+                                                       <float> clipvalue, inv)
+                    else:
+                        partials[c] = skdl_sumsq_double(&grads[start], min(CHUNK, n - start),
+                                                        clipvalue, inv)
             for c in range(n_chunks):
                 total += partials[c]
     finally:
@@ -264,6 +273,7 @@ def add_penalty(const floating[::1] params, floating[::1] grads,
     cdef Py_ssize_t c, start
     cdef double total = 0.0
     cdef double* partials
+    cdef int t = 0
     if n == 0:
         return 0.0
     partials = <double*> malloc(n_chunks * sizeof(double))
@@ -271,16 +281,19 @@ def add_penalty(const floating[::1] params, floating[::1] grads,
         raise MemoryError("cannot allocate the penalty's chunk sums")
     try:
         with nogil:
-            for c in prange(n_chunks, schedule='static', num_threads=n_threads):
-                start = c * CHUNK
-                if floating is float:
-                    partials[c] = skdl_penalty_float(
-                        &params[start], &grads[start], &l1_coef[start],
-                        &l2_coef[start], min(CHUNK, n - start))
-                else:
-                    partials[c] = skdl_penalty_double(
-                        &params[start], &grads[start], &l1_coef[start],
-                        &l2_coef[start], min(CHUNK, n - start))
+            with parallel(num_threads=n_threads):
+                t = threadid()
+                for c in prange(n_chunks, schedule='static'):
+                    note_thread(ADD_PENALTY, t)
+                    start = c * CHUNK
+                    if floating is float:
+                        partials[c] = skdl_penalty_float(
+                            &params[start], &grads[start], &l1_coef[start],
+                            &l2_coef[start], min(CHUNK, n - start))
+                    else:
+                        partials[c] = skdl_penalty_double(
+                            &params[start], &grads[start], &l1_coef[start],
+                            &l2_coef[start], min(CHUNK, n - start))
             for c in range(n_chunks):
                 total += partials[c]
     finally:

@@ -9,8 +9,11 @@ backward pass; backward adds into the input gradient plane by plane, so
 overlapping windows are summed in a fixed order.
 """
 from cython cimport floating
-from cython.parallel cimport prange
+from cython.parallel cimport parallel, prange, threadid
 from libc.string cimport memset
+
+from ._openmp cimport (AVGPOOL2D_BACKWARD, AVGPOOL2D_FORWARD, MAXPOOL2D_BACKWARD,
+                       MAXPOOL2D_FORWARD, note_thread)
 
 
 # Input positions [lo, hi) of output o's window, clipped to the input. Two
@@ -111,10 +114,13 @@ def maxpool2d_forward(const floating[:, :, :, ::1] X, floating[:, :, :, ::1] Y,
     # Every window whole inside the input: no padding on either side.
     cdef bint plain_2x2 = (kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0
                            and pw == 0 and 2 * OH <= H and 2 * OW <= W)
+    cdef int t = 0
     if planes == 0:
         return
-    with nogil:
-        for block in prange(n_blocks, schedule='static', num_threads=n_threads):
+    with nogil, parallel(num_threads=n_threads):
+        t = threadid()
+        for block in prange(n_blocks, schedule='static'):
+            note_thread(MAXPOOL2D_FORWARD, t)
             p0 = block * PLANE_BLOCK
             p1 = min(p0 + PLANE_BLOCK, planes)
             if plain_2x2:
@@ -135,13 +141,16 @@ def maxpool2d_backward(const floating[:, :, :, ::1] dY, const int[:, :, :, ::1] 
     cdef Py_ssize_t n_blocks = (planes + PLANE_BLOCK - 1) // PLANE_BLOCK
     cdef Py_ssize_t in_size = <Py_ssize_t> dX.shape[2] * dX.shape[3]
     cdef Py_ssize_t out_size = <Py_ssize_t> dY.shape[2] * dY.shape[3]
+    cdef int t = 0
     if planes == 0 or in_size == 0:
         return
     if out_size == 0:
         dX[...] = 0
         return
-    with nogil:
-        for block in prange(n_blocks, schedule='static', num_threads=n_threads):
+    with nogil, parallel(num_threads=n_threads):
+        t = threadid()
+        for block in prange(n_blocks, schedule='static'):
+            note_thread(MAXPOOL2D_BACKWARD, t)
             p0 = block * PLANE_BLOCK
             p1 = min(p0 + PLANE_BLOCK, planes)
             _max_unpool(&dY[0, 0, 0, 0], &argmax[0, 0, 0, 0], &dX[0, 0, 0, 0],
@@ -153,10 +162,12 @@ def avgpool2d_forward(const floating[:, :, :, ::1] X, floating[:, :, :, ::1] Y,
     """Y = window means of X over the window's positions inside the input."""
     cdef int n = X.shape[0], C = X.shape[1], H = X.shape[2], W = X.shape[3]
     cdef int OH = Y.shape[2], OW = Y.shape[3]
-    cdef int plane, i, c, oh, ow, ih, iw, h0, h1, w0, w1
+    cdef int plane, i, c, oh, ow, ih, iw, h0, h1, w0, w1, t = 0
     cdef double acc
-    with nogil:
-        for plane in prange(n * C, schedule='static', num_threads=n_threads):
+    with nogil, parallel(num_threads=n_threads):
+        t = threadid()
+        for plane in prange(n * C, schedule='static'):
+            note_thread(AVGPOOL2D_FORWARD, t)
             i = plane // C
             c = plane % C
             for oh in range(OH):
@@ -177,11 +188,13 @@ def avgpool2d_backward(const floating[:, :, :, ::1] dY, floating[:, :, :, ::1] d
     """dX = the adjoint of avgpool2d_forward."""
     cdef int n = dX.shape[0], C = dX.shape[1], H = dX.shape[2], W = dX.shape[3]
     cdef int OH = dY.shape[2], OW = dY.shape[3]
-    cdef int plane, i, c, oh, ow, ih, iw, h0, w0, h1, w1
+    cdef int plane, i, c, oh, ow, ih, iw, h0, w0, h1, w1, t = 0
     cdef floating share
     cdef floating* out
-    with nogil:
-        for plane in prange(n * C, schedule='static', num_threads=n_threads):
+    with nogil, parallel(num_threads=n_threads):
+        t = threadid()
+        for plane in prange(n * C, schedule='static'):
+            note_thread(AVGPOOL2D_BACKWARD, t)
             i = plane // C
             c = plane % C
             out = &dX[i, c, 0, 0]

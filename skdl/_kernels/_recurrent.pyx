@@ -22,6 +22,7 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
 from ._activations cimport backward_row, forward_row
+from ._openmp cimport RECURRENT_BACKWARD, RECURRENT_FORWARD, note_thread
 from ._rowgemm cimport pack_b, packed_size, rowgemm, skdl_gemm_current, skdl_gemm_limit
 
 cdef enum:
@@ -189,7 +190,7 @@ def recurrent_forward(int cell, int act, double alpha, int ract,
     cdef int k = 0 if has_xw else X.shape[2]
     cdef int rb = _block_rows(n, n_threads)
     cdef int n_blocks = (n + rb - 1) // rb
-    cdef int blk, i, i0, rows, s, t
+    cdef int blk, i, i0, rows, s, t = 0
     cdef size_t psize = packed_size(u, Gu, <floating*> NULL)
     cdef size_t wsize = 0 if has_xw else packed_size(k, Gu, <floating*> NULL)
     cdef floating* packed
@@ -238,6 +239,7 @@ def recurrent_forward(int cell, int act, double alpha, int ract,
         with nogil, parallel(num_threads=n_threads):
             t = threadid()
             for blk in prange(n_blocks, schedule='static'):
+                note_thread(RECURRENT_FORWARD, t)
                 i0 = blk * rb
                 rows = min(rb, n - i0)
                 r = scratch + <Py_ssize_t> 2 * t * rb * Gu
@@ -383,7 +385,7 @@ def recurrent_backward(int cell, int act, double alpha, int ract,
     cdef floating* cur
     cdef int rb = _block_rows(n, n_threads)
     cdef int n_blocks = (n + rb - 1) // rb
-    cdef int b, i, i0, rows, s, t, j, k
+    cdef int b, i, i0, rows, s, t = 0, j, k
     cdef size_t psize = packed_size(Gu, u, <floating*> NULL)
     # Per thread: dh, dh_next, dc, dh_direct (rb * u each) and tmp (6 * u).
     cdef size_t per_thread = <size_t> 4 * rb * u + 6 * u
@@ -412,6 +414,7 @@ def recurrent_backward(int cell, int act, double alpha, int ract,
         with nogil, parallel(num_threads=n_threads):
             t = threadid()
             for b in prange(n_blocks, schedule='static'):
+                note_thread(RECURRENT_BACKWARD, t)
                 i0 = b * rb
                 rows = min(rb, n - i0)
                 base = packed + psize + t * per_thread

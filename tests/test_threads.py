@@ -1,0 +1,129 @@
+"""The kernels' record of the threads that ran them, and the two-thread guard
+of tests/_threads.py built on it."""
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from _threads import one_thread, two_threads
+from skdl import _ops
+from skdl._kernels import _openmp
+
+KERNEL_SOURCES = Path(__file__).resolve().parents[1] / "skdl" / "_kernels"
+
+
+def _dense_inputs(n):
+    rng = np.random.RandomState(0)
+    return (rng.randn(n, 50).astype(np.float32), rng.randn(50, 40).astype(np.float32))
+
+
+def test_one_thread_is_recorded_as_one():
+    X, W = _dense_inputs(300)
+    with one_thread():
+        _openmp.reset_threads_seen()
+        _ops.dense_forward(X, W, None, "relu")
+        assert _openmp.threads_seen() == {"rowwise_gemm": 1}
+    _openmp.reset_threads_seen()
+    assert _openmp.threads_seen() == {}
+
+
+def test_two_threads_with_work_to_split_are_recorded_as_two():
+    X, W = _dense_inputs(300)
+    with two_threads():
+        _ops.dense_forward(X, W, None, "relu")
+        _ops.regression_loss("huber", X, X)
+    assert _openmp.threads_seen() == {"rowwise_gemm": 2, "regression_loss": 2}
+
+
+def test_two_threads_fails_a_block_where_a_kernel_ran_on_one_thread():
+    X, W = _dense_inputs(300)
+    # One row is one panel of the product, and one row of the loss: one
+    # thread runs each.
+    with pytest.raises(AssertionError, match=r"ran on one thread only: rowwise_gemm\. "
+                       "Give them work enough to split"):
+        with two_threads():
+            _ops.dense_forward(X[:1], W, None, "relu")
+    # The message names the kernel that did not split, not those that did.
+    with pytest.raises(AssertionError, match=r"one thread only: regression_loss\. Give"):
+        with two_threads():
+            _ops.dense_forward(X, W, None, "relu")
+            _ops.regression_loss("huber", X[:1], X[:1])
+    with two_threads(one_thread_ok=("regression_loss",)):
+        _ops.dense_forward(X, W, None, "relu")
+        _ops.regression_loss("huber", X[:1], X[:1])
+    with pytest.raises(AssertionError, match="no kernel ran inside two_threads"):
+        with two_threads():
+            pass
+
+
+def _parallel_loops(source):
+    """(function, kernel its first body line notes or None) for each prange of
+    a kernel module's ``source``."""
+    loops, function = [], None
+    lines = source.splitlines()
+    for i, line in enumerate(lines):
+        defined = re.match(r"(?:def|cdef|cpdef) .*?(\w+)\(", line)
+        if defined:
+            function = defined.group(1)
+        if re.match(r"\s*for \w+ in prange\(", line):
+            noted = re.match(r"\s*note_thread\((\w+), t\)$", lines[i + 1])
+            loops.append((function, noted.group(1) if noted else None))
+    return loops
+
+
+@pytest.mark.skipif(not KERNEL_SOURCES.joinpath("_dense.pyx").exists(),
+                    reason="the kernels' .pyx sources are not beside the tests")
+def test_every_parallel_loop_notes_its_threads_under_its_kernels_name():
+    loops = []
+    for path in sorted(KERNEL_SOURCES.glob("_*.pyx")):
+        loops += _parallel_loops(path.read_text())
+    for function, noted in loops:
+        assert noted == function.upper(), (
+            f"the first line of each prange body in {function} must be "
+            f"note_thread({function.upper()}, t)")
+    assert {noted for _, noted in loops} == {kernel.name for kernel in _openmp.Kernel}
+
+
+# -- a thread test on one CPU ----------------------------------------------------
+
+_ONE_CPU_PYTEST = (
+    "import os, sys, pytest\n"
+    "os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})\n"
+    "sys.exit(pytest.main(sys.argv[1:]))\n"
+)
+
+
+def _thread_test_on_one_cpu(tmp_path, ci):
+    """Run a real one-against-two-threads test in a child bound to one CPU,
+    as ``taskset -c 0`` would; returns (exit code, output)."""
+    test = Path(__file__).with_name("test_pooling.py")
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("CI", "OMP_NUM_THREADS")}  # OMP_NUM_THREADS lifts the CPU cap
+    env["PYTHONPATH"] = os.pathsep.join(sys.path)
+    if ci:
+        env["CI"] = "true"
+    result = subprocess.run(
+        [sys.executable, "-c", _ONE_CPU_PYTEST, "-q", "-rsf", "-p", "no:cacheprovider",
+         "-p", "no:randomly", f"{test}::test_one_and_two_threads_agree"],
+        capture_output=True, text=True, env=env, timeout=300,
+        cwd=tmp_path)  # not the checkout: its skdl may be unbuilt
+    return result.returncode, result.stdout + result.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"),
+                    reason="needs os.sched_setaffinity (Linux) to bind a process to one CPU")
+@pytest.mark.skipif(not _openmp.openmp_enabled(),
+                    reason="built without OpenMP: one thread on any number of CPUs")
+def test_a_thread_test_on_one_cpu_skips_locally_and_fails_under_ci(tmp_path):
+    code, out = _thread_test_on_one_cpu(tmp_path, ci=False)
+    assert code == 0 and "1 skipped" in out, out
+    assert re.search(r"SKIPPED .*needs two OpenMP threads, but this process may use 1 CPU, "
+                     r"so skdl runs 1 thread", out), out
+    code, out = _thread_test_on_one_cpu(tmp_path, ci=True)
+    assert code == 1 and "1 failed" in out, out
+    assert re.search(r"FAILED .*CI runs the thread tests on two threads, but this process "
+                     r"may use 1 CPU", out), out
