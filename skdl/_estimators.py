@@ -402,12 +402,17 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
             return np.asarray(X).reshape(shape[0], size) if fitted_flat else X
         if len(shape) == 2 and shape[1] == size:
             return X if fitted_flat else np.asarray(X).reshape((shape[0],) + sample_shape)
-        what = (f"{shape[1]} features per row" if len(shape) == 2
-                else f"samples of shape {given}")
+        name = type(self).__name__
+        if len(shape) == 2:  # scikit-learn's words first, as its checks expect
+            raise ValueError(
+                f"X has {shape[1]} features, but {name} is expecting {size} features "
+                f"as input: flat rows of {size} features or samples of shape "
+                f"{sample_shape}, the shape it was fitted on."
+            )
         raise ValueError(
-            f"X has {what}, but {type(self).__name__} was fitted on samples of shape "
-            f"{sample_shape}: give flat rows of {size} features or samples of shape "
-            f"{sample_shape}."
+            f"X has samples of shape {given}, but {name} was fitted on samples of "
+            f"shape {sample_shape}: give flat rows of {size} features or samples of "
+            f"shape {sample_shape}."
         )
 
     def _prediction_input(self, X):

@@ -311,18 +311,22 @@ def test_a_sequence_model_takes_flat_rows_or_sequences(digits):
 
 
 @pytest.mark.parametrize("which", [0, 1])
-@pytest.mark.parametrize("given, what", [
-    ((5, 63), "X has 63 features per row"),
-    ((5, 1, 4, 16), r"X has samples of shape \(1, 4, 16\)"),
-    ((5, 8, 8), r"X has samples of shape \(8, 8\)"),
+@pytest.mark.parametrize("given, message", [
+    ((5, 63), r"X has 63 features, but NNClassifier is expecting 64 features as input: "
+              r"flat rows of 64 features or samples of shape \(1, 8, 8\), the shape it "
+              r"was fitted on\."),
+    ((5, 1, 4, 16), r"X has samples of shape \(1, 4, 16\), but NNClassifier was fitted "
+                    r"on samples of shape \(1, 8, 8\): give flat rows of 64 features or "
+                    r"samples of shape \(1, 8, 8\)\."),
+    ((5, 8, 8), r"X has samples of shape \(8, 8\), but NNClassifier was fitted on "
+                r"samples of shape \(1, 8, 8\)"),
 ])
-def test_neither_layout_names_both_and_what_was_given(cnns, which, given, what):
+def test_neither_layout_names_both_and_what_was_given(cnns, which, given, message):
     model = cnns[which]
-    with pytest.raises(ValueError, match=what + r", but NNClassifier was fitted on "
-                       r"samples of shape \(1, 8, 8\): give flat rows of 64 features or "
-                       r"samples of shape \(1, 8, 8\)\."):
-        model.predict(np.zeros(given))
-    with pytest.raises(ValueError, match=what):
+    for method in (model.predict, model.predict_proba, model.activations):
+        with pytest.raises(ValueError, match=message):
+            method(np.zeros(given))
+    with pytest.raises(ValueError, match=message):
         model.partial_fit(np.zeros(given), np.zeros(given[0], dtype=int))
 
 
