@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 from sklearn.exceptions import ConvergenceWarning
+from threadpoolctl import threadpool_limits
 
 from _networks import initialized_network
 from skdl import (
@@ -50,7 +51,7 @@ from skdl.layers._base import GradientContext, backward_chain
 from skdl.optimizers import SGD, Adadelta, Adagrad, Adam, AdamW, RMSprop
 
 # Without PyTorch this module is skipped (a fresh CI environment has none
-# during the main run, `pytest -m "not torch"`); CI's own step for these tests
+# during the main run, `pytest`); CI's own step for these tests
 # installs it and sets SKDL_REQUIRE_TORCH=1, so that a missing PyTorch fails
 # there instead of skipping unseen. The variable, not CI=true, decides:
 # CI=true is also set during the main run, where PyTorch may be absent.
@@ -67,10 +68,19 @@ except ImportError:
                 allow_module_level=True)
 
 pytestmark = pytest.mark.torch
-# The arrays here are tiny. PyTorch's OpenMP threads, spinning after each of
-# its parallel regions, would compete with skdl's kernels for the cores (on
-# two loaded cores the module took ten times as long).
-torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_openmp_thread():
+    """The arrays here are tiny; PyTorch's OpenMP threads, spinning after each
+    of its parallel regions, would compete with skdl's kernels for the cores
+    (on two loaded cores the module took ten times as long). PyTorch's
+    libgomp is the one skdl's kernels use (one soname, loaded once), so the
+    limit is set for this module only and restored after it: set at import,
+    it held every later test of the run to one thread."""
+    with threadpool_limits(1):
+        yield
+
 
 # Both sides compute in float64; only the order of sums differs.
 TOL = dict(rtol=1e-10, atol=1e-12)
