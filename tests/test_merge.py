@@ -1,5 +1,7 @@
 """Pathways and side inputs: shapes, values, gradients, errors, and a
 multi-branch network with a side input inside a Pipeline."""
+import re
+
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
@@ -357,11 +359,18 @@ def test_pathways_example_runs(capsys):
     example = load_example("digits_pathways")
     X, y = example.stretched_digits()
     assert X.shape == (1797, 66) and X[:, 64:].min() >= 1 and X[:, 64:].max() <= 8
-    best, accuracy = example.main(max_iter=2, grid=((2, 4),))
+    best, accuracy = example.main(max_iter=5, grid=((2, 4),))
     out = capsys.readouterr().out
     assert "MergeInput" in out and "confusion matrix" in out
-    assert 0.0 <= accuracy <= 1.0
-    assert best.named_steps["network"].get_weights()["wide"]["kernel"].shape[0] in (2, 4)
+    # Five epochs reach 95.1% on the hold-out quarter here (README: 98.0% after 60).
+    assert accuracy >= 0.90
+    assert f"{accuracy:.2%} hold-out accuracy" in out
+    # The search's choice is the candidate it printed as best cross-validated.
+    scores = dict(re.findall(r"'network__layers__wide__filters': (\d+)\}: ([\d.]+)% "
+                             r"cross-validated", out))
+    chosen = best.named_steps["network"].get_weights()["wide"]["kernel"].shape[0]
+    assert sorted(scores) == ["2", "4"]
+    assert chosen == int(max(scores, key=lambda filters: float(scores[filters])))
 
 
 def test_fitted_graph_survives_joblib(tmp_path):
