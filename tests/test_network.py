@@ -136,3 +136,25 @@ def test_sample_weight_reaches_only_layers_that_take_it():
     # Layers that do not weigh the batch never see it (no keyword error).
     net.forward(X, training=True, rng=np.random.default_rng(0), sample_weight=np.ones(5))
     assert_array_equal(net.forward(X, sample_weight=np.arange(5.0)), net.forward(X))
+
+
+@pytest.mark.parametrize("spec, shape, message", [
+    ("conv", (1, 4, 4), r"Conv2D 'conv' on samples of shape \(1, 4, 4\): The kernel spans "
+     r"5 positions \(size 5, dilation 1\) but the padded input has only 4"),
+    ("conv1d", (2, 3), r"Conv1D 'conv1d' on samples of shape \(2, 3\): The kernel spans "
+     r"5 positions"),
+    ("pool", (1, 3, 3), r"MaxPool2D 'max_pool2d' on samples of shape \(1, 3, 3\): The "
+     r"pool spans 4 positions"),
+    ("negative", (1, 4, 4), r"Conv2D 'conv2d' on samples of shape \(1, 4, 4\): padding "
+     r"must hold non-negative ints"),
+    ("nested", (1, 4, 4), r"Conv2D 'inner' on samples of shape \(1, 4, 4\): The kernel "
+     r"spans 6 positions"),
+])
+def test_a_geometry_that_cannot_work_names_its_layer(spec, shape, message):
+    from skdl import Conv1D, Conv2D, MaxPool2D, Pathways
+
+    spec = {"conv": Conv2D(2, 5, name="conv"), "conv1d": Conv1D(2, 5),
+            "pool": MaxPool2D(4), "negative": Conv2D(2, 3, padding=-1),
+            "nested": Pathways([[], [Conv2D(1, 6, name="inner")]])}[spec]
+    with pytest.raises(ValueError, match=message):
+        build_layers([spec], shape, np.float32)

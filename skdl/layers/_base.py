@@ -53,7 +53,15 @@ class LayerSpec(BaseEstimator, metaclass=ABCMeta):
         Layer
         """
         self._validate_params()
-        return self._build(tuple(int(s) for s in input_shape), np.dtype(dtype), name)
+        input_shape = tuple(int(s) for s in input_shape)
+        try:
+            return self._build(input_shape, np.dtype(dtype), name)
+        except ValueError as error:
+            # A geometry that cannot work names the layer it belongs to.
+            if repr(name) in str(error):
+                raise
+            raise ValueError(f"{type(self).__name__} {name!r} on samples of shape "
+                             f"{input_shape}: {error}") from None
 
     def _validate_params(self):
         validate_parameter_constraints(
