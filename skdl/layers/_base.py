@@ -57,8 +57,9 @@ class LayerSpec(BaseEstimator, metaclass=ABCMeta):
         try:
             return self._build(input_shape, np.dtype(dtype), name)
         except ValueError as error:
-            # A geometry that cannot work names the layer it belongs to.
-            if repr(name) in str(error):
+            # A geometry that cannot work names the layer it belongs to; the
+            # subclasses (scikit-learn's InvalidParameterError) keep their type.
+            if type(error) is not ValueError or repr(name) in str(error):
                 raise
             raise ValueError(f"{type(self).__name__} {name!r} on samples of shape "
                              f"{input_shape}: {error}") from None
