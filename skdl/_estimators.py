@@ -373,6 +373,10 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
         ambiguous); an X of neither gets an error naming both. Runs before
         ``validate_data``, whose message would count only X's second axis.
         """
+        sample_shape = self.input_shape_
+        several = isinstance(sample_shape, dict)
+        if not several and len(sample_shape) == 1:
+            return X  # flat samples: scikit-learn's own checks and messages
         shape = getattr(X, "shape", None)
         if shape is None and isinstance(X, (list, tuple)):
             try:  # what validate_data would make of it; leave its errors to it
@@ -380,19 +384,16 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
                 shape = X.shape
             except (TypeError, ValueError):
                 return X
-        if shape is None or issparse(X):
+        if shape is None or len(shape) < 2 or issparse(X):
             return X
-        if isinstance(self.input_shape_, dict):
+        if several:
             if len(shape) > 2:
                 raise ValueError(
                     f"X has shape {tuple(shape)}; this model's inputs "
-                    f"{self.input_shape_} take flat rows of features side by side, "
+                    f"{sample_shape} take flat rows of features side by side, "
                     "or a dict of arrays by input name."
                 )
             return X
-        sample_shape = self.input_shape_
-        if len(sample_shape) == 1 or len(shape) < 2:
-            return X  # flat samples: scikit-learn's own checks and messages
         size = int(np.prod(sample_shape))
         # Fitted on flat rows, n_features_in_ is their length; on shaped samples,
         # the first axis of a sample (where both agree, either layout works).
