@@ -82,6 +82,45 @@ FLOAT_DTYPES = (np.float32, np.float64)
 INT_MAX = 2**31 - 1
 
 
+# -- how many threads an op's work pays for ------------------------------------
+# Work is counted in multiply-adds; an elementwise pass (activation, loss,
+# optimizer, normalization, pooling) counts ELEMENT_WORK per element. Both are
+# measured by benchmarks/bench_grain.py on a quiet 2-core x86-64: a second
+# thread pays from about 0.6-8 million multiply-adds in the products (2
+# million in the median) and from 16-64 thousand elements in the elementwise
+# passes (32 thousand in the median), whose memory-bound loops scale better
+# than the products' FMA-bound ones. Below two threads' worth the op runs on
+# the calling thread: a parallel region costs a few microseconds on a quiet
+# machine and far more when another process keeps a core busy (libgomp's
+# barrier then waits for a descheduled thread).
+ELEMENT_WORK = 64
+MIN_WORK_PER_THREAD = 1_000_000
+
+
+def _threads_for(work):
+    """Threads an op should use for ``work`` multiply-adds.
+
+    One per ``MIN_WORK_PER_THREAD`` of work, at most
+    :func:`effective_n_threads`; small work gets 1, which runs the kernel's
+    parallel region on the calling thread alone (no other thread is woken or
+    waited for). The kernels cut their work into fixed chunks, so results do
+    not depend on the count.
+
+    Parameters
+    ----------
+    work : int
+        Estimated cost of the op in multiply-adds (``ELEMENT_WORK`` per
+        element for elementwise passes).
+
+    Returns
+    -------
+    n_threads : int >= 1
+    """
+    if work < 2 * MIN_WORK_PER_THREAD:
+        return 1  # without asking OpenMP: the common case for small networks
+    return min(effective_n_threads(), int(work) // MIN_WORK_PER_THREAD)
+
+
 def _float_array(name, a, ndim=None, dtype=None):
     """C-contiguous float32/float64 array, or a clear error."""
     if type(a) is not np.ndarray:
@@ -172,11 +211,12 @@ def dense_forward(X, W, b=None, activation=None, alpha=None, out=None):
     code = 0 if activation is None else _activation_code(activation)
     if issparse(X):
         Y = _output(out, "out", (X.shape[0], W.shape[1]), X.dtype, (data, W))
-        _dense.csr_rows_product(data, indices, indptr, W, Y, effective_n_threads(), b,
+        _dense.csr_rows_product(data, indices, indptr, W, Y,
+                                _threads_for(data.size * W.shape[1]), b,
                                 code, _alpha(activation, alpha))
         return Y
     Y = _output(out, "out", (X.shape[0], W.shape[1]), X.dtype, (X, W))
-    _dense.rowwise_gemm(X, W, Y, False, effective_n_threads(), b, code,
+    _dense.rowwise_gemm(X, W, Y, False, _threads_for(X.size * W.shape[1]), b, code,
                         _alpha(activation, alpha))
     return Y
 
@@ -201,7 +241,7 @@ def dense_backward_input(dY, W, out=None):
             f"dY has {dY.shape[1]} columns but W has shape {W.shape}."
         )
     dX = _output(out, "out", (dY.shape[0], W.shape[0]), dY.dtype, (dY, W))
-    _dense.rowwise_gemm(dY, W, dX, True, effective_n_threads())
+    _dense.rowwise_gemm(dY, W, dX, True, _threads_for(dY.size * W.shape[0]))
     return dX
 
 
@@ -251,9 +291,9 @@ def dense_param_grads(X, dY, sample_weight=None, scale=1.0, accumulate_dtype=Non
     dW = _output(dW, "dW", (k, p), X.dtype)
     db = _output(db, "db", (p,), X.dtype)
     acc = _accumulation_dtype(accumulate_dtype, X.dtype)
-    n_threads = effective_n_threads()
     if sparse:
-        _dense.csc_weight_gradient(scale, data, indices, indptr, dY, w, dW, n_threads)
+        _dense.csc_weight_gradient(scale, data, indices, indptr, dY, w, dW,
+                                   _threads_for(data.size * p))
     elif acc == X.dtype:
         A, B, target = X, dY, dW
     else:
@@ -262,10 +302,10 @@ def dense_param_grads(X, dY, sample_weight=None, scale=1.0, accumulate_dtype=Non
     if not sparse:
         if w is not None:
             B = np.multiply(B, w.astype(B.dtype, copy=False)[:, None])
-        _dense.gemm_tn(scale, A, B, target, n_threads)
+        _dense.gemm_tn(scale, A, B, target, _threads_for(n * k * p))
         if target is not dW:
             dW[...] = target
-    _dense.weighted_column_sum(dY, w, scale, db, n_threads)
+    _dense.weighted_column_sum(dY, w, scale, db, _threads_for(ELEMENT_WORK * dY.size))
     return dW, db
 
 
@@ -340,7 +380,8 @@ def activation_forward(name, X, alpha=None):
     Y = np.empty_like(X)
     if X.size:
         _activations.activation_forward(
-            code, _alpha(name, alpha), _rows(X), _rows(Y), effective_n_threads()
+            code, _alpha(name, alpha), _rows(X), _rows(Y),
+            _threads_for(ELEMENT_WORK * X.size),
         )
     return Y
 
@@ -377,7 +418,7 @@ def activation_backward(name, Y, dY, alpha=None, out=None):
     if Y.size:
         _activations.activation_backward(
             code, _alpha(name, alpha), _rows(Y), _rows(dY), _rows(dX),
-            effective_n_threads(),
+            _threads_for(ELEMENT_WORK * Y.size),
         )
     return dX
 
@@ -404,7 +445,7 @@ def softmax_cross_entropy(Z, Y):
     grad : ndarray of shape (n, k), d loss[i] / d Z[i]
     """
     Z, Y, loss, grad = _loss_inputs(Z, Y)
-    _loss.softmax_cross_entropy(Z, Y, loss, grad, effective_n_threads())
+    _loss.softmax_cross_entropy(Z, Y, loss, grad, _threads_for(ELEMENT_WORK * Z.size))
     return loss, grad
 
 
@@ -422,7 +463,7 @@ def sigmoid_cross_entropy(Z, Y):
     grad : ndarray of shape (n, k)
     """
     Z, Y, loss, grad = _loss_inputs(Z, Y)
-    _loss.sigmoid_cross_entropy(Z, Y, loss, grad, effective_n_threads())
+    _loss.sigmoid_cross_entropy(Z, Y, loss, grad, _threads_for(ELEMENT_WORK * Z.size))
     return loss, grad
 
 
@@ -445,7 +486,7 @@ def softmax_hellinger(Z, Y):
     Z, Y, loss, grad = _loss_inputs(Z, Y)
     if Y.size and Y.min() < 0:
         raise ValueError("The Hellinger distance needs non-negative targets.")
-    _loss.softmax_hellinger(Z, Y, loss, grad, effective_n_threads())
+    _loss.softmax_hellinger(Z, Y, loss, grad, _threads_for(ELEMENT_WORK * Z.size))
     return loss, grad
 
 
@@ -466,7 +507,7 @@ def sigmoid_hellinger(Z, Y):
     Z, Y, loss, grad = _loss_inputs(Z, Y)
     if Y.size and (Y.min() < 0 or Y.max() > 1):
         raise ValueError("The Hellinger distance needs targets in [0, 1].")
-    _loss.sigmoid_hellinger(Z, Y, loss, grad, effective_n_threads())
+    _loss.sigmoid_hellinger(Z, Y, loss, grad, _threads_for(ELEMENT_WORK * Z.size))
     return loss, grad
 
 
@@ -497,7 +538,8 @@ def regression_loss(name, Z, Y, delta=1.0):
     if Z.shape[1] == 0:
         raise ValueError("Z must have at least one output column.")
     _loss.regression_loss(
-        REGRESSION_LOSSES[name], float(delta), Z, Y, loss, grad, effective_n_threads()
+        REGRESSION_LOSSES[name], float(delta), Z, Y, loss, grad,
+        _threads_for(ELEMENT_WORK * Z.size)
     )
     return loss, grad
 
@@ -599,7 +641,7 @@ def _step_inputs(params, grads, state, learning_rate, weight_decay, decay_mask,
         _no_overlap({"params": params, "decay_mask": decay_mask, **state})
     clipvalue = np.inf if clipvalue is None else _scalar("clipvalue", clipvalue,
                                                          low_open=True)
-    n_threads = effective_n_threads()
+    n_threads = _threads_for(ELEMENT_WORK * params.size)
     scale = 1.0
     if clipnorm is not None:
         clipnorm = _scalar("clipnorm", clipnorm, low_open=True)
@@ -643,7 +685,7 @@ def gradient_norm(grads, clipvalue=None):
     grads = _float_array("grads", grads, ndim=1)
     clipvalue = np.inf if clipvalue is None else _scalar("clipvalue", clipvalue,
                                                          low_open=True)
-    return _gradient_norm(grads, clipvalue, effective_n_threads())
+    return _gradient_norm(grads, clipvalue, _threads_for(ELEMENT_WORK * grads.size))
 
 
 def _update(kind, params, grads, state, learning_rate, h1, h2, h3, flag,
@@ -911,7 +953,7 @@ def add_penalty(params, grads, l1_coef, l2_coef):
     _no_overlap({"grads": grads, "l1_coef": l1_coef})
     _no_overlap({"grads": grads, "l2_coef": l2_coef})
     return float(_optim.add_penalty(params, grads, l1_coef, l2_coef,
-                                    effective_n_threads()))
+                                    _threads_for(ELEMENT_WORK * params.size)))
 
 
 def dropout_forward(X, rate, rng):
@@ -1080,7 +1122,7 @@ def conv2d_forward(X, K, b=None, strides=1, padding=((0, 0), (0, 0)), dilation=1
     code = 0 if fused is None else _activation_code(fused)
     Y = _output(out, "out", (X.shape[0], K.shape[0], oh, ow), X.dtype, (X, K))
     _conv.conv2d_forward(X, K, b, Y, *geometry, code, _alpha(fused, alpha),
-                         effective_n_threads())
+                         _threads_for(Y.size * K[0].size))
     if activation == "softmax" and Y.size:
         planes = Y.reshape(-1, oh * ow)
         planes[...] = activation_forward("softmax", planes)
@@ -1114,7 +1156,7 @@ def conv2d_backward_input(dY, K, input_hw, strides=1, padding=((0, 0), (0, 0)),
             f"{(K.shape[0],) + out_hw}."
         )
     dX = _output(out, "out", x_shape, dY.dtype, (dY, K))
-    _conv.conv2d_backward_input(dY, K, dX, *geometry, effective_n_threads())
+    _conv.conv2d_backward_input(dY, K, dX, *geometry, _threads_for(dY.size * K[0].size))
     return dX
 
 
@@ -1164,7 +1206,8 @@ def conv2d_backward_params(X, dY, sample_weight=None, scale=1.0, accumulate_dtyp
     partial_K = np.empty((n_chunks, F * C * kh * kw), dtype=acc)
     partial_b = np.empty((n_chunks, F))
     _conv.conv2d_backward_params(X, dY, w, float(scale), target_K, target_b,
-                                 partial_K, partial_b, *geometry, effective_n_threads())
+                                 partial_K, partial_b, *geometry,
+                                 _threads_for(dY.size * C * kh * kw))
     if target_K is not dK:
         dK[...] = target_K
         db[...] = target_b
@@ -1210,7 +1253,8 @@ def maxpool2d_forward(X, pool_size, strides=None, padding=((0, 0), (0, 0)), out=
                                       pool_size if strides is None else strides, padding)
     Y = _output(out, "out", X.shape[:2] + out_hw, X.dtype, (X,))
     argmax = _output(argmax_out, "argmax_out", Y.shape, np.dtype(np.int32), (X, Y))
-    _pool.maxpool2d_forward(X, Y, argmax, *geometry, effective_n_threads())
+    _pool.maxpool2d_forward(X, Y, argmax, *geometry,
+                            _threads_for(ELEMENT_WORK * Y.size * geometry[0] * geometry[1]))
     return Y, argmax
 
 
@@ -1236,7 +1280,7 @@ def maxpool2d_backward(dY, argmax, input_hw, out=None):
     if argmax.size and (argmax.min() < 0 or argmax.max() >= H * W):
         raise ValueError(f"argmax holds positions outside an input plane of {H}x{W}.")
     dX = _output(out, "out", dY.shape[:2] + (H, W), dY.dtype, (dY, argmax))
-    _pool.maxpool2d_backward(dY, argmax, dX, effective_n_threads())
+    _pool.maxpool2d_backward(dY, argmax, dX, _threads_for(ELEMENT_WORK * (dX.size + dY.size)))
     return dX
 
 
@@ -1256,7 +1300,8 @@ def avgpool2d_forward(X, pool_size, strides=None, padding=((0, 0), (0, 0))):
     geometry, out_hw = _pool_geometry(X.shape, pool_size,
                                       pool_size if strides is None else strides, padding)
     Y = np.empty(X.shape[:2] + out_hw, dtype=X.dtype)
-    _pool.avgpool2d_forward(X, Y, *geometry, effective_n_threads())
+    _pool.avgpool2d_forward(X, Y, *geometry,
+                            _threads_for(ELEMENT_WORK * Y.size * geometry[0] * geometry[1]))
     return Y
 
 
@@ -1281,7 +1326,8 @@ def avgpool2d_backward(dY, input_hw, pool_size, strides=None, padding=((0, 0), (
     if dY.shape[2:] != out_hw:
         raise ValueError(f"dY has spatial shape {dY.shape[2:]}, the pool gives {out_hw}.")
     dX = np.empty(x_shape, dtype=dY.dtype)
-    _pool.avgpool2d_backward(dY, dX, *geometry, effective_n_threads())
+    _pool.avgpool2d_backward(dY, dX, *geometry,
+                             _threads_for(ELEMENT_WORK * dY.size * geometry[0] * geometry[1]))
     return dX
 
 
@@ -1331,6 +1377,15 @@ def _recurrent_setup(cell, X, W, U, activation, recurrent_activation, alpha):
     codes = (_activation_code(activation), _alpha(activation, alpha),
              _activation_code(recurrent_activation))
     return X, W, U, G, u, codes
+
+
+def _recurrent_work(X, U, projects_input):
+    """Multiply-adds of a recurrent kernel call on X (n, T, k) with U (u, G*u):
+    the state product of every step, and the input product when the kernel
+    projects each step itself (inference)."""
+    n, T, k = X.shape
+    u, gu = U.shape
+    return n * T * ((u + (k if projects_input else 0)) * gu + ELEMENT_WORK * gu)
 
 
 def _recurrent_mask(mask, n, T):
@@ -1410,7 +1465,8 @@ def recurrent_forward(cell, X, W, U, b=None, bh=None, mask=None, activation="tan
                            out=(gates.reshape(n * T, G * u) if fused
                                 else new("XW", (n * T, G * u), dtype))).reshape(n, T, G * u)
     _recurrent.recurrent_forward(_recurrent.CELLS[cell], act, alpha_, ract, U, XW, X, W, b,
-                                 bh, mask, H, C, gates, extra, effective_n_threads())
+                                 bh, mask, H, C, gates, extra,
+                                 _threads_for(_recurrent_work(X, U, XW is None)))
     return RecurrentState(H, C, gates, extra, mask)
 
 
@@ -1438,7 +1494,7 @@ def _stacked_param_grads(blocks, dG, rows_w, scale, accumulate_dtype, new):
     if rows_w is not None:
         B = np.multiply(B, rows_w.astype(acc, copy=False)[:, None])
     total = np.empty((start + 1, q), acc)
-    _dense.gemm_tn(scale, A, np.ascontiguousarray(B), total, effective_n_threads())
+    _dense.gemm_tn(scale, A, np.ascontiguousarray(B), total, _threads_for(A.size * q))
     total = total.astype(dG.dtype, copy=False)
     pieces, start = [], 0
     for width in widths:
@@ -1485,7 +1541,7 @@ def recurrent_backward(cell, dY, X, W, U, state, sample_weight=None, scale=1.0,
     dGh = new("dGh", (n, T, G * u), X.dtype) if cell == "gru" else None
     _recurrent.recurrent_backward(_recurrent.CELLS[cell], act, alpha_, ract, dY, U, state.mask,
                                   state.H, state.C, state.gates, state.extra, dGx, dGh,
-                                  effective_n_threads())
+                                  _threads_for(_recurrent_work(X, U, False)))
     rows_w = None if sample_weight is None else np.repeat(_weights(sample_weight, n), T)
     dGx2 = dGx.reshape(n * T, G * u)
     H_prev = state.H[:, :T]
@@ -1666,7 +1722,7 @@ def batchnorm_train_forward(X, gamma=None, beta=None, epsilon=1e-3, sample_weigh
         raise ValueError("sample_weight sums to 0: the batch has no statistics.")
     mean = np.empty(C)
     var = np.empty(C)
-    n_threads = effective_n_threads()
+    n_threads = _threads_for(ELEMENT_WORK * X.size)
     _norm.channel_moments(X, w, total, mean, var, _partial(m, C), n_threads)
     Y = _output(out, "out", X.shape, X.dtype, (X,))
     Xhat = _output(xhat_out, "xhat_out", X.shape, X.dtype, (X, Y))
@@ -1709,7 +1765,7 @@ def batchnorm_inference(X, gamma=None, beta=None, mean=None, variance=None, epsi
     shift = b - mu * a
     exact = out is not None and out.shape == X.shape and out.ctypes.data == X.ctypes.data
     Y = _output(out, "out", X.shape, X.dtype, () if exact else (X,))
-    _norm.channel_affine(X, a, shift, Y, effective_n_threads())
+    _norm.channel_affine(X, a, shift, Y, _threads_for(ELEMENT_WORK * X.size))
     return Y
 
 
@@ -1758,7 +1814,7 @@ def batchnorm_backward(dY, Xhat, gamma=None, variance=None, epsilon=1e-3,
     var = _channel_vector("variance", variance, C, 1.0)
     w = _row_weights("sample_weight", sample_weight, m)
     s = _row_weights("stat_weight", stat_weight, m)
-    n_threads = effective_n_threads()
+    n_threads = _threads_for(ELEMENT_WORK * dY.size)
     S1, S2 = np.empty(C), np.empty(C)
     _norm.batchnorm_grad_sums(dY, Xhat, w, S1, S2, _partial(m, C), _partial(m, C),
                               n_threads)
@@ -1799,7 +1855,7 @@ def prelu_forward(X, alpha, out=None):
     X = _channel_input("X", X)
     a = _channel_vector("alpha", alpha, X.shape[1], 0.0)
     Y = _output(out, "out", X.shape, X.dtype, (X,))
-    _norm.prelu_forward(X, a, Y, effective_n_threads())
+    _norm.prelu_forward(X, a, Y, _threads_for(ELEMENT_WORK * X.size))
     return Y
 
 
@@ -1835,5 +1891,5 @@ def prelu_backward(X, dY, alpha, sample_weight=None, scale=1.0, need_input_grad=
     dX = _output(out, "out", X.shape, X.dtype, (X, dY)) if need_input_grad else None
     dalpha = np.empty(C)
     _norm.prelu_backward(X, dY, a, w, float(scale), dalpha, _partial(m, C), dX,
-                         effective_n_threads())
+                         _threads_for(ELEMENT_WORK * X.size))
     return dX, dalpha.astype(X.dtype)

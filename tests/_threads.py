@@ -7,6 +7,12 @@ kernels do with threads. :class:`two_threads` skips such a test with the reason
 (fails it under CI, which has two CPUs) and, after the block, asserts from the
 kernels' own record (``_openmp.threads_seen``) that each kernel that ran in it
 split its work over two threads.
+
+skdl runs work too small to pay for a second thread on one thread
+(``skdl._ops.MIN_WORK_PER_THREAD``); inside :class:`two_threads` every op
+splits whatever work it has (unless ``split_small_work=False``), so the
+identity tests keep their small, fast inputs and still compare the kernels'
+one-thread and two-thread results. The threshold has tests of its own.
 """
 import os
 
@@ -14,6 +20,7 @@ import pytest
 from joblib import cpu_count
 from threadpoolctl import threadpool_limits
 
+from skdl import _ops
 from skdl._kernels import _openmp
 
 
@@ -56,6 +63,10 @@ class two_threads:
         Kernels (function names, as in ``_openmp.threads_seen()``) allowed to
         run on one thread in the block: their work is too small to split, and
         the test is not about them.
+    split_small_work : bool
+        True (the default) sets ``_ops.MIN_WORK_PER_THREAD`` to 1 in the block,
+        so ops split work of any size; False keeps skdl's threshold (for tests
+        of the threshold itself).
 
     Raises
     ------
@@ -65,8 +76,9 @@ class two_threads:
         thread with one for that kernel, and must give it work enough to split.
     """
 
-    def __init__(self, one_thread_ok=()):
+    def __init__(self, one_thread_ok=(), split_small_work=True):
         self.one_thread_ok = frozenset(one_thread_ok)
+        self.split_small_work = split_small_work
 
     def __enter__(self):
         __tracebackhide__ = True  # a skip or failure points at the test's line
@@ -79,12 +91,16 @@ class two_threads:
             if _in_ci() and not no_openmp_allowed:
                 pytest.fail(f"CI runs the thread tests on two threads, but {reason}")
             pytest.skip(f"needs two OpenMP threads, but {reason}")
+        self._min_work = _ops.MIN_WORK_PER_THREAD
+        if self.split_small_work:
+            _ops.MIN_WORK_PER_THREAD = 1
         _openmp.reset_threads_seen()
         return self
 
     def __exit__(self, exc_type, exc_value, traceback):
         __tracebackhide__ = True
         self._limits.restore_original_limits()
+        _ops.MIN_WORK_PER_THREAD = self._min_work
         if exc_type is not None:
             return False
         seen = _openmp.threads_seen()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 from _threads import one_thread, two_threads
 from skdl import _ops
@@ -58,6 +59,33 @@ def test_two_threads_fails_a_block_where_a_kernel_ran_on_one_thread():
     with pytest.raises(AssertionError, match="no kernel ran inside two_threads"):
         with two_threads():
             pass
+
+
+# -- the work threshold: small work on the calling thread ------------------------
+
+def test_small_work_runs_on_one_thread_and_large_work_on_two():
+    # The README demo's first layer: a batch of 64 digits through 64 -> 100.
+    X, W = np.ones((64, 64), np.float32), np.ones((64, 100), np.float32)
+    with threadpool_limits(2):
+        _openmp.reset_threads_seen()
+        _ops.dense_forward(X, W, None, "relu")
+        _ops.activation_forward("tanh", X)
+        assert _openmp.threads_seen() == {"rowwise_gemm": 1, "activation_forward": 1}
+    big_X, big_W = _dense_inputs(2 * _ops.MIN_WORK_PER_THREAD // (50 * 40) + 1)
+    with two_threads(split_small_work=False):
+        _ops.dense_forward(big_X, big_W, None, "relu")
+    assert _openmp.threads_seen() == {"rowwise_gemm": 2}
+
+
+def test_threads_for_gives_one_thread_per_min_work_up_to_the_limit():
+    least = _ops.MIN_WORK_PER_THREAD
+    with threadpool_limits(2):
+        allowed = _openmp.effective_n_threads()
+        assert [_ops._threads_for(w) for w in (0, 1, 2 * least - 1)] == [1, 1, 1]
+        assert _ops._threads_for(2 * least) == min(2, allowed)
+        assert _ops._threads_for(1000 * least) == allowed
+    with threadpool_limits(1):
+        assert _ops._threads_for(1000 * least) == 1
 
 
 def _parallel_loops(source):
