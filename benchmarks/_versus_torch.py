@@ -1,6 +1,5 @@
-"""What bench_cnn.py and bench_rnn.py share: timing skdl and PyTorch on the
-same data in one process, best of several interleaved runs, and printing the
-table."""
+"""What the benchmarks share: timing skdl and PyTorch on the same data in one
+process, best of several interleaved runs, and printing the table."""
 import time
 import warnings
 
@@ -26,21 +25,22 @@ def skdl_epoch(clf, X, y):
     return train, time.perf_counter() - start
 
 
-def torch_epoch(model, X, y, batch):
-    """(train, inference) seconds of one shuffled epoch of Adam (lr 1e-3) with
+def torch_epoch(model, X, y, batch, lr=1e-3, epochs=1):
+    """(train, inference) seconds of ``epochs`` shuffled epochs of Adam with
     cross-entropy, then softmax probabilities in chunks of 4096 rows."""
     import torch
 
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
     loss_fn = torch.nn.CrossEntropyLoss()
     Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
     start = time.perf_counter()
-    perm = torch.randperm(len(X))
-    for i in range(0, len(X), batch):
-        idx = perm[i:i + batch]
-        opt.zero_grad()
-        loss_fn(model(Xt[idx]), yt[idx]).backward()
-        opt.step()
+    for _ in range(epochs):
+        perm = torch.randperm(len(X))
+        for i in range(0, len(X), batch):
+            idx = perm[i:i + batch]
+            opt.zero_grad()
+            loss_fn(model(Xt[idx]), yt[idx]).backward()
+            opt.step()
     train = time.perf_counter() - start
     start = time.perf_counter()
     with torch.no_grad():
@@ -89,7 +89,7 @@ def profile(run):
     pstats.Stats(prof).sort_stats("tottime").print_stats(12)
 
 
-def compare(models, skdl_run, torch_run, n_samples, repeats, width):
+def compare(models, skdl_run, torch_run, n_samples, repeats, width, with_torch=None):
     """Print samples/s for each model at 1 and 2 threads, with PyTorch's and
     the ratios when it is importable.
 
@@ -100,13 +100,15 @@ def compare(models, skdl_run, torch_run, n_samples, repeats, width):
     n_samples : dict of name -> int, samples per epoch
     repeats : int
     width : int, width of the model column
+    with_torch : bool, optional, default: whether PyTorch is importable
 
     Returns
     -------
     dict of name -> {threads: skdl training samples/s}
     """
     warnings.simplefilter("ignore", ConvergenceWarning)
-    with_torch = have_torch()
+    if with_torch is None:
+        with_torch = have_torch()
     print(f"{'model':>{width}} {'threads':>7} {'skdl train/s':>13} {'skdl infer/s':>13}"
           + (f" {'torch train/s':>14} {'torch infer/s':>14} {'train x':>8} {'infer x':>8}"
              if with_torch else ""))
