@@ -9,6 +9,8 @@ same name and signature; the tests hold each op to its twin.
 import functools
 import math
 import numbers
+import threading
+from contextlib import contextmanager
 
 import numpy as np
 from scipy.sparse import issparse
@@ -118,7 +120,32 @@ def _threads_for(work):
     """
     if work < 2 * MIN_WORK_PER_THREAD:
         return 1  # without asking OpenMP: the common case for small networks
-    return min(effective_n_threads(), int(work) // MIN_WORK_PER_THREAD)
+    n_threads = min(effective_n_threads(), int(work) // MIN_WORK_PER_THREAD)
+    cap = getattr(_thread_cap, "value", None)
+    return n_threads if cap is None else min(n_threads, cap)
+
+
+# A cap on the threads of the ops this Python thread calls (the training loop
+# sets it per step, see skdl._training.StepThreads); other Python threads,
+# predicting at the same time, keep theirs.
+_thread_cap = threading.local()
+
+
+@contextmanager
+def at_most_threads(n_threads):
+    """Ops called by this Python thread in the block use at most ``n_threads``
+    (None: no cap). Results do not depend on it; only the time does.
+
+    Parameters
+    ----------
+    n_threads : int >= 1 or None
+    """
+    previous = getattr(_thread_cap, "value", None)
+    _thread_cap.value = n_threads
+    try:
+        yield
+    finally:
+        _thread_cap.value = previous
 
 
 def _float_array(name, a, ndim=None, dtype=None):

@@ -5,6 +5,7 @@ import copy
 import sys
 import time
 import warnings
+from collections import deque
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
@@ -162,6 +163,70 @@ class SklearnCallbacks:
                                               reconstruction_attributes={}, **self.data)
 
 
+class StepThreads:
+    """Chooses, step by step, between the default thread count and one thread.
+
+    Another busy process (a second fit, a notebook, a test suite) can make a
+    step on two threads several times slower than on one: OpenMP's barriers
+    wait for a thread that the busy process keeps off its core. So now and
+    then one full-batch step runs with the other choice (a probe), and when
+    it took less than ``1 - MARGIN`` of the mean time of the recent steps,
+    that choice stays. The mean, not the median: under load most steps on two
+    threads are as fast as ever and some wait for milliseconds. The first
+    probe comes after ``FIRST_PROBE`` steps, then every ``INTERVAL``; a probe
+    that loses doubles the interval (up to ``MAX_INTERVAL``), so a settled
+    choice costs little, and a step that stalls (``STALL`` times the fastest
+    recent one) brings the next probe forward. Results do not depend on the
+    thread count, only the time does.
+
+    Parameters
+    ----------
+    active : bool
+        False when only one thread is available anyway: nothing to choose.
+    """
+
+    FIRST_PROBE = 4
+    INTERVAL = 16
+    MAX_INTERVAL = 256
+    WINDOW = 16
+    MARGIN = 0.1
+    STALL = 4
+
+    def __init__(self, active):
+        self.active = active
+        self.single = False  # the current choice: one thread
+        self.recent = deque(maxlen=self.WINDOW)  # seconds per sample, current choice
+        self.interval = self.INTERVAL
+        self.countdown = self.FIRST_PROBE
+        self.probing = False
+
+    def cap(self, full_batch):
+        """The thread cap for the next step (None: the default count)."""
+        self.probing = (self.active and full_batch and self.countdown <= 0
+                        and len(self.recent) >= 3)
+        return 1 if self.single != self.probing else None
+
+    def record(self, seconds_per_sample, full_batch):
+        """The time of the step just run (only full batches are compared)."""
+        if not self.active or not full_batch:
+            return
+        if not self.probing:
+            stalled = (len(self.recent) >= 3
+                       and seconds_per_sample > self.STALL * min(self.recent))
+            self.recent.append(seconds_per_sample)
+            self.countdown = 0 if stalled else self.countdown - 1
+            return
+        self.probing = False
+        if seconds_per_sample < (1 - self.MARGIN) * float(np.mean(self.recent)):
+            self.single = not self.single
+            self.recent.clear()
+            self.recent.append(seconds_per_sample)
+            self.interval = self.INTERVAL
+        else:
+            self.interval = min(2 * self.interval, self.MAX_INTERVAL)
+        self.countdown = self.interval
+
+
 class TrainingRun:
     """One call of ``fit`` or ``partial_fit``: epochs of mini-batch steps over
     the training part of the data, with the validation set, the history, the
@@ -199,6 +264,7 @@ class TrainingRun:
         l1_coef, l2_coef = self.network.penalty_coefficients(estimator.l1, estimator.l2)
         self.penalty = ((l1_coef, l2_coef) if l1_coef.any() or l2_coef.any() else None)
         self.decay_mask = self.network.decay_mask()
+        self.step_threads = StepThreads(active=_ops.effective_n_threads() > 1)
 
     # -- epochs ---------------------------------------------------------------
     def epochs(self, max_epochs, incremental, sklearn_callbacks):
@@ -316,28 +382,12 @@ class TrainingRun:
             self.previous, self.backup = self.backup, self.previous
             self.backup = network.snapshot(self.backup)
             self.step_open = True
-            outputs = network.forward(Xb, training=True, rng=est._dropout_rng,
-                                      sample_weight=wb)
-            losses, grad = est._loss_fn(outputs, Yb)
-            batch_loss = float(losses.sum() if wb is None else wb @ losses)
-            if not np.isfinite(batch_loss):
-                # The weights in place produced it: go back one more step.
-                self._fault(f"The training loss became {batch_loss}", epoch, b,
-                            self.previous)
-            # Weighted mean over the batch, normalised by the batch's share of
-            # the total weight so batches with little weight take small steps.
-            network.backward(grad, wb, 1.0 / (total_weight * (Xb.shape[0] / n)),
-                             self.accumulate)
-            penalty = 0.0
-            if self.penalty is not None:
-                penalty = _ops.add_penalty(network.params, network.grads, *self.penalty)
-            est._n_steps += 1
-            finite = est._optimizer.step(network.params, network.grads,
-                                         est._optimizer_state, est.learning_rate_,
-                                         est._n_steps, epoch, self.decay_mask)
-            if not finite:
-                self._fault("The update made weights NaN or infinite", epoch, b,
-                            self.backup)
+            full_batch = Xb.shape[0] == batch_size
+            started = time.perf_counter()
+            with _ops.at_most_threads(self.step_threads.cap(full_batch)):
+                batch_loss, penalty = self._step(Xb, Yb, wb, total_weight, n, epoch, b)
+            self.step_threads.record((time.perf_counter() - started) / Xb.shape[0],
+                                     full_batch)
             self.step_open = False
             est.t_ += Xb.shape[0]
             epoch_loss += batch_loss + penalty * batch_weight
@@ -345,6 +395,33 @@ class TrainingRun:
             call(self.callbacks, "on_batch_end", est, epoch, b,
                  (batch_loss / batch_weight + penalty) if batch_weight > 0 else penalty)
         return epoch_loss / total_weight if total_weight > 0 else 0.0
+
+    def _step(self, Xb, Yb, wb, total_weight, n, epoch, b):
+        """One optimizer step on a batch: (its weighted loss sum, the penalty)."""
+        est, network = self.estimator, self.network
+        outputs = network.forward(Xb, training=True, rng=est._dropout_rng,
+                                  sample_weight=wb)
+        losses, grad = est._loss_fn(outputs, Yb)
+        batch_loss = float(losses.sum() if wb is None else wb @ losses)
+        if not np.isfinite(batch_loss):
+            # The weights in place produced it: go back one more step.
+            self._fault(f"The training loss became {batch_loss}", epoch, b,
+                        self.previous)
+        # Weighted mean over the batch, normalised by the batch's share of
+        # the total weight so batches with little weight take small steps.
+        network.backward(grad, wb, 1.0 / (total_weight * (Xb.shape[0] / n)),
+                         self.accumulate)
+        penalty = 0.0
+        if self.penalty is not None:
+            penalty = _ops.add_penalty(network.params, network.grads, *self.penalty)
+        est._n_steps += 1
+        finite = est._optimizer.step(network.params, network.grads,
+                                     est._optimizer_state, est.learning_rate_,
+                                     est._n_steps, epoch, self.decay_mask)
+        if not finite:
+            self._fault("The update made weights NaN or infinite", epoch, b,
+                        self.backup)
+        return batch_loss, penalty
 
     def _augmented(self, Xb):
         """The batch after the estimator's augmenters (a new array); with

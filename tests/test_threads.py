@@ -88,6 +88,21 @@ def test_threads_for_gives_one_thread_per_min_work_up_to_the_limit():
         assert _ops._threads_for(1000 * least) == 1
 
 
+def test_at_most_threads_caps_the_ops_of_this_python_thread_only():
+    big_X, big_W = _dense_inputs(2 * _ops.MIN_WORK_PER_THREAD // (50 * 40) + 1)
+    with two_threads(split_small_work=False):
+        with _ops.at_most_threads(1):
+            _ops.dense_forward(big_X, big_W, None, "relu")
+            assert _openmp.threads_seen() == {"rowwise_gemm": 1}
+            # Another Python thread (a predict running beside the fit) keeps its count.
+            from concurrent.futures import ThreadPoolExecutor
+            with ThreadPoolExecutor(1) as pool:
+                assert pool.submit(_ops._threads_for, 1000 * _ops.MIN_WORK_PER_THREAD
+                                   ).result() == 2
+        _ops.dense_forward(big_X, big_W, None, "relu")  # the cap is gone again
+    assert _openmp.threads_seen() == {"rowwise_gemm": 2}
+
+
 def _parallel_loops(source):
     """(function, kernel its first body line notes or None) for each prange of
     a kernel module's ``source``."""

@@ -823,3 +823,64 @@ def test_early_stopping_split_without_weight_in_a_part_is_refused(weights):
                        "(training|validation) part"):
         NNRegressor([Dense(3)], early_stopping=True, random_state=0).fit(
             [[1.0], [2.0]], [0.5, -1.0], sample_weight=weights)
+
+
+# -- one thread or the default, step by step ---------------------------------------
+
+def _choices(step_threads, timings, n_steps=300):
+    """Run ``step_threads`` over full-batch steps whose time depends on the
+    cap: ``timings(cap, step)`` -> seconds per sample; returns the caps used."""
+    caps = []
+    for step in range(n_steps):
+        cap = step_threads.cap(full_batch=True)
+        caps.append(cap)
+        step_threads.record(timings(cap, step), full_batch=True)
+    return caps
+
+
+def test_step_threads_keep_the_default_on_a_quiet_machine():
+    from skdl._training import StepThreads
+
+    chooser = StepThreads(active=True)
+    # Two threads: 1.0 per step; one thread: 1.3. Probes lose, and come ever rarer.
+    caps = _choices(chooser, lambda cap, step: 1.3 if cap == 1 else 1.0)
+    probes = [i for i, cap in enumerate(caps) if cap == 1]
+    assert probes[0] == StepThreads.FIRST_PROBE
+    assert not chooser.single and caps[-1] is None
+    # Each losing probe doubles the interval: 32, 64, 128 steps between them.
+    interval = StepThreads.INTERVAL
+    assert np.diff(probes).tolist() == [2 * interval + 1, 4 * interval + 1,
+                                        8 * interval + 1]
+
+
+def test_step_threads_move_to_one_thread_when_two_stall_and_back_when_quiet():
+    from skdl._training import StepThreads
+
+    chooser = StepThreads(active=True)
+
+    def loaded_until_100(cap, step):
+        if cap == 1:
+            return 1.2
+        # Under load two threads are mostly as fast, but every third step stalls.
+        return (6.0 if step % 3 == 0 else 1.0) if step < 100 else 1.0
+
+    caps = _choices(chooser, loaded_until_100)
+    single = [cap == 1 for cap in caps]
+    # One thread from the first stalls on, but for the rare probes of two...
+    assert all(single[10:20]) and sum(not s for s in single[10:100]) <= 4
+    # ...and back to two threads once the load is gone, but for probes of one.
+    assert not single[-1] and sum(single[-150:]) <= 2
+
+
+def test_step_threads_ignore_short_batches_and_single_cpus():
+    from skdl._training import StepThreads
+
+    idle = StepThreads(active=False)
+    for _ in range(50):
+        assert idle.cap(full_batch=True) is None
+        idle.record(100.0, full_batch=True)
+    chooser = StepThreads(active=True)
+    for _ in range(50):
+        assert chooser.cap(full_batch=False) is None
+        chooser.record(100.0, full_batch=False)
+    assert len(chooser.recent) == 0 and not chooser.single
