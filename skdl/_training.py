@@ -170,14 +170,15 @@ class StepThreads:
     step on two threads several times slower than on one: OpenMP's barriers
     wait for a thread that the busy process keeps off its core. So now and
     then one full-batch step runs with the other choice (a probe), and when
-    it took less than ``1 - MARGIN`` of the mean time of the recent steps,
-    that choice stays. The mean, not the median: under load most steps on two
-    threads are as fast as ever and some wait for milliseconds. The first
-    probe comes after ``FIRST_PROBE`` steps, then every ``INTERVAL``; a probe
+    it took less than ``1 - MARGIN`` of the mean time of the recent steps
+    (the slowest left out), that choice stays. The mean, not the median:
+    under load most steps on two threads are as fast as ever and some wait
+    for milliseconds. The first step (which allocates) is not timed; the first
+    probe comes ``FIRST_PROBE`` steps later, then every ``INTERVAL``; a probe
     that loses doubles the interval (up to ``MAX_INTERVAL``), so a settled
-    choice costs little, and a step that stalls (``STALL`` times the fastest
-    recent one) brings the next probe forward. Results do not depend on the
-    thread count, only the time does.
+    choice costs little, and two steps in the window that stall (``STALL``
+    times the fastest) bring the next probe forward. Results do not depend on
+    the thread count, only the time does.
 
     Parameters
     ----------
@@ -199,6 +200,7 @@ class StepThreads:
         self.interval = self.INTERVAL
         self.countdown = self.FIRST_PROBE
         self.probing = False
+        self.warming_up = True  # the first step allocates and touches memory
 
     def cap(self, full_batch):
         """The thread cap for the next step (None: the default count)."""
@@ -210,14 +212,21 @@ class StepThreads:
         """The time of the step just run (only full batches are compared)."""
         if not self.active or not full_batch:
             return
+        if self.warming_up:  # slower than any other: it would flatter a probe
+            self.warming_up = False
+            return
         if not self.probing:
-            stalled = (len(self.recent) >= 3
-                       and seconds_per_sample > self.STALL * min(self.recent))
             self.recent.append(seconds_per_sample)
-            self.countdown = 0 if stalled else self.countdown - 1
+            fastest = min(self.recent)
+            stalls = sum(seconds > self.STALL * fastest for seconds in self.recent)
+            # One slow step happens on a quiet machine too (a page fault, the
+            # garbage collector); two in the window are the sign of load.
+            self.countdown = 0 if stalls >= 2 else self.countdown - 1
             return
         self.probing = False
-        if seconds_per_sample < (1 - self.MARGIN) * float(np.mean(self.recent)):
+        # The largest time left out, for the same reason.
+        typical = (sum(self.recent) - max(self.recent)) / (len(self.recent) - 1)
+        if seconds_per_sample < (1 - self.MARGIN) * typical:
             self.single = not self.single
             self.recent.clear()
             self.recent.append(seconds_per_sample)
