@@ -4,6 +4,7 @@ import os
 import re
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -95,7 +96,6 @@ def test_at_most_threads_caps_the_ops_of_this_python_thread_only():
             _ops.dense_forward(big_X, big_W, None, "relu")
             assert _openmp.threads_seen() == {"rowwise_gemm": 1}
             # Another Python thread (a predict running beside the fit) keeps its count.
-            from concurrent.futures import ThreadPoolExecutor
             with ThreadPoolExecutor(1) as pool:
                 assert pool.submit(_ops._threads_for, 1000 * _ops.MIN_WORK_PER_THREAD
                                    ).result() == 2

@@ -18,7 +18,7 @@ from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_sp
 from sklearn.utils.class_weight import compute_class_weight
 
 from skdl import BatchNormalization, Dense, NNClassifier, NNRegressor, _ops, _reference
-from skdl._training import validation_split
+from skdl._training import StepThreads, validation_split
 from skdl.callbacks import (
     Callback,
     Checkpoint,
@@ -839,8 +839,6 @@ def _choices(step_threads, timings, n_steps=300):
 
 
 def test_step_threads_keep_the_default_on_a_quiet_machine():
-    from skdl._training import StepThreads
-
     chooser = StepThreads(active=True)
     # Two threads: 1.0 per step; one thread: 1.3. Probes lose, and come ever rarer.
     caps = _choices(chooser, lambda cap, step: 1.3 if cap == 1 else 1.0)
@@ -854,8 +852,6 @@ def test_step_threads_keep_the_default_on_a_quiet_machine():
 
 
 def test_step_threads_move_to_one_thread_when_two_stall_and_back_when_quiet():
-    from skdl._training import StepThreads
-
     chooser = StepThreads(active=True)
 
     def loaded_until_100(cap, step):
@@ -873,8 +869,6 @@ def test_step_threads_move_to_one_thread_when_two_stall_and_back_when_quiet():
 
 
 def test_step_threads_ignore_short_batches_and_single_cpus():
-    from skdl._training import StepThreads
-
     idle = StepThreads(active=False)
     for _ in range(50):
         assert idle.cap(full_batch=True) is None
