@@ -7,7 +7,7 @@ Conv2D 64 3x3 valid, relu, MaxPool 2, Dense 128 relu, 10 classes, batch 128.
 Both Adam, float32, at 1 and 2 threads. When PyTorch is importable the same
 models run in it, in the same process, and the ratios are printed.
 
-    python benchmarks/bench_cnn.py [--repeats 5] [--profile]
+    python benchmarks/bench_cnn.py [--repeats 5] [--profile] [--models digits_cnn ...]
 """
 import argparse
 
@@ -70,15 +70,17 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--profile", action="store_true",
                         help="print where skdl's time goes (1 thread) and stop")
+    parser.add_argument("--models", nargs="+", choices=sorted(MODELS), default=list(MODELS),
+                        help="which models to time (default: all)")
     args = parser.parse_args()
-    datasets = {name: data(name) for name in MODELS}
+    datasets = {name: data(name) for name in args.models}
     if args.profile:
         for name, (X, y) in datasets.items():
             profile(lambda: skdl_times(name, X, y))
         return
-    speeds = compare(MODELS, lambda m: lambda: skdl_times(m, *datasets[m]),
+    speeds = compare(args.models, lambda m: lambda: skdl_times(m, *datasets[m]),
                      lambda m: lambda: torch_times(m, *datasets[m]),
-                     {m: len(datasets[m][0]) for m in MODELS}, args.repeats, 10)
+                     {m: len(datasets[m][0]) for m in args.models}, args.repeats, 10)
     for name, own in speeds.items():
         print(f"{name:>10} skdl 1 -> 2 threads training speed-up: {own[2] / own[1]:.2f}x")
 

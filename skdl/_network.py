@@ -190,6 +190,103 @@ class NetworkSnapshot:
         self.buffers = buffers
 
 
+# Whether training steps run through bound passes (TrainingPass) where every
+# layer binds; off, they take the layers' forward/backward (for tests, which
+# hold the two to identical results).
+USE_BOUND_PASSES = True
+# Bound passes kept per network: batch sizes seen lately (a fit has two, the
+# full and the last, shorter batch; partial_fit may vary them).
+MAX_BOUND_PASSES = 4
+
+
+class TrainingPass:
+    """A network's training pass over batches of one shape, with every layer's
+    ops checked and bound once (:meth:`Layer.bind`): per batch it copies the
+    batch in, runs the bound kernels layer by layer and copies the output
+    gradient in, and checks or allocates nothing.
+
+    Use :meth:`bind`, which gives None when some layer does not bind (the
+    network then trains through its layers' ``forward``/``backward``).
+
+    Attributes
+    ----------
+    X : ndarray of shape (n, *input_shape)
+    sample_weight : float64 ndarray of shape (n,) or None
+    Z, dZ : ndarrays of shape (n, *output_shape)
+        The output, and where :meth:`backward` puts the loss gradient.
+    """
+
+    def __init__(self, X, sample_weight, bound):
+        self.X = X
+        self.sample_weight = sample_weight
+        self.Z, self.dZ = bound[-1].Y, bound[-1].dY
+        self._forwards = [b.forward for b in bound if b.forward is not None]
+        self._backwards = [b.backward for b in reversed(bound) if b.backward is not None]
+
+    @classmethod
+    def bind(cls, layers, n, dtype, weighted, accumulate_dtype):
+        """The pass for batches of ``n`` samples, or None.
+
+        Parameters
+        ----------
+        layers : list of Layer
+        n : int
+        dtype : numpy dtype
+        weighted : bool
+            Whether the batches come with sample weights.
+        accumulate_dtype : numpy dtype
+
+        Returns
+        -------
+        TrainingPass or None
+        """
+        X = np.empty((n,) + tuple(layers[0].input_shape), dtype=dtype)
+        w = np.empty(n) if weighted else None
+        bound, inputs, input_grad = [], X, None
+        for layer in layers:
+            b = layer.bind(inputs, input_grad, w, accumulate_dtype)
+            if b is None:
+                return None
+            bound.append(b)
+            inputs, input_grad = b.Y, b.dY
+        return cls(X, w, bound)
+
+    def forward(self, X, sample_weight=None):
+        """The network's output for a training batch (an array the next call
+        overwrites).
+
+        Parameters
+        ----------
+        X : ndarray of shape (n, *input_shape) or (n, n_features)
+            Of the network's dtype.
+        sample_weight : ndarray of shape (n,) or None
+            Given exactly when the pass was bound ``weighted``.
+
+        Returns
+        -------
+        Z : ndarray of shape (n, *output_shape)
+        """
+        np.copyto(self.X, X.reshape(self.X.shape), casting="no")
+        if self.sample_weight is not None:
+            np.copyto(self.sample_weight, sample_weight, casting="safe")
+        for forward in self._forwards:
+            forward()
+        return self.Z
+
+    def backward(self, dZ, scale):
+        """Fill the network's ``grads`` from the loss gradient of the last
+        :meth:`forward`, as :meth:`Network.backward` does.
+
+        Parameters
+        ----------
+        dZ : ndarray of shape (n, *output_shape)
+        scale : float
+        """
+        np.copyto(self.dZ, dZ.reshape(self.dZ.shape), casting="no")
+        for backward in self._backwards:
+            backward(scale)
+
+
 class Network:
     """Runtime layers whose parameters live in one contiguous buffer.
 
@@ -244,6 +341,7 @@ class Network:
         return self.layers[-1].output_shape
 
     def _bind(self):
+        self.__dict__.pop("_passes", None)  # bound to the arrays replaced here
         offset = buffer_offset = 0
         for layer in self.all_layers:
             clash = set(layer.param_shapes) & set(layer.buffer_shapes)
@@ -354,8 +452,36 @@ class Network:
         for layer in self.all_layers:
             layer.clear()
 
+    def training_pass(self, n, weighted, accumulate_dtype):
+        """The bound :class:`TrainingPass` for batches of ``n`` samples, made
+        at the first request and kept until :meth:`release_scratch`; None for
+        a network with side inputs or a layer that does not bind.
+
+        Parameters
+        ----------
+        n : int
+        weighted : bool
+        accumulate_dtype : numpy dtype
+
+        Returns
+        -------
+        TrainingPass or None
+        """
+        if not USE_BOUND_PASSES or self.input_shapes is not None:
+            return None
+        key = (n, weighted, np.dtype(accumulate_dtype))
+        passes = self.__dict__.setdefault("_passes", {})
+        if key not in passes:
+            if len(passes) >= MAX_BOUND_PASSES:
+                del passes[next(iter(passes))]
+            passes[key] = TrainingPass.bind(self.layers, n, self.dtype, weighted,
+                                            accumulate_dtype)
+        return passes[key]
+
     def release_scratch(self):
-        """Free the arrays the layers keep from one training batch to the next."""
+        """Free the arrays the layers keep from one training batch to the next,
+        and the bound training passes."""
+        self.__dict__.pop("_passes", None)
         for layer in self.all_layers:
             layer.release_scratch()
 
@@ -544,6 +670,7 @@ class Network:
         state = self.__dict__.copy()
         # Gradients are scratch space; only the shape is worth keeping.
         state["grads"] = None
+        state.pop("_passes", None)  # bound kernels: rebuilt at the next fit
         return state
 
     def __setstate__(self, state):

@@ -5,6 +5,11 @@ Each op validates shapes and dtypes in Python and raises ``ValueError`` or
 allocates its outputs, reads the OpenMP thread count at call time and calls
 one kernel. :mod:`skdl._reference` has a plain-numpy twin of every op with the
 same name and signature; the tests hold each op to its twin.
+
+The ops a training step repeats have a ``bind_`` form: the same checks, run
+once, then a callable that runs the kernel on the same arrays at every call
+(their values may change, their shapes may not). Each op is its ``bind_``
+form called once, so both paths share every check and kernel call.
 """
 import functools
 import math
@@ -31,6 +36,15 @@ __all__ = [
     "avgpool2d_backward",
     "avgpool2d_forward",
     "batchnorm_backward",
+    "bind_activation_backward",
+    "bind_conv2d_backward_input",
+    "bind_conv2d_backward_params",
+    "bind_conv2d_forward",
+    "bind_dense_backward_input",
+    "bind_dense_forward",
+    "bind_dense_param_grads",
+    "bind_maxpool2d_backward",
+    "bind_maxpool2d_forward",
     "batchnorm_inference",
     "batchnorm_inv_std",
     "batchnorm_train_forward",
@@ -162,6 +176,17 @@ def _float_array(name, a, ndim=None, dtype=None):
     return a if a.flags.c_contiguous and a.ndim else np.ascontiguousarray(a)
 
 
+def _bound(names, given, checked):
+    """The checked arrays, which a bound op keeps: each must be the array
+    given (a contiguous copy made by the checks would not see the values
+    written into the original later), else a ValueError naming it."""
+    for name, a, b in zip(names, given, checked):
+        if a is not None and a is not b:
+            raise ValueError(f"{name} must be a C-contiguous float32 or float64 ndarray "
+                             "to bind an op to it (the op reads it at every call).")
+    return checked
+
+
 def _compressed_arrays(name, X, fmt):
     """(data, indices, indptr) of a scipy sparse ``X`` in ``fmt`` ('csr' or
     'csc'), float data and intp indices, checked so the kernels cannot read
@@ -219,12 +244,54 @@ def dense_forward(X, W, b=None, activation=None, alpha=None, out=None):
     -------
     Y : ndarray of shape (n, p)
     """
-    if issparse(X):
-        if X.ndim != 2:
-            raise ValueError(f"X must be 2-D, got shape {X.shape}.")
-        data, indices, indptr = _compressed_arrays("X", X, "csr")
-    else:
-        X = _float_array("X", X, ndim=2)
+    code = 0 if activation is None else _activation_code(activation)
+    if not issparse(X):
+        run, Y = _bind_dense_forward(*_dense_inputs(X, W, b), code,
+                                     _alpha(activation, alpha), out)
+        run()
+        return Y
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D, got shape {X.shape}.")
+    data, indices, indptr = _compressed_arrays("X", X, "csr")
+    W, b = _dense_weights(X, W, b)
+    Y = _output(out, "out", (X.shape[0], W.shape[1]), X.dtype, (data, W))
+    _dense.csr_rows_product(data, indices, indptr, W, Y, _threads_for(data.size * W.shape[1]),
+                            b, code, _alpha(activation, alpha))
+    return Y
+
+
+def _bind_dense_forward(X, W, b, code, alpha, out):
+    Y = _output(out, "out", (X.shape[0], W.shape[1]), X.dtype, (X, W))
+    work = X.size * W.shape[1]
+
+    def run():
+        _dense.rowwise_gemm(X, W, Y, False, _threads_for(work), b, code, alpha)
+    return run, Y
+
+
+def bind_dense_forward(X, W, b=None, activation=None, alpha=None, out=None):
+    """:func:`dense_forward` of dense ``X`` checked once and bound to its
+    arrays, for a training loop that calls it every batch.
+
+    Returns
+    -------
+    run : callable ``run()``
+        Writes ``f(X @ W + b)`` into Y from the values the arrays hold then.
+    Y : ndarray of shape (n, p)
+    """
+    X, W, b = _bound(("X", "W", "b"), (X, W, b), _dense_inputs(X, W, b))
+    code = 0 if activation is None else _activation_code(activation)
+    return _bind_dense_forward(X, W, b, code, _alpha(activation, alpha), out)
+
+
+def _dense_inputs(X, W, b):
+    """Dense X, W and b checked (see :func:`dense_forward`)."""
+    X = _float_array("X", X, ndim=2)
+    return (X,) + _dense_weights(X, W, b)
+
+
+def _dense_weights(X, W, b):
+    """W and b checked against X's features and dtype (X dense or sparse)."""
     W = _float_array("W", W, ndim=2, dtype=X.dtype)
     if W.shape[0] != X.shape[1]:
         raise ValueError(
@@ -235,17 +302,7 @@ def dense_forward(X, W, b=None, activation=None, alpha=None, out=None):
         b = _float_array("b", b, ndim=1, dtype=X.dtype)
         if b.shape[0] != W.shape[1]:
             raise ValueError(f"b has shape {b.shape}, expected ({W.shape[1]},).")
-    code = 0 if activation is None else _activation_code(activation)
-    if issparse(X):
-        Y = _output(out, "out", (X.shape[0], W.shape[1]), X.dtype, (data, W))
-        _dense.csr_rows_product(data, indices, indptr, W, Y,
-                                _threads_for(data.size * W.shape[1]), b,
-                                code, _alpha(activation, alpha))
-        return Y
-    Y = _output(out, "out", (X.shape[0], W.shape[1]), X.dtype, (X, W))
-    _dense.rowwise_gemm(X, W, Y, False, _threads_for(X.size * W.shape[1]), b, code,
-                        _alpha(activation, alpha))
-    return Y
+    return W, b
 
 
 def dense_backward_input(dY, W, out=None):
@@ -261,15 +318,40 @@ def dense_backward_input(dY, W, out=None):
     -------
     dX : ndarray of shape (n, k)
     """
+    run, dX = _bind_dense_backward_input(*_dense_grad_inputs(dY, W), out)
+    run()
+    return dX
+
+
+def bind_dense_backward_input(dY, W, out=None):
+    """:func:`dense_backward_input` checked once and bound to its arrays.
+
+    Returns
+    -------
+    run : callable ``run()``
+    dX : ndarray of shape (n, k)
+    """
+    dY, W = _bound(("dY", "W"), (dY, W), _dense_grad_inputs(dY, W))
+    return _bind_dense_backward_input(dY, W, out)
+
+
+def _dense_grad_inputs(dY, W):
     dY = _float_array("dY", dY, ndim=2)
     W = _float_array("W", W, ndim=2, dtype=dY.dtype)
     if W.shape[1] != dY.shape[1]:
         raise ValueError(
             f"dY has {dY.shape[1]} columns but W has shape {W.shape}."
         )
+    return dY, W
+
+
+def _bind_dense_backward_input(dY, W, out):
     dX = _output(out, "out", (dY.shape[0], W.shape[0]), dY.dtype, (dY, W))
-    _dense.rowwise_gemm(dY, W, dX, True, _threads_for(dY.size * W.shape[0]))
-    return dX
+    work = dY.size * W.shape[0]
+
+    def run():
+        _dense.rowwise_gemm(dY, W, dX, True, _threads_for(work))
+    return run, dX
 
 
 def dense_param_grads(X, dY, sample_weight=None, scale=1.0, accumulate_dtype=None,
@@ -302,38 +384,71 @@ def dense_param_grads(X, dY, sample_weight=None, scale=1.0, accumulate_dtype=Non
     dW : ndarray of shape (k, p)
     db : ndarray of shape (p,)
     """
-    sparse = issparse(X)
-    if sparse:
-        if X.ndim != 2:
-            raise ValueError(f"X must be 2-D, got shape {X.shape}.")
-        data, indices, indptr = _compressed_arrays("X", X, "csc")
-    else:
+    if not issparse(X):
+        run, dW, db = _bind_dense_param_grads(
+            *_dense_param_inputs(X, dY, sample_weight), accumulate_dtype, dW, db)
+        run(scale)
+        return dW, db
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D, got shape {X.shape}.")
+    data, indices, indptr = _compressed_arrays("X", X, "csc")
+    dY, w = _dense_param_inputs(X, dY, sample_weight)[1:]
+    dW = _output(dW, "dW", X.shape[1:] + dY.shape[1:], X.dtype)
+    db = _output(db, "db", dY.shape[1:], X.dtype)
+    _accumulation_dtype(accumulate_dtype, X.dtype)
+    _dense.csc_weight_gradient(scale, data, indices, indptr, dY, w, dW,
+                               _threads_for(data.size * dY.shape[1]))
+    _dense.weighted_column_sum(dY, w, scale, db, _threads_for(ELEMENT_WORK * dY.size))
+    return dW, db
+
+
+def bind_dense_param_grads(X, dY, sample_weight=None, accumulate_dtype=None, dW=None,
+                           db=None):
+    """:func:`dense_param_grads` of dense ``X`` checked once and bound to its
+    arrays; ``sample_weight`` is read at every call.
+
+    Returns
+    -------
+    run : callable ``run(scale)``
+    dW : ndarray of shape (k, p)
+    db : ndarray of shape (p,)
+    """
+    checked = _bound(("X", "dY", "sample_weight"), (X, dY, sample_weight),
+                     _dense_param_inputs(X, dY, sample_weight))
+    return _bind_dense_param_grads(*checked, accumulate_dtype, dW, db)
+
+
+def _dense_param_inputs(X, dY, sample_weight):
+    """(X, dY, float64 weights or None) checked; X dense or sparse."""
+    if not issparse(X):
         X = _float_array("X", X, ndim=2)
     dY = _float_array("dY", dY, ndim=2, dtype=X.dtype)
+    if dY.shape[0] != X.shape[0]:
+        raise ValueError(f"X has {X.shape[0]} rows but dY has {dY.shape[0]}.")
+    return X, dY, _weights(sample_weight, X.shape[0])
+
+
+def _bind_dense_param_grads(X, dY, w, accumulate_dtype, dW, db):
     n, k = X.shape
     p = dY.shape[1]
-    if dY.shape[0] != n:
-        raise ValueError(f"X has {n} rows but dY has {dY.shape[0]}.")
-    w = _weights(sample_weight, n)
     dW = _output(dW, "dW", (k, p), X.dtype)
     db = _output(db, "db", (p,), X.dtype)
     acc = _accumulation_dtype(accumulate_dtype, X.dtype)
-    if sparse:
-        _dense.csc_weight_gradient(scale, data, indices, indptr, dY, w, dW,
-                                   _threads_for(data.size * p))
-    elif acc == X.dtype:
-        A, B, target = X, dY, dW
-    else:
-        A, B = X.astype(acc), dY.astype(acc)
-        target = np.empty((k, p), dtype=acc)
-    if not sparse:
+    work, column_work = n * k * p, ELEMENT_WORK * dY.size
+
+    def run(scale):
+        if acc == X.dtype:
+            A, B, target = X, dY, dW
+        else:
+            A, B = X.astype(acc), dY.astype(acc)
+            target = np.empty((k, p), dtype=acc)
         if w is not None:
             B = np.multiply(B, w.astype(B.dtype, copy=False)[:, None])
-        _dense.gemm_tn(scale, A, B, target, _threads_for(n * k * p))
+        _dense.gemm_tn(scale, A, B, target, _threads_for(work))
         if target is not dW:
             dW[...] = target
-    _dense.weighted_column_sum(dY, w, scale, db, _threads_for(ELEMENT_WORK * dY.size))
-    return dW, db
+        _dense.weighted_column_sum(dY, w, scale, db, _threads_for(column_work))
+    return run, dW, db
 
 
 def _accumulation_dtype(accumulate_dtype, default):
@@ -432,22 +547,48 @@ def activation_backward(name, Y, dY, alpha=None, out=None):
     -------
     dX : ndarray of the shape of Y
     """
-    code = _activation_code(name)
+    run, dX = _bind_activation_backward(name, *_activation_grad_inputs(Y, dY), alpha, out)
+    run()
+    return dX
+
+
+def bind_activation_backward(name, Y, dY, alpha=None, out=None):
+    """:func:`activation_backward` checked once and bound to its arrays.
+
+    Returns
+    -------
+    run : callable ``run()``
+    dX : ndarray of the shape of Y
+    """
+    Y, dY = _bound(("Y", "dY"), (Y, dY), _activation_grad_inputs(Y, dY))
+    return _bind_activation_backward(name, Y, dY, alpha, out)
+
+
+def _activation_grad_inputs(Y, dY):
     Y = _float_array("Y", Y)
     dY = _float_array("dY", dY, dtype=Y.dtype)
     if Y.shape != dY.shape:
         raise ValueError(f"Y and dY must have one shape, got {Y.shape} and {dY.shape}.")
+    return Y, dY
+
+
+def _bind_activation_backward(name, Y, dY, alpha, out):
+    code = _activation_code(name)
+    alpha = _alpha(name, alpha)
     # Elementwise (or row by row), so out may be Y or dY exactly, not shifted.
     exact = out is not None and all(
         a.shape == out.shape and a.ctypes.data == out.ctypes.data for a in (Y, dY)
         if np.may_share_memory(a, out))
     dX = _output(out, "out", Y.shape, Y.dtype, () if exact else (Y, dY))
-    if Y.size:
-        _activations.activation_backward(
-            code, _alpha(name, alpha), _rows(Y), _rows(dY), _rows(dX),
-            _threads_for(ELEMENT_WORK * Y.size),
-        )
-    return dX
+    if not Y.size:
+        return (lambda: None), dX
+    Y_rows, dY_rows, dX_rows = _rows(Y), _rows(dY), _rows(dX)
+    work = ELEMENT_WORK * Y.size
+
+    def run():
+        _activations.activation_backward(code, alpha, Y_rows, dY_rows, dX_rows,
+                                         _threads_for(work))
+    return run, dX
 
 
 def _loss_inputs(Z, Y):
@@ -1137,23 +1278,56 @@ def conv2d_forward(X, K, b=None, strides=1, padding=((0, 0), (0, 0)), dilation=1
     -------
     Y : ndarray of shape (n, F, OH, OW)
     """
+    # Softmax normalizes each (sample, filter) plane; the kernel's fused
+    # activations act on values alone, so softmax runs after it, on the planes.
+    fused = None if activation == "softmax" else activation
+    run, Y = _bind_conv2d_forward(*_conv_forward_inputs(X, K, b), strides, padding,
+                                  dilation, fused, alpha, out)
+    run()
+    if activation == "softmax" and Y.size:
+        planes = Y.reshape(Y.shape[0] * Y.shape[1], -1)
+        planes[...] = activation_forward("softmax", planes)
+    return Y
+
+
+def bind_conv2d_forward(X, K, b=None, strides=1, padding=((0, 0), (0, 0)), dilation=1,
+                        activation=None, alpha=None, out=None):
+    """:func:`conv2d_forward` checked once and bound to its arrays; every
+    activation but softmax (which :func:`conv2d_forward` applies after the
+    kernel).
+
+    Returns
+    -------
+    run : callable ``run()``
+    Y : ndarray of shape (n, F, OH, OW)
+    """
+    if activation == "softmax":
+        raise ValueError("A bound convolution fuses elementwise activations only, "
+                         "not softmax.")
+    X, K, b = _bound(("X", "K", "b"), (X, K, b), _conv_forward_inputs(X, K, b))
+    return _bind_conv2d_forward(X, K, b, strides, padding, dilation, activation, alpha,
+                                out)
+
+
+def _conv_forward_inputs(X, K, b):
     X, K = _conv_inputs(X, K)
-    geometry, (oh, ow) = _conv_geometry(X.shape, K.shape, strides, padding, dilation)
     if b is not None:
         b = _float_array("b", b, ndim=1, dtype=X.dtype)
         if b.shape[0] != K.shape[0]:
             raise ValueError(f"b has shape {b.shape}, expected ({K.shape[0]},).")
-    # Softmax normalizes each (sample, filter) plane; the kernel's fused
-    # activations act on values alone, so softmax runs after it, on the planes.
-    fused = None if activation == "softmax" else activation
-    code = 0 if fused is None else _activation_code(fused)
+    return X, K, b
+
+
+def _bind_conv2d_forward(X, K, b, strides, padding, dilation, activation, alpha, out):
+    geometry, (oh, ow) = _conv_geometry(X.shape, K.shape, strides, padding, dilation)
+    code = 0 if activation is None else _activation_code(activation)
+    alpha = _alpha(activation, alpha)
     Y = _output(out, "out", (X.shape[0], K.shape[0], oh, ow), X.dtype, (X, K))
-    _conv.conv2d_forward(X, K, b, Y, *geometry, code, _alpha(fused, alpha),
-                         _threads_for(Y.size * K[0].size))
-    if activation == "softmax" and Y.size:
-        planes = Y.reshape(-1, oh * ow)
-        planes[...] = activation_forward("softmax", planes)
-    return Y
+    work = Y.size * K[0].size
+
+    def run():
+        _conv.conv2d_forward(X, K, b, Y, *geometry, code, alpha, _threads_for(work))
+    return run, Y
 
 
 def conv2d_backward_input(dY, K, input_hw, strides=1, padding=((0, 0), (0, 0)),
@@ -1172,8 +1346,31 @@ def conv2d_backward_input(dY, K, input_hw, strides=1, padding=((0, 0), (0, 0)),
     -------
     dX : ndarray of shape (n, C, H, W)
     """
+    run, dX = _bind_conv2d_backward_input(*_conv_grad_inputs(dY, K), input_hw, strides,
+                                          padding, dilation, out)
+    run()
+    return dX
+
+
+def bind_conv2d_backward_input(dY, K, input_hw, strides=1, padding=((0, 0), (0, 0)),
+                               dilation=1, out=None):
+    """:func:`conv2d_backward_input` checked once and bound to its arrays.
+
+    Returns
+    -------
+    run : callable ``run()``
+    dX : ndarray of shape (n, C, H, W)
+    """
+    dY, K = _bound(("dY", "K"), (dY, K), _conv_grad_inputs(dY, K))
+    return _bind_conv2d_backward_input(dY, K, input_hw, strides, padding, dilation, out)
+
+
+def _conv_grad_inputs(dY, K):
     dY = _float_array("dY", dY, ndim=4)
-    K = _float_array("K", K, ndim=4, dtype=dY.dtype)
+    return dY, _float_array("K", K, ndim=4, dtype=dY.dtype)
+
+
+def _bind_conv2d_backward_input(dY, K, input_hw, strides, padding, dilation, out):
     H, W = (int(v) for v in input_hw)
     x_shape = (dY.shape[0], K.shape[1], H, W)
     geometry, out_hw = _conv_geometry(x_shape, K.shape, strides, padding, dilation)
@@ -1183,8 +1380,11 @@ def conv2d_backward_input(dY, K, input_hw, strides=1, padding=((0, 0), (0, 0)),
             f"{(K.shape[0],) + out_hw}."
         )
     dX = _output(out, "out", x_shape, dY.dtype, (dY, K))
-    _conv.conv2d_backward_input(dY, K, dX, *geometry, _threads_for(dY.size * K[0].size))
-    return dX
+    work = dY.size * K[0].size
+
+    def run():
+        _conv.conv2d_backward_input(dY, K, dX, *geometry, _threads_for(work))
+    return run, dX
 
 
 def conv2d_backward_params(X, dY, sample_weight=None, scale=1.0, accumulate_dtype=None,
@@ -1213,32 +1413,63 @@ def conv2d_backward_params(X, dY, sample_weight=None, scale=1.0, accumulate_dtyp
     -------
     dK, db
     """
+    run, dK, db = _bind_conv2d_backward_params(
+        *_conv_param_inputs(X, dY, sample_weight), accumulate_dtype, kernel_hw, strides,
+        padding, dilation, dK, db)
+    run(scale)
+    return dK, db
+
+
+def bind_conv2d_backward_params(X, dY, sample_weight=None, accumulate_dtype=None,
+                                kernel_hw=None, strides=1, padding=((0, 0), (0, 0)),
+                                dilation=1, dK=None, db=None):
+    """:func:`conv2d_backward_params` checked once and bound to its arrays;
+    ``sample_weight`` is read at every call.
+
+    Returns
+    -------
+    run : callable ``run(scale)``
+    dK : ndarray of shape (F, C, kh, kw)
+    db : ndarray of shape (F,)
+    """
+    checked = _bound(("X", "dY", "sample_weight"), (X, dY, sample_weight),
+                     _conv_param_inputs(X, dY, sample_weight))
+    return _bind_conv2d_backward_params(*checked, accumulate_dtype, kernel_hw, strides,
+                                        padding, dilation, dK, db)
+
+
+def _conv_param_inputs(X, dY, sample_weight):
     X = _float_array("X", X, ndim=4)
     dY = _float_array("dY", dY, ndim=4, dtype=X.dtype)
+    return X, dY, _weights(sample_weight, X.shape[0])
+
+
+def _bind_conv2d_backward_params(X, dY, w, accumulate_dtype, kernel_hw, strides, padding,
+                                 dilation, dK, db):
     n, C = X.shape[:2]
     F = dY.shape[1]
     kh, kw = _pairs("kernel_hw", kernel_hw)
     geometry, out_hw = _conv_geometry(X.shape, (F, C, kh, kw), strides, padding, dilation)
     if dY.shape != (n, F) + out_hw:
         raise ValueError(f"dY has shape {dY.shape}, expected {(n, F) + out_hw}.")
-    w = _weights(sample_weight, n)
     dK = _output(dK, "dK", (F, C, kh, kw), X.dtype)
     db = _output(db, "db", (F,), X.dtype)
     acc = _accumulation_dtype(accumulate_dtype, X.dtype)
-    if acc != X.dtype:
-        X, dY = X.astype(acc), dY.astype(acc)
     target_K = dK if acc == dK.dtype else np.empty(dK.shape, acc)
     target_b = db if acc == db.dtype else np.empty(db.shape, acc)
     n_chunks = max(1, -(-n // _conv.CHUNK_))
     partial_K = np.empty((n_chunks, F * C * kh * kw), dtype=acc)
     partial_b = np.empty((n_chunks, F))
-    _conv.conv2d_backward_params(X, dY, w, float(scale), target_K, target_b,
-                                 partial_K, partial_b, *geometry,
-                                 _threads_for(dY.size * C * kh * kw))
-    if target_K is not dK:
-        dK[...] = target_K
-        db[...] = target_b
-    return dK, db
+    work = dY.size * C * kh * kw
+
+    def run(scale):
+        A, B = (X, dY) if acc == X.dtype else (X.astype(acc), dY.astype(acc))
+        _conv.conv2d_backward_params(A, B, w, float(scale), target_K, target_b,
+                                     partial_K, partial_b, *geometry, _threads_for(work))
+        if target_K is not dK:
+            dK[...] = target_K
+            db[...] = target_b
+    return run, dK, db
 
 
 @_memoized
@@ -1275,14 +1506,36 @@ def maxpool2d_forward(X, pool_size, strides=None, padding=((0, 0), (0, 0)), out=
     argmax : int32 ndarray of shape (n, C, OH, OW), flat position ``ih * W + iw``
         of each maximum in its input plane
     """
-    X = _float_array("X", X, ndim=4)
+    run, Y, argmax = _bind_maxpool2d_forward(_float_array("X", X, ndim=4), pool_size,
+                                             strides, padding, out, argmax_out)
+    run()
+    return Y, argmax
+
+
+def bind_maxpool2d_forward(X, pool_size, strides=None, padding=((0, 0), (0, 0)), out=None,
+                           argmax_out=None):
+    """:func:`maxpool2d_forward` checked once and bound to its arrays.
+
+    Returns
+    -------
+    run : callable ``run()``
+    Y : ndarray of shape (n, C, OH, OW)
+    argmax : int32 ndarray of shape (n, C, OH, OW)
+    """
+    X, = _bound(("X",), (X,), (_float_array("X", X, ndim=4),))
+    return _bind_maxpool2d_forward(X, pool_size, strides, padding, out, argmax_out)
+
+
+def _bind_maxpool2d_forward(X, pool_size, strides, padding, out, argmax_out):
     geometry, out_hw = _pool_geometry(X.shape, pool_size,
                                       pool_size if strides is None else strides, padding)
     Y = _output(out, "out", X.shape[:2] + out_hw, X.dtype, (X,))
     argmax = _output(argmax_out, "argmax_out", Y.shape, np.dtype(np.int32), (X, Y))
-    _pool.maxpool2d_forward(X, Y, argmax, *geometry,
-                            _threads_for(ELEMENT_WORK * Y.size * geometry[0] * geometry[1]))
-    return Y, argmax
+    work = ELEMENT_WORK * Y.size * geometry[0] * geometry[1]
+
+    def run():
+        _pool.maxpool2d_forward(X, Y, argmax, *geometry, _threads_for(work))
+    return run, Y, argmax
 
 
 def maxpool2d_backward(dY, argmax, input_hw, out=None):
@@ -1302,13 +1555,40 @@ def maxpool2d_backward(dY, argmax, input_hw, out=None):
     dY = _float_array("dY", dY, ndim=4)
     argmax = np.ascontiguousarray(argmax)
     H, W = (int(v) for v in input_hw)
+    if argmax.dtype == np.int32 and argmax.size and (argmax.min() < 0
+                                                     or argmax.max() >= H * W):
+        raise ValueError(f"argmax holds positions outside an input plane of {H}x{W}.")
+    run, dX = _bind_maxpool2d_backward(dY, argmax, (H, W), out)
+    run()
+    return dX
+
+
+def bind_maxpool2d_backward(dY, argmax, input_hw, out=None):
+    """:func:`maxpool2d_backward` checked once and bound to its arrays.
+
+    ``argmax`` must be the array a :func:`bind_maxpool2d_forward` of this
+    geometry fills before every call: its values are not checked again.
+
+    Returns
+    -------
+    run : callable ``run()``
+    dX : ndarray of shape (n, C, H, W)
+    """
+    dY, argmax = _bound(("dY", "argmax"), (dY, argmax),
+                        (_float_array("dY", dY, ndim=4), np.ascontiguousarray(argmax)))
+    return _bind_maxpool2d_backward(dY, argmax, input_hw, out)
+
+
+def _bind_maxpool2d_backward(dY, argmax, input_hw, out):
+    H, W = (int(v) for v in input_hw)
     if argmax.dtype != np.int32 or argmax.shape != dY.shape:
         raise ValueError("argmax must be the int32 array of dY's shape from the forward pass.")
-    if argmax.size and (argmax.min() < 0 or argmax.max() >= H * W):
-        raise ValueError(f"argmax holds positions outside an input plane of {H}x{W}.")
     dX = _output(out, "out", dY.shape[:2] + (H, W), dY.dtype, (dY, argmax))
-    _pool.maxpool2d_backward(dY, argmax, dX, _threads_for(ELEMENT_WORK * (dX.size + dY.size)))
-    return dX
+    work = ELEMENT_WORK * (dX.size + dY.size)
+
+    def run():
+        _pool.maxpool2d_backward(dY, argmax, dX, _threads_for(work))
+    return run, dX
 
 
 def avgpool2d_forward(X, pool_size, strides=None, padding=((0, 0), (0, 0))):

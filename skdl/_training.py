@@ -8,6 +8,7 @@ import warnings
 from collections import deque
 
 import numpy as np
+from scipy.sparse import issparse
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
@@ -408,8 +409,13 @@ class TrainingRun:
     def _step(self, Xb, Yb, wb, total_weight, n, epoch, b):
         """One optimizer step on a batch: (its weighted loss sum, the penalty)."""
         est, network = self.estimator, self.network
-        outputs = network.forward(Xb, training=True, rng=est._dropout_rng,
-                                  sample_weight=wb)
+        bound = None if issparse(Xb) else network.training_pass(
+            Xb.shape[0], wb is not None, self.accumulate)
+        if bound is None:
+            outputs = network.forward(Xb, training=True, rng=est._dropout_rng,
+                                      sample_weight=wb)
+        else:
+            outputs = bound.forward(Xb, wb)
         losses, grad = est._loss_fn(outputs, Yb)
         batch_loss = float(losses.sum() if wb is None else wb @ losses)
         if not np.isfinite(batch_loss):
@@ -418,8 +424,11 @@ class TrainingRun:
                         self.previous)
         # Weighted mean over the batch, normalised by the batch's share of
         # the total weight so batches with little weight take small steps.
-        network.backward(grad, wb, 1.0 / (total_weight * (Xb.shape[0] / n)),
-                         self.accumulate)
+        scale = 1.0 / (total_weight * (Xb.shape[0] / n))
+        if bound is None:
+            network.backward(grad, wb, scale, self.accumulate)
+        else:
+            bound.backward(grad, scale)
         penalty = 0.0
         if self.penalty is not None:
             penalty = _ops.add_penalty(network.params, network.grads, *self.penalty)

@@ -1,12 +1,26 @@
-"""Network: layer building and naming, the flat buffers, weights, pickling."""
+"""Network: layer building and naming, the flat buffers, weights, pickling,
+bound training passes."""
 import pickle
 
 import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 
-from skdl import Activation, Dense, Dropout, Flatten, Reshape
-from skdl._network import build_layers
+from skdl import (
+    Activation,
+    AvgPool2D,
+    Conv1D,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalMaxPool1D,
+    MaxPool1D,
+    MaxPool2D,
+    MergeInput,
+    Reshape,
+)
+from skdl._network import MAX_BOUND_PASSES, build_layers
 
 from _networks import initialized_network as _network
 
@@ -158,3 +172,93 @@ def test_a_geometry_that_cannot_work_names_its_layer(spec, shape, message):
             "nested": Pathways([[], [Conv2D(1, 6, name="inner")]])}[spec]
     with pytest.raises(ValueError, match=message):
         build_layers([spec], shape, np.float32)
+
+
+# -- bound training passes ------------------------------------------------------
+BOUND_NETWORKS = {
+    "dense": ([Dense(7, activation="tanh"), Dense(5, activation="relu"), Dense(3)], (6,)),
+    "dense_softmax_hidden": ([Dense(4, activation="softmax"), Dense(3, use_bias=False)],
+                             (6,)),
+    "cnn": ([Conv2D(3, 3, padding="same", activation="relu"), MaxPool2D(2),
+             Conv2D(4, (2, 3), strides=(1, 2), dilation=(2, 1), activation="elu"),
+             Flatten(), Dense(5, activation="sigmoid"), Dense(3)], (2, 9, 10)),
+    "pool_first": ([MaxPool2D(3, strides=2, padding="same"), Conv2D(2, 2), Flatten(),
+                    Dense(3)], (1, 7, 7)),
+    "conv1d": ([Conv1D(3, 3, strides=2, padding=[(2, 1)], activation="leaky_relu",
+                       alpha=0.2), MaxPool1D(2, strides=1), GlobalMaxPool1D(), Dense(3)],
+               (2, 12)),
+    "dense_on_steps": ([Dense(4, activation="relu"), Flatten(), Dense(3)], (5, 6)),
+}
+
+
+def _bound_and_general(name, dtype, weighted, n=9, seed=0):
+    """Two identical networks and the first's bound pass for batches of n."""
+    specs, shape = BOUND_NETWORKS[name]
+    general = _network(specs, shape, dtype)
+    bound_net = _network(specs, shape, dtype)
+    bound = bound_net.training_pass(n, weighted, dtype)
+    return general, bound_net, bound
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name, weighted", [
+    (name, weighted) for name in sorted(BOUND_NETWORKS) for weighted in (False, True)
+    # weighted steps of a sequence take the general path (tested below)
+    if not (name == "dense_on_steps" and weighted)])
+def test_bound_pass_equals_the_layers_pass_bit_for_bit(name, dtype, weighted):
+    n = 9
+    general, bound_net, bound = _bound_and_general(name, dtype, weighted, n)
+    assert bound is not None
+    rng = np.random.RandomState(1)
+    shape = (n,) + general.input_shape
+    for step in range(3):  # new data, weights and parameters at every step
+        X = rng.standard_normal(shape).astype(dtype)
+        w = rng.uniform(0.1, 3, n) if weighted else None
+        dZ = rng.standard_normal((n,) + general.output_shape).astype(dtype)
+        Z = general.forward(X, training=True, sample_weight=w)
+        assert_array_equal(bound.forward(X.reshape(n, -1), w), Z)
+        general.backward(dZ, w, 0.37, dtype)
+        bound.backward(dZ, 0.37)
+        assert_array_equal(bound_net.grads, general.grads)
+        assert np.abs(general.grads).sum() > 0
+        new = general.params - 0.1 * general.grads
+        general.params[...] = new
+        bound_net.params[...] = new  # as the optimizer does: in place
+
+
+def test_layers_that_do_not_bind_keep_the_general_path():
+    assert _network([Dense(3), Dropout(0.5), Dense(2)], (4,)).training_pass(
+        8, False, np.float64) is None
+    assert _network([Conv2D(2, 3, activation="softmax"), Flatten(), Dense(2)],
+                    (1, 5, 5)).training_pass(8, False, np.float64) is None
+    assert _network([AvgPool2D(2), Flatten(), Dense(2)], (1, 4, 4)).training_pass(
+        8, False, np.float64) is None
+    steps = _network(BOUND_NETWORKS["dense_on_steps"][0], (5, 6))
+    assert steps.training_pass(8, True, np.float64) is None  # row weights per step
+    assert steps.training_pass(8, False, np.float64) is not None
+    side = _network([MergeInput("extra"), Dense(2)], (3,), side_inputs={"extra": (2,)})
+    assert side.training_pass(8, False, np.float64) is None
+
+
+def test_bound_passes_are_kept_per_batch_shape_and_released():
+    net = _network([Dense(3), Dense(2)], (4,))
+    first = net.training_pass(8, False, np.float64)
+    assert net.training_pass(8, False, np.float64) is first
+    assert net.training_pass(5, False, np.float64) is not first
+    assert net.training_pass(8, True, np.float64) is not first
+    for n in range(1, 10):  # at most MAX_BOUND_PASSES are kept
+        net.training_pass(n, False, np.float64)
+    assert len(net._passes) == MAX_BOUND_PASSES
+    state = pickle.loads(pickle.dumps(net)).__dict__
+    assert "_passes" not in state
+    net.release_scratch()
+    assert net.training_pass(8, False, np.float64) is not first
+
+
+def test_bound_pass_refuses_a_batch_of_another_dtype():
+    net = _network([Dense(3)], (4,), np.float32)
+    bound = net.training_pass(2, False, np.float32)
+    with pytest.raises(TypeError, match="Cannot cast"):
+        bound.forward(np.zeros((2, 4)))
+    with pytest.raises(ValueError, match="reshape"):
+        bound.forward(np.zeros((3, 4), np.float32))

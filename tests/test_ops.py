@@ -525,3 +525,84 @@ def test_sparse_ops_refuse_bad_matrices():
         _ops.dense_forward(bad, W)
     with pytest.raises(TypeError, match="dY has dtype float64 but float32 is expected"):
         _ops.dense_param_grads(X.astype(np.float32), np.ones((3, 2)))
+
+
+# -- ops bound to their arrays -------------------------------------------------
+def _bound_cases(rng):
+    """(bind call, op call) pairs: each makes fresh arrays from rng's draws."""
+    X = rng.standard_normal((5, 2, 6, 7))
+    K = rng.standard_normal((3, 2, 3, 2))
+    b = rng.standard_normal(3)
+    dY4 = rng.standard_normal((5, 3, 4, 6))
+    w = rng.uniform(0.5, 2, 5)
+    geometry = dict(strides=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1))
+    D = rng.standard_normal((5, 4))
+    W = rng.standard_normal((4, 3))
+    dY = rng.standard_normal((5, 3))
+    return {
+        "dense_forward": ((D, W, b), dict(activation="tanh")),
+        "dense_backward_input": ((dY, W), {}),
+        "dense_param_grads": ((D, dY, w), {}),
+        "activation_backward": (("elu", dY, rng.standard_normal((5, 3))), dict(alpha=0.5)),
+        "conv2d_forward": ((X, K, b), dict(activation="relu", **geometry)),
+        "conv2d_backward_input": ((dY4, K, (6, 7)), geometry),
+        "conv2d_backward_params": ((X, dY4, w), dict(kernel_hw=(3, 2), **geometry)),
+        "maxpool2d_forward": ((X,), dict(pool_size=(2, 3), strides=1,
+                                         padding=((1, 0), (1, 1)))),
+    }
+
+
+@pytest.mark.parametrize("op", sorted(_bound_cases(np.random.RandomState(0))))
+def test_a_bound_op_reads_its_arrays_at_every_call(op):
+    rng = np.random.RandomState(0)
+    args, kwargs = _bound_cases(rng)[op]
+    bound = getattr(_ops, "bind_" + op)(*args, **kwargs)
+    run, outputs = bound[0], bound[1:]
+    takes_scale = op.endswith("params") or op.endswith("param_grads")
+    for scale in (1.0, 0.3):
+        # New values in the same arrays: the bound op must see them.
+        for a in args:
+            if isinstance(a, np.ndarray):
+                a[...] = rng.standard_normal(a.shape) if a.ndim > 1 else rng.uniform(
+                    0.5, 2, a.shape)
+        run(scale) if takes_scale else run()
+        extra = dict(scale=scale) if takes_scale else {}
+        expected = getattr(_ops, op)(*args, **kwargs, **extra)
+        expected = expected if isinstance(expected, tuple) else (expected,)
+        for got, want in zip(outputs, expected):
+            assert_array_equal(got, want)
+
+
+def test_binding_refuses_arrays_the_checks_would_copy():
+    X = np.zeros((4, 6))
+    with pytest.raises(ValueError, match="X must be a C-contiguous.*to bind"):
+        _ops.bind_dense_forward(X[:, :3], np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="W must be a C-contiguous"):
+        _ops.bind_dense_forward(X, np.zeros((2, 6)).T)
+    with pytest.raises(ValueError, match="sample_weight must be a C-contiguous"):
+        _ops.bind_dense_param_grads(X, np.zeros((4, 2)), sample_weight=np.ones(4, np.float32))
+    with pytest.raises(ValueError, match="softmax"):
+        _ops.bind_conv2d_forward(np.zeros((1, 1, 3, 3)), np.zeros((1, 1, 2, 2)),
+                                 activation="softmax")
+    # The checks of the op itself still run once, with its messages.
+    with pytest.raises(ValueError, match="X has 6 features per row but W expects 5"):
+        _ops.bind_dense_forward(X, np.zeros((5, 2)))
+    with pytest.raises(TypeError, match="dY has dtype float32 but float64"):
+        _ops.bind_conv2d_backward_params(np.zeros((1, 1, 3, 3)),
+                                         np.zeros((1, 1, 2, 2), np.float32), kernel_hw=2)
+
+
+def test_bound_maxpool_backward_follows_its_bound_forward():
+    rng = np.random.RandomState(1)
+    X = rng.standard_normal((3, 2, 5, 5))
+    forward, Y, argmax = _ops.bind_maxpool2d_forward(X, 2, strides=1)
+    dY = np.empty_like(Y)
+    backward, dX = _ops.bind_maxpool2d_backward(dY, argmax, (5, 5))
+    for _ in range(2):
+        X[...] = rng.standard_normal(X.shape)
+        dY[...] = rng.standard_normal(dY.shape)
+        forward()
+        backward()
+        want_Y, want_argmax = _ops.maxpool2d_forward(X, 2, strides=1)
+        assert_array_equal(Y, want_Y)
+        assert_array_equal(dX, _ops.maxpool2d_backward(dY, want_argmax, (5, 5)))

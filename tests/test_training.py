@@ -17,7 +17,19 @@ from sklearn.metrics import r2_score, recall_score
 from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split
 from sklearn.utils.class_weight import compute_class_weight
 
-from skdl import BatchNormalization, Dense, NNClassifier, NNRegressor, _ops, _reference
+from skdl import (
+    BatchNormalization,
+    Conv2D,
+    Dense,
+    Flatten,
+    MaxPool2D,
+    NNClassifier,
+    NNRegressor,
+    _network,
+    _ops,
+    _reference,
+)
+from skdl._network import TrainingPass
 from skdl._training import StepThreads, validation_split
 from skdl.callbacks import (
     Callback,
@@ -878,3 +890,35 @@ def test_step_threads_ignore_short_batches_and_single_cpus():
         assert chooser.cap(full_batch=False) is None
         chooser.record(100.0, full_batch=False)
     assert len(chooser.recent) == 0 and not chooser.single
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_fit_through_bound_passes_equals_the_layers_path(digits, monkeypatch, weighted):
+    X, y = digits[0][:200], digits[1][:200]
+    w = np.random.RandomState(0).uniform(0.2, 2, len(y)) if weighted else None
+    bound = []
+    bind = TrainingPass.bind
+
+    def spy(*args):
+        made = bind(*args)
+        bound.append((args[1], made is not None))
+        return made
+    monkeypatch.setattr(TrainingPass, "bind", spy)
+
+    def fit():
+        clf = NNClassifier(
+            layers=[Conv2D(4, 3, padding="same", activation="relu"), MaxPool2D(2),
+                    Flatten(), Dense(16, activation="tanh")],
+            input_shape=(1, 8, 8), batch_size=64, max_iter=3, random_state=0,
+            dtype="float32")
+        return clf.fit(X, y, sample_weight=w)
+    through_bound = fit()
+    # 200 samples in batches of 64: three full ones and one of 8, both bound.
+    assert bound == [(64, True), (8, True)]
+    monkeypatch.setattr(_network, "USE_BOUND_PASSES", False)
+    general = fit()
+    assert len(bound) == 2
+    assert through_bound.loss_curve_ == general.loss_curve_
+    for layer, weights in general.get_weights().items():
+        for key, value in weights.items():
+            assert_array_equal(through_bound.get_weights()[layer][key], value)

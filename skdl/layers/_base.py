@@ -140,6 +140,39 @@ class GradientContext:
         return np.repeat(w, n_rows // len(w))
 
 
+class BoundLayer:
+    """A layer's training pass bound to fixed arrays, from :meth:`Layer.bind`.
+
+    Results are bit-identical to :meth:`Layer.forward` and
+    :meth:`Layer.backward`: the same kernels run on the same values.
+
+    Parameters
+    ----------
+    Y : ndarray of shape (n, *output_shape)
+        What ``forward`` writes (it may be a view of the input).
+    dY : ndarray of shape (n, *output_shape)
+        Where the next layer (or the loss) writes the output gradient, which
+        ``backward`` reads.
+    forward : callable ``forward()`` or None
+        Reads the input array, writes ``Y``; None when there is nothing to run.
+    backward : callable ``backward(scale)`` or None
+        Reads ``dY``; writes the layer's gradients (``scale`` times the
+        weighted sums over the batch, as :class:`GradientContext` says) and
+        the input gradient when one was asked for.
+    """
+
+    __slots__ = ("Y", "dY", "forward", "backward")
+
+    def __init__(self, Y, dY, forward=None, backward=None):
+        self.Y, self.dY, self.forward, self.backward = Y, dY, forward, backward
+
+
+def run_all(calls, *args):
+    """Call each of ``calls`` with ``args``, in order (a bound pass)."""
+    for call in calls:
+        call(*args)
+
+
 def regularizer_coefficients(regularizer):
     """``(l1, l2)`` of a layer's regularizer spec, or None when it has none.
 
@@ -377,6 +410,34 @@ class Layer(metaclass=ABCMeta):
 
     def clear(self):
         """Drop what the last training forward pass kept."""
+
+    def bind(self, X, dX, sample_weight, accumulate_dtype):
+        """This layer's training pass for batches of ``X``'s shape, with its
+        ops checked once and bound to ``X``, ``dX`` and arrays of its own
+        (see :class:`BoundLayer`); the training loop then runs the kernels
+        without checking or allocating anything per batch.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n, *input_shape)
+            The array the layer reads at every forward (C-contiguous, the
+            network's dtype).
+        dX : ndarray of shape (n, *input_shape) or None
+            Where backward writes the input gradient; None when nobody
+            reads it (the first layer).
+        sample_weight : float64 ndarray of shape (n,) or None
+            Read at every backward.
+        accumulate_dtype : numpy dtype
+            Precision of the sums over the batch.
+
+        Returns
+        -------
+        BoundLayer or None
+            None (the default) for a layer that trains through
+            :meth:`forward` and :meth:`backward` only; then so does the
+            whole network.
+        """
+        return None
 
     def sublayers(self):
         """The layers this one runs inside it (pathways, blocks), in order.

@@ -1,12 +1,13 @@
 """Convolution layers: Conv1D and Conv2D (channels first)."""
 from numbers import Integral, Real
 
+import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .. import _ops
 from .._initializers import INITIALIZERS, initialize
 from ..regularizers import Regularizer
-from ._base import Layer, LayerSpec, regularizer_coefficients
+from ._base import BoundLayer, Layer, LayerSpec, regularizer_coefficients, run_all
 from .core import _ActivationMixin
 
 
@@ -284,6 +285,30 @@ class ConvLayer(_ActivationMixin, Layer):
                                         out=self._scratch("dX", (n,) + self.planes),
                                         **self.geometry)
         return dX.reshape((n,) + self.input_shape)
+
+    def bind(self, X, dX, sample_weight, accumulate_dtype):
+        if self.activation == "softmax":
+            return None  # applied per plane after the kernel, see conv2d_forward
+        n = X.shape[0]
+        X4 = X.reshape((n,) + self.planes)
+        K = self._kernel(self.params)
+        forward, A = _ops.bind_conv2d_forward(X4, K, self.params.get("bias"),
+                                              activation=self.activation, alpha=self.alpha,
+                                              **self.geometry)
+        dA = np.empty_like(A)
+        rows = (n * self.filters, -1)  # as backward has them
+        calls = self._bind_activation_grad(A.reshape(rows), dA.reshape(rows))
+        calls.append(_ops.bind_conv2d_backward_params(
+            X4, dA, sample_weight, accumulate_dtype, kernel_hw=self.kernel_hw,
+            dK=self._kernel(self.grads), db=self.grads.get("bias"), **self.geometry)[0])
+        if dX is not None:
+            into = _ops.bind_conv2d_backward_input(
+                dA, K, self.planes[1:], out=dX.reshape((n,) + self.planes),
+                **self.geometry)[0]
+            calls.append(lambda scale: into())
+        shape = (n,) + self.output_shape
+        return BoundLayer(A.reshape(shape), dA.reshape(shape), forward,
+                          lambda scale: run_all(calls, scale))
 
     def clear(self):
         self._cache = None

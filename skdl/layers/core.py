@@ -8,7 +8,14 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from .. import _ops
 from .._initializers import INITIALIZERS, initialize
 from ..regularizers import Regularizer
-from ._base import Layer, LayerSpec, channel_layout, regularizer_coefficients
+from ._base import (
+    BoundLayer,
+    Layer,
+    LayerSpec,
+    channel_layout,
+    regularizer_coefficients,
+    run_all,
+)
 
 _ACTIVATION_NAMES = StrOptions(set(_ops.ACTIVATIONS))
 _INITIALIZER_NAMES = StrOptions(set(INITIALIZERS))
@@ -21,6 +28,14 @@ class _ActivationMixin:
         if self.activation in (None, "linear"):
             return dA
         return _ops.activation_backward(self.activation, A, dA, self.alpha, out=out)
+
+    def _bind_activation_grad(self, A, dA):
+        """[the activation's backward, bound in place on dA: ``call(scale)``],
+        or [] for a linear layer."""
+        if self.activation in (None, "linear"):
+            return []
+        run = _ops.bind_activation_backward(self.activation, A, dA, self.alpha, out=dA)[0]
+        return [lambda scale: run()]
 
 
 class Dense(LayerSpec):
@@ -130,6 +145,24 @@ class DenseLayer(_ActivationMixin, Layer):
             return None
         dX = _ops.dense_backward_input(dZ, self.params["kernel"])
         return dX.reshape(dY.shape[:-1] + (rows.shape[1],))
+
+    def bind(self, X, dX, sample_weight, accumulate_dtype):
+        rows = X.reshape(-1, self.param_shapes["kernel"][0])
+        if sample_weight is not None and rows.shape[0] != X.shape[0]:
+            return None  # the steps of a sequence would need repeated weights
+        W, b = self.params["kernel"], self.params.get("bias")
+        forward, A = _ops.bind_dense_forward(rows, W, b, self.activation, self.alpha)
+        dA = np.empty_like(A)
+        calls = self._bind_activation_grad(A, dA)
+        calls.append(_ops.bind_dense_param_grads(
+            rows, dA, sample_weight, accumulate_dtype, dW=self.grads["kernel"],
+            db=self.grads.get("bias"))[0])
+        if dX is not None:
+            into = _ops.bind_dense_backward_input(dA, W, out=dX.reshape(-1, rows.shape[1]))[0]
+            calls.append(lambda scale: into())
+        shape = X.shape[:-1] + (self.units,)
+        return BoundLayer(A.reshape(shape), dA.reshape(shape), forward,
+                          lambda scale: run_all(calls, scale))
 
     def clear(self):
         self._cache = None
@@ -363,6 +396,10 @@ class _ShapeLayer(Layer):
 
     def backward(self, dY, context, need_input_grad=True):
         return dY.reshape((dY.shape[0],) + self.input_shape) if need_input_grad else None
+
+    def bind(self, X, dX, sample_weight, accumulate_dtype):
+        Y = X.reshape((X.shape[0],) + self.output_shape)
+        return BoundLayer(Y, np.empty_like(Y) if dX is None else dX.reshape(Y.shape))
 
     def forward_flops(self):
         """None: Flatten and Reshape only relabel the values."""

@@ -5,7 +5,7 @@ import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .. import _ops
-from ._base import Layer, LayerSpec
+from ._base import BoundLayer, Layer, LayerSpec
 from .conv import as_planes, resolve_padding, spatial_tuple
 
 
@@ -290,6 +290,21 @@ class PoolLayer(Layer):
         else:
             dX = _ops.avgpool2d_backward(dY4, self.planes[1:], **self.geometry)
         return dX.reshape((n,) + self.input_shape)
+
+    def bind(self, X, dX, sample_weight, accumulate_dtype):
+        if self.kind != "max":
+            return None
+        n = X.shape[0]
+        forward, Y, argmax = _ops.bind_maxpool2d_forward(X.reshape((n,) + self.planes),
+                                                         **self.geometry)
+        dY = np.empty_like(Y)
+        backward = None
+        if dX is not None:  # a first layer's input gradient is not needed
+            into = _ops.bind_maxpool2d_backward(dY, argmax, self.planes[1:],
+                                                out=dX.reshape((n,) + self.planes))[0]
+            backward = lambda scale: into()  # noqa: E731 (pools have no weights)
+        shape = (n,) + self.output_shape
+        return BoundLayer(Y.reshape(shape), dY.reshape(shape), forward, backward)
 
     def clear(self):
         self._cache = None
