@@ -9,17 +9,32 @@ estimate, as ``skdl._ops._threads_for`` receives it (multiply-adds;
 family is the smallest work from which two threads are faster at every
 larger size measured; two threads are used from ``2 * MIN_WORK_PER_THREAD``.
 
-    python benchmarks/bench_grain.py
+A second table fits whole networks (the demo's 64-100-10 dense net, 5
+epochs; digits_cnn and the MNIST-1D CNN of bench_cnn.py and bench_load.py, one
+epoch) at two threads for several values of ``MIN_WORK_PER_THREAD``, against
+one thread. In a training step the second thread is still awake from the op
+before, so whole steps gain from smaller work than an op timed alone: the
+threshold is chosen from this table, and the per-op crossovers bound it from
+above.
 
-Takes about 20 seconds. Run it alone: another busy process makes two threads
+    python benchmarks/bench_grain.py [--fits-only]
+
+Takes about 40 seconds. Run it alone: another busy process makes two threads
 look far worse than they are on a quiet machine.
 """
+import argparse
 import time
+import warnings
 
 import numpy as np
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
 
-from skdl import _ops
+from bench_cnn import data as cnn_data
+from bench_cnn import skdl_model as cnn_model
+from bench_load import mnist1d_data, mnist1d_skdl
+from skdl import NNClassifier, _ops
 
 rng = np.random.default_rng(0)
 
@@ -120,7 +135,53 @@ def op_work(op):
     return max(seen)
 
 
-def main():
+def _demo():
+    X, y = load_digits(return_X_y=True)
+    return (lambda: NNClassifier(batch_size=64, max_iter=5, n_iter_no_change=99,
+                                 random_state=0), X / 16, y)
+
+
+# network -> (() -> (estimator factory, X, y))
+FITS = {
+    "demo 64-100-10": _demo,
+    "digits_cnn": lambda: (lambda: cnn_model("digits_cnn"), *cnn_data("digits_cnn")),
+    "mnist1d_cnn": lambda: (mnist1d_skdl, *mnist1d_data()),
+}
+THRESHOLDS = [4_000_000, 1_000_000, 500_000, 250_000, 125_000, 30_000, 1]
+
+
+def fit_table(rounds=5):
+    """Best fit time of each network at one thread and, for every threshold
+    of THRESHOLDS, at two; the rounds interleave every configuration."""
+    warnings.simplefilter("ignore", ConvergenceWarning)
+    saved = _ops.MIN_WORK_PER_THREAD
+    fits = {name: make() for name, make in FITS.items()}
+    best = {}
+    try:
+        for _ in range(rounds):
+            for config in [(1, None)] + [(2, v) for v in THRESHOLDS]:
+                threads, value = config
+                _ops.MIN_WORK_PER_THREAD = saved if value is None else value
+                with threadpool_limits(threads):
+                    for name, (model, X, y) in fits.items():
+                        start = time.perf_counter()
+                        model().fit(X, y)
+                        seconds = time.perf_counter() - start
+                        best[name, config] = min(best.get((name, config), np.inf), seconds)
+    finally:
+        _ops.MIN_WORK_PER_THREAD = saved
+    print(f"\nfit seconds (best of {rounds}), 2 threads by MIN_WORK_PER_THREAD; "
+          "x = 1-thread time / 2-thread time")
+    print(f"{'network':16s} {'1 thread':>9s}" + "".join(f" {v:>12,d}" for v in THRESHOLDS))
+    for name in fits:
+        one = best[name, (1, None)]
+        print(f"{name:16s} {one:9.4f}" + "".join(
+            f" {best[name, (2, v)]:.4f} {one / best[name, (2, v)]:4.2f}x"
+            for v in THRESHOLDS))
+    print(f"skdl uses MIN_WORK_PER_THREAD = {saved:,d}")
+
+
+def op_table():
     threshold = _ops.MIN_WORK_PER_THREAD
     _ops.MIN_WORK_PER_THREAD = 1  # every op asks for all the threads allowed
     crossovers = {}
@@ -145,6 +206,16 @@ def main():
         print(f"  {family:34s} {'not reached' if work is None else f'{work:.3g}'}")
     print(f"\nskdl splits work from 2 * MIN_WORK_PER_THREAD = {2 * threshold:.3g} "
           f"(ELEMENT_WORK = {_ops.ELEMENT_WORK} per element)")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fits-only", action="store_true",
+                        help="only the table of whole fits")
+    args = parser.parse_args()
+    if not args.fits_only:
+        op_table()
+    fit_table()
 
 
 if __name__ == "__main__":

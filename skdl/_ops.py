@@ -101,14 +101,21 @@ INT_MAX = 2**31 - 1
 # -- how many threads an op's work pays for ------------------------------------
 # Work is counted in multiply-adds; an elementwise pass (activation, loss,
 # optimizer, normalization, pooling) counts ELEMENT_WORK per element. Both are
-# measured by benchmarks/bench_grain.py on a quiet 2-core x86-64: a second
-# thread pays from about 0.6-8 million multiply-adds in the products (2
-# million in the median) and from 16-64 thousand elements in the elementwise
-# passes (32 thousand in the median), whose memory-bound loops scale better
-# than the products' FMA-bound ones. Below two threads' worth the op runs on
-# the calling thread: a parallel region costs a few microseconds on a quiet
+# measured by benchmarks/bench_grain.py on a quiet 2-core x86-64. Timed alone,
+# an op gains from a second thread from about 0.6-8 million multiply-adds in
+# the products (2 million in the median) and 16-64 thousand elements in the
+# elementwise passes, whose memory-bound loops scale better than the
+# products' FMA-bound ones. Below two threads' worth the op runs on the
+# calling thread: a parallel region costs a few microseconds on a quiet
 # machine and far more when another process keeps a core busy (libgomp's
-# barrier then waits for a descheduled thread).
+# barrier then waits for a descheduled thread; skdl._training.StepThreads
+# then moves the steps to one thread, but each step on two threads it
+# measures costs as many waits as the step has parallel regions). Whole fits
+# on a quiet machine would gain from a lower threshold (bench_grain.py's
+# second table: with 2 * 250,000 the CNNs of bench_cnn.py and bench_load.py
+# fit 1.26-1.36x faster on two threads than on one, with 2 million
+# 1.01-1.22x), but with another fit running beside them they took 2-4x as
+# long as with 2 million, so the threshold stays at the per-op crossover.
 ELEMENT_WORK = 64
 MIN_WORK_PER_THREAD = 1_000_000
 

@@ -2,6 +2,7 @@
 validation split, the per-epoch printout, and the bridge to scikit-learn's
 callback API."""
 import copy
+import math
 import sys
 import time
 import warnings
@@ -174,12 +175,17 @@ class StepThreads:
     it took less than ``1 - MARGIN`` of the mean time of the recent steps
     (the slowest left out), that choice stays. The mean, not the median:
     under load most steps on two threads are as fast as ever and some wait
-    for milliseconds. The first step (which allocates) is not timed; the first
-    probe comes ``FIRST_PROBE`` steps later, then every ``INTERVAL``; a probe
-    that loses doubles the interval (up to ``MAX_INTERVAL``), so a settled
-    choice costs little, and two steps in the window that stall (``STALL``
-    times the fastest) bring the next probe forward. Results do not depend on
-    the thread count, only the time does.
+    for milliseconds. The first step (which allocates) runs on one thread and
+    is not timed: on a loaded machine a step on two threads can take a
+    hundred times as long as on one (every parallel region waits for a
+    descheduled thread), which on a short fit would cost more than the fit.
+    The first probe comes ``FIRST_PROBE`` steps later, then every
+    ``INTERVAL``; a probe that loses doubles the interval (up to
+    ``MAX_INTERVAL``) and, when it lost by much, puts the next one off until
+    the steps since have taken ``1 / PROBE_SHARE`` times what it lost, so
+    probing never costs more than that share of the time. Two steps in the
+    window that stall (``STALL`` times the fastest) bring the next probe
+    forward. Results do not depend on the thread count, only the time does.
 
     Parameters
     ----------
@@ -187,12 +193,13 @@ class StepThreads:
         False when only one thread is available anyway: nothing to choose.
     """
 
-    FIRST_PROBE = 4
+    FIRST_PROBE = 1
     INTERVAL = 16
     MAX_INTERVAL = 256
     WINDOW = 16
     MARGIN = 0.1
     STALL = 4
+    PROBE_SHARE = 0.05
 
     def __init__(self, active):
         self.active = active
@@ -205,8 +212,10 @@ class StepThreads:
 
     def cap(self, full_batch):
         """The thread cap for the next step (None: the default count)."""
+        if self.warming_up and self.active and full_batch:
+            return 1
         self.probing = (self.active and full_batch and self.countdown <= 0
-                        and len(self.recent) >= 3)
+                        and len(self.recent) >= 1)
         return 1 if self.single != self.probing else None
 
     def record(self, seconds_per_sample, full_batch):
@@ -226,15 +235,18 @@ class StepThreads:
             return
         self.probing = False
         # The largest time left out, for the same reason.
-        typical = (sum(self.recent) - max(self.recent)) / (len(self.recent) - 1)
+        typical = (min(self.recent) if len(self.recent) < 3 else
+                   (sum(self.recent) - max(self.recent)) / (len(self.recent) - 1))
         if seconds_per_sample < (1 - self.MARGIN) * typical:
             self.single = not self.single
             self.recent.clear()
             self.recent.append(seconds_per_sample)
             self.interval = self.INTERVAL
-        else:
-            self.interval = min(2 * self.interval, self.MAX_INTERVAL)
-        self.countdown = self.interval
+            self.countdown = self.interval
+            return
+        self.interval = min(2 * self.interval, self.MAX_INTERVAL)
+        lost = (seconds_per_sample - typical) / typical  # in typical steps
+        self.countdown = max(self.interval, math.ceil(lost / self.PROBE_SHARE))
 
 
 class TrainingRun:

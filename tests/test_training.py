@@ -854,8 +854,9 @@ def test_step_threads_keep_the_default_on_a_quiet_machine():
     chooser = StepThreads(active=True)
     # Two threads: 1.0 per step; one thread: 1.3. Probes lose, and come ever rarer.
     caps = _choices(chooser, lambda cap, step: 1.3 if cap == 1 else 1.0)
-    probes = [i for i, cap in enumerate(caps) if cap == 1]
-    assert probes[0] == 1 + StepThreads.FIRST_PROBE  # the warm-up step is not counted
+    assert caps[0] == 1  # the warm-up step, on one thread and not counted
+    probes = [i for i, cap in enumerate(caps) if cap == 1][1:]
+    assert probes[0] == 1 + StepThreads.FIRST_PROBE
     assert not chooser.single and caps[-1] is None
     # Each losing probe doubles the interval: 32, 64, 128 steps between them.
     interval = StepThreads.INTERVAL
@@ -878,6 +879,23 @@ def test_step_threads_move_to_one_thread_when_two_stall_and_back_when_quiet():
     assert all(single[10:20]) and sum(not s for s in single[10:100]) <= 4
     # ...and back to two threads once the load is gone, but for probes of one.
     assert not single[-1] and sum(single[-150:]) <= 2
+
+
+def test_step_threads_leave_a_far_slower_choice_for_long():
+    chooser = StepThreads(active=True)
+    # A loaded machine where two threads take 100 times as long as one (every
+    # parallel region waits for a descheduled thread): after the first timed
+    # step, one thread for good; the probe of two threads that loses by 99
+    # steps' time comes back only after 99 / PROBE_SHARE steps.
+    caps = _choices(chooser, lambda cap, step: 1.0 if cap == 1 else 100.0, n_steps=3000)
+    two = [i for i, cap in enumerate(caps) if cap is None]
+    assert two[0] == 1 and caps[2] == 1  # the probe of one thread wins at once
+    probe = two[1]
+    assert probe == 3 + StepThreads.INTERVAL
+    assert two[2] - probe >= 99 / StepThreads.PROBE_SHARE
+    # Probing took at most about PROBE_SHARE of the time after the first steps.
+    spent = sum(100.0 if cap is None else 1.0 for cap in caps[2:])
+    assert spent <= (1 + 1.5 * StepThreads.PROBE_SHARE) * len(caps[2:]) + 100
 
 
 def test_step_threads_ignore_short_batches_and_single_cpus():
