@@ -1,7 +1,7 @@
 """Build and runtime introspection: :func:`show_config`."""
 import sys
 
-from ._kernels import _openmp
+from ._kernels import OPENMP_WAIT, _openmp
 from ._version import __version__
 
 # Versions of the matrix kernel (skdl/_kernels/_rowgemm.h), by level.
@@ -26,6 +26,7 @@ def config():
         "python": sys.version.split()[0],
         "openmp": _openmp.openmp_enabled(),
         "threads": _openmp.effective_n_threads(),
+        "openmp_wait": OPENMP_WAIT,
         "matrix_kernel": GEMM_LEVELS[_dense.gemm_level()],
         "blas": blas,
         "compile_args": compile_args,
@@ -46,6 +47,7 @@ def show_config(file=None):
         f"OpenMP enabled:    {cfg['openmp']}",
         f"OpenMP threads:    {cfg['threads']} (read now; follows OMP_NUM_THREADS "
         "and threadpoolctl)",
+        f"OpenMP idle wait:  {cfg['openmp_wait']}",
     ]
     lines.append(f"Matrix kernel:     skdl's own, {cfg['matrix_kernel']} version")
     for blas in cfg["blas"]:

@@ -105,19 +105,18 @@ INT_MAX = 2**31 - 1
 # an op gains from a second thread from about 0.6-8 million multiply-adds in
 # the products (2 million in the median) and 16-64 thousand elements in the
 # elementwise passes, whose memory-bound loops scale better than the
-# products' FMA-bound ones. Below two threads' worth the op runs on the
-# calling thread: a parallel region costs a few microseconds on a quiet
-# machine and far more when another process keeps a core busy (libgomp's
-# barrier then waits for a descheduled thread; skdl._training.StepThreads
-# then moves the steps to one thread, but each step on two threads it
-# measures costs as many waits as the step has parallel regions). Whole fits
-# on a quiet machine would gain from a lower threshold (bench_grain.py's
-# second table: with 2 * 250,000 the CNNs of bench_cnn.py and bench_load.py
-# fit 1.26-1.36x faster on two threads than on one, with 2 million
-# 1.01-1.22x), but with another fit running beside them they took 2-4x as
-# long as with 2 million, so the threshold stays at the per-op crossover.
+# products' FMA-bound ones. Within a training step the other thread is still
+# awake from the op before, so whole fits gain from smaller work:
+# bench_grain.py's second table fits networks at several thresholds, and
+# with 2 * 250,000 the CNNs of bench_cnn.py and bench_load.py fit 1.07-1.33x
+# faster on two threads than on one (2 million: 0.98-1.05x), while the demo's
+# dense net, whose ops stay below it, is unchanged (lower thresholds made it
+# 4-11% slower). Below two threads' worth the op runs on the calling thread
+# without a parallel region. Under load, the short spin of the idle OpenMP
+# threads (skdl._kernels) and the per-step choice of skdl._training.StepThreads
+# keep the threads from waiting on each other.
 ELEMENT_WORK = 64
-MIN_WORK_PER_THREAD = 1_000_000
+MIN_WORK_PER_THREAD = 250_000
 
 
 def _threads_for(work):

@@ -1,6 +1,8 @@
-"""The build: OpenMP present, flags as promised, show_config, thread count."""
+"""The build: OpenMP present, flags as promised, show_config, thread count,
+how libgomp is loaded."""
 import io
 import os
+import sys
 
 import pytest
 from threadpoolctl import threadpool_limits
@@ -42,7 +44,8 @@ def test_show_config():
     text = out.getvalue()
     assert f"skdl {skdl.__version__}" in text
     assert f"OpenMP enabled:    {_openmp.openmp_enabled()}" in text
-    for field in ("OpenMP threads:", "Matrix kernel:", "Compile flags:"):
+    for field in ("OpenMP threads:", "OpenMP idle wait:", "Matrix kernel:",
+                  "Compile flags:"):
         assert field in text
     with threadpool_limits(1):
         assert skdl._config.config()["threads"] == 1
@@ -67,3 +70,63 @@ def test_kernels_call_no_blas():
     skdl.NNClassifier([skdl.Conv1D(4, 3), skdl.Flatten()], input_shape=(1, -1),
                       max_iter=2).fit(X, np.arange(64) % 2)
     assert [(i["filepath"], i["num_threads"]) for i in threadpool_info()] == before
+
+
+def _in_fresh_python(code, **env):
+    """stdout + stderr of ``code`` run by a new interpreter that imports
+    skdl from this checkout, with ``env`` added to the environment."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[1])
+    full_env = {key: value for key, value in os.environ.items()
+                if key not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    full_env.update(env, PYTHONPATH=root)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=full_env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout + done.stderr
+
+
+DISPLAY_ENV = """
+import ctypes, os, subprocess, sys
+{before}
+import skdl
+print("wait:", skdl._config.config()["openmp_wait"])
+print("environ:", os.environ.get("GOMP_SPINCOUNT"))
+print("child:", subprocess.run([sys.executable, "-c",
+      "import os; print(os.environ.get('GOMP_SPINCOUNT'))"],
+      capture_output=True, text=True).stdout.strip())
+sys.stdout.flush()
+gomp = ctypes.CDLL("libgomp.so.1")
+if hasattr(gomp, "omp_display_env"):
+    gomp.omp_display_env(1)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or not _openmp.openmp_enabled(),
+                    reason="GOMP_SPINCOUNT is libgomp's (Linux builds with OpenMP)")
+def test_libgomp_is_loaded_with_a_short_spin_that_leaves_the_environment_alone():
+    out = _in_fresh_python(DISPLAY_ENV.format(before=""))
+    assert "wait: GOMP_SPINCOUNT=10000 (set by skdl" in out
+    # Removed again: neither this process nor its children see it...
+    assert "environ: None" in out and "child: None" in out
+    # ...but libgomp read it (its own report, where it has one).
+    if "OPENMP DISPLAY ENVIRONMENT" in out:
+        assert "GOMP_SPINCOUNT = '10000'" in out
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or not _openmp.openmp_enabled(),
+                    reason="GOMP_SPINCOUNT is libgomp's (Linux builds with OpenMP)")
+def test_a_users_spin_count_or_an_earlier_libgomp_is_kept():
+    out = _in_fresh_python(DISPLAY_ENV.format(before=""), GOMP_SPINCOUNT="123")
+    assert "wait: yours: GOMP_SPINCOUNT=123" in out
+    assert "environ: 123" in out and "child: 123" in out
+    if "OPENMP DISPLAY ENVIRONMENT" in out:
+        assert "GOMP_SPINCOUNT = '123'" in out
+    out = _in_fresh_python(DISPLAY_ENV.format(before="ctypes.CDLL('libgomp.so.1')"))
+    assert "wait: the OpenMP runtime's default (it was loaded before skdl)" in out
+    assert "environ: None" in out
+    if "OPENMP DISPLAY ENVIRONMENT" in out:
+        assert "GOMP_SPINCOUNT = '10000'" not in out
