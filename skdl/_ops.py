@@ -15,6 +15,7 @@ import functools
 import math
 import numbers
 import threading
+import weakref
 from contextlib import contextmanager
 
 import numpy as np
@@ -797,22 +798,46 @@ def _no_overlap(arrays):
                                  "separate buffers.")
 
 
-def _step_inputs(params, grads, state, learning_rate, weight_decay, decay_mask,
-                 clipnorm, clipvalue):
-    """Checked arrays and the folded clip and decay scalars of one step."""
+# The buffers of the last optimizer step whose checks passed, by weak
+# reference: a training loop passes the same flat buffers at every step, and
+# checking them again (dtypes, shapes, overlaps) cost as much as the update of
+# a small network. Only whether they are still writeable is read again.
+_checked_buffers = threading.local()
+
+
+def _step_arrays(params, grads, state, decay_mask):
+    """(grads, state, decay_mask) checked for an update of ``params`` in place;
+    the same buffers as the last step's are not checked again."""
+    given = (params, grads, decay_mask, *state.values())
+    last = getattr(_checked_buffers, "refs", None)
+    if (last is not None and len(last) == len(given)
+            and all(a is None if ref is None else ref() is a for ref, a in zip(last, given))
+            and all(a.flags.writeable for a in state.values() if a is not None)
+            and params.flags.writeable):
+        return grads, state, decay_mask
+    _checked_buffers.refs = None
     _check_params(params)
     _in_place("params", params)
     grads = _like(params, "grads", np.ascontiguousarray(grads))
     state = {k: None if a is None else _like(params, k, _in_place(k, a))
              for k, a in state.items()}
     _no_overlap({"params": params, "grads": grads, **state})
+    if decay_mask is not None:
+        decay_mask = _like(params, "decay_mask", np.ascontiguousarray(decay_mask))
+        _no_overlap({"params": params, "decay_mask": decay_mask, **state})
+    if grads is given[1] and decay_mask is given[2]:  # no copies made: remember them
+        _checked_buffers.refs = [None if a is None else weakref.ref(a) for a in given]
+    return grads, state, decay_mask
+
+
+def _step_inputs(params, grads, state, learning_rate, weight_decay, decay_mask,
+                 clipnorm, clipvalue):
+    """Checked arrays and the folded clip and decay scalars of one step."""
     learning_rate = _scalar("learning_rate", learning_rate)
     weight_decay = _scalar("weight_decay", weight_decay)
     if weight_decay == 0.0:
         decay_mask = None  # nothing to read (and nothing to check every step)
-    if decay_mask is not None:
-        decay_mask = _like(params, "decay_mask", np.ascontiguousarray(decay_mask))
-        _no_overlap({"params": params, "decay_mask": decay_mask, **state})
+    grads, state, decay_mask = _step_arrays(params, grads, state, decay_mask)
     clipvalue = np.inf if clipvalue is None else _scalar("clipvalue", clipvalue,
                                                          low_open=True)
     n_threads = _threads_for(ELEMENT_WORK * params.size)

@@ -316,6 +316,30 @@ def test_read_only_params_are_refused():
         _ops.sgd_update(params, np.ones(3), np.zeros(3), 0.1)
 
 
+def test_the_buffers_of_the_last_step_are_checked_once_but_kept_honest():
+    params, grads, m, v = np.ones(6), np.full(6, 0.5), np.zeros(6), np.zeros(6)
+    _ops.adam_update(params, grads, m, v, 0.1, 0.9, 0.99, 1e-8, 1)
+    after_one = params.copy()
+    # The same buffers again: the step runs as the first did.
+    _ops.adam_update(params, grads, m, v, 0.1, 0.9, 0.99, 1e-8, 2)
+    assert np.all(params < after_one)
+    # A buffer made read-only since, or a new one, is checked again.
+    m.flags.writeable = False
+    with pytest.raises(ValueError, match="m is read-only"):
+        _ops.adam_update(params, grads, m, v, 0.1, 0.9, 0.99, 1e-8, 3)
+    m.flags.writeable = True
+    with pytest.raises(TypeError, match="grads has dtype float32 but params is float64"):
+        _ops.adam_update(params, grads.astype(np.float32), m, v, 0.1, 0.9, 0.99, 1e-8, 3)
+    with pytest.raises(ValueError, match="m and v share memory"):
+        _ops.adam_update(params, grads, m, m, 0.1, 0.9, 0.99, 1e-8, 3)
+    # Nothing is kept alive by the memory of the last buffers.
+    _ops.adam_update(params, grads, m, v, 0.1, 0.9, 0.99, 1e-8, 3)
+    ref = _ops._checked_buffers.refs[0]
+    assert ref() is params
+    del params
+    assert ref() is None
+
+
 def _out_cases():
     rng = np.random.RandomState(3)
     X, K = rng.randn(2, 3, 6, 5), rng.randn(4, 3, 3, 3)
