@@ -630,3 +630,31 @@ def test_bound_maxpool_backward_follows_its_bound_forward():
         want_Y, want_argmax = _ops.maxpool2d_forward(X, 2, strides=1)
         assert_array_equal(Y, want_Y)
         assert_array_equal(dX, _ops.maxpool2d_backward(dY, want_argmax, (5, 5)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n, k, p", [(64, 100, 10), (37, 70, 3), (5, 40, 1), (130, 300, 33),
+                                     (9, 3, 5)])
+def test_a_weight_gradient_computed_transposed_has_the_same_bits(n, k, p, dtype):
+    """gemm_tn computes X.T @ dY as (dY.T @ X).T when dY has few columns: the
+    same multiply-adds in the same order, at any thread count."""
+    from skdl._kernels import _dense
+
+    rng = np.random.RandomState(n)
+    X, dY = rng.randn(n, k).astype(dtype), rng.randn(n, p).astype(dtype)
+    default = _dense.gemm_tn_orientation()
+    results = {}
+    try:
+        for name, orientation in (("plain", 0), ("transposed", 1)):
+            _dense.gemm_tn_orientation(orientation)
+            for threads, context in (("1", one_thread), ("2", two_threads)):
+                out = np.empty((k, p), dtype)
+                with context():
+                    _dense.gemm_tn(0.3, X, dY, out, 2)
+                results[name, threads] = out
+    finally:
+        _dense.gemm_tn_orientation(default)
+    for result in results.values():
+        assert_array_equal(result, results["plain", "1"])
+    assert_allclose(results["plain", "1"], 0.3 * X.T.astype(np.float64) @ dY,
+                    rtol=1e-4 if dtype == np.float32 else 1e-12, atol=1e-5)
