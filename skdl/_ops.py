@@ -16,7 +16,6 @@ import math
 import numbers
 import threading
 import weakref
-from contextlib import contextmanager
 
 import numpy as np
 from scipy.sparse import issparse
@@ -152,21 +151,29 @@ def _threads_for(work):
 _thread_cap = threading.local()
 
 
-@contextmanager
-def at_most_threads(n_threads):
+class at_most_threads:
     """Ops called by this Python thread in the block use at most ``n_threads``
     (None: no cap). Results do not depend on it; only the time does.
+
+    A class rather than a generator-based context manager: the training loop
+    enters it at every step.
 
     Parameters
     ----------
     n_threads : int >= 1 or None
     """
-    previous = getattr(_thread_cap, "value", None)
-    _thread_cap.value = n_threads
-    try:
-        yield
-    finally:
-        _thread_cap.value = previous
+
+    __slots__ = ("n_threads", "previous")
+
+    def __init__(self, n_threads):
+        self.n_threads = n_threads
+
+    def __enter__(self):
+        self.previous = getattr(_thread_cap, "value", None)
+        _thread_cap.value = self.n_threads
+
+    def __exit__(self, *exc):
+        _thread_cap.value = self.previous
 
 
 def _float_array(name, a, ndim=None, dtype=None):
@@ -442,13 +449,17 @@ def _bind_dense_param_grads(X, dY, w, accumulate_dtype, dW, db):
     db = _output(db, "db", (p,), X.dtype)
     acc = _accumulation_dtype(accumulate_dtype, X.dtype)
     work, column_work = n * k * p, ELEMENT_WORK * dY.size
+    if acc != X.dtype:  # the sums' own copies, filled at every call
+        X_acc, dY_acc, dW_acc = (np.empty(X.shape, acc), np.empty(dY.shape, acc),
+                                 np.empty((k, p), acc))
 
     def run(scale):
         if acc == X.dtype:
             A, B, target = X, dY, dW
         else:
-            A, B = X.astype(acc), dY.astype(acc)
-            target = np.empty((k, p), dtype=acc)
+            np.copyto(X_acc, X)
+            np.copyto(dY_acc, dY)
+            A, B, target = X_acc, dY_acc, dW_acc
         if w is not None:
             B = np.multiply(B, w.astype(B.dtype, copy=False)[:, None])
         _dense.gemm_tn(scale, A, B, target, _threads_for(work))
