@@ -73,13 +73,13 @@ def test_kernels_call_no_blas():
 
 
 def _in_fresh_python(code, **env):
-    """stdout + stderr of ``code`` run by a new interpreter that imports
-    skdl from this checkout, with ``env`` added to the environment."""
+    """stdout + stderr of ``code`` run by a new interpreter that imports the
+    skdl these tests import (a checkout or an installed copy), with ``env``
+    added to the environment."""
     import subprocess
-    import sys
     from pathlib import Path
 
-    root = str(Path(__file__).resolve().parents[1])
+    root = str(Path(skdl.__file__).resolve().parents[1])
     full_env = {key: value for key, value in os.environ.items()
                 if key not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
     full_env.update(env, PYTHONPATH=root)
