@@ -83,8 +83,10 @@ def _in_fresh_python(code, **env):
     full_env = {key: value for key, value in os.environ.items()
                 if key not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
     full_env.update(env, PYTHONPATH=root)
+    # Run from there too: `python -c` puts its working directory first on
+    # sys.path, where a checkout without built kernels would shadow skdl.
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=full_env, timeout=120)
+                          env=full_env, timeout=120, cwd=root)
     assert done.returncode == 0, done.stderr
     return done.stdout + done.stderr
 
