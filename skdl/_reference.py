@@ -7,7 +7,7 @@ Dropout has no twin: its op is plain numpy already.
 """
 import numpy as np
 
-# The documented defaults (README "Activations", Dense's ``alpha``), written
+# The documented defaults (docs/layers.md "Activations", Dense's ``alpha``), written
 # out rather than imported from _ops: the twins must not follow a change there.
 DEFAULT_ACTIVATION_ALPHA = {"leaky_relu": 0.01, "elu": 1.0}
 

@@ -1,6 +1,6 @@
 """A training oracle: what ``fit``, ``partial_fit`` and ``warm_start`` must do,
-re-derived in plain numpy from the documented semantics (README "Estimators"
-and "Training", the docstrings of the estimators, optimizers, schedules and
+re-derived in plain numpy from the documented semantics (docs/estimators.md,
+"Estimators" and "Training", the docstrings of the estimators, optimizers, schedules and
 layers), so that tests can hold skdl's training to it weight for weight.
 
 None of skdl's training code runs here: no TrainingRun, no Optimizer.step,

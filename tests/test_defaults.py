@@ -1,7 +1,7 @@
 """Documented defaults against the documentation.
 
-Every value here is a literal copied from README.md ("Estimators",
-"Training", "Layers", "Activations") or from the public docstrings, never
+Every value here is a literal copied from the documentation (docs/estimators.md
+"Estimators" and "Training", docs/layers.md) or from the public docstrings, never
 read from skdl: a default changed in the code, or in a constant the code
 reads (such as the activation slopes of skdl._ops), fails here. Each family
 is checked twice: ``get_params()`` against the documented signature, and by
@@ -62,7 +62,7 @@ def _batch_sizes(estimator, X, y):
     return np.diff([0] + seen).tolist()
 
 
-# -- estimators (README "Estimators") -------------------------------------------
+# -- estimators (docs/estimators.md "Estimators") -------------------------------------------
 
 ESTIMATOR_DEFAULTS = dict(
     layers=None, input_shape=None, optimizer="adam", learning_rate=0.001,
@@ -154,7 +154,7 @@ def test_validation_fraction_holds_out_a_tenth():
     assert sizes == [180]  # 20 of the 200 samples validate
 
 
-# -- optimizers (README "Training") ------------------------------------------------
+# -- optimizers (docs/estimators.md "Training") ------------------------------------------------
 
 OPTIMIZER_DEFAULTS = {
     SGD: dict(momentum=0.0, nesterov=False, initial_momentum=None, momentum_ramp_epochs=0,
@@ -215,7 +215,7 @@ def test_default_optimizers_follow_their_documented_rules(cls):
         assert_allclose(params, expected, rtol=1e-12, atol=0)
 
 
-# The optimizer names of README "Training" and the specs they stand for.
+# The optimizer names of docs/estimators.md "Training" and the specs they stand for.
 NAMED_OPTIMIZERS = {
     "sgd": SGD(momentum=0.0),
     "momentum": SGD(momentum=0.9),
@@ -242,7 +242,7 @@ def test_optimizer_names_train_as_their_documented_specs(name):
     assert not np.array_equal(by_name.network_.params, fit(SGD(momentum=0.5)).network_.params)
 
 
-# -- activations (README "Activations"; Dense's and Activation's alpha) ----------
+# -- activations (docs/layers.md "Activations"; Dense's and Activation's alpha) ----------
 
 def _identity_layer_output(spec, X):
     """What the layer ``spec`` (named "layer", one unit per input feature)
@@ -277,7 +277,7 @@ def test_elu_scale_is_1():
                     rtol=1e-14, atol=0)
 
 
-# -- layers (README "Layers") -----------------------------------------------------
+# -- layers (docs/layers.md) -----------------------------------------------------
 
 @pytest.mark.parametrize("spec, params", [
     (Dense(3), dict(units=3, activation=None, alpha=None, use_bias=True,
@@ -381,9 +381,11 @@ def test_regularizer_defaults():
     assert L1L2().penalty(w) == 0.0
 
 
-def test_readme_documents_these_defaults():
-    # The literals above are the README's: a change there must come here too.
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+def test_the_documentation_states_these_defaults():
+    # The literals above are the documentation's: a change there must come here too.
+    root = Path(__file__).resolve().parents[1]
+    pages = [root / "README.md"] + sorted((root / "docs").glob("*.md"))
+    readme = " ".join(page.read_text(encoding="utf-8") for page in pages)
     readme = " ".join(readme.split())  # line breaks are not part of the text
     for documented in [
         "learning_rate=0.001", "batch_size='auto'", "max_iter=200", "tol=1e-4",
