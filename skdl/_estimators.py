@@ -43,7 +43,13 @@ from ._losses import (
 from ._network import Network, build_layers, layer_names
 from ._optimizers import OPTIMIZERS, Optimizer, resolve_optimizer
 from ._summary import summarize
-from ._training import CallbackSupportMixin, SklearnCallbacks, TrainingRun, validation_split
+from ._training import (
+    CallbackSupportMixin,
+    SklearnCallbacks,
+    TrainingRun,
+    TrainingState,
+    validation_split,
+)
 from ._version import __version__
 from .augment import Augmenter, check_augment
 from .callbacks import call, check_callbacks
@@ -57,7 +63,8 @@ from .layers.core import DenseLayer, resolve_shape
 PREDICT_CHUNK_ROWS = 4096
 # Layout of a pickled estimator's state. Raise it when an older skdl could no
 # longer read what this one writes; loading a newer one is then refused.
-PICKLE_FORMAT = 1
+# 2: the training state in one TrainingState (format 1 pickles still load).
+PICKLE_FORMAT = 2
 # batch_size='auto': min(AUTO_BATCH_SIZE, n_samples).
 AUTO_BATCH_SIZE = 256
 
@@ -336,7 +343,7 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
         layers = hidden + build_layers(head, shape, dtype, taken_names=taken)
         network = Network(layers, dtype, input_shapes=shapes)
         if initialize:
-            network.initialize(self._random_state if random_state is None
+            network.initialize(self._training_state.random_state if random_state is None
                                else random_state)
         return network
 
@@ -495,7 +502,8 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
         X, y = self._validate_input(X, y, reset=first)
         self._check_sparse_input(X, first, fitting=True)
         if first:
-            self._random_state = check_random_state(self.random_state)
+            self._training_state = TrainingState(check_random_state(self.random_state))
+        state = self._training_state
         Y = self._validate_targets(y, first, classes)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(
@@ -511,9 +519,9 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
         if first:
             self.input_shape_ = self._sample_shape(X)
         self._augmenters = check_augment(self.augment, self._main_input_shape())
-        if self._augmenters and (first or not hasattr(self, "_augment_rng")):
+        if self._augmenters and state.augment_rng is None:
             # Drawn only when augmenting: models without it stay as they were.
-            self._augment_rng = np.random.default_rng(self._random_state.randint(2**31))
+            state.augment_rng = np.random.default_rng(state.random_state.randint(2**31))
         callbacks = check_callbacks(self.callbacks)
         # Sums over the batch run in float64 when the data came as float64, so
         # an integer sample weight k trains exactly like k repeated samples.
@@ -522,38 +530,36 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
         self._optimizer = resolve_optimizer(self.optimizer)
         if first:
             self.network_ = self._build_network(Y.shape[1])
-            self._optimizer_state = self._optimizer.init_state(self.network_.params)
-            self._dropout_rng = np.random.default_rng(self._random_state.randint(2**31))
+            state.optimizer_state = self._optimizer.init_state(self.network_.params)
+            state.dropout_rng = np.random.default_rng(state.random_state.randint(2**31))
             self.n_iter_ = 0
             self.t_ = 0
-            self._n_steps = 0
             self.loss_curve_ = []
             self.validation_scores_ = []
             self.history_ = []
             self.best_loss_ = np.inf
             self.best_validation_score_ = None
-            self._no_improvement_count = 0
-            self._schedule_run = None
         else:
             # joblib.load(..., mmap_mode='r') hands read-only parameters.
             self.network_.make_writeable()
-            self._optimizer_state = {
+            state.optimizer_state = {
                 key: value if not isinstance(value, np.ndarray) or value.flags.writeable
-                else np.array(value) for key, value in self._optimizer_state.items()}
+                else np.array(value) for key, value in state.optimizer_state.items()}
         if not first and self.network_.output_shape != (Y.shape[1],):
             raise ValueError(
                 f"y has {Y.shape[1]} outputs but the fitted network has "
                 f"{self.network_.output_shape[0]}; fit again with warm_start=False."
             )
-        if self._schedule_run is None or not incremental:
-            self._schedule_run = resolve_schedule(self.lr_schedule).start(
+        if state.schedule_run is None or not incremental:
+            state.schedule_run = resolve_schedule(self.lr_schedule).start(
                 self.learning_rate, self.max_iter)
         validation = None
         if self.early_stopping and not incremental:
             (Xn, Y, y, sample_weight), validation = validation_split(
                 Xn, Y, y, sample_weight, self.validation_fraction,
-                stratify=self._stratify(y), random_state=self._random_state)
-        run = TrainingRun(self, Xn, Y, sample_weight, accumulate, validation, callbacks)
+                stratify=self._stratify(y), random_state=state.random_state)
+        run = TrainingRun(self, state, Xn, Y, sample_weight, accumulate, validation,
+                          callbacks)
         skl_callbacks = SklearnCallbacks(self, 1 if incremental else self.max_iter, *given)
         call(callbacks, "on_fit_begin", self)
         try:
@@ -588,15 +594,16 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
     def _predictions(self, outputs):
         """What ``predict`` returns for these network outputs."""
 
-    def _converged(self, loss):
+    def _converged(self, loss, state):
         """Whether the monitored loss (validation loss with early stopping, else
-        the training loss) failed to improve by tol for n_iter_no_change epochs."""
+        the training loss) failed to improve by tol for n_iter_no_change epochs,
+        counted in ``state`` (a TrainingState)."""
         if loss > self.best_loss_ - self.tol:
-            self._no_improvement_count += 1
+            state.no_improvement_count += 1
         else:
-            self._no_improvement_count = 0
+            state.no_improvement_count = 0
         self.best_loss_ = min(self.best_loss_, loss)
-        return self._no_improvement_count > self.n_iter_no_change
+        return state.no_improvement_count > self.n_iter_no_change
 
     # -- public API shared by both estimators --------------------------------
     @_fit_context(prefer_skip_nested_validation=True)
@@ -795,7 +802,7 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
 
     def __setstate__(self, state):
         state = dict(state)
-        written = state.pop("_skdl_pickle_format", PICKLE_FORMAT)
+        written = state.pop("_skdl_pickle_format", 1)  # pickles from before it: 1
         version = state.pop("_skdl_version", "unknown")
         if not isinstance(written, int) or written > PICKLE_FORMAT:
             raise ValueError(
@@ -804,6 +811,9 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
                 f"{PICKLE_FORMAT} and older. Load it with a newer skdl, or save it "
                 "there with skdl.save and load that file here."
             )
+        if "_training_state" not in state and "_random_state" in state:
+            # Format 1 kept the training state in attributes of its own.
+            state["_training_state"] = TrainingState.from_attributes(state)
         super().__setstate__(state)
 
     def __sklearn_tags__(self):

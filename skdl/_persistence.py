@@ -49,6 +49,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from . import augment, callbacks, layers, optimizers, regularizers, schedules
 from ._estimators import NNClassifier, NNRegressor
+from ._training import TrainingState
 from ._version import __version__
 
 __all__ = ["SUPPORTED_FORMAT_VERSION", "load", "save"]
@@ -511,13 +512,20 @@ _COMMON_FITTED = {
     "learning_rate_": (_real, False),
     "n_iter_": (_count(0), True),
     "t_": (_count(0), True),
-    "_n_steps": (_count(0), True),
-    "_no_improvement_count": (_count(0), True),
-    "_optimizer_state": (_array_dict, True),
-    "_random_state": (_random_state_attribute, True),
-    "_dropout_rng": (_generator, True),
-    "_augment_rng": (_generator, False),
 }
+# Each field of TrainingState.SAVED: (check, required). The file stores them
+# as fitted attributes named "_" + field (the estimator's own attributes
+# before TrainingState existed, so older files load unchanged); a field
+# missing here fails at import.
+_STATE_CHECKS = {
+    "random_state": (_random_state_attribute, True),
+    "dropout_rng": (_generator, True),
+    "augment_rng": (_generator, False),
+    "optimizer_state": (_array_dict, True),
+    "n_steps": (_count(0), True),
+    "no_improvement_count": (_count(0), True),
+}
+_STATE_FITTED = {"_" + field: _STATE_CHECKS[field] for field in TrainingState.SAVED}
 _OWN_FITTED = {
     NNClassifier: {"classes_": (_labels, True),
                    "_label_binarizer": (_binarizer_state, True)},
@@ -529,7 +537,20 @@ _OBJECT_ITEM_TYPES = (str, int, float, bool)
 
 
 def _fitted_schema(cls):
-    return {**_COMMON_FITTED, **_OWN_FITTED[cls]}
+    return {**_COMMON_FITTED, **_OWN_FITTED[cls], **_STATE_FITTED}
+
+
+_ABSENT = object()
+
+
+def _fitted_value(est, name):
+    """The fitted attribute ``name`` of ``est``, its training state's fields
+    included; _ABSENT when it has none (an unset optional field is None)."""
+    if name in _STATE_FITTED:
+        state = getattr(est, "_training_state", None)
+        value = _ABSENT if state is None else getattr(state, name[1:])
+        return _ABSENT if value is None and not _STATE_FITTED[name][1] else value
+    return getattr(est, name, _ABSENT)
 
 
 def _plain_array(array, name):
@@ -551,12 +572,12 @@ def _fitted_state(est):
     of those that were object arrays."""
     values, object_arrays = {}, []
     for name, (check, required) in _fitted_schema(type(est)).items():
-        if not hasattr(est, name):
+        value = _fitted_value(est, name)
+        if value is _ABSENT:
             if required:
                 raise ValueError(f"This {type(est).__name__} has a network_ but no "
                                  f"{name}; fit it again before saving it.")
             continue
-        value = getattr(est, name)
         if name == "_label_binarizer":
             if not np.array_equal(value.classes_, est.classes_):
                 raise ValueError("The label binarizer's classes differ from classes_; "
@@ -659,7 +680,7 @@ def _restore_network(est, network, reader):
     for layer in built.all_layers:
         for key, value in {**layer.params, **layer.buffers}.items():
             layer.validate_weight(key, value)
-    for key, value in est._optimizer_state.items():
+    for key, value in est._training_state.optimizer_state.items():
         _check_fits(value, built.params, f"_optimizer_state[{key!r}]")
     return built
 
@@ -686,6 +707,11 @@ def _restore_fitted(est, fitted, reader):
             raise ValueError("The model file's _random_state refers to the random_state "
                              "parameter, which is not a RandomState.")
         values["_random_state"] = est.random_state
+    state = TrainingState(values.pop("_random_state"))
+    for name in list(values):
+        if name in _STATE_FITTED:
+            setattr(state, name[1:], values.pop(name))
+    est._training_state = state
     for name, value in values.items():
         setattr(est, name, value)
     if binarizer is not None:
@@ -697,7 +723,6 @@ def _restore_fitted(est, fitted, reader):
         est._label_binarizer.sparse_input_ = binarizer["sparse_input_"]
     est.network_ = _restore_network(est, fitted["network"], reader)
     est._loss_fn = est._make_loss()
-    est._schedule_run = None
 
 
 # -- the archive --------------------------------------------------------------------

@@ -249,6 +249,63 @@ class StepThreads:
         self.countdown = max(self.interval, math.ceil(lost / self.PROBE_SHARE))
 
 
+class TrainingState:
+    """What a fit leaves for the next one (``partial_fit``, ``warm_start``)
+    besides the network's weights and the public fitted attributes.
+
+    The estimator owns one (``_training_state``, made by its first fit) and
+    hands it to each :class:`TrainingRun`; pickle, joblib and ``skdl.save``
+    keep the fields listed in :attr:`SAVED` (``skdl.save`` under the names
+    ``'_' + field``), so a loaded model trains on exactly as the original.
+
+    Parameters
+    ----------
+    random_state : numpy.random.RandomState
+        The fit's source of randomness: initial weights, the validation
+        split, the shuffling, and the seeds of the generators below.
+
+    Attributes
+    ----------
+    random_state : numpy.random.RandomState
+    dropout_rng : numpy.random.Generator or None
+        Dropout's draws; seeded from ``random_state`` once the network is
+        built.
+    augment_rng : numpy.random.Generator or None
+        The augmenters' draws; None until a fit augments.
+    optimizer_state : dict of str to ndarray of shape (n_params,)
+        The optimizer's moments or accumulators.
+    n_steps : int
+        Optimizer steps so far (Adam's bias correction counts them).
+    no_improvement_count : int
+        Epochs in a row whose monitored loss did not improve by ``tol``.
+    schedule_run : skdl.schedules.ScheduleRun or None
+        The learning-rate schedule's progress; not saved (a loaded model's
+        schedule starts afresh).
+    """
+
+    SAVED = ("random_state", "dropout_rng", "augment_rng", "optimizer_state", "n_steps",
+             "no_improvement_count")
+
+    def __init__(self, random_state):
+        self.random_state = random_state
+        self.dropout_rng = None
+        self.augment_rng = None
+        self.optimizer_state = {}
+        self.n_steps = 0
+        self.no_improvement_count = 0
+        self.schedule_run = None
+
+    @classmethod
+    def from_attributes(cls, attributes):
+        """The state of an estimator pickled before this class existed, from
+        its attributes ``'_' + field`` (removed from ``attributes``)."""
+        state = cls(attributes.pop("_random_state"))
+        for field in cls.SAVED[1:]:
+            setattr(state, field, attributes.pop("_" + field, getattr(state, field)))
+        state.schedule_run = attributes.pop("_schedule_run", None)
+        return state
+
+
 class TrainingRun:
     """One call of ``fit`` or ``partial_fit``: epochs of mini-batch steps over
     the training part of the data, with the validation set, the history, the
@@ -258,8 +315,10 @@ class TrainingRun:
     Parameters
     ----------
     estimator : BaseNN
-        Holds the network, the optimizer and its state, the counters and the
-        fitted attributes this run updates.
+        Holds the network, the optimizer and the fitted attributes this run
+        updates.
+    state : TrainingState
+        The estimator's training state, which this run carries on.
     X : ndarray of shape (n, *input_shape), the network's input
     Y : ndarray of shape (n, n_outputs), the encoded targets
     sample_weight : ndarray of shape (n,) or None
@@ -268,9 +327,10 @@ class TrainingRun:
     callbacks : list of skdl callbacks
     """
 
-    def __init__(self, estimator, X, Y, sample_weight, accumulate, validation,
+    def __init__(self, estimator, state, X, Y, sample_weight, accumulate, validation,
                  callbacks):
         self.estimator = estimator
+        self.state = state
         self.network = estimator.network_
         self.X, self.Y, self.sample_weight = X, Y, sample_weight
         self.accumulate = accumulate
@@ -334,7 +394,7 @@ class TrainingRun:
 
     def _epoch_with_hooks(self, epoch, sklearn_callbacks, incremental):
         est = self.estimator
-        est.learning_rate_ = est._schedule_run.rate
+        est.learning_rate_ = self.state.schedule_run.rate
         call(self.callbacks, "on_epoch_begin", est, epoch)
         sklearn_callbacks.epoch_begin()
         record = self._run_epoch(epoch)
@@ -347,16 +407,16 @@ class TrainingRun:
         stop = call(self.callbacks, "on_epoch_end", est, epoch, record)
         stop = sklearn_callbacks.epoch_end() or stop
         # The schedule counts the epochs of its own run (a warm-started fit starts anew).
-        schedule = est._schedule_run
+        schedule = self.state.schedule_run
         action = schedule.epoch_end(schedule.epoch + 1, monitored)
         if action == "rollback" and self.best is not None:
             self.network.restore(self.best)
             self._forget_steps()
-            est._optimizer_state = est._optimizer.init_state(self.network.params)
+            self.state.optimizer_state = est._optimizer.init_state(self.network.params)
         elif action == "stop":
             self.printer.message("The learning-rate schedule ended training.")
             stop = True
-        if not incremental and est._converged(monitored):
+        if not incremental and est._converged(monitored, self.state):
             what = "validation" if record["val_loss"] is not None else "training"
             self.printer.message(
                 f"The {what} loss did not improve more than tol={est.tol} for "
@@ -391,7 +451,7 @@ class TrainingRun:
         batch_size = est._batch_size(n)
         n_batches = -(-n // batch_size)
         total_weight = float(n) if w is None else float(w.sum())
-        order = est._random_state.permutation(n) if est.shuffle else None
+        order = self.state.random_state.permutation(n) if est.shuffle else None
         epoch_loss = 0.0
         for b, start in enumerate(range(0, n, batch_size), start=1):
             rows = (order[start:start + batch_size] if order is not None
@@ -424,7 +484,7 @@ class TrainingRun:
         bound = None if issparse(Xb) else network.training_pass(
             Xb.shape[0], wb is not None, self.accumulate)
         if bound is None:
-            outputs = network.forward(Xb, training=True, rng=est._dropout_rng,
+            outputs = network.forward(Xb, training=True, rng=self.state.dropout_rng,
                                       sample_weight=wb)
         else:
             outputs = bound.forward(Xb, wb)
@@ -444,10 +504,11 @@ class TrainingRun:
         penalty = 0.0
         if self.penalty is not None:
             penalty = _ops.add_penalty(network.params, network.grads, *self.penalty)
-        est._n_steps += 1
+        state = self.state
+        state.n_steps += 1
         finite = est._optimizer.step(network.params, network.grads,
-                                     est._optimizer_state, est.learning_rate_,
-                                     est._n_steps, epoch, self.decay_mask)
+                                     state.optimizer_state, est.learning_rate_,
+                                     state.n_steps, epoch, self.decay_mask)
         if not finite:
             self._fault("The update made weights NaN or infinite", epoch, b,
                         self.backup)
@@ -459,12 +520,13 @@ class TrainingRun:
         est = self.estimator
         shapes = self.network.input_shapes
         if shapes is None:
-            return apply_augmenters(est._augmenters, Xb, est._augment_rng)
+            return apply_augmenters(est._augmenters, Xb, self.state.augment_rng)
         main_shape = next(iter(shapes.values()))
         size = int(np.prod(main_shape))
         out = Xb.copy()
         main = Xb[:, :size].reshape((Xb.shape[0],) + main_shape)
-        out[:, :size] = apply_augmenters(est._augmenters, main, est._augment_rng).reshape(
+        out[:, :size] = apply_augmenters(est._augmenters, main,
+                                         self.state.augment_rng).reshape(
             Xb.shape[0], size)
         return out
 
@@ -489,7 +551,7 @@ class TrainingRun:
         self.network.restore(self.backup if last_good is None else last_good)
         self.step_open = False
         # The moments may hold the non-finite values too: start them afresh.
-        est._optimizer_state = est._optimizer.init_state(self.network.params)
+        self.state.optimizer_state = est._optimizer.init_state(self.network.params)
         raise ValueError(
             f"{what} in epoch {epoch}, batch {batch}. The model keeps the last "
             f"weights that gave a finite loss. Lower the learning rate (it is "

@@ -24,6 +24,7 @@ from skdl._persistence import (
     load,
     save,
 )
+from skdl._training import TrainingState
 from skdl.augment import RandomShift
 from skdl.callbacks import EarlyStopping, LambdaCallback
 from skdl.layers import (
@@ -101,12 +102,14 @@ def assert_same_model(original, loaded, X):
                       "params")
     for name in ("input_shape_", "n_features_in_", "n_outputs_", "classes_",
                  "feature_names_in_", "loss_", "loss_curve_", "n_iter_",
-                 "t_", "best_loss_", "learning_rate_", "_n_steps", "_optimizer_state",
-                 "_random_state", "_dropout_rng", "_augment_rng"):
+                 "t_", "best_loss_", "learning_rate_"):
         if hasattr(original, name):
             assert_same_value(getattr(original, name), getattr(loaded, name), name)
         else:
             assert not hasattr(loaded, name), name
+    for field in TrainingState.SAVED:  # what the next fit carries on from
+        assert_same_value(getattr(original._training_state, field),
+                          getattr(loaded._training_state, field), f"training state {field}")
     # The records' durations are timings: equal after a round trip, not
     # after training both further.
     assert_same_value([{k: v for k, v in r.items() if k != "duration"}
@@ -354,9 +357,9 @@ def test_random_state_instance_stays_the_fitted_generator(tmp_path):
     X, y = _data(), np.random.RandomState(0).rand(40)
     reg = NNRegressor([Dense(3)], max_iter=2, random_state=np.random.RandomState(5))
     reg.fit(X, y)
-    assert reg._random_state is reg.random_state
+    assert reg._training_state.random_state is reg.random_state
     loaded = _round_trip(reg, tmp_path)
-    assert loaded._random_state is loaded.random_state
+    assert loaded._training_state.random_state is loaded.random_state
     assert_same_model(reg, loaded, X)
 
 
@@ -377,13 +380,13 @@ def test_training_goes_on_as_before(make, tmp_path):
     assert_same_model(clf, loaded, X)
     # The check can fail: a generator or an optimizer state not restored
     # gives other weights.
-    for name, value in [("_dropout_rng", np.random.default_rng(7)),
-                        ("_optimizer_state", None)]:
+    for name, value in [("dropout_rng", np.random.default_rng(7)),
+                        ("optimizer_state", None)]:
         other = load(tmp_path / "model.skdl")
         if value is None:
             value = {key: np.zeros_like(state)
-                     for key, state in other._optimizer_state.items()}
-        setattr(other, name, value)
+                     for key, state in other._training_state.optimizer_state.items()}
+        setattr(other._training_state, name, value)
         other.partial_fit(X, y)
         other.partial_fit(X, y)
         assert not np.array_equal(other.network_.params, clf.network_.params), name
@@ -676,7 +679,7 @@ def test_negative_moving_variance_is_refused(tmp_path):
 
 def test_optimizer_state_must_fit_the_parameters(model_file):
     clf, path = model_file
-    _replace_array(path, "_optimizer_state.m", clf._optimizer_state["m"][:3])
+    _replace_array(path, "_optimizer_state.m", clf._training_state.optimizer_state["m"][:3])
     with pytest.raises(ValueError, match=r"_optimizer_state\['m'\].*does not fit"):
         load(path)
 

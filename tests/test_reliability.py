@@ -9,11 +9,13 @@ import sys
 import time
 import tracemalloc
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import joblib
 import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
+from sklearn.datasets import load_digits
 from threadpoolctl import threadpool_limits
 
 from _threads import one_thread, two_threads
@@ -128,6 +130,28 @@ def test_pickles_carry_a_format_version(fitted):
     del state["_skdl_pickle_format"]
     model.__setstate__(state)
     assert_array_equal(model.network_.params, fitted["dense"].network_.params)
+
+
+def test_a_format_1_pickle_loads_and_trains_on_as_it_would_have():
+    """A pickle written before the training state was one object (pickle
+    format 1; tests/data/make_format1_pickle.py) loads, and two more
+    partial_fit calls give the weights they gave in the skdl that wrote it."""
+    with open(Path(__file__).parent / "data" / "format1_classifier.pkl", "rb") as file:
+        fixture = pickle.load(file)
+    clf = pickle.loads(fixture["pickle"])
+    state = clf._training_state
+    assert state.n_steps == 15 and set(state.optimizer_state) == {"m", "v"}
+    assert state.augment_rng is not None and state.schedule_run is not None
+    X, y = load_digits(return_X_y=True)
+    X, y = (X[:300] / 16).astype(np.float32), y[:300]
+    for _ in range(2):
+        clf.partial_fit(X, y)
+    assert clf._training_state.n_steps == fixture["n_steps_after"]
+    assert_array_equal(clf.network_.params, fixture["params_after_two_partial_fits"])
+    # And it pickles again in today's format.
+    again = pickle.loads(pickle.dumps(clf))
+    assert_array_equal(again.network_.params, clf.network_.params)
+    assert again._training_state.n_steps == clf._training_state.n_steps
 
 
 # -- threads -----------------------------------------------------------------------
