@@ -1,10 +1,10 @@
-"""When does a second thread pay? The measurement behind skdl._ops's
+"""When does a second thread pay? The measurement behind skdl._ops._threads's
 ``MIN_WORK_PER_THREAD`` and ``ELEMENT_WORK``.
 
 For each op family and a range of sizes, times the op with one thread and
 with two (forcing the count: the threshold is set to 1 while it runs), on a
 quiet machine, best of interleaved repeats. The work column is the op's own
-estimate, as ``skdl._ops._threads_for`` receives it (multiply-adds;
+estimate, as ``skdl._ops._threads.threads_for`` receives it (multiply-adds;
 ``ELEMENT_WORK`` per element for elementwise passes). The crossover of a
 family is the smallest work from which two threads are faster at every
 larger size measured; two threads are used from ``2 * MIN_WORK_PER_THREAD``.
@@ -121,17 +121,17 @@ def measure(op, rounds=5, budget=0.004):
 def op_work(op):
     """The largest work estimate the op hands to ``_threads_for``."""
     seen = []
-    helper = _ops._threads_for
+    helper = _ops._threads.threads_for
 
     def recording(work):
         seen.append(work)
         return helper(work)
 
-    _ops._threads_for = recording
+    _ops._threads.threads_for = recording
     try:
         op()
     finally:
-        _ops._threads_for = helper
+        _ops._threads.threads_for = helper
     return max(seen)
 
 
@@ -154,14 +154,14 @@ def fit_table(rounds=5):
     """Best fit time of each network at one thread and, for every threshold
     of THRESHOLDS, at two; the rounds interleave every configuration."""
     warnings.simplefilter("ignore", ConvergenceWarning)
-    saved = _ops.MIN_WORK_PER_THREAD
+    saved = _ops._threads.MIN_WORK_PER_THREAD
     fits = {name: make() for name, make in FITS.items()}
     best = {}
     try:
         for _ in range(rounds):
             for config in [(1, None)] + [(2, v) for v in THRESHOLDS]:
                 threads, value = config
-                _ops.MIN_WORK_PER_THREAD = saved if value is None else value
+                _ops._threads.MIN_WORK_PER_THREAD = saved if value is None else value
                 with threadpool_limits(threads):
                     for name, (model, X, y) in fits.items():
                         start = time.perf_counter()
@@ -169,7 +169,7 @@ def fit_table(rounds=5):
                         seconds = time.perf_counter() - start
                         best[name, config] = min(best.get((name, config), np.inf), seconds)
     finally:
-        _ops.MIN_WORK_PER_THREAD = saved
+        _ops._threads.MIN_WORK_PER_THREAD = saved
     print(f"\nfit seconds (best of {rounds}), 2 threads by MIN_WORK_PER_THREAD; "
           "x = 1-thread time / 2-thread time")
     print(f"{'network':16s} {'1 thread':>9s}" + "".join(f" {v:>12,d}" for v in THRESHOLDS))
@@ -182,8 +182,8 @@ def fit_table(rounds=5):
 
 
 def op_table():
-    threshold = _ops.MIN_WORK_PER_THREAD
-    _ops.MIN_WORK_PER_THREAD = 1  # every op asks for all the threads allowed
+    threshold = _ops._threads.MIN_WORK_PER_THREAD
+    _ops._threads.MIN_WORK_PER_THREAD = 1  # every op asks for all the threads allowed
     crossovers = {}
     try:
         print(f"{'family':34s} {'size':>8s} {'work':>11s} {'1 thread':>10s} "
@@ -200,12 +200,12 @@ def op_table():
                       if all(one > two for _, one, two in rows[i:])]
             crossovers[family] = paying[0] if paying else None
     finally:
-        _ops.MIN_WORK_PER_THREAD = threshold
+        _ops._threads.MIN_WORK_PER_THREAD = threshold
     print("\nsmallest work from which two threads are faster at every larger size:")
     for family, work in crossovers.items():
         print(f"  {family:34s} {'not reached' if work is None else f'{work:.3g}'}")
     print(f"\nskdl splits work from 2 * MIN_WORK_PER_THREAD = {2 * threshold:.3g} "
-          f"(ELEMENT_WORK = {_ops.ELEMENT_WORK} per element)")
+          f"(ELEMENT_WORK = {_ops._threads.ELEMENT_WORK} per element)")
 
 
 def main():

@@ -9,7 +9,7 @@ kernels' own record (``_openmp.threads_seen``) that each kernel that ran in it
 split its work over two threads.
 
 skdl runs work too small to pay for a second thread on one thread
-(``skdl._ops.MIN_WORK_PER_THREAD``); inside :class:`two_threads` every op
+(``skdl._ops._threads.MIN_WORK_PER_THREAD``); inside :class:`two_threads` every op
 splits whatever work it has (unless ``split_small_work=False``), so the
 identity tests keep their small, fast inputs and still compare the kernels'
 one-thread and two-thread results. The threshold has tests of its own.
@@ -64,7 +64,7 @@ class two_threads:
         run on one thread in the block: their work is too small to split, and
         the test is not about them.
     split_small_work : bool
-        True (the default) sets ``_ops.MIN_WORK_PER_THREAD`` to 1 in the block,
+        True (the default) sets ``_ops._threads.MIN_WORK_PER_THREAD`` to 1 in the block,
         so ops split work of any size; False keeps skdl's threshold (for tests
         of the threshold itself).
 
@@ -91,16 +91,16 @@ class two_threads:
             if _in_ci() and not no_openmp_allowed:
                 pytest.fail(f"CI runs the thread tests on two threads, but {reason}")
             pytest.skip(f"needs two OpenMP threads, but {reason}")
-        self._min_work = _ops.MIN_WORK_PER_THREAD
+        self._min_work = _ops._threads.MIN_WORK_PER_THREAD
         if self.split_small_work:
-            _ops.MIN_WORK_PER_THREAD = 1
+            _ops._threads.MIN_WORK_PER_THREAD = 1
         _openmp.reset_threads_seen()
         return self
 
     def __exit__(self, exc_type, exc_value, traceback):
         __tracebackhide__ = True
         self._limits.restore_original_limits()
-        _ops.MIN_WORK_PER_THREAD = self._min_work
+        _ops._threads.MIN_WORK_PER_THREAD = self._min_work
         if exc_type is not None:
             return False
         seen = _openmp.threads_seen()

@@ -334,7 +334,7 @@ def test_the_buffers_of_the_last_step_are_checked_once_but_kept_honest():
         _ops.adam_update(params, grads, m, m, 0.1, 0.9, 0.99, 1e-8, 3)
     # Nothing is kept alive by the memory of the last buffers.
     _ops.adam_update(params, grads, m, v, 0.1, 0.9, 0.99, 1e-8, 3)
-    ref = _ops._checked_buffers.refs[0]
+    ref = _ops.optim._checked_buffers.refs[0]
     assert ref() is params
     del params
     assert ref() is None

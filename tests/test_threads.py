@@ -72,32 +72,32 @@ def test_small_work_runs_on_one_thread_and_large_work_on_two():
         _ops.dense_forward(X, W, None, "relu")
         _ops.activation_forward("tanh", X)
         assert _openmp.threads_seen() == {"rowwise_gemm": 1, "activation_forward": 1}
-    big_X, big_W = _dense_inputs(2 * _ops.MIN_WORK_PER_THREAD // (50 * 40) + 1)
+    big_X, big_W = _dense_inputs(2 * _ops._threads.MIN_WORK_PER_THREAD // (50 * 40) + 1)
     with two_threads(split_small_work=False):
         _ops.dense_forward(big_X, big_W, None, "relu")
     assert _openmp.threads_seen() == {"rowwise_gemm": 2}
 
 
 def test_threads_for_gives_one_thread_per_min_work_up_to_the_limit():
-    least = _ops.MIN_WORK_PER_THREAD
+    least = _ops._threads.MIN_WORK_PER_THREAD
     with threadpool_limits(2):
         allowed = _openmp.effective_n_threads()
-        assert [_ops._threads_for(w) for w in (0, 1, 2 * least - 1)] == [1, 1, 1]
-        assert _ops._threads_for(2 * least) == min(2, allowed)
-        assert _ops._threads_for(1000 * least) == allowed
+        assert [_ops._threads.threads_for(w) for w in (0, 1, 2 * least - 1)] == [1, 1, 1]
+        assert _ops._threads.threads_for(2 * least) == min(2, allowed)
+        assert _ops._threads.threads_for(1000 * least) == allowed
     with threadpool_limits(1):
-        assert _ops._threads_for(1000 * least) == 1
+        assert _ops._threads.threads_for(1000 * least) == 1
 
 
 def test_at_most_threads_caps_the_ops_of_this_python_thread_only():
-    big_X, big_W = _dense_inputs(2 * _ops.MIN_WORK_PER_THREAD // (50 * 40) + 1)
+    big_X, big_W = _dense_inputs(2 * _ops._threads.MIN_WORK_PER_THREAD // (50 * 40) + 1)
     with two_threads(split_small_work=False):
         with _ops.at_most_threads(1):
             _ops.dense_forward(big_X, big_W, None, "relu")
             assert _openmp.threads_seen() == {"rowwise_gemm": 1}
             # Another Python thread (a predict running beside the fit) keeps its count.
             with ThreadPoolExecutor(1) as pool:
-                assert pool.submit(_ops._threads_for, 1000 * _ops.MIN_WORK_PER_THREAD
+                assert pool.submit(_ops._threads.threads_for, 1000 * _ops._threads.MIN_WORK_PER_THREAD
                                    ).result() == 2
         _ops.dense_forward(big_X, big_W, None, "relu")  # the cap is gone again
     assert _openmp.threads_seen() == {"rowwise_gemm": 2}

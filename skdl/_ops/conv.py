@@ -1,0 +1,255 @@
+"""Convolution ops (skdl._kernels._conv): 2-D convolutions (1-D ones are the
+case height 1), their input and weight gradients.
+"""
+
+import numpy as np
+
+from .._kernels import _conv
+from . import _threads
+from ._checks import (
+    _accumulation_dtype,
+    _bound,
+    _float_array,
+    _memoized,
+    _output,
+    _padding_pairs,
+    _pairs,
+    _weights,
+    window_output_size,
+)
+from .activations import _activation_code, _alpha, activation_forward
+
+
+@_memoized
+def _conv_geometry(X_shape, K_shape, strides, padding, dilation):
+    sh, sw = _pairs("strides", strides)
+    dh, dw = _pairs("dilation", dilation)
+    (pt, pb), (pl, pr) = _padding_pairs(padding)
+    oh = window_output_size(X_shape[2], K_shape[2], sh, pt + pb, dh)
+    ow = window_output_size(X_shape[3], K_shape[3], sw, pl + pr, dw)
+    return (sh, sw, pt, pl, dh, dw), (oh, ow)
+
+
+def _conv_inputs(X, K):
+    X = _float_array("X", X, ndim=4)
+    K = _float_array("K", K, ndim=4, dtype=X.dtype)
+    if K.shape[1] != X.shape[1]:
+        raise ValueError(
+            f"X has {X.shape[1]} channels but the kernel expects {K.shape[1]} "
+            f"(kernel shape {K.shape})."
+        )
+    return X, K
+
+
+def conv2d_forward(X, K, b=None, strides=1, padding=((0, 0), (0, 0)), dilation=1,
+                   activation=None, alpha=None, out=None):
+    """2-D convolution (cross-correlation, as in every deep-learning library).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, C, H, W)
+    K : ndarray of shape (F, C, kh, kw)
+    b : ndarray of shape (F,) or None
+    strides, dilation : int or (int, int)
+    padding : ((top, bottom), (left, right))
+        Zeros added around the input.
+    activation : str or None
+    alpha : float or None
+    out : ndarray of shape (n, F, OH, OW) or None, written in place when given
+
+    Returns
+    -------
+    Y : ndarray of shape (n, F, OH, OW)
+    """
+    # Softmax normalizes each (sample, filter) plane; the kernel's fused
+    # activations act on values alone, so softmax runs after it, on the planes.
+    fused = None if activation == "softmax" else activation
+    run, Y = _bind_conv2d_forward(*_conv_forward_inputs(X, K, b), strides, padding,
+                                  dilation, fused, alpha, out)
+    run()
+    if activation == "softmax" and Y.size:
+        planes = Y.reshape(Y.shape[0] * Y.shape[1], -1)
+        planes[...] = activation_forward("softmax", planes)
+    return Y
+
+
+def bind_conv2d_forward(X, K, b=None, strides=1, padding=((0, 0), (0, 0)), dilation=1,
+                        activation=None, alpha=None, out=None):
+    """:func:`conv2d_forward` checked once and bound to its arrays; every
+    activation but softmax (which :func:`conv2d_forward` applies after the
+    kernel).
+
+    Returns
+    -------
+    run : callable ``run()``
+    Y : ndarray of shape (n, F, OH, OW)
+    """
+    if activation == "softmax":
+        raise ValueError("A bound convolution fuses elementwise activations only, "
+                         "not softmax.")
+    X, K, b = _bound(("X", "K", "b"), (X, K, b), _conv_forward_inputs(X, K, b))
+    return _bind_conv2d_forward(X, K, b, strides, padding, dilation, activation, alpha,
+                                out)
+
+
+def _conv_forward_inputs(X, K, b):
+    X, K = _conv_inputs(X, K)
+    if b is not None:
+        b = _float_array("b", b, ndim=1, dtype=X.dtype)
+        if b.shape[0] != K.shape[0]:
+            raise ValueError(f"b has shape {b.shape}, expected ({K.shape[0]},).")
+    return X, K, b
+
+
+def _bind_conv2d_forward(X, K, b, strides, padding, dilation, activation, alpha, out):
+    geometry, (oh, ow) = _conv_geometry(X.shape, K.shape, strides, padding, dilation)
+    code = 0 if activation is None else _activation_code(activation)
+    alpha = _alpha(activation, alpha)
+    Y = _output(out, "out", (X.shape[0], K.shape[0], oh, ow), X.dtype, (X, K))
+    work = Y.size * K[0].size
+
+    def run():
+        _conv.conv2d_forward(X, K, b, Y, *geometry, code, alpha, _threads.threads_for(work))
+    return run, Y
+
+
+def conv2d_backward_input(dY, K, input_hw, strides=1, padding=((0, 0), (0, 0)),
+                          dilation=1, out=None):
+    """Gradient of :func:`conv2d_forward` (without activation) for its input.
+
+    Parameters
+    ----------
+    dY : ndarray of shape (n, F, OH, OW)
+    K : ndarray of shape (F, C, kh, kw)
+    input_hw : (H, W), the input's spatial size
+    strides, padding, dilation : as in :func:`conv2d_forward`
+    out : ndarray of shape (n, C, H, W) or None, written in place when given
+
+    Returns
+    -------
+    dX : ndarray of shape (n, C, H, W)
+    """
+    run, dX = _bind_conv2d_backward_input(*_conv_grad_inputs(dY, K), input_hw, strides,
+                                          padding, dilation, out)
+    run()
+    return dX
+
+
+def bind_conv2d_backward_input(dY, K, input_hw, strides=1, padding=((0, 0), (0, 0)),
+                               dilation=1, out=None):
+    """:func:`conv2d_backward_input` checked once and bound to its arrays.
+
+    Returns
+    -------
+    run : callable ``run()``
+    dX : ndarray of shape (n, C, H, W)
+    """
+    dY, K = _bound(("dY", "K"), (dY, K), _conv_grad_inputs(dY, K))
+    return _bind_conv2d_backward_input(dY, K, input_hw, strides, padding, dilation, out)
+
+
+def _conv_grad_inputs(dY, K):
+    dY = _float_array("dY", dY, ndim=4)
+    return dY, _float_array("K", K, ndim=4, dtype=dY.dtype)
+
+
+def _bind_conv2d_backward_input(dY, K, input_hw, strides, padding, dilation, out):
+    H, W = (int(v) for v in input_hw)
+    x_shape = (dY.shape[0], K.shape[1], H, W)
+    geometry, out_hw = _conv_geometry(x_shape, K.shape, strides, padding, dilation)
+    if dY.shape[1:] != (K.shape[0],) + out_hw:
+        raise ValueError(
+            f"dY has shape {dY.shape[1:]} per sample but the convolution gives "
+            f"{(K.shape[0],) + out_hw}."
+        )
+    dX = _output(out, "out", x_shape, dY.dtype, (dY, K))
+    work = dY.size * K[0].size
+
+    def run():
+        _conv.conv2d_backward_input(dY, K, dX, *geometry, _threads.threads_for(work))
+    return run, dX
+
+
+def conv2d_backward_params(X, dY, sample_weight=None, scale=1.0, accumulate_dtype=None,
+                           kernel_hw=None, strides=1, padding=((0, 0), (0, 0)),
+                           dilation=1, dK=None, db=None):
+    """Kernel and bias gradients of :func:`conv2d_forward`, summed over the batch.
+
+    ``dK = scale * sum_i w_i dK_i`` and ``db = scale * sum_i w_i sum(dY_i)``,
+    summed over fixed chunks of samples so the result does not depend on the
+    thread count; ``accumulate_dtype=float64`` sums in float64 (see
+    :func:`dense_param_grads`).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, C, H, W)
+    dY : ndarray of shape (n, F, OH, OW), per-sample gradients
+    sample_weight : ndarray of shape (n,) or None
+    scale : float
+    accumulate_dtype : {None, numpy.float32, numpy.float64}
+    kernel_hw : (kh, kw)
+    strides, padding, dilation : as in :func:`conv2d_forward`
+    dK : ndarray of shape (F, C, kh, kw) or None, written in place when given
+    db : ndarray of shape (F,) or None, written in place when given
+
+    Returns
+    -------
+    dK, db
+    """
+    run, dK, db = _bind_conv2d_backward_params(
+        *_conv_param_inputs(X, dY, sample_weight), accumulate_dtype, kernel_hw, strides,
+        padding, dilation, dK, db)
+    run(scale)
+    return dK, db
+
+
+def bind_conv2d_backward_params(X, dY, sample_weight=None, accumulate_dtype=None,
+                                kernel_hw=None, strides=1, padding=((0, 0), (0, 0)),
+                                dilation=1, dK=None, db=None):
+    """:func:`conv2d_backward_params` checked once and bound to its arrays;
+    ``sample_weight`` is read at every call.
+
+    Returns
+    -------
+    run : callable ``run(scale)``
+    dK : ndarray of shape (F, C, kh, kw)
+    db : ndarray of shape (F,)
+    """
+    checked = _bound(("X", "dY", "sample_weight"), (X, dY, sample_weight),
+                     _conv_param_inputs(X, dY, sample_weight))
+    return _bind_conv2d_backward_params(*checked, accumulate_dtype, kernel_hw, strides,
+                                        padding, dilation, dK, db)
+
+
+def _conv_param_inputs(X, dY, sample_weight):
+    X = _float_array("X", X, ndim=4)
+    dY = _float_array("dY", dY, ndim=4, dtype=X.dtype)
+    return X, dY, _weights(sample_weight, X.shape[0])
+
+
+def _bind_conv2d_backward_params(X, dY, w, accumulate_dtype, kernel_hw, strides, padding,
+                                 dilation, dK, db):
+    n, C = X.shape[:2]
+    F = dY.shape[1]
+    kh, kw = _pairs("kernel_hw", kernel_hw)
+    geometry, out_hw = _conv_geometry(X.shape, (F, C, kh, kw), strides, padding, dilation)
+    if dY.shape != (n, F) + out_hw:
+        raise ValueError(f"dY has shape {dY.shape}, expected {(n, F) + out_hw}.")
+    dK = _output(dK, "dK", (F, C, kh, kw), X.dtype)
+    db = _output(db, "db", (F,), X.dtype)
+    acc = _accumulation_dtype(accumulate_dtype, X.dtype)
+    target_K = dK if acc == dK.dtype else np.empty(dK.shape, acc)
+    target_b = db if acc == db.dtype else np.empty(db.shape, acc)
+    n_chunks = max(1, -(-n // _conv.CHUNK_))
+    partial_K = np.empty((n_chunks, F * C * kh * kw), dtype=acc)
+    partial_b = np.empty((n_chunks, F))
+    work = dY.size * C * kh * kw
+
+    def run(scale):
+        A, B = (X, dY) if acc == X.dtype else (X.astype(acc), dY.astype(acc))
+        _conv.conv2d_backward_params(A, B, w, float(scale), target_K, target_b,
+                                     partial_K, partial_b, *geometry, _threads.threads_for(work))
+        if target_K is not dK:
+            dK[...] = target_K
+            db[...] = target_b
+    return run, dK, db
