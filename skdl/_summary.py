@@ -40,7 +40,7 @@ def layer_type(layer):
     if isinstance(layer, SequencePoolLayer):
         return f"Global{layer.kind.capitalize()}Pool"
     if isinstance(layer, PoolLayer):
-        whole = tuple(layer.geometry["pool_size"]) == tuple(layer.planes[1:])
+        whole = layer.window.size == tuple(layer.planes[1:])
         prefix = "Global" if whole and layer.output_shape == layer.planes[:1] else ""
         return f"{prefix}{layer.kind.capitalize()}Pool"
     if isinstance(layer, _ShapeLayer):

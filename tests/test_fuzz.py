@@ -543,9 +543,11 @@ def test_conv_geometry(geometry, channels, channel_axis, filters, n, activation,
     Y = run_network(net, X, dtype)
     # The values are those of the plain-numpy convolution.
     K = layer.params["kernel"].reshape((filters, channels) + layer.kernel_hw)
+    window = layer.window
     ref = _reference.conv2d_forward(X.reshape((n,) + layer.planes), K,
                                     layer.params["bias"], activation=activation,
-                                    **layer.geometry)
+                                    strides=window.strides, padding=window.padding,
+                                    dilation=window.dilation)
     assert_allclose(Y.reshape(ref.shape), ref, **tolerance(dtype))
 
 
@@ -573,8 +575,10 @@ def test_pool_geometry(geometry, kind, channels, channel_axis, n, dtype, seed, t
     assert layer.output_shape == input_shape[:-g.rank] + expected
     X = np.random.RandomState(seed).randn(n, *input_shape).astype(dtype)
     Y = run_network(net, X, dtype)
+    window = layer.window
     ref = getattr(_reference, f"{kind}pool2d_forward")(
-        X.reshape((n,) + layer.planes), **layer.geometry)
+        X.reshape((n,) + layer.planes), window.size, strides=window.strides,
+        padding=window.padding)
     ref = ref[0] if kind == "max" else ref
     assert_allclose(Y.reshape(ref.shape), ref, **tolerance(dtype))
 

@@ -15,7 +15,7 @@ once, then a callable that runs the kernel on the same arrays at every call
 form called once, so both paths share every check and kernel call.
 """
 from .._kernels._openmp import effective_n_threads
-from ._checks import window_output_size
+from ._checks import Window, window_output_size
 from ._threads import at_most_threads
 from .activations import (
     ACTIVATIONS,
@@ -84,6 +84,7 @@ from .recurrent import (
 )
 
 __all__ = [
+    "Window",
     "ACTIVATIONS",
     "GATE_ACTIVATIONS",
     "RECURRENT_GATES",

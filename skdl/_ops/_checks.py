@@ -3,6 +3,7 @@ place, arrays a bound op keeps, sample weights, scalars, and window geometry
 (strides, padding, output sizes).
 """
 import functools
+from typing import NamedTuple
 import math
 import numbers
 
@@ -177,19 +178,76 @@ def window_output_size(size, window, stride, pad_total, dilation=1, what="kernel
     return (size + pad_total - span) // stride + 1
 
 
-def _memoized(parse):
-    """``parse`` remembered for hashable arguments (layers pass the same tuples
-    every batch); others, e.g. lists, are parsed every time. Errors are never
-    remembered: they propagate."""
-    cached = functools.lru_cache(maxsize=256)(parse)
+class Window(NamedTuple):
+    """Where a sliding window (a convolution's kernel, a pool) goes over 2-D
+    planes, checked once: layers build one when they are built, and the conv
+    and pool ops take it (``window=``) instead of parsing strides, padding and
+    dilation again at every call.
 
-    @functools.wraps(parse)
-    def wrapper(*args):
+    Attributes
+    ----------
+    in_hw : (int, int)
+        The input planes' height and width.
+    size : (int, int)
+        The window's height and width (kernel or pool size).
+    strides, dilation : (int, int)
+    padding : ((int, int), (int, int))
+        ((top, bottom), (left, right)) zeros around the input.
+    out_hw : (int, int)
+        Window positions along each axis.
+    """
+
+    in_hw: tuple
+    size: tuple
+    strides: tuple
+    padding: tuple
+    dilation: tuple
+    out_hw: tuple
+
+    @staticmethod
+    @functools.lru_cache(maxsize=256)
+    def _checked(in_hw, size, strides, padding, dilation, what):
+        size, strides = _pairs(f"{what}_size", size), _pairs("strides", strides)
+        dilation = _pairs("dilation", dilation)
+        padding = _padding_pairs(padding)
+        if what == "pool" and (max(padding[0]) >= size[0] or max(padding[1]) >= size[1]):
+            raise ValueError(
+                f"padding {padding} must be smaller than the pool size {size}: a "
+                "window would hold only padding."
+            )
+        in_hw = tuple(int(v) for v in in_hw)
+        out_hw = tuple(window_output_size(n, k, s, sum(p), d, what=what) for n, k, s, p, d
+                       in zip(in_hw, size, strides, padding, dilation))
+        return Window(in_hw, size, strides, padding, dilation, out_hw)
+
+    @classmethod
+    def of(cls, in_hw, size, strides=1, padding=((0, 0), (0, 0)), dilation=1,
+           what="kernel"):
+        """The checked window, or a ValueError (``what``: 'kernel' or 'pool',
+        as the messages name it)."""
         try:
-            return cached(*args)
-        except TypeError as exc:  # unhashable argument
+            return cls._checked(tuple(in_hw), size, strides, padding, dilation, what)
+        except TypeError as exc:  # an unhashable argument, e.g. a list
             if "unhashable" not in str(exc):
                 raise
-            return parse(*args)
+            return cls._checked.__wrapped__(tuple(in_hw), size, strides, padding,
+                                            dilation, what)
 
-    return wrapper
+    def fits(self, in_hw, size):
+        """This window, after checking it is one for ``in_hw`` planes and a
+        ``size`` window (a ValueError otherwise)."""
+        if tuple(in_hw) != self.in_hw or tuple(size) != self.size:
+            raise ValueError(f"The window was checked for {self.in_hw} planes and a "
+                             f"{self.size} window, not {tuple(in_hw)} and {tuple(size)}.")
+        return self
+
+    def conv_args(self):
+        """(sh, sw, top, left, dh, dw), as the convolution kernels take them."""
+        (top, _), (left, _) = self.padding
+        return self.strides + (top, left) + self.dilation
+
+    def pool_args(self):
+        """(kh, kw, sh, sw, top, left), as the pooling kernels take them."""
+        (top, _), (left, _) = self.padding
+        return self.size + self.strides + (top, left)
+

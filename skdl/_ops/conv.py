@@ -6,28 +6,16 @@ import numpy as np
 
 from .._kernels import _conv
 from . import _threads
-from ._checks import (
-    _accumulation_dtype,
-    _bound,
-    _float_array,
-    _memoized,
-    _output,
-    _padding_pairs,
-    _pairs,
-    _weights,
-    window_output_size,
-)
+from ._checks import Window, _accumulation_dtype, _bound, _float_array, _output, _pairs, _weights
 from .activations import _activation_code, _alpha, activation_forward
 
 
-@_memoized
-def _conv_geometry(X_shape, K_shape, strides, padding, dilation):
-    sh, sw = _pairs("strides", strides)
-    dh, dw = _pairs("dilation", dilation)
-    (pt, pb), (pl, pr) = _padding_pairs(padding)
-    oh = window_output_size(X_shape[2], K_shape[2], sh, pt + pb, dh)
-    ow = window_output_size(X_shape[3], K_shape[3], sw, pl + pr, dw)
-    return (sh, sw, pt, pl, dh, dw), (oh, ow)
+def _conv_window(X_shape, K_shape, strides, padding, dilation, window):
+    """The checked Window of a convolution of ``X_shape`` by ``K_shape``:
+    ``window`` when given (checked to fit them), else parsed from the rest."""
+    if window is not None:
+        return window.fits(X_shape[2:], K_shape[2:])
+    return Window.of(X_shape[2:], K_shape[2:], strides, padding, dilation)
 
 
 def _conv_inputs(X, K):
@@ -42,7 +30,7 @@ def _conv_inputs(X, K):
 
 
 def conv2d_forward(X, K, b=None, strides=1, padding=((0, 0), (0, 0)), dilation=1,
-                   activation=None, alpha=None, out=None):
+                   activation=None, alpha=None, out=None, window=None):
     """2-D convolution (cross-correlation, as in every deep-learning library).
 
     Parameters
@@ -56,6 +44,9 @@ def conv2d_forward(X, K, b=None, strides=1, padding=((0, 0), (0, 0)), dilation=1
     activation : str or None
     alpha : float or None
     out : ndarray of shape (n, F, OH, OW) or None, written in place when given
+    window : Window or None
+        The geometry checked once (``Window.of``), in place of ``strides``,
+        ``padding`` and ``dilation``.
 
     Returns
     -------
@@ -65,7 +56,7 @@ def conv2d_forward(X, K, b=None, strides=1, padding=((0, 0), (0, 0)), dilation=1
     # activations act on values alone, so softmax runs after it, on the planes.
     fused = None if activation == "softmax" else activation
     run, Y = _bind_conv2d_forward(*_conv_forward_inputs(X, K, b), strides, padding,
-                                  dilation, fused, alpha, out)
+                                  dilation, fused, alpha, out, window)
     run()
     if activation == "softmax" and Y.size:
         planes = Y.reshape(Y.shape[0] * Y.shape[1], -1)
@@ -74,7 +65,7 @@ def conv2d_forward(X, K, b=None, strides=1, padding=((0, 0), (0, 0)), dilation=1
 
 
 def bind_conv2d_forward(X, K, b=None, strides=1, padding=((0, 0), (0, 0)), dilation=1,
-                        activation=None, alpha=None, out=None):
+                        activation=None, alpha=None, out=None, window=None):
     """:func:`conv2d_forward` checked once and bound to its arrays; every
     activation but softmax (which :func:`conv2d_forward` applies after the
     kernel).
@@ -89,7 +80,7 @@ def bind_conv2d_forward(X, K, b=None, strides=1, padding=((0, 0), (0, 0)), dilat
                          "not softmax.")
     X, K, b = _bound(("X", "K", "b"), (X, K, b), _conv_forward_inputs(X, K, b))
     return _bind_conv2d_forward(X, K, b, strides, padding, dilation, activation, alpha,
-                                out)
+                                out, window)
 
 
 def _conv_forward_inputs(X, K, b):
@@ -101,8 +92,10 @@ def _conv_forward_inputs(X, K, b):
     return X, K, b
 
 
-def _bind_conv2d_forward(X, K, b, strides, padding, dilation, activation, alpha, out):
-    geometry, (oh, ow) = _conv_geometry(X.shape, K.shape, strides, padding, dilation)
+def _bind_conv2d_forward(X, K, b, strides, padding, dilation, activation, alpha, out,
+                         window):
+    window = _conv_window(X.shape, K.shape, strides, padding, dilation, window)
+    geometry, (oh, ow) = window.conv_args(), window.out_hw
     code = 0 if activation is None else _activation_code(activation)
     alpha = _alpha(activation, alpha)
     Y = _output(out, "out", (X.shape[0], K.shape[0], oh, ow), X.dtype, (X, K))
@@ -114,7 +107,7 @@ def _bind_conv2d_forward(X, K, b, strides, padding, dilation, activation, alpha,
 
 
 def conv2d_backward_input(dY, K, input_hw, strides=1, padding=((0, 0), (0, 0)),
-                          dilation=1, out=None):
+                          dilation=1, out=None, window=None):
     """Gradient of :func:`conv2d_forward` (without activation) for its input.
 
     Parameters
@@ -122,7 +115,7 @@ def conv2d_backward_input(dY, K, input_hw, strides=1, padding=((0, 0), (0, 0)),
     dY : ndarray of shape (n, F, OH, OW)
     K : ndarray of shape (F, C, kh, kw)
     input_hw : (H, W), the input's spatial size
-    strides, padding, dilation : as in :func:`conv2d_forward`
+    strides, padding, dilation, window : as in :func:`conv2d_forward`
     out : ndarray of shape (n, C, H, W) or None, written in place when given
 
     Returns
@@ -130,13 +123,13 @@ def conv2d_backward_input(dY, K, input_hw, strides=1, padding=((0, 0), (0, 0)),
     dX : ndarray of shape (n, C, H, W)
     """
     run, dX = _bind_conv2d_backward_input(*_conv_grad_inputs(dY, K), input_hw, strides,
-                                          padding, dilation, out)
+                                          padding, dilation, out, window)
     run()
     return dX
 
 
 def bind_conv2d_backward_input(dY, K, input_hw, strides=1, padding=((0, 0), (0, 0)),
-                               dilation=1, out=None):
+                               dilation=1, out=None, window=None):
     """:func:`conv2d_backward_input` checked once and bound to its arrays.
 
     Returns
@@ -145,7 +138,8 @@ def bind_conv2d_backward_input(dY, K, input_hw, strides=1, padding=((0, 0), (0, 
     dX : ndarray of shape (n, C, H, W)
     """
     dY, K = _bound(("dY", "K"), (dY, K), _conv_grad_inputs(dY, K))
-    return _bind_conv2d_backward_input(dY, K, input_hw, strides, padding, dilation, out)
+    return _bind_conv2d_backward_input(dY, K, input_hw, strides, padding, dilation, out,
+                                       window)
 
 
 def _conv_grad_inputs(dY, K):
@@ -153,10 +147,11 @@ def _conv_grad_inputs(dY, K):
     return dY, _float_array("K", K, ndim=4, dtype=dY.dtype)
 
 
-def _bind_conv2d_backward_input(dY, K, input_hw, strides, padding, dilation, out):
+def _bind_conv2d_backward_input(dY, K, input_hw, strides, padding, dilation, out, window):
     H, W = (int(v) for v in input_hw)
     x_shape = (dY.shape[0], K.shape[1], H, W)
-    geometry, out_hw = _conv_geometry(x_shape, K.shape, strides, padding, dilation)
+    window = _conv_window(x_shape, K.shape, strides, padding, dilation, window)
+    geometry, out_hw = window.conv_args(), window.out_hw
     if dY.shape[1:] != (K.shape[0],) + out_hw:
         raise ValueError(
             f"dY has shape {dY.shape[1:]} per sample but the convolution gives "
@@ -172,7 +167,7 @@ def _bind_conv2d_backward_input(dY, K, input_hw, strides, padding, dilation, out
 
 def conv2d_backward_params(X, dY, sample_weight=None, scale=1.0, accumulate_dtype=None,
                            kernel_hw=None, strides=1, padding=((0, 0), (0, 0)),
-                           dilation=1, dK=None, db=None):
+                           dilation=1, dK=None, db=None, window=None):
     """Kernel and bias gradients of :func:`conv2d_forward`, summed over the batch.
 
     ``dK = scale * sum_i w_i dK_i`` and ``db = scale * sum_i w_i sum(dY_i)``,
@@ -188,7 +183,7 @@ def conv2d_backward_params(X, dY, sample_weight=None, scale=1.0, accumulate_dtyp
     scale : float
     accumulate_dtype : {None, numpy.float32, numpy.float64}
     kernel_hw : (kh, kw)
-    strides, padding, dilation : as in :func:`conv2d_forward`
+    strides, padding, dilation, window : as in :func:`conv2d_forward`
     dK : ndarray of shape (F, C, kh, kw) or None, written in place when given
     db : ndarray of shape (F,) or None, written in place when given
 
@@ -198,14 +193,14 @@ def conv2d_backward_params(X, dY, sample_weight=None, scale=1.0, accumulate_dtyp
     """
     run, dK, db = _bind_conv2d_backward_params(
         *_conv_param_inputs(X, dY, sample_weight), accumulate_dtype, kernel_hw, strides,
-        padding, dilation, dK, db)
+        padding, dilation, dK, db, window)
     run(scale)
     return dK, db
 
 
 def bind_conv2d_backward_params(X, dY, sample_weight=None, accumulate_dtype=None,
                                 kernel_hw=None, strides=1, padding=((0, 0), (0, 0)),
-                                dilation=1, dK=None, db=None):
+                                dilation=1, dK=None, db=None, window=None):
     """:func:`conv2d_backward_params` checked once and bound to its arrays;
     ``sample_weight`` is read at every call.
 
@@ -218,7 +213,7 @@ def bind_conv2d_backward_params(X, dY, sample_weight=None, accumulate_dtype=None
     checked = _bound(("X", "dY", "sample_weight"), (X, dY, sample_weight),
                      _conv_param_inputs(X, dY, sample_weight))
     return _bind_conv2d_backward_params(*checked, accumulate_dtype, kernel_hw, strides,
-                                        padding, dilation, dK, db)
+                                        padding, dilation, dK, db, window)
 
 
 def _conv_param_inputs(X, dY, sample_weight):
@@ -228,11 +223,12 @@ def _conv_param_inputs(X, dY, sample_weight):
 
 
 def _bind_conv2d_backward_params(X, dY, w, accumulate_dtype, kernel_hw, strides, padding,
-                                 dilation, dK, db):
+                                 dilation, dK, db, window):
     n, C = X.shape[:2]
     F = dY.shape[1]
     kh, kw = _pairs("kernel_hw", kernel_hw)
-    geometry, out_hw = _conv_geometry(X.shape, (F, C, kh, kw), strides, padding, dilation)
+    window = _conv_window(X.shape, (F, C, kh, kw), strides, padding, dilation, window)
+    geometry, out_hw = window.conv_args(), window.out_hw
     if dY.shape != (n, F) + out_hw:
         raise ValueError(f"dY has shape {dY.shape}, expected {(n, F) + out_hw}.")
     dK = _output(dK, "dK", (F, C, kh, kw), X.dtype)

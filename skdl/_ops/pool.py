@@ -6,35 +6,24 @@ import numpy as np
 
 from .._kernels import _pool
 from . import _threads
-from ._checks import (
-    _bound,
-    _float_array,
-    _memoized,
-    _output,
-    _padding_pairs,
-    _pairs,
-    window_output_size,
-)
+from ._checks import Window, _bound, _float_array, _output
 from ._threads import ELEMENT_WORK
 
 
-@_memoized
-def _pool_geometry(X_shape, pool, strides, padding):
-    kh, kw = _pairs("pool_size", pool)
-    sh, sw = _pairs("strides", strides)
-    (pt, pb), (pl, pr) = _padding_pairs(padding)
-    if max(pt, pb) >= kh or max(pl, pr) >= kw:
-        raise ValueError(
-            f"padding {padding} must be smaller than the pool size {(kh, kw)}: a "
-            "window would hold only padding."
-        )
-    oh = window_output_size(X_shape[2], kh, sh, pt + pb, what="pool")
-    ow = window_output_size(X_shape[3], kw, sw, pl + pr, what="pool")
-    return (kh, kw, sh, sw, pt, pl), (oh, ow)
+def _pool_geometry(X_shape, pool, strides, padding, window=None):
+    """(the pooling kernels' geometry arguments, (OH, OW)) for planes of
+    ``X_shape``: from ``window`` when given (checked to fit them; ``pool``,
+    ``strides`` and ``padding`` are then not read), else parsed from them."""
+    if window is not None:
+        window = window.fits(X_shape[2:], window.size)
+    else:
+        window = Window.of(X_shape[2:], pool, pool if strides is None else strides,
+                           padding, what="pool")
+    return window.pool_args(), window.out_hw
 
 
 def maxpool2d_forward(X, pool_size, strides=None, padding=((0, 0), (0, 0)), out=None,
-                      argmax_out=None):
+                      argmax_out=None, window=None):
     """Max over windows of each channel.
 
     Parameters
@@ -45,6 +34,9 @@ def maxpool2d_forward(X, pool_size, strides=None, padding=((0, 0), (0, 0)), out=
     padding : ((top, bottom), (left, right)); padding never wins the max
     out, argmax_out : ndarrays of shape (n, C, OH, OW) (float, int32) or None,
         written in place when given
+    window : Window or None
+        The geometry checked once (``Window.of(..., what='pool')``), in place
+        of ``pool_size`` (which may then be None), ``strides`` and ``padding``.
 
     Returns
     -------
@@ -53,13 +45,13 @@ def maxpool2d_forward(X, pool_size, strides=None, padding=((0, 0), (0, 0)), out=
         of each maximum in its input plane
     """
     run, Y, argmax = _bind_maxpool2d_forward(_float_array("X", X, ndim=4), pool_size,
-                                             strides, padding, out, argmax_out)
+                                             strides, padding, out, argmax_out, window)
     run()
     return Y, argmax
 
 
 def bind_maxpool2d_forward(X, pool_size, strides=None, padding=((0, 0), (0, 0)), out=None,
-                           argmax_out=None):
+                           argmax_out=None, window=None):
     """:func:`maxpool2d_forward` checked once and bound to its arrays.
 
     Returns
@@ -69,12 +61,11 @@ def bind_maxpool2d_forward(X, pool_size, strides=None, padding=((0, 0), (0, 0)),
     argmax : int32 ndarray of shape (n, C, OH, OW)
     """
     X, = _bound(("X",), (X,), (_float_array("X", X, ndim=4),))
-    return _bind_maxpool2d_forward(X, pool_size, strides, padding, out, argmax_out)
+    return _bind_maxpool2d_forward(X, pool_size, strides, padding, out, argmax_out, window)
 
 
-def _bind_maxpool2d_forward(X, pool_size, strides, padding, out, argmax_out):
-    geometry, out_hw = _pool_geometry(X.shape, pool_size,
-                                      pool_size if strides is None else strides, padding)
+def _bind_maxpool2d_forward(X, pool_size, strides, padding, out, argmax_out, window):
+    geometry, out_hw = _pool_geometry(X.shape, pool_size, strides, padding, window)
     Y = _output(out, "out", X.shape[:2] + out_hw, X.dtype, (X,))
     argmax = _output(argmax_out, "argmax_out", Y.shape, np.dtype(np.int32), (X, Y))
     work = ELEMENT_WORK * Y.size * geometry[0] * geometry[1]
@@ -137,35 +128,35 @@ def _bind_maxpool2d_backward(dY, argmax, input_hw, out):
     return run, dX
 
 
-def avgpool2d_forward(X, pool_size, strides=None, padding=((0, 0), (0, 0))):
+def avgpool2d_forward(X, pool_size, strides=None, padding=((0, 0), (0, 0)), window=None):
     """Mean over windows of each channel; padding is not counted.
 
     Parameters
     ----------
     X : ndarray of shape (n, C, H, W)
-    pool_size, strides, padding : as in :func:`maxpool2d_forward`
+    pool_size, strides, padding, window : as in :func:`maxpool2d_forward`
 
     Returns
     -------
     Y : ndarray of shape (n, C, OH, OW)
     """
     X = _float_array("X", X, ndim=4)
-    geometry, out_hw = _pool_geometry(X.shape, pool_size,
-                                      pool_size if strides is None else strides, padding)
+    geometry, out_hw = _pool_geometry(X.shape, pool_size, strides, padding, window)
     Y = np.empty(X.shape[:2] + out_hw, dtype=X.dtype)
     _pool.avgpool2d_forward(X, Y, *geometry,
                             _threads.threads_for(ELEMENT_WORK * Y.size * geometry[0] * geometry[1]))
     return Y
 
 
-def avgpool2d_backward(dY, input_hw, pool_size, strides=None, padding=((0, 0), (0, 0))):
+def avgpool2d_backward(dY, input_hw, pool_size, strides=None, padding=((0, 0), (0, 0)),
+                       window=None):
     """Gradient of :func:`avgpool2d_forward`.
 
     Parameters
     ----------
     dY : ndarray of shape (n, C, OH, OW)
     input_hw : (H, W)
-    pool_size, strides, padding : as in the forward pass
+    pool_size, strides, padding, window : as in the forward pass
 
     Returns
     -------
@@ -174,8 +165,7 @@ def avgpool2d_backward(dY, input_hw, pool_size, strides=None, padding=((0, 0), (
     dY = _float_array("dY", dY, ndim=4)
     H, W = (int(v) for v in input_hw)
     x_shape = dY.shape[:2] + (H, W)
-    geometry, out_hw = _pool_geometry(x_shape, pool_size,
-                                      pool_size if strides is None else strides, padding)
+    geometry, out_hw = _pool_geometry(x_shape, pool_size, strides, padding, window)
     if dY.shape[2:] != out_hw:
         raise ValueError(f"dY has spatial shape {dY.shape[2:]}, the pool gives {out_hw}.")
     dX = np.empty(x_shape, dtype=dY.dtype)

@@ -229,9 +229,9 @@ class ConvLayer(_ActivationMixin, Layer):
         if rank == 1:  # a signal is an image of height 1
             kernel, strides, dilation = (1,) + kernel, (1,) + strides, (1,) + dilation
             padding = ((0, 0),) + padding
-        self.geometry = dict(strides=strides, padding=padding, dilation=dilation)
-        OH = _ops.window_output_size(H, kernel[0], strides[0], sum(padding[0]), dilation[0])
-        OW = _ops.window_output_size(W, kernel[1], strides[1], sum(padding[1]), dilation[1])
+        # Checked once here; the ops take it as it is (window=).
+        self.window = _ops.Window.of((H, W), kernel, strides, padding, dilation)
+        OH, OW = self.window.out_hw
         F = spec.filters
         output_shape = (F, OH, OW) if rank == 2 else (F, OW)
         super().__init__(name, input_shape, output_shape, dtype)
@@ -263,7 +263,7 @@ class ConvLayer(_ActivationMixin, Layer):
         out = self._scratch("A", (n, self.filters) + self.out_hw) if training else None
         A = _ops.conv2d_forward(X4, self._kernel(self.params), self.params.get("bias"),
                                 activation=self.activation, alpha=self.alpha,
-                                out=out, **self.geometry)
+                                out=out, window=self.window)
         self._cache = (X4, A) if training else None
         return A.reshape((X.shape[0],) + self.output_shape)
 
@@ -278,12 +278,12 @@ class ConvLayer(_ActivationMixin, Layer):
         _ops.conv2d_backward_params(
             X4, dZ, context.row_weights(n), context.scale, context.accumulate_dtype,
             kernel_hw=self.kernel_hw, dK=self._kernel(self.grads),
-            db=self.grads.get("bias"), **self.geometry)
+            db=self.grads.get("bias"), window=self.window)
         if not need_input_grad:
             return None
         dX = _ops.conv2d_backward_input(dZ, self._kernel(self.params), self.planes[1:],
                                         out=self._scratch("dX", (n,) + self.planes),
-                                        **self.geometry)
+                                        window=self.window)
         return dX.reshape((n,) + self.input_shape)
 
     def bind(self, X, dX, sample_weight, accumulate_dtype):
@@ -294,17 +294,17 @@ class ConvLayer(_ActivationMixin, Layer):
         K = self._kernel(self.params)
         forward, A = _ops.bind_conv2d_forward(X4, K, self.params.get("bias"),
                                               activation=self.activation, alpha=self.alpha,
-                                              **self.geometry)
+                                              window=self.window)
         dA = np.empty_like(A)
         rows = (n * self.filters, -1)  # as backward has them
         calls = self._bind_activation_grad(A.reshape(rows), dA.reshape(rows))
         calls.append(_ops.bind_conv2d_backward_params(
             X4, dA, sample_weight, accumulate_dtype, kernel_hw=self.kernel_hw,
-            dK=self._kernel(self.grads), db=self.grads.get("bias"), **self.geometry)[0])
+            dK=self._kernel(self.grads), db=self.grads.get("bias"), window=self.window)[0])
         if dX is not None:
             into = _ops.bind_conv2d_backward_input(
                 dA, K, self.planes[1:], out=dX.reshape((n,) + self.planes),
-                **self.geometry)[0]
+                window=self.window)[0]
             calls.append(lambda scale: into())
         shape = (n,) + self.output_shape
         return BoundLayer(A.reshape(shape), dA.reshape(shape), forward,
@@ -312,6 +312,15 @@ class ConvLayer(_ActivationMixin, Layer):
 
     def clear(self):
         self._cache = None
+
+    def __setstate__(self, state):
+        # Pickled before layers kept a checked window (skdl's pickle format 1):
+        # their strides, padding and dilation, checked again into one.
+        if "window" not in state and "geometry" in state:
+            state = dict(state)
+            state["window"] = _ops.Window.of(state["planes"][1:], state["kernel_hw"],
+                                             **state.pop("geometry"))
+        self.__dict__.update(state)
 
     def forward_flops(self):
         """``2 * C_in * kh * kw`` per output value for the products (every

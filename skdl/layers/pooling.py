@@ -249,8 +249,9 @@ class PoolLayer(Layer):
     def __init__(self, name, input_shape, planes, kind, pool, strides, padding, dtype,
                  keep_rank, rank=2):
         C, H, W = planes
-        OH = _ops.window_output_size(H, pool[0], strides[0], sum(padding[0]), what="pool")
-        OW = _ops.window_output_size(W, pool[1], strides[1], sum(padding[1]), what="pool")
+        # Checked once here; the ops take it as it is (window=).
+        self.window = _ops.Window.of((H, W), pool, strides, padding, what="pool")
+        OH, OW = self.window.out_hw
         if not keep_rank:
             output_shape = (C,)
         elif rank == 2:  # an image: (C, H, W), or (H, W) without a channel axis
@@ -261,7 +262,6 @@ class PoolLayer(Layer):
         self.planes = planes
         self.out_hw = (OH, OW)
         self.kind = kind
-        self.geometry = dict(pool_size=pool, strides=strides, padding=padding)
         self._cache = None
 
     def forward(self, X, training=False, rng=None, mask=None):
@@ -272,9 +272,9 @@ class PoolLayer(Layer):
             if training:
                 buffers = dict(out=self._scratch("Y", shape),
                                argmax_out=self._scratch("argmax", shape, np.int32))
-            Y, argmax = _ops.maxpool2d_forward(X4, **self.geometry, **buffers)
+            Y, argmax = _ops.maxpool2d_forward(X4, None, window=self.window, **buffers)
         else:
-            Y, argmax = _ops.avgpool2d_forward(X4, **self.geometry), None
+            Y, argmax = _ops.avgpool2d_forward(X4, None, window=self.window), None
         self._cache = argmax if training else None
         return Y.reshape((X.shape[0],) + self.output_shape)
 
@@ -288,7 +288,7 @@ class PoolLayer(Layer):
             dX = _ops.maxpool2d_backward(dY4, self._cache, self.planes[1:],
                                          out=self._scratch("dX", (n,) + self.planes))
         else:
-            dX = _ops.avgpool2d_backward(dY4, self.planes[1:], **self.geometry)
+            dX = _ops.avgpool2d_backward(dY4, self.planes[1:], None, window=self.window)
         return dX.reshape((n,) + self.input_shape)
 
     def bind(self, X, dX, sample_weight, accumulate_dtype):
@@ -296,7 +296,7 @@ class PoolLayer(Layer):
             return None
         n = X.shape[0]
         forward, Y, argmax = _ops.bind_maxpool2d_forward(X.reshape((n,) + self.planes),
-                                                         **self.geometry)
+                                                         None, window=self.window)
         dY = np.empty_like(Y)
         backward = None
         if dX is not None:  # a first layer's input gradient is not needed
@@ -309,11 +309,21 @@ class PoolLayer(Layer):
     def clear(self):
         self._cache = None
 
+    def __setstate__(self, state):
+        # Pickled before layers kept a checked window (skdl's pickle format 1).
+        if "window" not in state and "geometry" in state:
+            state = dict(state)
+            geometry = state.pop("geometry")
+            state["window"] = _ops.Window.of(state["planes"][1:], geometry["pool_size"],
+                                             geometry["strides"], geometry["padding"],
+                                             what="pool")
+        self.__dict__.update(state)
+
     def forward_flops(self):
         """One per window element and output value (max: comparisons, avg:
         additions), plus one division per output for avg; a global pool's
         window is the whole plane, so one per input value."""
-        ph, pw = self.geometry["pool_size"]
+        ph, pw = self.window.size
         outputs = self.planes[0] * self.out_hw[0] * self.out_hw[1]
         return outputs * (ph * pw + (self.kind == "avg"))
 
