@@ -4,6 +4,7 @@ import numpy as np
 from .layers._base import (
     GradientContext,
     LayerSpec,
+    PassContext,
     backward_chain,
     forward_chain,
     walk_layers,
@@ -211,14 +212,15 @@ class TrainingPass:
     Attributes
     ----------
     X : ndarray of shape (n, *input_shape)
-    sample_weight : float64 ndarray of shape (n,) or None
+    context : PassContext
+        The sample weights, precision and random generator the layers read.
     Z, dZ : ndarrays of shape (n, *output_shape)
         The output, and where :meth:`backward` puts the loss gradient.
     """
 
-    def __init__(self, X, sample_weight, bound):
+    def __init__(self, X, context, bound):
         self.X = X
-        self.sample_weight = sample_weight
+        self.context = context
         self.Z, self.dZ = bound[-1].Y, bound[-1].dY
         self._forwards = [b.forward for b in bound if b.forward is not None]
         self._backwards = [b.backward for b in reversed(bound) if b.backward is not None]
@@ -241,17 +243,17 @@ class TrainingPass:
         TrainingPass or None
         """
         X = np.empty((n,) + tuple(layers[0].input_shape), dtype=dtype)
-        w = np.empty(n) if weighted else None
+        context = PassContext(np.empty(n) if weighted else None, accumulate_dtype)
         bound, inputs, input_grad = [], X, None
         for layer in layers:
-            b = layer.bind(inputs, input_grad, w, accumulate_dtype)
+            b = layer.bind(inputs, input_grad, context)
             if b is None:
                 return None
             bound.append(b)
             inputs, input_grad = b.Y, b.dY
-        return cls(X, w, bound)
+        return cls(X, context, bound)
 
-    def forward(self, X, sample_weight=None):
+    def forward(self, X, sample_weight=None, rng=None):
         """The network's output for a training batch (an array the next call
         overwrites).
 
@@ -261,14 +263,19 @@ class TrainingPass:
             Of the network's dtype.
         sample_weight : ndarray of shape (n,) or None
             Given exactly when the pass was bound ``weighted``.
+        rng : numpy.random.Generator or None
+            The step's random draws (dropout), as :meth:`Network.forward`
+            takes them.
 
         Returns
         -------
         Z : ndarray of shape (n, *output_shape)
         """
         np.copyto(self.X, X.reshape(self.X.shape), casting="no")
-        if self.sample_weight is not None:
-            np.copyto(self.sample_weight, sample_weight, casting="safe")
+        context = self.context
+        if context.sample_weight is not None:
+            np.copyto(context.sample_weight, sample_weight, casting="safe")
+        context.rng = rng
         for forward in self._forwards:
             forward()
         return self.Z

@@ -487,7 +487,7 @@ class TrainingRun:
             outputs = network.forward(Xb, training=True, rng=self.state.dropout_rng,
                                       sample_weight=wb)
         else:
-            outputs = bound.forward(Xb, wb)
+            outputs = bound.forward(Xb, wb, self.state.dropout_rng)
         losses, grad = est._loss_fn(outputs, Yb)
         batch_loss = float(losses.sum() if wb is None else wb @ losses)
         if not np.isfinite(batch_loss):

@@ -9,6 +9,7 @@ from numpy.testing import assert_array_equal
 from skdl import (
     Activation,
     AvgPool2D,
+    BatchNormalization,
     Conv1D,
     Conv2D,
     Dense,
@@ -188,6 +189,8 @@ BOUND_NETWORKS = {
                        alpha=0.2), MaxPool1D(2, strides=1), GlobalMaxPool1D(), Dense(3)],
                (2, 12)),
     "dense_on_steps": ([Dense(4, activation="relu"), Flatten(), Dense(3)], (5, 6)),
+    "dropout": ([Dropout(0.3), Dense(7, activation="relu"), Dropout(0.5), Dense(3),
+                 Dropout(0.0)], (6,)),
 }
 
 
@@ -211,12 +214,14 @@ def test_bound_pass_equals_the_layers_pass_bit_for_bit(name, dtype, weighted):
     assert bound is not None
     rng = np.random.RandomState(1)
     shape = (n,) + general.input_shape
-    for step in range(3):  # new data, weights and parameters at every step
+    # Dropout's draws: the same generator state on both paths.
+    general_draws, bound_draws = np.random.default_rng(5), np.random.default_rng(5)
+    for step in range(3):  # new data, weights, parameters and draws at every step
         X = rng.standard_normal(shape).astype(dtype)
         w = rng.uniform(0.1, 3, n) if weighted else None
         dZ = rng.standard_normal((n,) + general.output_shape).astype(dtype)
-        Z = general.forward(X, training=True, sample_weight=w)
-        assert_array_equal(bound.forward(X.reshape(n, -1), w), Z)
+        Z = general.forward(X, training=True, rng=general_draws, sample_weight=w)
+        assert_array_equal(bound.forward(X.reshape(n, -1), w, bound_draws), Z)
         general.backward(dZ, w, 0.37, dtype)
         bound.backward(dZ, 0.37)
         assert_array_equal(bound_net.grads, general.grads)
@@ -227,7 +232,7 @@ def test_bound_pass_equals_the_layers_pass_bit_for_bit(name, dtype, weighted):
 
 
 def test_layers_that_do_not_bind_keep_the_general_path():
-    assert _network([Dense(3), Dropout(0.5), Dense(2)], (4,)).training_pass(
+    assert _network([Dense(3), BatchNormalization(), Dense(2)], (4,)).training_pass(
         8, False, np.float64) is None
     assert _network([Conv2D(2, 3, activation="softmax"), Flatten(), Dense(2)],
                     (1, 5, 5)).training_pass(8, False, np.float64) is None

@@ -658,3 +658,19 @@ def test_a_weight_gradient_computed_transposed_has_the_same_bits(n, k, p, dtype)
         assert_array_equal(result, results["plain", "1"])
     assert_allclose(results["plain", "1"], 0.3 * X.T.astype(np.float64) @ dY,
                     rtol=1e-4 if dtype == np.float32 else 1e-12, atol=1e-5)
+
+
+def test_bound_dropout_draws_what_dropout_forward_draws():
+    X = np.random.RandomState(0).standard_normal((4, 6)).astype(np.float32)
+    dY, dX = np.ones_like(X), np.empty_like(X)
+    forward, backward, Y = _ops.bind_dropout(X, 0.4, dY, dX)
+    forward(np.random.default_rng(3))
+    backward()
+    want_Y, mask = _ops.dropout_forward(X, 0.4, np.random.default_rng(3))
+    assert_array_equal(Y, want_Y)
+    assert_array_equal(dX, _ops.dropout_backward(dY, mask))
+    assert 0 < (Y == 0).sum() < Y.size
+    with pytest.raises(ValueError, match=r"rate must be in \[0, 1\), got 1.0"):
+        _ops.bind_dropout(X, 1.0, dY)
+    with pytest.raises(ValueError, match="X must be a C-contiguous"):
+        _ops.bind_dropout(np.asfortranarray(np.ones((4, 6), np.float32)), 0.4, dY)

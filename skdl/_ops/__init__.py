@@ -39,7 +39,7 @@ from .dense import (
     dense_forward,
     dense_param_grads,
 )
-from .dropout import dropout_backward, dropout_forward
+from .dropout import bind_dropout, dropout_backward, dropout_forward
 from .embedding import embedding_backward, embedding_indices
 from .loss import (
     REGRESSION_LOSSES,
@@ -111,6 +111,7 @@ __all__ = [
     "bind_dense_backward_input",
     "bind_dense_forward",
     "bind_dense_param_grads",
+    "bind_dropout",
     "bind_maxpool2d_backward",
     "bind_maxpool2d_forward",
     "conv2d_backward_input",

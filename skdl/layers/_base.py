@@ -140,6 +140,27 @@ class GradientContext:
         return np.repeat(w, n_rows // len(w))
 
 
+class PassContext:
+    """What the layers of a bound training pass read besides their arrays.
+
+    Attributes
+    ----------
+    sample_weight : float64 ndarray of shape (n,) or None
+        The batch's sample weights, filled in before every step.
+    accumulate_dtype : numpy dtype
+        Precision of the sums over the batch.
+    rng : numpy.random.Generator or None
+        The step's random draws (dropout), set before every step.
+    """
+
+    __slots__ = ("sample_weight", "accumulate_dtype", "rng")
+
+    def __init__(self, sample_weight, accumulate_dtype):
+        self.sample_weight = sample_weight
+        self.accumulate_dtype = accumulate_dtype
+        self.rng = None
+
+
 class BoundLayer:
     """A layer's training pass bound to fixed arrays, from :meth:`Layer.bind`.
 
@@ -411,7 +432,7 @@ class Layer(metaclass=ABCMeta):
     def clear(self):
         """Drop what the last training forward pass kept."""
 
-    def bind(self, X, dX, sample_weight, accumulate_dtype):
+    def bind(self, X, dX, context):
         """This layer's training pass for batches of ``X``'s shape, with its
         ops checked once and bound to ``X``, ``dX`` and arrays of its own
         (see :class:`BoundLayer`); the training loop then runs the kernels
@@ -425,10 +446,9 @@ class Layer(metaclass=ABCMeta):
         dX : ndarray of shape (n, *input_shape) or None
             Where backward writes the input gradient; None when nobody
             reads it (the first layer).
-        sample_weight : float64 ndarray of shape (n,) or None
-            Read at every backward.
-        accumulate_dtype : numpy dtype
-            Precision of the sums over the batch.
+        context : PassContext
+            The batch's sample weights and random generator (read at every
+            step) and the precision of the sums.
 
         Returns
         -------

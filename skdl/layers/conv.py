@@ -286,7 +286,7 @@ class ConvLayer(_ActivationMixin, Layer):
                                         window=self.window)
         return dX.reshape((n,) + self.input_shape)
 
-    def bind(self, X, dX, sample_weight, accumulate_dtype):
+    def bind(self, X, dX, context):
         if self.activation == "softmax":
             return None  # applied per plane after the kernel, see conv2d_forward
         n = X.shape[0]
@@ -299,7 +299,7 @@ class ConvLayer(_ActivationMixin, Layer):
         rows = (n * self.filters, -1)  # as backward has them
         calls = self._bind_activation_grad(A.reshape(rows), dA.reshape(rows))
         calls.append(_ops.bind_conv2d_backward_params(
-            X4, dA, sample_weight, accumulate_dtype, kernel_hw=self.kernel_hw,
+            X4, dA, context.sample_weight, context.accumulate_dtype, kernel_hw=self.kernel_hw,
             dK=self._kernel(self.grads), db=self.grads.get("bias"), window=self.window)[0])
         if dX is not None:
             into = _ops.bind_conv2d_backward_input(

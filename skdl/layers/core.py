@@ -146,16 +146,16 @@ class DenseLayer(_ActivationMixin, Layer):
         dX = _ops.dense_backward_input(dZ, self.params["kernel"])
         return dX.reshape(dY.shape[:-1] + (rows.shape[1],))
 
-    def bind(self, X, dX, sample_weight, accumulate_dtype):
+    def bind(self, X, dX, context):
         rows = X.reshape(-1, self.param_shapes["kernel"][0])
-        if sample_weight is not None and rows.shape[0] != X.shape[0]:
+        if context.sample_weight is not None and rows.shape[0] != X.shape[0]:
             return None  # the steps of a sequence would need repeated weights
         W, b = self.params["kernel"], self.params.get("bias")
         forward, A = _ops.bind_dense_forward(rows, W, b, self.activation, self.alpha)
         dA = np.empty_like(A)
         calls = self._bind_activation_grad(A, dA)
         calls.append(_ops.bind_dense_param_grads(
-            rows, dA, sample_weight, accumulate_dtype, dW=self.grads["kernel"],
+            rows, dA, context.sample_weight, context.accumulate_dtype, dW=self.grads["kernel"],
             db=self.grads.get("bias"))[0])
         if dX is not None:
             into = _ops.bind_dense_backward_input(dA, W, out=dX.reshape(-1, rows.shape[1]))[0]
@@ -380,6 +380,14 @@ class DropoutLayer(Layer):
             return None
         return dY if self._cache is None else _ops.dropout_backward(dY, self._cache)
 
+    def bind(self, X, dX, context):
+        if self.rate == 0.0:  # the identity: the neighbours share the arrays
+            return BoundLayer(X, np.empty_like(X) if dX is None else dX)
+        dY = np.empty_like(X)
+        forward, backward, Y = _ops.bind_dropout(X, self.rate, dY, dX)
+        return BoundLayer(Y, dY, lambda: forward(context.rng),
+                          None if dX is None else lambda scale: backward())
+
     def clear(self):
         self._cache = None
 
@@ -397,7 +405,7 @@ class _ShapeLayer(Layer):
     def backward(self, dY, context, need_input_grad=True):
         return dY.reshape((dY.shape[0],) + self.input_shape) if need_input_grad else None
 
-    def bind(self, X, dX, sample_weight, accumulate_dtype):
+    def bind(self, X, dX, context):
         Y = X.reshape((X.shape[0],) + self.output_shape)
         return BoundLayer(Y, np.empty_like(Y) if dX is None else dX.reshape(Y.shape))
 

@@ -291,7 +291,7 @@ class PoolLayer(Layer):
             dX = _ops.avgpool2d_backward(dY4, self.planes[1:], None, window=self.window)
         return dX.reshape((n,) + self.input_shape)
 
-    def bind(self, X, dX, sample_weight, accumulate_dtype):
+    def bind(self, X, dX, context):
         if self.kind != "max":
             return None
         n = X.shape[0]
