@@ -39,22 +39,26 @@ def _libgomp_loaded():
 
 def _load_kernels():
     """Import the kernel that links libgomp, with skdl's spin count unless
-    the user chose one; return how OpenMP's idle threads wait."""
+    the user chose one or it cannot apply; return how OpenMP's idle threads
+    wait."""
     own = {name: os.environ[name] for name in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")
            if name in os.environ}
-    if own:
-        from . import _openmp  # noqa: F401
-        return "yours: " + ", ".join(f"{k}={v}" for k, v in own.items())
-    if _libgomp_loaded() or sys.platform != "linux":
-        from . import _openmp  # noqa: F401
-        return "the OpenMP runtime's default (it was loaded before skdl)" if (
-            sys.platform == "linux") else "the OpenMP runtime's default"
-    os.environ["GOMP_SPINCOUNT"] = str(SPIN_COUNT)
+    linux = sys.platform == "linux"  # elsewhere: another runtime (libomp, vcomp)
+    loaded = linux and not own and _libgomp_loaded()
+    spin = linux and not own and not loaded
+    if spin:
+        os.environ["GOMP_SPINCOUNT"] = str(SPIN_COUNT)
     try:
         from . import _openmp  # noqa: F401
     finally:
-        del os.environ["GOMP_SPINCOUNT"]
-    return f"GOMP_SPINCOUNT={SPIN_COUNT} (set by skdl while loading libgomp)"
+        if spin:
+            del os.environ["GOMP_SPINCOUNT"]
+    if spin:
+        return f"GOMP_SPINCOUNT={SPIN_COUNT} (set by skdl while loading libgomp)"
+    if own:
+        return "yours: " + ", ".join(f"{k}={v}" for k, v in own.items())
+    return ("the OpenMP runtime's default (it was loaded before skdl)" if loaded
+            else "the OpenMP runtime's default")
 
 
 # How OpenMP's idle threads wait between parallel regions, as skdl found it.
