@@ -187,6 +187,15 @@ class BoundLayer:
     def __init__(self, Y, dY, forward=None, backward=None):
         self.Y, self.dY, self.forward, self.backward = Y, dY, forward, backward
 
+    @classmethod
+    def view(cls, X, dX, shape):
+        """A layer whose output is its input's values under the per-sample
+        ``shape`` (Flatten, Reshape, a dropout of rate 0): nothing runs, the
+        output is a view of ``X`` and the next layer writes the gradient
+        straight into ``dX`` (into an array of its own when ``dX`` is None)."""
+        Y = X.reshape((X.shape[0],) + tuple(shape))
+        return cls(Y, np.empty_like(Y) if dX is None else dX.reshape(Y.shape))
+
 
 def run_all(calls, *args):
     """Call each of ``calls`` with ``args``, in order (a bound pass)."""

@@ -382,7 +382,7 @@ class DropoutLayer(Layer):
 
     def bind(self, X, dX, context):
         if self.rate == 0.0:  # the identity: the neighbours share the arrays
-            return BoundLayer(X, np.empty_like(X) if dX is None else dX)
+            return BoundLayer.view(X, dX, self.output_shape)
         dY = np.empty_like(X)
         forward, backward, Y = _ops.bind_dropout(X, self.rate, dY, dX)
         return BoundLayer(Y, dY, lambda: forward(context.rng),
@@ -406,8 +406,7 @@ class _ShapeLayer(Layer):
         return dY.reshape((dY.shape[0],) + self.input_shape) if need_input_grad else None
 
     def bind(self, X, dX, context):
-        Y = X.reshape((X.shape[0],) + self.output_shape)
-        return BoundLayer(Y, np.empty_like(Y) if dX is None else dX.reshape(Y.shape))
+        return BoundLayer.view(X, dX, self.output_shape)
 
     def forward_flops(self):
         """None: Flatten and Reshape only relabel the values."""
