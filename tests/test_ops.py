@@ -405,18 +405,26 @@ def test_dense_shapes_fuzzed(n, k, p, seed):
 @pytest.fixture(params=[0, 1, 2], ids=["baseline", "avx2", "avx512"])
 def gemm_level(request):
     """Each compiled version of the matrix kernel this CPU can run."""
-    from skdl._kernels import _conv, _dense, _recurrent
+    from skdl._kernels import _dense
 
-    modules = (_dense, _conv, _recurrent)  # each holds its own choice
     try:
         if _dense.limit_gemm_level(request.param) != request.param:
             pytest.skip("this CPU cannot run that version of the kernel")
-        for module in modules:
-            assert module.limit_gemm_level(request.param) == request.param
         yield request.param
     finally:
-        for module in modules:
-            module.limit_gemm_level(-1)
+        _dense.limit_gemm_level(-1)
+
+
+def test_matrix_kernel_version_is_one_choice_for_every_module(gemm_level):
+    # Each kernel module compiles its own copy of the matrix kernel; the
+    # version they use is one process-wide choice, which show_config reports.
+    from skdl._kernels import _conv, _dense, _recurrent
+
+    from skdl._config import GEMM_LEVELS, config
+
+    assert [m.gemm_level() for m in (_dense, _conv, _recurrent)] == [gemm_level] * 3
+    assert config()["matrix_kernel"] == GEMM_LEVELS[gemm_level]
+    assert _recurrent.limit_gemm_level(-1) == _dense.gemm_level() == _conv.gemm_level()
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -31,8 +31,7 @@ from libc.string cimport memcpy
 from ._activations cimport LINEAR, forward_row
 from ._openmp cimport (CONV2D_BACKWARD_INPUT, CONV2D_BACKWARD_PARAMS, CONV2D_FORWARD,
                        note_thread)
-from ._rowgemm cimport (pack_b, pack_b_rows, packed_size, rowgemm, skdl_gemm_current,
-                        skdl_gemm_limit)
+from ._rowgemm cimport pack_b, pack_b_rows, packed_size, rowgemm
 
 # Samples per chunk of a weight-gradient sum.
 cdef int CHUNK = 8
@@ -229,7 +228,7 @@ def conv2d_forward(const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] 
     cdef int g, s, s0, gs, f, t = 0, p, cols_n
     cdef bint rows = _patch_rows(C)
     cdef size_t cols_size = <size_t> CK * G * P, out_size = <size_t> F * G * P
-    cdef size_t psize = packed_size(CK, F if rows else G * P, <floating*> NULL)
+    cdef size_t psize = packed_size(CK, F if rows else G * P, sizeof(floating))
     cdef int PH = skdl_padded_extent(H, ph, OH, sh, kh, dh)
     cdef int PW = skdl_padded_extent(W, pw, OW, sw, kw, dw)
     cdef size_t plane = <size_t> PH * PW * (C if rows else 1)
@@ -334,7 +333,7 @@ def conv2d_backward_input(const floating[:, :, :, ::1] dY,
     cdef size_t cols_size = <size_t> CK * G * P, dy_size = <size_t> F * G * P
     # Channels-last: (F, CK) packed once for all threads; otherwise the group's
     # dY is packed by its thread.
-    cdef size_t psize = packed_size(F, CK if rows else G * P, <floating*> NULL)
+    cdef size_t psize = packed_size(F, CK if rows else G * P, sizeof(floating))
     cdef int PH = skdl_padded_extent(H, ph, OH, sh, kh, dh)
     cdef int PW = skdl_padded_extent(W, pw, OW, sw, kw, dw)
     cdef size_t plane = <size_t> PH * PW * (C if rows else 1)
@@ -450,7 +449,7 @@ def conv2d_backward_params(const floating[:, :, :, ::1] X,
     cdef bint rows = _patch_rows(C)
     cdef Py_ssize_t e, size = <Py_ssize_t> F * CK
     cdef size_t cols_size = <size_t> CK * G * P
-    cdef size_t psize = packed_size(G * P, CK if rows else F, <floating*> NULL)
+    cdef size_t psize = packed_size(G * P, CK if rows else F, sizeof(floating))
     cdef int PH = skdl_padded_extent(H, ph, OH, sh, kh, dh)
     cdef int PW = skdl_padded_extent(W, pw, OW, sw, kw, dw)
     cdef size_t plane = <size_t> PH * PW * (C if rows else 1)

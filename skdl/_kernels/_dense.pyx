@@ -19,7 +19,7 @@ from libc.stdlib cimport free, malloc
 from ._activations cimport LINEAR, forward_row
 from ._openmp cimport (CSC_WEIGHT_GRADIENT, CSR_ROWS_PRODUCT, GEMM_TN, ROWWISE_GEMM,
                        WEIGHTED_COLUMN_SUM, note_thread)
-from ._rowgemm cimport pack_b, packed_size, rowgemm, skdl_gemm_current, skdl_gemm_limit
+from ._rowgemm cimport pack_b, packed_size, rowgemm
 
 
 # Most output rows per block of a weight gradient (A.T @ B): a block's rows
@@ -90,7 +90,7 @@ def rowwise_gemm(const floating[:, ::1] A, const floating[:, ::1] B,
     panel_rows = min(MAX_PANEL_ROWS, (n + n_threads - 1) // max(n_threads, 1))
     panel_rows = max(6, (panel_rows + 5) // 6 * 6)
     n_panels = (n + panel_rows - 1) // panel_rows
-    packed = <floating*> malloc(max(<size_t> 1, packed_size(k, p, <floating*> NULL))
+    packed = <floating*> malloc(max(<size_t> 1, packed_size(k, p, sizeof(floating)))
                                 * sizeof(floating))
     if packed == NULL:
         raise MemoryError(f"cannot allocate the packed ({k}, {p}) weights")
@@ -141,10 +141,10 @@ def gemm_tn(double alpha, const floating[:, ::1] A, const floating[:, ::1] B,
     cdef int p = A.shape[1]
     cdef int q = B.shape[1]
     cdef int rb, n_blocks, b, r0, rows, pnl, j0, per_block, t = 0
-    cdef int nr = <int> packed_size(1, 1, <floating*> NULL)  # columns per panel
+    cdef int nr = <int> packed_size(1, 1, sizeof(floating))  # columns per panel
     cdef int n_panels = (q + nr - 1) // nr
     cdef Py_ssize_t e, ii, jj
-    cdef size_t psize = packed_size(n, q, <floating*> NULL)
+    cdef size_t psize = packed_size(n, q, sizeof(floating))
     cdef floating* buf
     cdef floating* at
     cdef floating* bt
@@ -164,7 +164,7 @@ def gemm_tn(double alpha, const floating[:, ::1] A, const floating[:, ::1] B,
         n_panels = (p + nr - 1) // nr
         per_block = (n_panels + n_threads - 1) // n_threads
         n_blocks = (n_panels + per_block - 1) // per_block
-        psize = packed_size(n, p, <floating*> NULL)
+        psize = packed_size(n, p, sizeof(floating))
         buf = <floating*> malloc((psize + <size_t> q * n + <size_t> q * p)
                                  * sizeof(floating))
         if buf == NULL:

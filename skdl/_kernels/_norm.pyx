@@ -374,21 +374,12 @@ def batchnorm_input_grad(const floating[:, :, ::1] dY, const floating[:, :, ::1]
 
 
 cdef extern from "_norm_loops.h" nogil:
-    void skdl_prelu_float(const float* x, float* y, int n, float a)
-    void skdl_prelu_double(const double* x, double* y, int n, double a)
-    void skdl_prelu_grad_float(const float* x, const float* dy, float* dx, int n, float a)
-    void skdl_prelu_grad_double(const double* x, const double* dy, double* dx, int n,
-                                double a)
-    double skdl_negative_dot_float(const float* x, const float* dy, int n)
-    double skdl_negative_dot_double(const double* x, const double* dy, int n)
-
-
-cdef inline void _prelu_run(const floating* x, floating* y, int n,
-                            floating a) noexcept nogil:
-    if floating is float:
-        skdl_prelu_float(x, y, n, a)
-    else:
-        skdl_prelu_double(x, y, n, a)
+    # One name for float and double: x, y, dx, dy share the data's dtype.
+    void skdl_prelu(const void* x, void* y, int n, double a)
+    void skdl_prelu_grad(const void* x, const void* dy, void* dx, int n, double a)
+    # sum_p dy_p min(x_p, 0): each product in the input's precision, the sum
+    # in float64 lanes.
+    double skdl_negative_dot(const void* x, const void* dy, int n)
 
 
 cdef inline void _prelu_features(const floating* x, floating* y, int C,
@@ -410,7 +401,7 @@ cdef void _prelu_row(const floating* x, floating* y, int C, int P,
         _prelu_features(x, y, C, alpha)
         return
     for c in range(C):
-        _prelu_run(x + c * P, y + c * P, P, <floating> alpha[c])
+        skdl_prelu(x + c * P, y + c * P, P, <floating> alpha[c])
 
 
 def prelu_forward(const floating[:, :, ::1] X, const double[::1] alpha,
@@ -433,24 +424,6 @@ def prelu_forward(const floating[:, :, ::1] X, const double[::1] alpha,
         for i in prange(m, schedule='static'):
             note_thread(PRELU_FORWARD, t)
             _prelu_row(&X[0, 0, 0] + i * size, &Y[0, 0, 0] + i * size, C, P, &alpha[0])
-
-
-cdef inline void _prelu_grad_run(const floating* x, const floating* dy, floating* dx,
-                                 int n, floating a) noexcept nogil:
-    if floating is float:
-        skdl_prelu_grad_float(x, dy, dx, n, a)
-    else:
-        skdl_prelu_grad_double(x, dy, dx, n, a)
-
-
-cdef inline double _negative_dot(const floating* x, const floating* dy,
-                                 int n) noexcept nogil:
-    """sum_p dy_p min(x_p, 0): each product in the input's precision, the sum
-    in float64 lanes."""
-    if floating is float:
-        return skdl_negative_dot_float(x, dy, n)
-    else:
-        return skdl_negative_dot_double(x, dy, n)
 
 
 cdef inline void _prelu_features_grad(const floating* x, const floating* dy,
@@ -488,8 +461,8 @@ cdef void _prelu_chunk(const floating* x, const floating* dy, floating* dx,
         for c in range(C):
             o = (i * C + c) * P
             if dx != NULL:
-                _prelu_grad_run(x + o, dy + o, dx + o, P, <floating> alpha[c])
-            out[c] += wi * _negative_dot(x + o, dy + o, P)
+                skdl_prelu_grad(x + o, dy + o, dx + o, P, <floating> alpha[c])
+            out[c] += wi * skdl_negative_dot(x + o, dy + o, P)
 
 
 def prelu_backward(const floating[:, :, ::1] X, const floating[:, :, ::1] dY,

@@ -11,6 +11,8 @@
 
 #include <stddef.h>
 
+#include "_generic.h"
+
 #if defined(__GNUC__) || defined(__clang__)
 #define SKDL_NOINLINE __attribute__((noinline))
 #elif defined(_MSC_VER)
@@ -19,26 +21,37 @@
 #define SKDL_NOINLINE
 #endif
 
-/* y = x where x > 0, else a * x; a NaN goes to the second term, stays NaN. */
-#define SKDL_PRELU_BODY                                                       \
+/* The loops for element type T, instantiated for float and double below. */
+#define SKDL_NORM_LOOPS(T)                                                    \
+/* y = x where x > 0, else a * x; a NaN goes to the second term, stays NaN. */ \
+static SKDL_NOINLINE void skdl_prelu_##T(const T *restrict x, T *restrict y,  \
+                                         int n, T a)                          \
+{                                                                             \
     for (int p = 0; p < n; p++) {                                             \
         T v = x[p];                                                           \
         T pos = v > 0 ? v : 0;                                                \
         T neg = v > 0 ? 0 : v;                                                \
         y[p] = pos + a * neg;                                                 \
-    }
-
-/* dx = dy where x > 0, else a * dy. */
-#define SKDL_PRELU_GRAD_BODY                                                  \
+    }                                                                         \
+}                                                                             \
+                                                                              \
+/* dx = dy where x > 0, else a * dy. */                                       \
+static SKDL_NOINLINE void skdl_prelu_grad_##T(const T *restrict x,            \
+                                              const T *restrict dy,           \
+                                              T *restrict dx, int n, T a)     \
+{                                                                             \
     for (int p = 0; p < n; p++) {                                             \
         T v = x[p], g = dy[p];                                                \
         T pos = v > 0 ? g : 0;                                                \
         T neg = v > 0 ? 0 : g;                                                \
         dx[p] = pos + a * neg;                                                \
-    }
-
-/* sum_p dy * min(x, 0): each product in T, the sums in double. */
-#define SKDL_NEGATIVE_DOT_BODY                                                \
+    }                                                                         \
+}                                                                             \
+                                                                              \
+/* sum_p dy * min(x, 0): each product in T, the sums in double. */            \
+static SKDL_NOINLINE double skdl_negative_dot_##T(const T *restrict x,        \
+                                                  const T *restrict dy, int n) \
+{                                                                             \
     double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0}, tail = 0.0;                     \
     ptrdiff_t body = n - n % 8;                                               \
     for (ptrdiff_t p = 0; p < body; p += 8) {                                 \
@@ -54,50 +67,15 @@
         tail += (double) (dy[p] * m);                                         \
     }                                                                         \
     return (((acc[0] + acc[1]) + (acc[2] + acc[3]))                           \
-            + ((acc[4] + acc[5]) + (acc[6] + acc[7]))) + tail;
-
-static SKDL_NOINLINE void skdl_prelu_float(const float *restrict x, float *restrict y,
-                                           int n, float a)
-{
-    typedef float T;
-    SKDL_PRELU_BODY
+            + ((acc[4] + acc[5]) + (acc[6] + acc[7]))) + tail;                \
 }
 
-static SKDL_NOINLINE void skdl_prelu_double(const double *restrict x,
-                                            double *restrict y, int n, double a)
-{
-    typedef double T;
-    SKDL_PRELU_BODY
-}
+SKDL_NORM_LOOPS(float)
+SKDL_NORM_LOOPS(double)
 
-static SKDL_NOINLINE void skdl_prelu_grad_float(const float *restrict x,
-                                                const float *restrict dy,
-                                                float *restrict dx, int n, float a)
-{
-    typedef float T;
-    SKDL_PRELU_GRAD_BODY
-}
-
-static SKDL_NOINLINE void skdl_prelu_grad_double(const double *restrict x,
-                                                 const double *restrict dy,
-                                                 double *restrict dx, int n, double a)
-{
-    typedef double T;
-    SKDL_PRELU_GRAD_BODY
-}
-
-static SKDL_NOINLINE double skdl_negative_dot_float(const float *restrict x,
-                                                    const float *restrict dy, int n)
-{
-    typedef float T;
-    SKDL_NEGATIVE_DOT_BODY
-}
-
-static SKDL_NOINLINE double skdl_negative_dot_double(const double *restrict x,
-                                                     const double *restrict dy, int n)
-{
-    typedef double T;
-    SKDL_NEGATIVE_DOT_BODY
-}
+/* One name for both dtypes (see _generic.h). */
+#define skdl_prelu(x, y, n, a) SKDL_BY_TYPE(skdl_prelu, y)(x, y, n, a)
+#define skdl_prelu_grad(x, dy, dx, n, a) SKDL_BY_TYPE(skdl_prelu_grad, dx)(x, dy, dx, n, a)
+#define skdl_negative_dot(x, dy, n) SKDL_BY_TYPE(skdl_negative_dot, x)(x, dy, n)
 
 #endif

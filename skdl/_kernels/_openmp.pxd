@@ -83,3 +83,8 @@ cdef inline void note_thread(Kernel kernel, int thread) noexcept nogil:
     cdef unsigned long long bit = (<unsigned long long> 1) << min(thread, 63)
     if not (thread_masks[<int> kernel] & bit):
         skdl_atomic_or(&thread_masks[<int> kernel], bit)
+
+# The matrix kernel's version choice for the process (see _rowgemm.h): [0]
+# what the CPU supports, [1] a lower version asked for by the tests; -1 until
+# known. Every module compiling _rowgemm.h reads and sets this one pair.
+cdef int* gemm_choice

@@ -90,6 +90,11 @@ def effective_n_threads():
 
 cdef unsigned long long _thread_masks[64]
 thread_masks = _thread_masks
+
+cdef int _gemm_choice[2]
+_gemm_choice[0] = -1
+_gemm_choice[1] = -1
+gemm_choice = _gemm_choice
 if len(Kernel) > 64:
     raise ImportError(f"{len(Kernel)} kernels do not fit the 64 thread masks")
 

@@ -17,61 +17,33 @@ from libc.stdlib cimport free, malloc
 from ._openmp cimport ADD_PENALTY, SUM_OF_SQUARES, UPDATE, note_thread
 
 cdef extern from "_optim_loops.h" nogil:
-    int skdl_sgd_float(float* p, const float* g, float* vel, float lr, float mu,
-                       int nesterov, const float* mask, Py_ssize_t n, float gs,
-                       float cv, float lrwd)
-    int skdl_sgd_double(double* p, const double* g, double* vel, double lr, double mu,
-                        int nesterov, const double* mask, Py_ssize_t n, double gs,
-                        double cv, double lrwd)
-    int skdl_sgd_plain_float(float* p, const float* g, float lr, const float* mask,
-                             Py_ssize_t n, float gs, float cv, float lrwd)
-    int skdl_sgd_plain_double(double* p, const double* g, double lr, const double* mask,
+    # One name for float and double (the arrays share the parameters' dtype;
+    # the scalars are converted to it): returns 1 when an updated parameter
+    # is not finite. The common trailing arguments: mask (or NULL), n, the
+    # clipnorm factor gs, the clip value cv and lrwd (see _optim_loops.h).
+    int skdl_sgd(void* p, const void* g, void* vel, double lr, double mu, int nesterov,
+                 const void* mask, Py_ssize_t n, double gs, double cv, double lrwd)
+    int skdl_sgd_plain(void* p, const void* g, double lr, const void* mask, Py_ssize_t n,
+                       double gs, double cv, double lrwd)
+    int skdl_adagrad(void* p, const void* g, void* acc, double lr, double eps,
+                     const void* mask, Py_ssize_t n, double gs, double cv, double lrwd)
+    int skdl_rmsprop(void* p, const void* g, void* ms, double lr, double rho, double eps,
+                     const void* mask, Py_ssize_t n, double gs, double cv, double lrwd)
+    int skdl_rmsprop_momentum(void* p, const void* g, void* ms, void* buf, double lr,
+                              double rho, double eps, double mom, const void* mask,
                               Py_ssize_t n, double gs, double cv, double lrwd)
-    int skdl_adagrad_float(float* p, const float* g, float* acc, float lr, float eps,
-                           const float* mask, Py_ssize_t n, float gs, float cv,
-                           float lrwd)
-    int skdl_adagrad_double(double* p, const double* g, double* acc, double lr,
-                            double eps, const double* mask, Py_ssize_t n, double gs,
-                            double cv, double lrwd)
-    int skdl_rmsprop_float(float* p, const float* g, float* ms, float lr, float rho,
-                           float eps, const float* mask, Py_ssize_t n, float gs,
-                           float cv, float lrwd)
-    int skdl_rmsprop_double(double* p, const double* g, double* ms, double lr,
-                            double rho, double eps, const double* mask, Py_ssize_t n,
-                            double gs, double cv, double lrwd)
-    int skdl_rmsprop_momentum_float(float* p, const float* g, float* ms, float* buf,
-                                    float lr, float rho, float eps, float mom,
-                                    const float* mask, Py_ssize_t n, float gs,
-                                    float cv, float lrwd)
-    int skdl_rmsprop_momentum_double(double* p, const double* g, double* ms,
-                                     double* buf, double lr, double rho, double eps,
-                                     double mom, const double* mask, Py_ssize_t n,
-                                     double gs, double cv, double lrwd)
-    int skdl_adadelta_float(float* p, const float* g, float* eg, float* ed, float lr,
-                            float rho, float eps, const float* mask, Py_ssize_t n,
-                            float gs, float cv, float lrwd)
-    int skdl_adadelta_double(double* p, const double* g, double* eg, double* ed,
-                             double lr, double rho, double eps, const double* mask,
-                             Py_ssize_t n, double gs, double cv, double lrwd)
-    int skdl_adam_float(float* p, const float* g, float* m, float* v, float lr_t,
-                        float b1, float b2, float eps, const float* mask, Py_ssize_t n,
-                        float gs, float cv, float lrwd)
-    int skdl_adam_double(double* p, const double* g, double* m, double* v, double lr_t,
-                         double b1, double b2, double eps, const double* mask,
-                         Py_ssize_t n, double gs, double cv, double lrwd)
-    int skdl_adamax_float(float* p, const float* g, float* m, float* u, float lr_t,
-                          float b1, float b2, float eps, const float* mask,
-                          Py_ssize_t n, float gs, float cv, float lrwd)
-    int skdl_adamax_double(double* p, const double* g, double* m, double* u,
-                           double lr_t, double b1, double b2, double eps,
-                           const double* mask, Py_ssize_t n, double gs, double cv,
-                           double lrwd)
-    double skdl_sumsq_float(const float* g, Py_ssize_t n, float cv, double inv)
-    double skdl_sumsq_double(const double* g, Py_ssize_t n, double cv, double inv)
-    double skdl_penalty_float(const float* p, float* g, const float* l1,
-                              const float* l2, Py_ssize_t n)
-    double skdl_penalty_double(const double* p, double* g, const double* l1,
-                               const double* l2, Py_ssize_t n)
+    int skdl_adadelta(void* p, const void* g, void* eg, void* ed, double lr, double rho,
+                      double eps, const void* mask, Py_ssize_t n, double gs, double cv,
+                      double lrwd)
+    int skdl_adam(void* p, const void* g, void* m, void* v, double lr_t, double b1,
+                  double b2, double eps, const void* mask, Py_ssize_t n, double gs,
+                  double cv, double lrwd)
+    int skdl_adamax(void* p, const void* g, void* m, void* u, double lr_t, double b1,
+                    double b2, double eps, const void* mask, Py_ssize_t n, double gs,
+                    double cv, double lrwd)
+    double skdl_sumsq(const void* g, Py_ssize_t n, double cv, double inv)
+    double skdl_penalty(const void* p, void* g, const void* l1, const void* l2,
+                        Py_ssize_t n)
 
 cdef Py_ssize_t CHUNK = 16384
 
@@ -111,52 +83,21 @@ cdef int _update_chunk(int kind, Py_ssize_t start, Py_ssize_t n, floating* p,
         s2 += start
     if mask != NULL:
         mask += start
-    if floating is float:
-        if kind == SGD:
-            return skdl_sgd_float(p, g, s1, <float> lr, <float> h1, flag, mask, n,
-                                  <float> gs, <float> cv, <float> lrwd)
-        if kind == SGD_PLAIN:
-            return skdl_sgd_plain_float(p, g, <float> lr, mask, n, <float> gs,
-                                        <float> cv, <float> lrwd)
-        if kind == ADAGRAD:
-            return skdl_adagrad_float(p, g, s1, <float> lr, <float> h1, mask, n,
-                                      <float> gs, <float> cv, <float> lrwd)
-        if kind == RMSPROP:
-            return skdl_rmsprop_float(p, g, s1, <float> lr, <float> h1, <float> h2,
-                                      mask, n, <float> gs, <float> cv, <float> lrwd)
-        if kind == RMSPROP_MOMENTUM:
-            return skdl_rmsprop_momentum_float(p, g, s1, s2, <float> lr, <float> h1,
-                                               <float> h2, <float> h3, mask, n,
-                                               <float> gs, <float> cv, <float> lrwd)
-        if kind == ADADELTA:
-            return skdl_adadelta_float(p, g, s1, s2, <float> lr, <float> h1,
-                                       <float> h2, mask, n, <float> gs, <float> cv,
-                                       <float> lrwd)
-        if kind == ADAM:
-            return skdl_adam_float(p, g, s1, s2, <float> lr, <float> h1, <float> h2,
-                                   <float> h3, mask, n, <float> gs, <float> cv,
-                                   <float> lrwd)
-        return skdl_adamax_float(p, g, s1, s2, <float> lr, <float> h1, <float> h2,
-                                 <float> h3, mask, n, <float> gs, <float> cv,
-                                 <float> lrwd)
-    else:
-        if kind == SGD:
-            return skdl_sgd_double(p, g, s1, lr, h1, flag, mask, n, gs, cv, lrwd)
-        if kind == SGD_PLAIN:
-            return skdl_sgd_plain_double(p, g, lr, mask, n, gs, cv, lrwd)
-        if kind == ADAGRAD:
-            return skdl_adagrad_double(p, g, s1, lr, h1, mask, n, gs, cv, lrwd)
-        if kind == RMSPROP:
-            return skdl_rmsprop_double(p, g, s1, lr, h1, h2, mask, n, gs, cv, lrwd)
-        if kind == RMSPROP_MOMENTUM:
-            return skdl_rmsprop_momentum_double(p, g, s1, s2, lr, h1, h2, h3, mask, n,
-                                                gs, cv, lrwd)
-        if kind == ADADELTA:
-            return skdl_adadelta_double(p, g, s1, s2, lr, h1, h2, mask, n, gs, cv, lrwd)
-        if kind == ADAM:
-            return skdl_adam_double(p, g, s1, s2, lr, h1, h2, h3, mask, n, gs, cv, lrwd)
-        return skdl_adamax_double(p, g, s1, s2, lr, h1, h2, h3, mask, n, gs, cv, lrwd)
-
+    if kind == SGD:
+        return skdl_sgd(p, g, s1, lr, h1, flag, mask, n, gs, cv, lrwd)
+    if kind == SGD_PLAIN:
+        return skdl_sgd_plain(p, g, lr, mask, n, gs, cv, lrwd)
+    if kind == ADAGRAD:
+        return skdl_adagrad(p, g, s1, lr, h1, mask, n, gs, cv, lrwd)
+    if kind == RMSPROP:
+        return skdl_rmsprop(p, g, s1, lr, h1, h2, mask, n, gs, cv, lrwd)
+    if kind == RMSPROP_MOMENTUM:
+        return skdl_rmsprop_momentum(p, g, s1, s2, lr, h1, h2, h3, mask, n, gs, cv, lrwd)
+    if kind == ADADELTA:
+        return skdl_adadelta(p, g, s1, s2, lr, h1, h2, mask, n, gs, cv, lrwd)
+    if kind == ADAM:
+        return skdl_adam(p, g, s1, s2, lr, h1, h2, h3, mask, n, gs, cv, lrwd)
+    return skdl_adamax(p, g, s1, s2, lr, h1, h2, h3, mask, n, gs, cv, lrwd)
 
 def update(int kind, floating[::1] params, const floating[::1] grads,
            floating[::1] state1, floating[::1] state2,
@@ -242,12 +183,8 @@ def sum_of_squares(const floating[::1] grads, double clipvalue, double inv,
                 for c in prange(n_chunks, schedule='static'):
                     note_thread(SUM_OF_SQUARES, t)
                     start = c * CHUNK
-                    if floating is float:
-                        partials[c] = skdl_sumsq_float(&grads[start], min(CHUNK, n - start),
-                                                       <float> clipvalue, inv)
-                    else:
-                        partials[c] = skdl_sumsq_double(&grads[start], min(CHUNK, n - start),
-                                                        clipvalue, inv)
+                    partials[c] = skdl_sumsq(&grads[start], min(CHUNK, n - start),
+                                             clipvalue, inv)
             for c in range(n_chunks):
                 total += partials[c]
     finally:
@@ -286,14 +223,9 @@ def add_penalty(const floating[::1] params, floating[::1] grads,
                 for c in prange(n_chunks, schedule='static'):
                     note_thread(ADD_PENALTY, t)
                     start = c * CHUNK
-                    if floating is float:
-                        partials[c] = skdl_penalty_float(
-                            &params[start], &grads[start], &l1_coef[start],
-                            &l2_coef[start], min(CHUNK, n - start))
-                    else:
-                        partials[c] = skdl_penalty_double(
-                            &params[start], &grads[start], &l1_coef[start],
-                            &l2_coef[start], min(CHUNK, n - start))
+                    partials[c] = skdl_penalty(&params[start], &grads[start],
+                                               &l1_coef[start], &l2_coef[start],
+                                               min(CHUNK, n - start))
             for c in range(n_chunks):
                 total += partials[c]
     finally:

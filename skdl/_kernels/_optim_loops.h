@@ -25,6 +25,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "_generic.h"
+
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 #define SKDL_MULTIVERSION __attribute__((target_clones("avx2", "default")))
 #else
@@ -272,5 +274,18 @@ skdl_penalty_double(const double *restrict p, double *restrict g,
 
 #undef SKDL_SQRT
 #undef SKDL_ABS
+
+/* One name for both dtypes (see _generic.h), picked by the parameters' or
+ * gradients' pointer. */
+#define skdl_sgd(p, ...) SKDL_BY_TYPE(skdl_sgd, p)(p, __VA_ARGS__)
+#define skdl_sgd_plain(p, ...) SKDL_BY_TYPE(skdl_sgd_plain, p)(p, __VA_ARGS__)
+#define skdl_adagrad(p, ...) SKDL_BY_TYPE(skdl_adagrad, p)(p, __VA_ARGS__)
+#define skdl_rmsprop(p, ...) SKDL_BY_TYPE(skdl_rmsprop, p)(p, __VA_ARGS__)
+#define skdl_rmsprop_momentum(p, ...) SKDL_BY_TYPE(skdl_rmsprop_momentum, p)(p, __VA_ARGS__)
+#define skdl_adadelta(p, ...) SKDL_BY_TYPE(skdl_adadelta, p)(p, __VA_ARGS__)
+#define skdl_adam(p, ...) SKDL_BY_TYPE(skdl_adam, p)(p, __VA_ARGS__)
+#define skdl_adamax(p, ...) SKDL_BY_TYPE(skdl_adamax, p)(p, __VA_ARGS__)
+#define skdl_sumsq(g, ...) SKDL_BY_TYPE(skdl_sumsq, g)(g, __VA_ARGS__)
+#define skdl_penalty(p, g, ...) SKDL_BY_TYPE(skdl_penalty, g)(p, g, __VA_ARGS__)
 
 #endif

@@ -23,7 +23,7 @@ from libc.string cimport memcpy, memset
 
 from ._activations cimport backward_row, forward_row
 from ._openmp cimport RECURRENT_BACKWARD, RECURRENT_FORWARD, note_thread
-from ._rowgemm cimport pack_b, packed_size, rowgemm, skdl_gemm_current, skdl_gemm_limit
+from ._rowgemm cimport pack_b, packed_size, rowgemm
 
 cdef enum:
     SIMPLE = 0
@@ -191,8 +191,8 @@ def recurrent_forward(int cell, int act, double alpha, int ract,
     cdef int rb = _block_rows(n, n_threads)
     cdef int n_blocks = (n + rb - 1) // rb
     cdef int blk, i, i0, rows, s, t = 0
-    cdef size_t psize = packed_size(u, Gu, <floating*> NULL)
-    cdef size_t wsize = 0 if has_xw else packed_size(k, Gu, <floating*> NULL)
+    cdef size_t psize = packed_size(u, Gu, sizeof(floating))
+    cdef size_t wsize = 0 if has_xw else packed_size(k, Gu, sizeof(floating))
     cdef floating* packed
     cdef floating* packed_w
     cdef floating* scratch
@@ -386,7 +386,7 @@ def recurrent_backward(int cell, int act, double alpha, int ract,
     cdef int rb = _block_rows(n, n_threads)
     cdef int n_blocks = (n + rb - 1) // rb
     cdef int b, i, i0, rows, s, t = 0, j, k
-    cdef size_t psize = packed_size(Gu, u, <floating*> NULL)
+    cdef size_t psize = packed_size(Gu, u, sizeof(floating))
     # Per thread: dh, dh_next, dc, dh_direct (rb * u each) and tmp (6 * u).
     cdef size_t per_thread = <size_t> 4 * rb * u + 6 * u
     cdef floating* packed

@@ -27,6 +27,8 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "_generic.h"
+
 #if defined(__GNUC__) && defined(__x86_64__)
 #define SKDL_GEMM_DISPATCH 1
 #endif
@@ -53,10 +55,12 @@ typedef double skdl_vd16_u __attribute__((vector_size(16), aligned(8)));
 #define SKDL_NR_FLOAT 32
 #define SKDL_NR_DOUBLE 16
 
-/* Packed size (elements) of a K x N matrix: N rounded up to whole panels. */
-static inline size_t skdl_packed_size(int k, int n, int nr)
+/* Packed size (elements) of a K x N matrix of elements of `itemsize` bytes:
+ * N rounded up to whole panels. */
+static inline size_t skdl_packed_size(int k, int n, size_t itemsize)
 {
-    return (size_t) k * (size_t) ((n + nr - 1) / nr) * (size_t) nr;
+    size_t nr = itemsize == sizeof(float) ? SKDL_NR_FLOAT : SKDL_NR_DOUBLE;
+    return (size_t) k * (((size_t) n + nr - 1) / nr) * nr;
 }
 
 /* Pack scale * B, element (kk, j) at b[kk * s_k + j * s_n], into panels of
@@ -176,6 +180,21 @@ static void skdl_pack_b_double(int k, int n, const double *b, ptrdiff_t s_k,
     (int m, int n, int k, const T *a, int lda, const T *packed, T *c, int ldc, \
      int accumulate)
 
+/* The version choice: [0] what the CPU supports, [1] a lower version asked
+ * for by the tests (-1: none). This header is compiled into each kernel
+ * module that multiplies matrices (inlined there: a call through another
+ * module cost 4-8% on the recurrent and convolution kernels), but the choice
+ * is one pair for the process, held by skdl._kernels._openmp: each such
+ * module points skdl_gemm_choice at it when imported (_gemm_level.pxi), so
+ * gemm_level() and show_config() report the version every module uses. */
+static int skdl_gemm_local_choice[2] = {-1, -1};
+static int *skdl_gemm_choice = skdl_gemm_local_choice;
+
+static void skdl_gemm_share(int *choice)
+{
+    skdl_gemm_choice = choice;
+}
+
 #ifdef SKDL_GEMM_DISPATCH
 __attribute__((target("arch=x86-64-v4"))) static void
 skdl_rowgemm_float_v4 SKDL_GEMM_ARGS(float)
@@ -203,12 +222,9 @@ skdl_rowgemm_double_v3 SKDL_GEMM_ARGS(double)
 
 /* 2: AVX-512 (F, DQ, BW, VL), 1: AVX2 and FMA, 0: baseline. A race between
  * threads on the first call only writes the same value twice. */
-static int skdl_gemm_cap = -1;     /* what the CPU supports */
-static int skdl_gemm_chosen = -1;  /* a lower level asked for by the tests */
-
 static int skdl_gemm_level(void)
 {
-    int level = skdl_gemm_cap;
+    int level = skdl_gemm_choice[0];
     if (level < 0) {
         __builtin_cpu_init();
         if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")
@@ -218,9 +234,9 @@ static int skdl_gemm_level(void)
             level = 1;
         else
             level = 0;
-        skdl_gemm_cap = level;
+        skdl_gemm_choice[0] = level;
     }
-    return skdl_gemm_chosen >= 0 && skdl_gemm_chosen < level ? skdl_gemm_chosen : level;
+    return skdl_gemm_choice[1] >= 0 && skdl_gemm_choice[1] < level ? skdl_gemm_choice[1] : level;
 }
 #endif
 
@@ -239,7 +255,7 @@ static int skdl_gemm_current(void)
 static int skdl_gemm_limit(int level)
 {
 #ifdef SKDL_GEMM_DISPATCH
-    skdl_gemm_chosen = level;
+    skdl_gemm_choice[1] = level;
     return skdl_gemm_level();
 #else
     (void) level;
@@ -282,5 +298,13 @@ skdl_rowgemm_double SKDL_GEMM_ARGS(double)
 #endif
     skdl_rowgemm_double_base(m, n, k, a, lda, packed, c, ldc, accumulate);
 }
+
+/* One name for both dtypes (see _generic.h). */
+#define skdl_pack_b(k, n, b, s_k, s_n, scale, packed, k_total, k0) \
+    SKDL_BY_TYPE(skdl_pack_b, packed)(k, n, b, s_k, s_n, scale, packed, k_total, k0)
+#define skdl_pack_b_whole(k, n, b, s_k, s_n, scale, packed) \
+    skdl_pack_b(k, n, b, s_k, s_n, scale, packed, k, 0)
+#define skdl_rowgemm(m, n, k, a, lda, packed, c, ldc, accumulate) \
+    SKDL_BY_TYPE(skdl_rowgemm, c)(m, n, k, a, lda, packed, c, ldc, accumulate)
 
 #endif
