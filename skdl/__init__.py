@@ -4,75 +4,26 @@ from ._config import show_config
 from ._estimators import NNClassifier, NNRegressor
 from ._persistence import load, save
 from ._version import __version__
-from .layers import (
-    Activation,
-    AvgPool1D,
-    AvgPool2D,
-    BatchNormalization,
-    Bidirectional,
-    Conv1D,
-    Conv2D,
-    ConvBlock1D,
-    ConvBlock2D,
-    Dense,
-    Dropout,
-    Embedding,
-    Flatten,
-    GlobalAvgPool1D,
-    GlobalAvgPool2D,
-    GlobalMaxPool1D,
-    GlobalMaxPool2D,
-    GRU,
-    HiddenBlock,
-    LSTM,
-    Masking,
-    MaxPool1D,
-    MaxPool2D,
-    MergeInput,
-    Pathways,
-    PReLU,
-    Reshape,
-    SimpleRNN,
-)
 
-__all__ = [
-    "Activation",
-    "AvgPool1D",
-    "AvgPool2D",
-    "BatchNormalization",
-    "Bidirectional",
-    "Conv1D",
-    "Conv2D",
-    "ConvBlock1D",
-    "ConvBlock2D",
-    "Dense",
-    "Dropout",
-    "Embedding",
-    "Flatten",
-    "GRU",
-    "GlobalAvgPool1D",
-    "GlobalAvgPool2D",
-    "GlobalMaxPool1D",
-    "GlobalMaxPool2D",
-    "HiddenBlock",
-    "LSTM",
-    "Masking",
-    "MaxPool1D",
-    "MaxPool2D",
-    "MergeInput",
-    "NNClassifier",
-    "NNRegressor",
-    "PReLU",
-    "Pathways",
-    "Reshape",
-    "SimpleRNN",
-    "__version__",
-    "inspection",
-    "layers",
-    "load",
-    "optimizers",
-    "regularizers",
-    "save",
-    "schedules",
-    "show_config",
-]
+# Every layer spec at the top level too (skdl.Dense is skdl.layers.Dense): a
+# new layer is exported by listing it in skdl/layers/__init__.py alone.
+from .layers import *  # noqa: E402,F401,F403
+
+_LAYER_SPECS = [name for name in layers.__all__ if name not in ("Layer", "LayerSpec")]
+
+__all__ = sorted(
+    [
+        "NNClassifier",
+        "NNRegressor",
+        "__version__",
+        "inspection",
+        "layers",
+        "load",
+        "optimizers",
+        "regularizers",
+        "save",
+        "schedules",
+        "show_config",
+    ]
+    + _LAYER_SPECS
+)
