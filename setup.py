@@ -19,6 +19,9 @@ from setuptools.command.build_ext import build_ext
 
 KERNELS = ["_openmp", "_dense", "_activations", "_loss", "_optim", "_conv", "_pool",
            "_recurrent", "_norm"]
+# C headers a kernel's C code includes that Cython does not see (a header
+# named in `cdef extern from` is tracked already): a change rebuilds the kernel.
+DEPENDS = {"_recurrent": ["_generic.h"]}
 OPENMP_PROBE = textwrap.dedent(
     """
     #include <omp.h>
@@ -110,6 +113,7 @@ def extensions():
             f"skdl._kernels.{name}",
             [os.path.join("skdl", "_kernels", f"{name}.pyx")],
             include_dirs=[np.get_include(), os.path.join("skdl", "_kernels")],
+            depends=[os.path.join("skdl", "_kernels", h) for h in DEPENDS.get(name, ())],
         )
         for name in KERNELS
     ]

@@ -419,43 +419,34 @@ def _gate_act(name, Z, alpha=None):
 
 def recurrent_forward(cell, X, W, U, b=None, bh=None, mask=None, activation="tanh",
                       recurrent_activation="sigmoid", alpha=None):
-    """Step by step, one numpy expression per equation (PyTorch's forms)."""
-    from ._ops import RecurrentState
+    """Step by step, one numpy expression per equation (PyTorch's forms): the
+    cell's :meth:`~skdl._ops.Cell.reference_forward`, masked steps keeping
+    the state and zeroing the kept gates."""
+    from ._ops import RecurrentState, get_cell
 
+    cell = get_cell(cell)
     n, T, _ = X.shape
     u = U.shape[0]
     act = lambda Z: activation_forward(activation, Z, alpha)  # noqa: E731
     ract = lambda Z: activation_forward(recurrent_activation, Z)  # noqa: E731
     b = 0 if b is None else b
+    G = cell.gates
     H = np.zeros((n, T + 1, u), X.dtype)
-    C = np.zeros((n, T + 1, u), X.dtype) if cell == "lstm" else None
-    G = {"simple": 1, "gru": 3, "lstm": 4}[cell]
-    gates = np.zeros((n, T, G * u), X.dtype) if cell != "simple" else None
-    extra = np.zeros((n, T, u), X.dtype) if cell != "simple" else None
+    C = np.zeros((n, T + 1, u), X.dtype) if cell.cell_state else None
+    gates = np.zeros((n, T, G * u), X.dtype) if cell.gate_arrays else None
+    extra = np.zeros((n, T, u), X.dtype) if cell.gate_arrays else None
     keep = np.ones((n, T), bool) if mask is None else np.asarray(mask, bool)
     for s in range(T):
         h = H[:, s]
-        xw = X[:, s] @ W + b
-        if cell == "simple":
-            new_h = act(xw + h @ U)
-        elif cell == "lstm":
-            a = xw + h @ U
-            i, f = ract(a[:, :u]), ract(a[:, u:2 * u])
-            g, o = act(a[:, 2 * u:3 * u]), ract(a[:, 3 * u:])
-            c = f * C[:, s] + i * g
-            new_h = o * act(c)
-            C[:, s + 1] = np.where(keep[:, s, None], c, C[:, s])
-            gates[:, s] = np.where(keep[:, s, None], np.hstack([i, f, g, o]), 0)
-            extra[:, s] = np.where(keep[:, s, None], act(c), 0)
-        else:
-            hu = h @ U + (0 if bh is None else bh)
-            r = ract(xw[:, :u] + hu[:, :u])
-            z = ract(xw[:, u:2 * u] + hu[:, u:2 * u])
-            cand = act(xw[:, 2 * u:] + r * hu[:, 2 * u:])
-            new_h = (1 - z) * cand + z * h
-            gates[:, s] = np.where(keep[:, s, None], np.hstack([r, z, cand]), 0)
-            extra[:, s] = np.where(keep[:, s, None], hu[:, 2 * u:], 0)
-        H[:, s + 1] = np.where(keep[:, s, None], new_h, h)
+        on = keep[:, s, None]
+        new_h, c, g, e = cell.reference_forward(
+            X[:, s] @ W + b, h, None if C is None else C[:, s], U, bh, act, ract)
+        if C is not None:
+            C[:, s + 1] = np.where(on, c, C[:, s])
+        if gates is not None:
+            gates[:, s] = np.where(on, g, 0)
+            extra[:, s] = np.where(on, e, 0)
+        H[:, s + 1] = np.where(on, new_h, h)
     mask_u8 = None if mask is None else np.asarray(mask, np.uint8)
     return RecurrentState(H, C, gates, extra, mask_u8)
 
@@ -463,14 +454,18 @@ def recurrent_forward(cell, X, W, U, b=None, bh=None, mask=None, activation="tan
 def recurrent_backward(cell, dY, X, W, U, state, sample_weight=None, scale=1.0,
                        accumulate_dtype=None, activation="tanh",
                        recurrent_activation="sigmoid", alpha=None, need_input_grad=True):
-    """Backpropagation through time, step by step, from the forward's state.
+    """Backpropagation through time, step by step, from the forward's state:
+    the cell's :meth:`~skdl._ops.Cell.reference_backward` at each step.
 
     The derivative of each activation is taken from its output, as in
     :func:`activation_backward`; masked steps pass the gradient through.
     """
+    from ._ops import get_cell
+
+    cell = get_cell(cell)
     n, T, k = X.shape
     u = U.shape[0]
-    G = {"simple": 1, "gru": 3, "lstm": 4}[cell]
+    G = cell.gates
     act_grad = lambda Y, dA: activation_backward(activation, Y, dA, alpha)  # noqa: E731
     ract_grad = lambda Y, dA: activation_backward(recurrent_activation, Y, dA)  # noqa: E731
     if dY.shape[1] == 1:  # the last step's gradient only
@@ -486,25 +481,12 @@ def recurrent_backward(cell, dY, X, W, U, state, sample_weight=None, scale=1.0,
     for s in range(T - 1, -1, -1):
         dh = dY[:, s] + dh_next
         on = keep[:, s, None]
-        if cell == "simple":
-            dgx = act_grad(H[:, s + 1], dh)
-            dgh, direct = dgx, 0
-        elif cell == "lstm":
-            i, f, g, o = (gates[:, s, j * u:(j + 1) * u] for j in range(4))
-            ac = extra[:, s]
-            dc_total = dc + act_grad(ac, dh * o)
-            dgx = np.hstack([ract_grad(i, dc_total * g), ract_grad(f, dc_total * C[:, s]),
-                             act_grad(g, dc_total * i), ract_grad(o, dh * ac)])
-            dgh, direct = dgx, 0
-            dc = np.where(on, dc_total * f, dc)
-        else:
-            r, z, cand = (gates[:, s, j * u:(j + 1) * u] for j in range(3))
-            da_n = act_grad(cand, dh * (1 - z))
-            da_z = ract_grad(z, dh * (H[:, s] - cand))
-            da_r = ract_grad(r, da_n * extra[:, s])
-            dgx = np.hstack([da_r, da_z, da_n])
-            dgh = np.hstack([da_r, da_z, da_n * r])
-            direct = dh * z
+        dgx, dgh, direct, dc_prev = cell.reference_backward(
+            dh, dc, H[:, s + 1], H[:, s], None if C is None else C[:, s],
+            None if gates is None else gates[:, s], None if extra is None else extra[:, s],
+            act_grad, ract_grad)
+        if dc_prev is not None:
+            dc = np.where(on, dc_prev, dc)
         dGx[:, s] = np.where(on, dgx, 0)
         dGh[:, s] = np.where(on, dgh, 0)
         dh_next = np.where(on, dGh[:, s] @ U.T + direct, dh)

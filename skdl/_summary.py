@@ -12,9 +12,6 @@ import numpy as np
 from .layers.conv import ConvLayer
 from .layers.core import _ShapeLayer
 from .layers.pooling import PoolLayer, SequencePoolLayer
-from .layers.recurrent import RecurrentLayer
-
-_CELL_NAMES = {"simple": "SimpleRNN", "gru": "GRU", "lstm": "LSTM"}
 
 
 def layer_type(layer):
@@ -22,7 +19,8 @@ def layer_type(layer):
 
     ``Conv1D``/``Conv2D``, ``SimpleRNN``/``GRU``/``LSTM``, ``MaxPool``,
     ``AvgPool``, ``GlobalMaxPool``, ``GlobalAvgPool``, ``Flatten``/``Reshape``;
-    any other layer's string ``kind`` attribute if it has one, else its class
+    any other layer's string ``kind`` attribute if it has one (a recurrent
+    layer's is its cell's title), else its class
     name without a trailing ``Layer`` (``Dense``, ``BatchNormalization``).
 
     Parameters
@@ -33,8 +31,6 @@ def layer_type(layer):
     -------
     str
     """
-    if isinstance(layer, RecurrentLayer):
-        return _CELL_NAMES.get(layer.cell, layer.cell)
     if isinstance(layer, ConvLayer):
         return "Conv1D" if len(layer.output_shape) == 2 else "Conv2D"
     if isinstance(layer, SequencePoolLayer):

@@ -9,6 +9,8 @@
 #ifndef SKDL_CELLS_H
 #define SKDL_CELLS_H
 
+#include "_generic.h"
+
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 #define SKDL_CELL_MULTIVERSION \
     __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
@@ -124,5 +126,23 @@ skdl_gru_back_n_##T(int u, const T *restrict da_n, const T *restrict gr,      \
 
 SKDL_CELL_FUNCTIONS(float)
 SKDL_CELL_FUNCTIONS(double)
+
+/* One name per helper for both types, picked by the output's pointer type. */
+#define skdl_add3(m, a, b, c, out) SKDL_BY_TYPE(skdl_add3, out)(m, a, b, c, out)
+#define skdl_lstm_state(u, gi, gf, gg, c_prev, c) \
+    SKDL_BY_TYPE(skdl_lstm_state, c)(u, gi, gf, gg, c_prev, c)
+#define skdl_mul(m, a, b, out) SKDL_BY_TYPE(skdl_mul, out)(m, a, b, out)
+#define skdl_lstm_back_h(u, dh, go, ac, dac, do_) \
+    SKDL_BY_TYPE(skdl_lstm_back_h, dac)(u, dh, go, ac, dac, do_)
+#define skdl_lstm_back_c(u, dc, dc_h, gi, gf, gg, c_prev, di, df, dg) \
+    SKDL_BY_TYPE(skdl_lstm_back_c, dc)(u, dc, dc_h, gi, gf, gg, c_prev, di, df, dg)
+#define skdl_gru_candidate(u, xw_n, r_n, bh_n, gr, gn, hu_n) \
+    SKDL_BY_TYPE(skdl_gru_candidate, gn)(u, xw_n, r_n, bh_n, gr, gn, hu_n)
+#define skdl_gru_state(u, gz, gn, h_prev, h) \
+    SKDL_BY_TYPE(skdl_gru_state, h)(u, gz, gn, h_prev, h)
+#define skdl_gru_back_h(u, dh, gz, gn, h_prev, dn, dz, dh_direct) \
+    SKDL_BY_TYPE(skdl_gru_back_h, dn)(u, dh, gz, gn, h_prev, dn, dz, dh_direct)
+#define skdl_gru_back_n(u, da_n, gr, hu_n, dgh_n, dr) \
+    SKDL_BY_TYPE(skdl_gru_back_n, dr)(u, da_n, gr, hu_n, dgh_n, dr)
 
 #endif

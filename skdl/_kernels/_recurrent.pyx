@@ -10,7 +10,9 @@ result does not depend on its batch or on the thread count.
 
 Arrays are in processing order (a layer that reads its sequence backwards
 flips it first). Gate blocks along the last axis:
-SimpleRNN (a), GRU (r, z, n), LSTM (i, f, g, o).
+SimpleRNN (a), GRU (r, z, n), LSTM (i, f, g, o). Each cell is a layout
+(gate count, where h @ U goes, which arrays it keeps) and two per-sample step
+functions, chosen once per call: the time loops are the same for every cell.
 
 Masked steps (mask[i, s] == 0) leave the state unchanged: h_s = h_{s-1} (and
 c_s = c_{s-1}); backward passes their gradient straight through and gives
@@ -25,17 +27,68 @@ from ._activations cimport backward_row, forward_row
 from ._openmp cimport RECURRENT_BACKWARD, RECURRENT_FORWARD, note_thread
 from ._rowgemm cimport pack_b, packed_size, rowgemm
 
+# The cells the time loops know, by the code the ops pass. Each is its
+# layout (LAYOUTS) and its two step functions (picked once at the top of
+# recurrent_forward and recurrent_backward); the loops do not test the cell.
 cdef enum:
     SIMPLE = 0
     GRU = 1
     LSTM = 2
+    N_CELLS = 3
 
-CELLS = {"simple": SIMPLE, "gru": GRU, "lstm": LSTM}
-GATES = {"simple": 1, "gru": 3, "lstm": 4}
+CELL_CODES = {"simple": SIMPLE, "gru": GRU, "lstm": LSTM}
+
+# Where a step's h_{s-1} @ U goes.
+cdef enum:
+    ONTO_STATE = 0  # onto the input projection, in the next state H (SimpleRNN)
+    ONTO_GATES = 1  # onto the input projection, in the gates (LSTM)
+    APART = 2       # alone, into a scratch block (GRU: its candidate multiplies
+                    # part of it by the reset gate); the step reads XW in place
 
 
-cdef floating* _alloc(size_t count, floating* kind) except NULL:
-    cdef floating* buf = <floating*> malloc(max(<size_t> 1, count) * sizeof(floating))
+cdef struct CellLayout:
+    int gates           # G: gate blocks of u values each
+    int hu_into         # ONTO_STATE, ONTO_GATES or APART
+    bint cell_state     # keeps C (LSTM)
+    bint gate_arrays    # keeps gates and extra (GRU, LSTM)
+    bint recurrent_side  # its recurrent side's gradient differs from the input
+                         # side's (dGh) and part of dh_{s-1} bypasses U for
+                         # every sample (GRU)
+
+
+cdef CellLayout[N_CELLS] LAYOUTS
+LAYOUTS[SIMPLE] = CellLayout(gates=1, hu_into=ONTO_STATE, cell_state=False,
+                             gate_arrays=False, recurrent_side=False)
+LAYOUTS[GRU] = CellLayout(gates=3, hu_into=APART, cell_state=False, gate_arrays=True,
+                          recurrent_side=True)
+LAYOUTS[LSTM] = CellLayout(gates=4, hu_into=ONTO_GATES, cell_state=True, gate_arrays=True,
+                           recurrent_side=False)
+
+
+def cell_layout(int cell):
+    """The time loops' description of a cell (for the registry's tests).
+
+    Returns
+    -------
+    dict: gates (int), hu_into ('state', 'gates' or 'apart'), cell_state,
+    gate_arrays, recurrent_side (bool)
+    """
+    cdef CellLayout layout = _layout(cell)
+    return {"gates": layout.gates,
+            "hu_into": ("state", "gates", "apart")[layout.hu_into],
+            "cell_state": bool(layout.cell_state),
+            "gate_arrays": bool(layout.gate_arrays),
+            "recurrent_side": bool(layout.recurrent_side)}
+
+
+cdef CellLayout _layout(int cell) except *:
+    if not 0 <= cell < N_CELLS:
+        raise ValueError(f"unknown cell code {cell}; the kernel knows {CELL_CODES}")
+    return LAYOUTS[cell]
+
+
+cdef void* _alloc_bytes(size_t size) except NULL:
+    cdef void* buf = malloc(max(<size_t> 1, size))
     if buf == NULL:
         raise MemoryError("cannot allocate the recurrent kernel's scratch buffers")
     return buf
@@ -47,97 +100,113 @@ cdef inline int _block_rows(int n, int n_threads) noexcept nogil:
     return max(1, (n + n_threads - 1) // n_threads)
 
 
+# _cells.h: each helper once for float and double (SKDL_BY_TYPE picks the
+# version from a pointer's type; the C compiler checks the real prototypes).
 cdef extern from "_cells.h" nogil:
-    void skdl_add3_float(int m, const float* a, const float* b, const float* c, float* out)
-    void skdl_add3_double(int m, const double* a, const double* b, const double* c,
-                          double* out)
-    void skdl_lstm_state_float(int u, const float* gi, const float* gf, const float* gg,
-                               const float* c_prev, float* c)
-    void skdl_lstm_state_double(int u, const double* gi, const double* gf,
-                                const double* gg, const double* c_prev, double* c)
-    void skdl_mul_float(int m, const float* a, const float* b, float* out)
-    void skdl_mul_double(int m, const double* a, const double* b, double* out)
-    void skdl_lstm_back_h_float(int u, const float* dh, const float* go,
-                                const float* ac, float* dac, float* do_)
-    void skdl_lstm_back_h_double(int u, const double* dh, const double* go,
-                                 const double* ac, double* dac, double* do_)
-    void skdl_lstm_back_c_float(int u, float* dc, const float* dc_h, const float* gi,
-                                const float* gf, const float* gg, const float* c_prev,
-                                float* di, float* df, float* dg)
-    void skdl_lstm_back_c_double(int u, double* dc, const double* dc_h, const double* gi,
-                                 const double* gf, const double* gg, const double* c_prev,
-                                 double* di, double* df, double* dg)
-    void skdl_gru_candidate_float(int u, const float* xw_n, const float* r_n,
-                                  const float* bh_n, const float* gr, float* gn,
-                                  float* hu_n)
-    void skdl_gru_candidate_double(int u, const double* xw_n, const double* r_n,
-                                   const double* bh_n, const double* gr, double* gn,
-                                   double* hu_n)
-    void skdl_gru_state_float(int u, const float* gz, const float* gn,
-                              const float* h_prev, float* h)
-    void skdl_gru_state_double(int u, const double* gz, const double* gn,
-                               const double* h_prev, double* h)
-    void skdl_gru_back_h_float(int u, const float* dh, const float* gz, const float* gn,
-                               const float* h_prev, float* dn, float* dz,
-                               float* dh_direct)
-    void skdl_gru_back_h_double(int u, const double* dh, const double* gz,
-                                const double* gn, const double* h_prev, double* dn,
-                                double* dz, double* dh_direct)
-    void skdl_gru_back_n_float(int u, const float* da_n, const float* gr,
-                               const float* hu_n, float* dgh_n, float* dr)
-    void skdl_gru_back_n_double(int u, const double* da_n, const double* gr,
-                                const double* hu_n, double* dgh_n, double* dr)
+    void skdl_add3(int m, const void* a, const void* b, const void* c, void* out)
+    void skdl_lstm_state(int u, const void* gi, const void* gf, const void* gg,
+                         const void* c_prev, void* c)
+    void skdl_mul(int m, const void* a, const void* b, void* out)
+    void skdl_lstm_back_h(int u, const void* dh, const void* go, const void* ac,
+                          void* dac, void* do_)
+    void skdl_lstm_back_c(int u, void* dc, const void* dc_h, const void* gi,
+                          const void* gf, const void* gg, const void* c_prev,
+                          void* di, void* df, void* dg)
+    void skdl_gru_candidate(int u, const void* xw_n, const void* r_n, const void* bh_n,
+                            const void* gr, void* gn, void* hu_n)
+    void skdl_gru_state(int u, const void* gz, const void* gn, const void* h_prev,
+                        void* h)
+    void skdl_gru_back_h(int u, const void* dh, const void* gz, const void* gn,
+                         const void* h_prev, void* dn, void* dz, void* dh_direct)
+    void skdl_gru_back_n(int u, const void* da_n, const void* gr, const void* hu_n,
+                         void* dgh_n, void* dr)
 
 
-cdef inline void _add3(int m, const floating* a, const floating* b, const floating* c,
-                       floating* out) noexcept nogil:
-    if floating is float:
-        skdl_add3_float(m, a, b, c, out)
-    else:
-        skdl_add3_double(m, a, b, c, out)
+# Forward steps: one sample, one step, all with one signature.
+#   xw: the input projection (read by APART cells; the others find it, with
+#       h_prev @ U added, in h or gates)
+#   r: h_prev @ U (APART cells), before the recurrent bias bh (or NULL)
+#   gates (G*u), extra (u), c, c_prev: NULL when the cell keeps none
+#   h: the new state (ONTO_STATE cells: holds xw + h_prev @ U on entry)
+cdef void _simple_forward(int act, double alpha, int ract, int u, const floating* xw,
+                          const floating* r, const floating* bh, const floating* h_prev,
+                          const floating* c_prev, floating* gates, floating* extra,
+                          floating* h, floating* c) noexcept nogil:
+    forward_row(act, alpha, h, h, u)
 
 
-cdef void _cell_forward(int cell, int act, double alpha, int ract, int u,
-                        const floating* xw, const floating* r, const floating* bh,
-                        const floating* h_prev, const floating* c_prev,
-                        floating* gates, floating* extra, floating* h,
-                        floating* c) noexcept nogil:
-    """One sample, one step.
+cdef void _lstm_forward(int act, double alpha, int ract, int u, const floating* xw,
+                        const floating* r, const floating* bh, const floating* h_prev,
+                        const floating* c_prev, floating* gates, floating* extra,
+                        floating* h, floating* c) noexcept nogil:
+    # gates hold xw + h_prev @ U on entry; (i, f, g, o) after their activations
+    # on exit; extra = act(c).
+    forward_row(ract, 0.0, gates, gates, 2 * u)                # i, f
+    forward_row(act, alpha, gates + 2 * u, gates + 2 * u, u)   # g
+    forward_row(ract, 0.0, gates + 3 * u, gates + 3 * u, u)    # o
+    skdl_lstm_state(u, gates, gates + u, gates + 2 * u, c_prev, c)
+    forward_row(act, alpha, c, extra, u)                       # extra = act(c)
+    skdl_mul(u, gates + 3 * u, extra, h)
 
-    SimpleRNN: h holds xw + h_prev @ U already; LSTM: gates does. GRU: r is
-    h_prev @ U (before the recurrent bias).
-    """
-    if cell == SIMPLE:
-        forward_row(act, alpha, h, h, u)
-    elif cell == LSTM:
-        forward_row(ract, 0.0, gates, gates, 2 * u)                # i, f
-        forward_row(act, alpha, gates + 2 * u, gates + 2 * u, u)   # g
-        forward_row(ract, 0.0, gates + 3 * u, gates + 3 * u, u)    # o
-        if floating is float:
-            skdl_lstm_state_float(u, gates, gates + u, gates + 2 * u, c_prev, c)
-        else:
-            skdl_lstm_state_double(u, gates, gates + u, gates + 2 * u, c_prev, c)
-        forward_row(act, alpha, c, extra, u)                       # extra = act(c)
-        if floating is float:
-            skdl_mul_float(u, gates + 3 * u, extra, h)
-        else:
-            skdl_mul_double(u, gates + 3 * u, extra, h)
-    else:  # GRU, reset-after: n = act(xw_n + r * (h U_n + b_hn))
-        _add3(2 * u, xw, r, bh, gates)
-        forward_row(ract, 0.0, gates, gates, 2 * u)                # r, z
-        if floating is float:
-            skdl_gru_candidate_float(u, xw + 2 * u, r + 2 * u,
-                                     bh + 2 * u if bh != NULL else NULL, gates,
-                                     gates + 2 * u, extra)
-        else:
-            skdl_gru_candidate_double(u, xw + 2 * u, r + 2 * u,
-                                      bh + 2 * u if bh != NULL else NULL, gates,
-                                      gates + 2 * u, extra)
-        forward_row(act, alpha, gates + 2 * u, gates + 2 * u, u)
-        if floating is float:
-            skdl_gru_state_float(u, gates + u, gates + 2 * u, h_prev, h)
-        else:
-            skdl_gru_state_double(u, gates + u, gates + 2 * u, h_prev, h)
+
+cdef void _gru_forward(int act, double alpha, int ract, int u, const floating* xw,
+                       const floating* r, const floating* bh, const floating* h_prev,
+                       const floating* c_prev, floating* gates, floating* extra,
+                       floating* h, floating* c) noexcept nogil:
+    # Reset-after: n = act(xw_n + r * (h U_n + b_hn)); extra = h U_n + b_hn.
+    skdl_add3(2 * u, xw, r, bh, gates)
+    forward_row(ract, 0.0, gates, gates, 2 * u)                # r, z
+    skdl_gru_candidate(u, xw + 2 * u, r + 2 * u, bh + 2 * u if bh != NULL else NULL,
+                       gates, gates + 2 * u, extra)
+    forward_row(act, alpha, gates + 2 * u, gates + 2 * u, u)
+    skdl_gru_state(u, gates + u, gates + 2 * u, h_prev, h)
+
+
+# Backward steps: the gate gradients of one sample at one step.
+#   dh: gradient reaching h_s; dc (cell state): gradient reaching c_s,
+#       replaced by the one for c_{s-1}
+#   dgx: input side; dgh: recurrent side (the same pointer as dgx unless the
+#       layout has a recurrent side); dh_direct (recurrent side only): the part
+#       of dh_{s-1} that does not go through U; tmp: 6*u scratch
+cdef void _simple_backward(int act, double alpha, int ract, int u, const floating* dh,
+                           floating* dc, const floating* h, const floating* h_prev,
+                           const floating* c_prev, const floating* gates,
+                           const floating* extra, floating* dgx, floating* dgh,
+                           floating* dh_direct, floating* tmp) noexcept nogil:
+    backward_row(act, alpha, h, dh, dgx, u)
+
+
+cdef void _lstm_backward(int act, double alpha, int ract, int u, const floating* dh,
+                         floating* dc, const floating* h, const floating* h_prev,
+                         const floating* c_prev, const floating* gates,
+                         const floating* extra, floating* dgx, floating* dgh,
+                         floating* dh_direct, floating* tmp) noexcept nogil:
+    # gates = (i, f, g, o); extra = act(c); h = o * act(c).
+    cdef floating* dpost = tmp          # gradients after the activations, 4u
+    cdef floating* dac = tmp + 4 * u    # of act(c), u
+    cdef floating* dch = tmp + 5 * u    # of c through h, u
+    skdl_lstm_back_h(u, dh, gates + 3 * u, extra, dac, dpost + 3 * u)
+    backward_row(act, alpha, extra, dac, dch, u)
+    skdl_lstm_back_c(u, dc, dch, gates, gates + u, gates + 2 * u, c_prev,
+                     dpost, dpost + u, dpost + 2 * u)
+    backward_row(ract, 0.0, gates, dpost, dgx, 2 * u)
+    backward_row(act, alpha, gates + 2 * u, dpost + 2 * u, dgx + 2 * u, u)
+    backward_row(ract, 0.0, gates + 3 * u, dpost + 3 * u, dgx + 3 * u, u)
+
+
+cdef void _gru_backward(int act, double alpha, int ract, int u, const floating* dh,
+                        floating* dc, const floating* h, const floating* h_prev,
+                        const floating* c_prev, const floating* gates,
+                        const floating* extra, floating* dgx, floating* dgh,
+                        floating* dh_direct, floating* tmp) noexcept nogil:
+    # gates = (r, z, n); extra = h_prev @ U_n + b_hn.
+    cdef floating* dpost = tmp          # gradients after the activations, 3u
+    skdl_gru_back_h(u, dh, gates + u, gates + 2 * u, h_prev, dpost, dpost + u, dh_direct)
+    backward_row(act, alpha, gates + 2 * u, dpost, dgx + 2 * u, u)        # d a_n
+    skdl_gru_back_n(u, dgx + 2 * u, gates, extra, dgh + 2 * u, dpost + 2 * u)
+    backward_row(ract, 0.0, gates + u, dpost + u, dgx + u, u)             # d a_z
+    backward_row(ract, 0.0, gates, dpost + 2 * u, dgx, u)                 # d a_r
+    memcpy(dgh, dgx, 2 * u * sizeof(floating))
 
 
 cdef inline void _project(int rows, int Gu, int k, const floating* x, Py_ssize_t ldx,
@@ -164,7 +233,7 @@ def recurrent_forward(int cell, int act, double alpha, int ract,
 
     Parameters
     ----------
-    cell : SIMPLE, GRU or LSTM
+    cell : int, a code of CELL_CODES
     act, ract : activation kinds (see _activations.pxd) of the candidate /
         output and of the gates; alpha is act's parameter
     U : (u, G*u) recurrent kernel (first: its dtype picks the version)
@@ -178,12 +247,16 @@ def recurrent_forward(int cell, int act, double alpha, int ract,
         the state after step s. Or (n, 2, u), used in turn (step s reads
         H[:, s % 2], writes H[:, (s+1) % 2]): inference that needs only the
         last state keeps two.
-    C : (n, T+1, u) or (n, 2, u) cell states (LSTM), or None
-    gates : (n, T, G*u) gate values after their activations (GRU, LSTM), or
-        (n, 1, G*u) rewritten at every step (inference), or None
+    C : (n, T+1, u) or (n, 2, u) cell states (layout's cell_state), or None
+    gates : (n, T, G*u) gate values after their activations (layout's
+        gate_arrays), or (n, 1, G*u) rewritten at every step (inference), or None
     extra : (n, T, u) or (n, 1, u): act(c) (LSTM), h @ U_n + b_hn (GRU), or None
     n_threads : int
     """
+    cdef CellLayout layout = _layout(cell)
+    cdef void (*step)(int, double, int, int, const floating*, const floating*,
+                      const floating*, const floating*, const floating*, floating*,
+                      floating*, floating*, floating*) noexcept nogil
     cdef bint has_xw = XW is not None
     cdef int n = H.shape[0], u = U.shape[0], Gu = U.shape[1]
     cdef int T = XW.shape[1] if has_xw else X.shape[1]
@@ -213,18 +286,42 @@ def recurrent_forward(int cell, int act, double alpha, int ract,
     cdef int cT = C.shape[1] if has_c else 1
     cdef int gT = gates.shape[1] if has_gates else 1
     cdef int eT = extra.shape[1] if has_extra else 1
-    cdef bint xw_in_gates
+    # Each step's products go to `dst` (rows ld apart): h @ U onto the input
+    # projection (copied or projected there first), or, apart, alone into the
+    # thread's r. dst = (start of the block's rows) + ((s + shift) % dlen) * dstep.
+    cdef bint apart = layout.hu_into == APART
+    cdef bint copy_xw
+    cdef floating* dst_base = NULL
+    cdef floating* dst0
+    cdef floating* dst
+    cdef Py_ssize_t ld = Gu, dstep = 0
+    cdef int shift = 0, dlen = 1
+    if ((layout.cell_state and not has_c)
+            or (layout.gate_arrays and not (has_gates and has_extra))):
+        raise ValueError("this cell needs the arrays C, gates and extra its layout keeps")
     if n == 0:
         return
+    if cell == SIMPLE:
+        step = _simple_forward
+    elif cell == GRU:
+        step = _gru_forward
+    else:
+        step = _lstm_forward
+    if layout.hu_into == ONTO_STATE:
+        dst_base, ld, shift, dlen, dstep = &H[0, 0, 0], hT * u, 1, hT, u
+    elif layout.hu_into == ONTO_GATES:
+        dst_base, ld, shift, dlen, dstep = &gates[0, 0, 0], gT * Gu, 0, gT, Gu
     # LSTM training passes the gates array as XW: the projections are
     # already where h @ U is added.
-    xw_in_gates = has_xw and has_gates and gT == T and &gates[0, 0, 0] == &XW[0, 0, 0]
+    copy_xw = has_xw and not apart and not (
+        has_gates and gT == T and &gates[0, 0, 0] == &XW[0, 0, 0])
     if bh is not None:
         bh_ptr = &bh[0]
     if not has_xw and b is not None:
         bias_ptr = &b[0]
-    # Per thread: h @ U (GRU) and the step's projections, rb x G*u each.
-    packed = _alloc(psize + wsize + <size_t> 2 * n_threads * rb * Gu, <floating*> NULL)
+    # Per thread: h @ U (apart) and the step's projections, rb x G*u each.
+    packed = <floating*> _alloc_bytes(
+        (psize + wsize + <size_t> 2 * n_threads * rb * Gu) * sizeof(floating))
     packed_w = packed + psize
     scratch = packed_w + wsize
     try:
@@ -244,36 +341,17 @@ def recurrent_forward(int cell, int act, double alpha, int ract,
                 rows = min(rb, n - i0)
                 r = scratch + <Py_ssize_t> 2 * t * rb * Gu
                 xw_rows = r + <Py_ssize_t> rb * Gu
+                dst0 = r if apart else dst_base + i0 * ld
                 for s in range(T):
-                    # SimpleRNN and LSTM add h @ U straight onto the input
-                    # projections, in H or the gates; GRU keeps h @ U apart
-                    # (its candidate multiplies part of it by the reset gate).
-                    if cell == SIMPLE:
-                        if has_xw:
-                            for i in range(i0, i0 + rows):
-                                memcpy(&H[i, (s + 1) % hT, 0], &XW[i, s, 0],
-                                       u * sizeof(floating))
-                        else:
-                            _project(rows, Gu, k, &X[i0, s, 0], T * k, packed_w, bias_ptr,
-                                     &H[i0, (s + 1) % hT, 0], hT * u)
-                        rowgemm(rows, u, u, &H[i0, s % hT, 0], hT * u, packed,
-                                &H[i0, (s + 1) % hT, 0], hT * u, True)
-                    elif cell == LSTM:
-                        if not has_xw:
-                            _project(rows, Gu, k, &X[i0, s, 0], T * k, packed_w, bias_ptr,
-                                     &gates[i0, s % gT, 0], gT * Gu)
-                        elif not xw_in_gates:
-                            for i in range(i0, i0 + rows):
-                                memcpy(&gates[i, s % gT, 0], &XW[i, s, 0],
-                                       Gu * sizeof(floating))
-                        rowgemm(rows, Gu, u, &H[i0, s % hT, 0], hT * u, packed,
-                                &gates[i0, s % gT, 0], gT * Gu, True)
-                    else:
-                        if not has_xw:
-                            _project(rows, Gu, k, &X[i0, s, 0], T * k, packed_w, bias_ptr,
-                                     xw_rows, Gu)
-                        rowgemm(rows, Gu, u, &H[i0, s % hT, 0], hT * u, packed, r, Gu,
-                                False)
+                    dst = dst0 + ((s + shift) % dlen) * dstep
+                    if not has_xw:
+                        _project(rows, Gu, k, &X[i0, s, 0], T * k, packed_w, bias_ptr,
+                                 xw_rows if apart else dst, Gu if apart else ld)
+                    elif copy_xw:
+                        for i in range(rows):
+                            memcpy(dst + i * ld, &XW[i0 + i, s, 0], Gu * sizeof(floating))
+                    rowgemm(rows, Gu, u, &H[i0, s % hT, 0], hT * u, packed, dst, ld,
+                            not apart)
                     for i in range(i0, i0 + rows):
                         c_prev = NULL
                         c_now = NULL
@@ -300,64 +378,11 @@ def recurrent_forward(int cell, int act, double alpha, int ract,
                             xw_i = &XW[i, s, 0]
                         else:
                             xw_i = xw_rows + <Py_ssize_t> (i - i0) * Gu
-                        _cell_forward(cell, act, alpha, ract, u, xw_i,
-                                      r + <Py_ssize_t> (i - i0) * Gu, bh_ptr,
-                                      &H[i, s % hT, 0], c_prev, g_ptr, e_ptr,
-                                      &H[i, (s + 1) % hT, 0], c_now)
+                        step(act, alpha, ract, u, xw_i, r + <Py_ssize_t> (i - i0) * Gu,
+                             bh_ptr, &H[i, s % hT, 0], c_prev, g_ptr, e_ptr,
+                             &H[i, (s + 1) % hT, 0], c_now)
     finally:
         free(packed)
-
-
-cdef void _cell_backward(int cell, int act, double alpha, int ract, int u,
-                         const floating* dh, floating* dc, const floating* h,
-                         const floating* h_prev, const floating* c_prev,
-                         const floating* gates, const floating* extra,
-                         floating* dgx, floating* dgh, floating* dh_direct,
-                         floating* tmp) noexcept nogil:
-    """Gate gradients of one sample at one step.
-
-    dh: gradient reaching h_s; dc (LSTM): gradient reaching c_s, replaced by
-    the one for c_{s-1}. Writes dgx (input side) and dgh (recurrent side,
-    GRU only: elsewhere dgh is dgx), and, GRU only, dh_direct: the part of
-    dh_{s-1} that does not go through U (z * dh). tmp: 6*u scratch.
-    """
-    cdef floating* dpost = tmp          # gradients after the activations, 4u
-    cdef floating* dac = tmp + 4 * u    # of act(c), u
-    cdef floating* dch = tmp + 5 * u    # of c through h, u
-    if cell == SIMPLE:
-        backward_row(act, alpha, h, dh, dgx, u)
-    elif cell == LSTM:
-        # gates = (i, f, g, o); extra = act(c); h = o * act(c).
-        if floating is float:
-            skdl_lstm_back_h_float(u, dh, gates + 3 * u, extra, dac, dpost + 3 * u)
-        else:
-            skdl_lstm_back_h_double(u, dh, gates + 3 * u, extra, dac, dpost + 3 * u)
-        backward_row(act, alpha, extra, dac, dch, u)
-        if floating is float:
-            skdl_lstm_back_c_float(u, dc, dch, gates, gates + u, gates + 2 * u, c_prev,
-                                   dpost, dpost + u, dpost + 2 * u)
-        else:
-            skdl_lstm_back_c_double(u, dc, dch, gates, gates + u, gates + 2 * u, c_prev,
-                                    dpost, dpost + u, dpost + 2 * u)
-        backward_row(ract, 0.0, gates, dpost, dgx, 2 * u)
-        backward_row(act, alpha, gates + 2 * u, dpost + 2 * u, dgx + 2 * u, u)
-        backward_row(ract, 0.0, gates + 3 * u, dpost + 3 * u, dgx + 3 * u, u)
-    else:  # GRU: gates = (r, z, n); extra = h_prev @ U_n + b_hn
-        if floating is float:
-            skdl_gru_back_h_float(u, dh, gates + u, gates + 2 * u, h_prev, dpost,
-                                  dpost + u, dh_direct)
-        else:
-            skdl_gru_back_h_double(u, dh, gates + u, gates + 2 * u, h_prev, dpost,
-                                   dpost + u, dh_direct)
-        backward_row(act, alpha, gates + 2 * u, dpost, dgx + 2 * u, u)        # d a_n
-        if floating is float:
-            skdl_gru_back_n_float(u, dgx + 2 * u, gates, extra, dgh + 2 * u, dpost + 2 * u)
-        else:
-            skdl_gru_back_n_double(u, dgx + 2 * u, gates, extra, dgh + 2 * u,
-                                   dpost + 2 * u)
-        backward_row(ract, 0.0, gates + u, dpost + u, dgx + u, u)             # d a_z
-        backward_row(ract, 0.0, gates, dpost + 2 * u, dgx, u)                 # d a_r
-        memcpy(dgh, dgx, 2 * u * sizeof(floating))
 
 
 def recurrent_backward(int cell, int act, double alpha, int ract,
@@ -370,15 +395,22 @@ def recurrent_backward(int cell, int act, double alpha, int ract,
 
     Parameters
     ----------
+    cell : int, a code of CELL_CODES
     dY : (n, T, u) gradient of the loss for each step's output h_s, or
         (n, 1, u) for the last step's only
     U, mask, H, C, gates, extra : as in :func:`recurrent_forward`
     dGx : (n, T, G*u) output: gradients of the gates' pre-activations, input
         side (for W, the input bias and the input)
-    dGh : (n, T, G*u) output, GRU only (recurrent side, for U and the
-        recurrent bias); None for the other cells, whose two sides are equal
+    dGh : (n, T, G*u) output, cells whose layout has a recurrent side (GRU:
+        for U and the recurrent bias); None for the others, whose two sides
+        are equal
     n_threads : int
     """
+    cdef CellLayout layout = _layout(cell)
+    cdef void (*step)(int, double, int, int, const floating*, floating*, const floating*,
+                      const floating*, const floating*, const floating*,
+                      const floating*, floating*, floating*, floating*,
+                      floating*) noexcept nogil
     cdef int n = dY.shape[0], T = dGx.shape[1], dT = dY.shape[1], u = dY.shape[2]
     cdef int Gu = dGx.shape[2], masked_rows
     cdef bint step_dy
@@ -401,12 +433,26 @@ def recurrent_backward(int cell, int act, double alpha, int ract,
     cdef const floating* g_ptr
     cdef const floating* e_ptr
     cdef bint has_mask = mask is not None
-    cdef bint is_gru = cell == GRU
+    # The recurrent side's gradients (for U and dh_{s-1}): their own array,
+    # or the input side's.
+    cdef bint own_side = layout.recurrent_side
+    cdef floating[:, :, ::1] dGr = dGh if own_side else dGx
     cdef bint has_c = C is not None, has_gates = gates is not None
     cdef bint has_extra = extra is not None
+    if own_side != (dGh is not None):
+        raise ValueError("dGh must be given exactly for cells with a recurrent side")
+    if ((layout.cell_state and not has_c)
+            or (layout.gate_arrays and not (has_gates and has_extra))):
+        raise ValueError("this cell needs the arrays C, gates and extra its layout keeps")
     if n == 0:
         return
-    packed = _alloc(psize + n_threads * per_thread, <floating*> NULL)
+    if cell == SIMPLE:
+        step = _simple_backward
+    elif cell == GRU:
+        step = _gru_backward
+    else:
+        step = _lstm_backward
+    packed = <floating*> _alloc_bytes((psize + n_threads * per_thread) * sizeof(floating))
     try:
         with nogil:
             # dh_{s-1} = dG_h @ U.T: pack U.T, (G*u, u), from U (u, G*u).
@@ -436,10 +482,10 @@ def recurrent_backward(int cell, int act, double alpha, int ract,
                         if step_dy:
                             for j in range(u):
                                 dh[k + j] = dY[i, s if dT == T else 0, j] + dh_next[k + j]
-                        gh_ptr = &dGh[i, s, 0] if is_gru else &dGx[i, s, 0]
+                        gh_ptr = &dGr[i, s, 0]
                         if has_mask and mask[i, s] == 0:
                             memset(&dGx[i, s, 0], 0, Gu * sizeof(floating))
-                            if is_gru:
+                            if own_side:
                                 memset(gh_ptr, 0, Gu * sizeof(floating))
                             # The state was carried: its gradient passes through.
                             memcpy(direct + k, cur + k, u * sizeof(floating))
@@ -448,25 +494,22 @@ def recurrent_backward(int cell, int act, double alpha, int ract,
                         c_prev = &C[i, s, 0] if has_c else NULL
                         g_ptr = &gates[i, s, 0] if has_gates else NULL
                         e_ptr = &extra[i, s, 0] if has_extra else NULL
-                        _cell_backward(cell, act, alpha, ract, u, cur + k, dc + k,
-                                       &H[i, s + 1, 0], &H[i, s, 0], c_prev, g_ptr,
-                                       e_ptr, &dGx[i, s, 0], gh_ptr, direct + k, tmp)
-                    # dh_{s-1} = dG_h @ U.T + the direct part (GRU's z * dh and
-                    # the pass-through of masked rows).
-                    if is_gru:
-                        rowgemm(rows, u, Gu, &dGh[i0, s, 0], T * Gu, packed, dh_next, u,
-                                False)
+                        step(act, alpha, ract, u, cur + k, dc + k, &H[i, s + 1, 0],
+                             &H[i, s, 0], c_prev, g_ptr, e_ptr, &dGx[i, s, 0], gh_ptr,
+                             direct + k, tmp)
+                    # dh_{s-1} = dG_h @ U.T + the direct part: the pass-through
+                    # of masked rows, and with a recurrent side every row's
+                    # (GRU's z * dh).
+                    rowgemm(rows, u, Gu, &dGr[i0, s, 0], T * Gu, packed, dh_next, u, False)
+                    if own_side:
                         for k in range(rows * u):
                             dh_next[k] = dh_next[k] + direct[k]
-                    else:
-                        rowgemm(rows, u, Gu, &dGx[i0, s, 0], T * Gu, packed, dh_next, u,
-                                False)
-                        if masked_rows:
-                            for i in range(i0, i0 + rows):
-                                if mask[i, s] == 0:
-                                    k = (i - i0) * u
-                                    for j in range(u):
-                                        dh_next[k + j] = dh_next[k + j] + direct[k + j]
+                    elif masked_rows:
+                        for i in range(i0, i0 + rows):
+                            if mask[i, s] == 0:
+                                k = (i - i0) * u
+                                for j in range(u):
+                                    dh_next[k + j] = dh_next[k + j] + direct[k + j]
     finally:
         free(packed)
 

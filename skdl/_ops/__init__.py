@@ -1,7 +1,8 @@
 """Operations: the only importer of :mod:`skdl._kernels`, one module per kernel
 family (``dense``, ``conv``, ``pool``, ``recurrent``, ``norm``, ``loss``,
 ``optim``, ``activations``; ``dropout`` and ``embedding`` are numpy only), with
-the checks they share in ``_checks`` and the thread choice in ``_threads``.
+the checks they share in ``_checks``, the thread choice in ``_threads`` and the
+recurrent cells' registry in ``cells``.
 
 Each op validates shapes and dtypes in Python and raises ``ValueError`` or
 ``TypeError`` before any ``nogil`` code runs, makes its inputs C-contiguous,
@@ -75,9 +76,9 @@ from .pool import (
     maxpool2d_backward,
     maxpool2d_forward,
 )
+from .cells import CELLS, Cell, get_cell
 from .recurrent import (
     GATE_ACTIVATIONS,
-    RECURRENT_GATES,
     RecurrentState,
     recurrent_backward,
     recurrent_forward,
@@ -86,8 +87,9 @@ from .recurrent import (
 __all__ = [
     "Window",
     "ACTIVATIONS",
+    "CELLS",
+    "Cell",
     "GATE_ACTIVATIONS",
-    "RECURRENT_GATES",
     "REGRESSION_LOSSES",
     "RecurrentState",
     "activation_backward",
@@ -125,6 +127,7 @@ __all__ = [
     "effective_n_threads",
     "embedding_backward",
     "embedding_indices",
+    "get_cell",
     "gradient_norm",
     "maxpool2d_backward",
     "maxpool2d_forward",

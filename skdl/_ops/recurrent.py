@@ -1,5 +1,6 @@
 """Recurrent ops (skdl._kernels._recurrent): SimpleRNN, GRU and LSTM time loops
-forward and backward, with masks and reversed directions.
+forward and backward, with masks and reversed directions. What differs between
+the cells comes from their :class:`~skdl._ops.cells.Cell` in ``CELLS``.
 """
 
 import numpy as np
@@ -9,11 +10,8 @@ from . import _threads
 from ._checks import _accumulation_dtype, _float_array, _weights
 from ._threads import ELEMENT_WORK
 from .activations import _activation_code, _alpha
+from .cells import CELLS, get_cell
 from .dense import dense_backward_input, dense_forward
-
-
-# Gate blocks per cell: SimpleRNN (a), GRU (r, z, n), LSTM (i, f, g, o).
-RECURRENT_GATES = dict(_recurrent.GATES)
 
 
 # Gates need an activation without a parameter and with a derivative that is
@@ -38,17 +36,16 @@ class RecurrentState:
         self.H, self.C, self.gates, self.extra, self.mask = H, C, gates, extra, mask
 
 
-def _recurrent_setup(cell, X, W, U, activation, recurrent_activation, alpha):
-    if cell not in RECURRENT_GATES:
-        raise ValueError(f"Unknown cell {cell!r}; expected one of {sorted(RECURRENT_GATES)}.")
+def _recurrent_setup(name, X, W, U, activation, recurrent_activation, alpha):
+    cell = get_cell(name)
     X = _float_array("X", X, ndim=3)
     W = _float_array("W", W, ndim=2, dtype=X.dtype)
     U = _float_array("U", U, ndim=2, dtype=X.dtype)
-    G = RECURRENT_GATES[cell]
+    G = cell.gates
     u = U.shape[0]
     if U.shape != (u, G * u) or W.shape != (X.shape[2], G * u):
         raise ValueError(
-            f"A {cell} cell of {u} units on {X.shape[2]} features needs W of shape "
+            f"A {name} cell of {u} units on {X.shape[2]} features needs W of shape "
             f"{(X.shape[2], G * u)} and U of shape {(u, G * u)}; got {W.shape} and {U.shape}."
         )
     if activation == "softmax":
@@ -59,7 +56,7 @@ def _recurrent_setup(cell, X, W, U, activation, recurrent_activation, alpha):
                          f"got {recurrent_activation!r}.")
     codes = (_activation_code(activation), _alpha(activation, alpha),
              _activation_code(recurrent_activation))
-    return X, W, U, G, u, codes
+    return cell, X, W, U, G, u, codes
 
 
 def _recurrent_work(X, U, projects_input):
@@ -91,9 +88,10 @@ def recurrent_forward(cell, X, W, U, b=None, bh=None, mask=None, activation="tan
 
     Parameters
     ----------
-    cell : {'simple', 'gru', 'lstm'}
+    cell : str, a name in ``CELLS`` ('simple', 'gru', 'lstm')
     X : ndarray of shape (n, T, k)
-    W : ndarray of shape (k, G*u), input kernel; G = 1, 3, 4 gate blocks
+    W : ndarray of shape (k, G*u), input kernel; G = the cell's gate blocks
+        (1, 3, 4)
     U : ndarray of shape (u, G*u), recurrent kernel
     b : ndarray of shape (G*u,) or None, input bias
     bh : ndarray of shape (G*u,) or None, recurrent bias (GRU's ``b_hn`` acts
@@ -115,12 +113,14 @@ def recurrent_forward(cell, X, W, U, b=None, bh=None, mask=None, activation="tan
     -------
     RecurrentState
     """
-    X, W, U, G, u, (act, alpha_, ract) = _recurrent_setup(
+    cell, X, W, U, G, u, (act, alpha_, ract) = _recurrent_setup(
         cell, X, W, U, activation, recurrent_activation, alpha)
     n, T, k = X.shape
     if bh is not None:
-        if cell != "gru":
-            raise ValueError("Only the GRU cell has a recurrent bias.")
+        if not cell.recurrent_bias:
+            raise ValueError(f"The {cell.name} cell has no recurrent bias; of the cells, "
+                             f"{sorted(c.name for c in CELLS.values() if c.recurrent_bias)} "
+                             "have one.")
         bh = _float_array("bh", bh, ndim=1, dtype=X.dtype)
         if bh.shape != (G * u,):
             raise ValueError(f"bh has shape {bh.shape}, expected {(G * u,)}.")
@@ -131,9 +131,9 @@ def recurrent_forward(cell, X, W, U, b=None, bh=None, mask=None, activation="tan
         raise ValueError(f"keep must be 'all', 'states' or 'last', got {keep!r}.")
     steps = T if keep == "all" else 1
     H = new("H", (n, 2 if keep == "last" else T + 1, u), dtype)
-    C = new("C", (n, T + 1 if keep == "all" else 2, u), dtype) if cell == "lstm" else None
-    gates = new("gates", (n, steps, G * u), dtype) if cell != "simple" else None
-    extra = new("extra", (n, steps, u), dtype) if cell != "simple" else None
+    C = new("C", (n, T + 1 if keep == "all" else 2, u), dtype) if cell.cell_state else None
+    gates = new("gates", (n, steps, G * u), dtype) if cell.gate_arrays else None
+    extra = new("extra", (n, steps, u), dtype) if cell.gate_arrays else None
     if b is not None:
         b = _float_array("b", b, ndim=1, dtype=dtype)
         if b.shape != (G * u,):
@@ -143,11 +143,11 @@ def recurrent_forward(cell, X, W, U, b=None, bh=None, mask=None, activation="tan
         # Training projects every step in one product; an LSTM straight into
         # its gates (the kernel adds h @ U there). Inference lets the kernel
         # project step by step, without the (n, T, G*u) array.
-        fused = cell == "lstm"
+        fused = cell.projects_into_gates
         XW = dense_forward(X.reshape(n * T, k), W, b,
                            out=(gates.reshape(n * T, G * u) if fused
                                 else new("XW", (n * T, G * u), dtype))).reshape(n, T, G * u)
-    _recurrent.recurrent_forward(_recurrent.CELLS[cell], act, alpha_, ract, U, XW, X, W, b,
+    _recurrent.recurrent_forward(cell.kernel_code, act, alpha_, ract, U, XW, X, W, b,
                                  bh, mask, H, C, gates, extra,
                                  _threads.threads_for(_recurrent_work(X, U, XW is None)))
     return RecurrentState(H, C, gates, extra, mask)
@@ -211,7 +211,7 @@ def recurrent_backward(cell, dY, X, W, U, state, sample_weight=None, scale=1.0,
     dbh : ndarray (G*u,), recurrent bias gradient (GRU; for the other cells it
         equals db)
     """
-    X, W, U, G, u, (act, alpha_, ract) = _recurrent_setup(
+    cell, X, W, U, G, u, (act, alpha_, ract) = _recurrent_setup(
         cell, X, W, U, activation, recurrent_activation, alpha)
     n, T, k = X.shape
     dY = _float_array("dY", dY, ndim=3, dtype=X.dtype)
@@ -221,8 +221,8 @@ def recurrent_backward(cell, dY, X, W, U, state, sample_weight=None, scale=1.0,
                          "keep='all'.")
     new = _new_array if scratch is None else scratch
     dGx = new("dGx", (n, T, G * u), X.dtype)
-    dGh = new("dGh", (n, T, G * u), X.dtype) if cell == "gru" else None
-    _recurrent.recurrent_backward(_recurrent.CELLS[cell], act, alpha_, ract, dY, U, state.mask,
+    dGh = new("dGh", (n, T, G * u), X.dtype) if cell.recurrent_bias else None
+    _recurrent.recurrent_backward(cell.kernel_code, act, alpha_, ract, dY, U, state.mask,
                                   state.H, state.C, state.gates, state.extra, dGx, dGh,
                                   _threads.threads_for(_recurrent_work(X, U, False)))
     rows_w = None if sample_weight is None else np.repeat(_weights(sample_weight, n), T)

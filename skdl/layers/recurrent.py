@@ -288,9 +288,8 @@ class RecurrentLayer(Layer):
                              "recurrent_kernel": spec.recurrent_initializer,
                              "bias": spec.bias_initializer,
                              "recurrent_bias": spec.bias_initializer}
-        G = _ops.RECURRENT_GATES[self.cell]
-        self.param_shapes = {"kernel": (features, G * units),
-                             "recurrent_kernel": (units, G * units)}
+        self.param_shapes = _ops.get_cell(self.cell).param_shapes(features, units,
+                                                                   spec.use_bias)
         kernel_penalty = regularizer_coefficients(spec.kernel_regularizer)
         recurrent_penalty = regularizer_coefficients(spec.recurrent_regularizer)
         self.weight_penalties = {
@@ -298,11 +297,12 @@ class RecurrentLayer(Layer):
             "recurrent_kernel": kernel_penalty if recurrent_penalty is None
             else recurrent_penalty,
         }
-        if spec.use_bias:
-            self.param_shapes["bias"] = (G * units,)
-            if self.cell == "gru":
-                self.param_shapes["recurrent_bias"] = (G * units,)
         self._cache = None
+
+    @property
+    def kind(self):
+        """str, the cell's layer name: 'SimpleRNN', 'GRU' or 'LSTM'."""
+        return _ops.get_cell(self.cell).title
 
     def initialize(self, rng):
         for key, shape in self.param_shapes.items():
@@ -379,26 +379,16 @@ class RecurrentLayer(Layer):
         self._cache = None
 
     def forward_flops(self):
-        """Per step ``2 * (features + units) * G * units`` for ``x W + h U``
-        (G = 1, 3, 4 gate blocks for SimpleRNN, GRU, LSTM), ``G * units`` per
-        bias vector (two for GRU), and per unit: SimpleRNN 1 (activation);
-        GRU 9 (3 activations, 2 for the reset ``r * (h U_n + b_hn)`` added to
-        ``x W_n``, 4 for ``(1 - z) * n + z * h``); LSTM 9 (4 gate activations,
-        3 for ``f * c + i * g``, 1 for ``act(c)``, 1 for ``o * act(c)``).
-        Linear activations count 0. Every step counts, masked or not."""
-        k, u = self.features, self.units
-        G = _ops.RECURRENT_GATES[self.cell]
-        act = 0 if self.activation == "linear" else 1
-        gate_act = 0 if self.recurrent_activation == "linear" else 1
-        per_step = 2 * (k + u) * G * u
-        per_step += sum(G * u for key in ("bias", "recurrent_bias")
-                        if key in self.param_shapes)
-        if self.cell == "simple":
-            per_step += act * u
-        elif self.cell == "gru":
-            per_step += (2 * gate_act + act) * u + 2 * u + 4 * u
-        else:  # lstm
-            per_step += (3 * gate_act + 2 * act) * u + 3 * u + u
+        """The cell's :meth:`~skdl._ops.Cell.forward_flops` per step (per step
+        ``2 * (features + units) * G * units`` for ``x W + h U``, ``G * units``
+        per bias vector, and per unit: SimpleRNN 1 (activation); GRU 9 (3
+        activations, 2 for the reset ``r * (h U_n + b_hn)`` added to ``x W_n``,
+        4 for ``(1 - z) * n + z * h``); LSTM 9 (4 gate activations, 3 for
+        ``f * c + i * g``, 1 for ``act(c)``, 1 for ``o * act(c)``); linear
+        activations count 0), times the steps, masked or not."""
+        per_step = _ops.get_cell(self.cell).forward_flops(
+            self.features, self.units, "bias" in self.param_shapes, self.activation,
+            self.recurrent_activation)
         return self.steps * per_step
 
 
