@@ -19,6 +19,12 @@ from setuptools.command.build_ext import build_ext
 
 KERNELS = ["_openmp", "_dense", "_activations", "_loss", "_optim", "_conv", "_pool",
            "_recurrent", "_norm"]
+# Headers and .pxd files an extension includes besides its .pyx, so editing
+# one rebuilds it.
+DEPENDS = {
+    "_conv": ["_im2col.h", "_window.h", "_window.pxd", "_generic.h"],
+    "_pool": ["_pool_loops.h", "_window.h", "_window.pxd", "_generic.h"],
+}
 OPENMP_PROBE = textwrap.dedent(
     """
     #include <omp.h>
@@ -110,6 +116,7 @@ def extensions():
             f"skdl._kernels.{name}",
             [os.path.join("skdl", "_kernels", f"{name}.pyx")],
             include_dirs=[np.get_include(), os.path.join("skdl", "_kernels")],
+            depends=[os.path.join("skdl", "_kernels", f) for f in DEPENDS.get(name, ())],
         )
         for name in KERNELS
     ]

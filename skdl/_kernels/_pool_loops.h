@@ -1,15 +1,168 @@
-/* Max pooling over 2x2 windows with stride 2 and no padding, the usual case,
- * written so GCC turns the comparisons into selects (and vectorizes them):
- * with branches, random data mispredicts every other window. Scan order and
- * strict comparisons are those of the general loop in _pool.pyx, so the
- * argmax is the same: the first maximum in row-major order. */
+/* Max and average pooling over windows of 1, 2 or 3 spatial axes
+ * (skdl_window, _window.h: three axes, the leading ones of size 1 for lower
+ * ranks), on planes [p0, p1) of a batch: plane p is one channel of one
+ * sample, in_vol inputs at x + p * in_vol and out_vol outputs. The caller's
+ * prange hands out blocks of planes, since a call per plane costs as much as
+ * a small plane's work.
+ *
+ * Windows may overlap (stride smaller than the pool) and may reach into
+ * leading and trailing padding, which never wins a max and is not counted in
+ * an average: each window is clipped to the input. Max pooling records the
+ * flat (C-order) input position of each window's first maximum; its
+ * backward pass and average pooling's add into each input plane in output
+ * order, so overlapping windows are summed in a fixed order.
+ *
+ * Each helper is one macro over its element type T, instantiated for float
+ * and double; the dispatcher of the same name picks the version from a
+ * pointer's type (_generic.h). */
 #ifndef SKDL_POOL_LOOPS_H
 #define SKDL_POOL_LOOPS_H
 
 #include <stddef.h>
 #include <string.h>
 
-#define SKDL_MAX_2X2_BODY                                                     \
+#include "_generic.h"
+#include "_window.h"
+
+/* Loops over the output positions of a plane, with the clipped window
+ * [lo_a, hi_a) on each axis a, `out` the output's offset and `count` the
+ * number of input positions in the window. */
+#define SKDL_POOL_WINDOWS(BODY)                                               \
+    for (int o0 = 0; o0 < w->output[0]; o0++) {                               \
+        int lo0 = skdl_window_lo(w, 0, o0), hi0 = skdl_window_hi(w, 0, o0);   \
+        for (int o1 = 0; o1 < w->output[1]; o1++) {                           \
+            int lo1 = skdl_window_lo(w, 1, o1), hi1 = skdl_window_hi(w, 1, o1); \
+            for (int o2 = 0; o2 < w->output[2]; o2++) {                       \
+                int lo2 = skdl_window_lo(w, 2, o2);                           \
+                int hi2 = skdl_window_hi(w, 2, o2);                           \
+                ptrdiff_t out = ((ptrdiff_t) o0 * w->output[1] + o1)          \
+                                * w->output[2] + o2;                          \
+                int count = (hi0 - lo0) * (hi1 - lo1) * (hi2 - lo2);          \
+                (void) count;                                                 \
+                BODY                                                          \
+            }                                                                 \
+        }                                                                     \
+    }
+
+/* The rows (i0, i1) of a clipped window, with `base` the flat position of
+ * (i0, i1, 0) in the plane; the caller loops over [lo2, hi2) in each. */
+#define SKDL_WINDOW_ROWS(BODY)                                                \
+    for (int i0 = lo0; i0 < hi0; i0++)                                        \
+        for (int i1 = lo1; i1 < hi1; i1++) {                                  \
+            int base = (i0 * w->input[1] + i1) * w->input[2];                 \
+            BODY                                                              \
+        }
+
+/* w: a copy of the caller's window, whose address does not escape, so the
+ * compiler knows the stores to outputs and argmax leave it unchanged. */
+#define SKDL_LOCAL_WINDOW const skdl_window w_local = *wp, *w = &w_local;
+
+/* Input positions [lo, hi) of output o's window on axis a, clipped. */
+static inline int skdl_window_lo(const skdl_window *w, int a, int o)
+{
+    int lo = o * w->stride[a] - w->pad[a];
+    return lo > 0 ? lo : 0;
+}
+
+static inline int skdl_window_hi(const skdl_window *w, int a, int o)
+{
+    int hi = o * w->stride[a] - w->pad[a] + w->size[a];
+    return hi < w->input[a] ? hi : w->input[a];
+}
+
+/* The maximum of each window and its flat input position: the first maximum
+ * in C order. The index is chosen through a mask, not a branch (GCC makes a
+ * select into a branch here): random data mispredicts. */
+#define SKDL_MAX_POOL(T)                                                      \
+static void skdl_max_pool_##T(const skdl_window *wp, const T *x, T *y, int *arg, \
+                              ptrdiff_t p0, ptrdiff_t p1)                     \
+{                                                                             \
+    SKDL_LOCAL_WINDOW                                                         \
+    ptrdiff_t in_vol = skdl_volume(w->input), out_vol = skdl_volume(w->output); \
+    for (ptrdiff_t p = p0; p < p1; p++) {                                     \
+        const T *xp = x + p * in_vol;                                         \
+        T *yp = y + p * out_vol;                                              \
+        int *ap = arg + p * out_vol;                                          \
+        SKDL_POOL_WINDOWS({                                                   \
+            int best = (lo0 * w->input[1] + lo1) * w->input[2] + lo2;         \
+            T best_value = xp[best];                                          \
+            SKDL_WINDOW_ROWS({                                                \
+                const T *row = xp + base;                                     \
+                for (int i2 = lo2; i2 < hi2; i2++) {                          \
+                    T value = row[i2];                                        \
+                    int take = -(value > best_value);                         \
+                    best = (best & ~take) | ((base + i2) & take);             \
+                    best_value = value > best_value ? value : best_value;     \
+                }                                                             \
+            })                                                                \
+            yp[out] = best_value;                                             \
+            ap[out] = best;                                                   \
+        })                                                                    \
+    }                                                                         \
+}
+
+/* Window means in float64, over the window's positions inside the input. */
+#define SKDL_AVG_POOL(T)                                                      \
+static void skdl_avg_pool_##T(const skdl_window *wp, const T *x, T *y,         \
+                              ptrdiff_t p0, ptrdiff_t p1)                     \
+{                                                                             \
+    SKDL_LOCAL_WINDOW                                                         \
+    ptrdiff_t in_vol = skdl_volume(w->input), out_vol = skdl_volume(w->output); \
+    for (ptrdiff_t p = p0; p < p1; p++) {                                     \
+        const T *xp = x + p * in_vol;                                         \
+        T *yp = y + p * out_vol;                                              \
+        SKDL_POOL_WINDOWS({                                                   \
+            double acc = 0.0;                                                 \
+            SKDL_WINDOW_ROWS({                                                \
+                const T *row = xp + base;                                     \
+                for (int i2 = lo2; i2 < hi2; i2++)                            \
+                    acc = acc + row[i2];                                      \
+            })                                                                \
+            yp[out] = (T) (acc / count);                                      \
+        })                                                                    \
+    }                                                                         \
+}
+
+/* The adjoint of skdl_avg_pool: each input plane zeroed, then each output's
+ * gradient shared over its window, outputs in C order. */
+#define SKDL_AVG_UNPOOL(T)                                                    \
+static void skdl_avg_unpool_##T(const skdl_window *wp, const T *dy, T *dx,     \
+                                ptrdiff_t p0, ptrdiff_t p1)                   \
+{                                                                             \
+    SKDL_LOCAL_WINDOW                                                         \
+    ptrdiff_t in_vol = skdl_volume(w->input), out_vol = skdl_volume(w->output); \
+    for (ptrdiff_t p = p0; p < p1; p++) {                                     \
+        T *dxp = dx + p * in_vol;                                             \
+        const T *g = dy + p * out_vol;                                        \
+        memset(dxp, 0, (size_t) in_vol * sizeof(T));                          \
+        SKDL_POOL_WINDOWS({                                                   \
+            T share = g[out] / count;                                         \
+            SKDL_WINDOW_ROWS({                                                \
+                T *row = dxp + base;                                          \
+                for (int i2 = lo2; i2 < hi2; i2++)                            \
+                    row[i2] += share;                                         \
+            })                                                                \
+        })                                                                    \
+    }                                                                         \
+}
+
+/* Max pooling over 2x2 windows with stride 2 and no padding of images (or of
+ * single-position depth), the usual case, written so GCC turns the
+ * comparisons into selects (and vectorizes them): with branches, random
+ * data mispredicts every other window. Scan order and strict comparisons
+ * are those of skdl_max_pool, so the argmax is the same: the first maximum
+ * in row-major order. */
+static inline int skdl_plain_2x2(const skdl_window *w)
+{
+    return w->input[0] == 1 && w->size[0] == 1 && w->size[1] == 2 && w->size[2] == 2
+        && w->stride[1] == 2 && w->stride[2] == 2 && w->pad[1] == 0 && w->pad[2] == 0
+        && 2 * w->output[1] <= w->input[1] && 2 * w->output[2] <= w->input[2];
+}
+
+#define SKDL_MAX_2X2(T)                                                       \
+static void skdl_max_2x2_##T(const T *restrict x, int W, T *restrict y,       \
+                             int *restrict arg, int OH, int OW)               \
+{                                                                             \
     for (int oh = 0; oh < OH; oh++) {                                         \
         const T *r0 = x + (ptrdiff_t) (2 * oh) * W;                           \
         const T *r1 = r0 + W;                                                 \
@@ -18,7 +171,7 @@
         for (int ow = 0; ow < OW; ow++) {                                     \
             T a = r0[2 * ow], b = r0[2 * ow + 1];                             \
             T c = r1[2 * ow], d = r1[2 * ow + 1];                             \
-            /* Index choices as masks: GCC keeps them branch-free. */      \
+            /* Index choices as masks: GCC keeps them branch-free. */         \
             int take_b = -(b > a);                                            \
             T m = b > a ? b : a;                                              \
             int off = take_b & 1;                                             \
@@ -31,43 +184,25 @@
             yrow[ow] = m;                                                     \
             arow[ow] = 2 * oh * W + 2 * ow + off;                             \
         }                                                                     \
-    }
-
-static void skdl_max_2x2_float(const float *restrict x, int W, float *restrict y,
-                               int *restrict arg, int OH, int OW)
-{
-    typedef float T;
-    SKDL_MAX_2X2_BODY
+    }                                                                         \
+}                                                                             \
+                                                                              \
+static void skdl_max_2x2_planes_##T(const skdl_window *w, const T *x, T *y,   \
+                                    int *arg, ptrdiff_t p0, ptrdiff_t p1)     \
+{                                                                             \
+    ptrdiff_t in_vol = skdl_volume(w->input), out_vol = skdl_volume(w->output); \
+    for (ptrdiff_t p = p0; p < p1; p++)                                       \
+        skdl_max_2x2_##T(x + p * in_vol, w->input[2], y + p * out_vol,        \
+                         arg + p * out_vol, w->output[1], w->output[2]);      \
 }
-
-static void skdl_max_2x2_double(const double *restrict x, int W, double *restrict y,
-                                int *restrict arg, int OH, int OW)
-{
-    typedef double T;
-    SKDL_MAX_2X2_BODY
-}
-
-/* Planes [p0, p1) of a batch, each plane in_size (H*W) inputs and out_size
- * (OH*OW) outputs: the caller's prange hands out blocks of planes, since a
- * call per plane costs as much as a small plane's work. */
-#define SKDL_MAX_2X2_PLANES(T)                                                \
-    static void skdl_max_2x2_planes_##T(const T *x, int W, ptrdiff_t in_size, \
-                                        T *y, int *arg, int OH, int OW,       \
-                                        ptrdiff_t out_size, ptrdiff_t p0,     \
-                                        ptrdiff_t p1)                         \
-    {                                                                         \
-        for (ptrdiff_t p = p0; p < p1; p++)                                   \
-            skdl_max_2x2_##T(x + p * in_size, W, y + p * out_size,            \
-                             arg + p * out_size, OH, OW);                     \
-    }
-
-SKDL_MAX_2X2_PLANES(float)
-SKDL_MAX_2X2_PLANES(double)
 
 /* Max pooling's backward pass on planes [p0, p1): each input plane zeroed,
- * then every output's gradient added at its argmax, outputs in row-major
- * order (overlapping windows sum in that fixed order). */
-#define SKDL_MAX_UNPOOL_BODY                                                  \
+ * then every output's gradient added at its argmax, outputs in C order. */
+#define SKDL_MAX_UNPOOL(T)                                                    \
+static void skdl_max_unpool_##T(const T *restrict dy, const int *restrict arg, \
+                                T *restrict dx, ptrdiff_t in_size,            \
+                                ptrdiff_t out_size, ptrdiff_t p0, ptrdiff_t p1) \
+{                                                                             \
     memset(dx + p0 * in_size, 0, (size_t) ((p1 - p0) * in_size) * sizeof(T)); \
     for (ptrdiff_t p = p0; p < p1; p++) {                                     \
         T *plane = dx + p * in_size;                                          \
@@ -75,22 +210,28 @@ SKDL_MAX_2X2_PLANES(double)
         const int *pos = arg + p * out_size;                                  \
         for (ptrdiff_t o = 0; o < out_size; o++)                              \
             plane[pos[o]] += g[o];                                            \
-    }
-
-static void skdl_max_unpool_float(const float *restrict dy, const int *restrict arg,
-                                  float *restrict dx, ptrdiff_t in_size,
-                                  ptrdiff_t out_size, ptrdiff_t p0, ptrdiff_t p1)
-{
-    typedef float T;
-    SKDL_MAX_UNPOOL_BODY
+    }                                                                         \
 }
 
-static void skdl_max_unpool_double(const double *restrict dy, const int *restrict arg,
-                                   double *restrict dx, ptrdiff_t in_size,
-                                   ptrdiff_t out_size, ptrdiff_t p0, ptrdiff_t p1)
-{
-    typedef double T;
-    SKDL_MAX_UNPOOL_BODY
-}
+SKDL_MAX_POOL(float)
+SKDL_MAX_POOL(double)
+SKDL_AVG_POOL(float)
+SKDL_AVG_POOL(double)
+SKDL_AVG_UNPOOL(float)
+SKDL_AVG_UNPOOL(double)
+SKDL_MAX_2X2(float)
+SKDL_MAX_2X2(double)
+SKDL_MAX_UNPOOL(float)
+SKDL_MAX_UNPOOL(double)
+
+#define skdl_max_pool(w, x, y, arg, p0, p1) \
+    SKDL_BY_TYPE(skdl_max_pool, x)(w, x, y, arg, p0, p1)
+#define skdl_avg_pool(w, x, y, p0, p1) SKDL_BY_TYPE(skdl_avg_pool, x)(w, x, y, p0, p1)
+#define skdl_avg_unpool(w, dy, dx, p0, p1) \
+    SKDL_BY_TYPE(skdl_avg_unpool, dy)(w, dy, dx, p0, p1)
+#define skdl_max_2x2_planes(w, x, y, arg, p0, p1) \
+    SKDL_BY_TYPE(skdl_max_2x2_planes, x)(w, x, y, arg, p0, p1)
+#define skdl_max_unpool(dy, arg, dx, in_size, out_size, p0, p1) \
+    SKDL_BY_TYPE(skdl_max_unpool, dy)(dy, arg, dx, in_size, out_size, p0, p1)
 
 #endif
