@@ -10,7 +10,6 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from _threads import one_thread, two_threads
 from skdl import Conv1D, _ops, _reference
-from skdl._kernels import _conv
 from skdl._network import build_layers
 
 Window = _ops.Window
@@ -130,17 +129,6 @@ def test_a_rank_1_window_computes_what_a_height_1_image_did(dtype):
     ]
     for signal, image_result in pairs:
         assert_array_equal(signal, image_result)
-
-
-@pytest.fixture(params=["channels_last", "planes"])
-def unfolding(request):
-    """Each way the conv kernels unfold an input (chosen by its channel count)."""
-    default = _conv.patch_rows_min_channels()
-    _conv.patch_rows_min_channels(1 if request.param == "channels_last" else 2**30)
-    try:
-        yield request.param
-    finally:
-        _conv.patch_rows_min_channels(default)
 
 
 VOLUMES = [

@@ -35,24 +35,6 @@
 #define SKDL_NO_MEMCPY_IDIOM
 #endif
 
-/* The window's fields as constants of the helper (I input, O output, K size,
- * S stride, D dilation, P leading padding, E padded extent; 0, 1, 2 the axes),
- * and the sizes of one channel's input and of its padded copy. */
-#define SKDL_WINDOW_LOCALS                                                    \
-    const int I0 = w->input[0], I1 = w->input[1], I2 = w->input[2];           \
-    const int O0 = w->output[0], O1 = w->output[1], O2 = w->output[2];        \
-    const int K0 = w->size[0], K1 = w->size[1], K2 = w->size[2];              \
-    const int S0 = w->stride[0], S1 = w->stride[1], S2 = w->stride[2];        \
-    const int D0 = w->dilation[0], D1 = w->dilation[1], D2 = w->dilation[2];  \
-    const int P0 = w->pad[0], P1 = w->pad[1], P2 = w->pad[2];                 \
-    const int E1 = w->extent[1], E2 = w->extent[2];                           \
-    const ptrdiff_t in_vol = skdl_volume(w->input);                           \
-    const ptrdiff_t pad_vol = skdl_volume(w->extent);                         \
-    (void) I0; (void) O0; (void) O1; (void) O2; (void) K0; (void) K1;         \
-    (void) K2; (void) S0; (void) S1; (void) S2; (void) D0; (void) D1;         \
-    (void) D2; (void) P0; (void) P1; (void) P2; (void) E1; (void) E2;         \
-    (void) in_vol; (void) pad_vol;
-
 /* Offset of input position (r0, r1, r2) in the padded copy (r: input
  * coordinates, before the padding is added). */
 #define SKDL_PADDED_AT(r0, r1, r2)                                            \

@@ -24,19 +24,69 @@
 #include "_generic.h"
 #include "_window.h"
 
+/* Leading axes a window does not move along (one input and output position,
+ * a window of 1, no padding): 2 for a signal's, 1 for an image's, 0 for a
+ * volume's. The loops below take it as a constant `lead` (each is compiled
+ * for 0, 1 and 2, see SKDL_BY_LEAD), so the loops over those axes vanish and
+ * a signal or an image runs the loops it ran when pools were 2-D. */
+static inline int skdl_window_lead(const skdl_window *w)
+{
+    int lead = 0;
+    while (lead < 2 && w->input[lead] == 1 && w->output[lead] == 1
+           && w->size[lead] == 1 && w->pad[lead] == 0)
+        lead++;
+    return lead;
+}
+
+/* F(..., lead) with lead the constant skdl_window_lead(w). */
+#define SKDL_BY_LEAD(w, F, ...)                                               \
+    switch (skdl_window_lead(w)) {                                            \
+    case 2: F(__VA_ARGS__, 2); break;                                         \
+    case 1: F(__VA_ARGS__, 1); break;                                         \
+    default: F(__VA_ARGS__, 0);                                               \
+    }
+
+/* The loops are compiled each on its own (not inlined into the caller's
+ * loop over blocks, where one function holding all of them ran 15-30%
+ * slower), each with its `lead` versions inlined. */
+#if defined(__GNUC__)
+#define SKDL_ALWAYS_INLINE __attribute__((always_inline)) inline
+#define SKDL_NOINLINE __attribute__((noinline))
+#else
+#define SKDL_ALWAYS_INLINE inline
+#define SKDL_NOINLINE
+#endif
+
+/* Windows' rows are a few values: GCC's vectorized version of the adding
+ * loop (with its checks and remainders) is slower there than the plain one. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define SKDL_SCALAR_LOOPS __attribute__((optimize("no-tree-vectorize")))
+#else
+#define SKDL_SCALAR_LOOPS
+#endif
+
+/* Input positions [lo, hi) of output o's window on axis a (stride S, leading
+ * padding P, window K, input I), clipped to the input. */
+#define SKDL_CLIP_LO(o, S, P) ((o) * (S) - (P) > 0 ? (o) * (S) - (P) : 0)
+#define SKDL_CLIP_HI(o, S, P, K, I) \
+    ((o) * (S) - (P) + (K) < (I) ? (o) * (S) - (P) + (K) : (I))
+
 /* Loops over the output positions of a plane, with the clipped window
  * [lo_a, hi_a) on each axis a, `out` the output's offset and `count` the
- * number of input positions in the window. */
+ * number of input positions in the window; on a lead axis (see
+ * skdl_window_lead) one position and window [0, 1), as constants. */
 #define SKDL_POOL_WINDOWS(BODY)                                               \
-    for (int o0 = 0; o0 < w->output[0]; o0++) {                               \
-        int lo0 = skdl_window_lo(w, 0, o0), hi0 = skdl_window_hi(w, 0, o0);   \
-        for (int o1 = 0; o1 < w->output[1]; o1++) {                           \
-            int lo1 = skdl_window_lo(w, 1, o1), hi1 = skdl_window_hi(w, 1, o1); \
-            for (int o2 = 0; o2 < w->output[2]; o2++) {                       \
-                int lo2 = skdl_window_lo(w, 2, o2);                           \
-                int hi2 = skdl_window_hi(w, 2, o2);                           \
-                ptrdiff_t out = ((ptrdiff_t) o0 * w->output[1] + o1)          \
-                                * w->output[2] + o2;                          \
+    const int n0 = lead > 0 ? 1 : O0, n1 = lead > 1 ? 1 : O1;                 \
+    for (int o0 = 0; o0 < n0; o0++) {                                         \
+        int lo0 = lead > 0 ? 0 : SKDL_CLIP_LO(o0, S0, P0);                    \
+        int hi0 = lead > 0 ? 1 : SKDL_CLIP_HI(o0, S0, P0, K0, I0);            \
+        for (int o1 = 0; o1 < n1; o1++) {                                     \
+            int lo1 = lead > 1 ? 0 : SKDL_CLIP_LO(o1, S1, P1);                \
+            int hi1 = lead > 1 ? 1 : SKDL_CLIP_HI(o1, S1, P1, K1, I1);        \
+            for (int o2 = 0; o2 < O2; o2++) {                                 \
+                int lo2 = SKDL_CLIP_LO(o2, S2, P2);                           \
+                int hi2 = SKDL_CLIP_HI(o2, S2, P2, K2, I2);                   \
+                ptrdiff_t out = ((ptrdiff_t) o0 * n1 + o1) * O2 + o2;         \
                 int count = (hi0 - lo0) * (hi1 - lo1) * (hi2 - lo2);          \
                 (void) count;                                                 \
                 BODY                                                          \
@@ -49,42 +99,36 @@
 #define SKDL_WINDOW_ROWS(BODY)                                                \
     for (int i0 = lo0; i0 < hi0; i0++)                                        \
         for (int i1 = lo1; i1 < hi1; i1++) {                                  \
-            int base = (i0 * w->input[1] + i1) * w->input[2];                 \
+            int base = (i0 * (lead > 1 ? 1 : I1) + i1) * I2;                  \
             BODY                                                              \
         }
 
-/* w: a copy of the caller's window, whose address does not escape, so the
- * compiler knows the stores to outputs and argmax leave it unchanged. */
-#define SKDL_LOCAL_WINDOW const skdl_window w_local = *wp, *w = &w_local;
-
-/* Input positions [lo, hi) of output o's window on axis a, clipped. */
-static inline int skdl_window_lo(const skdl_window *w, int a, int o)
-{
-    int lo = o * w->stride[a] - w->pad[a];
-    return lo > 0 ? lo : 0;
-}
-
-static inline int skdl_window_hi(const skdl_window *w, int a, int o)
-{
-    int hi = o * w->stride[a] - w->pad[a] + w->size[a];
-    return hi < w->input[a] ? hi : w->input[a];
-}
+/* For each plane p in [p0, p1): BODY with `in` and `out0` the offsets of its
+ * input and output (p * in_vol, p * out_vol) and the window's fields as
+ * constants (SKDL_WINDOW_LOCALS), which the compiler keeps in registers:
+ * the stores to outputs cannot change them. */
+#define SKDL_EACH_PLANE(BODY)                                                 \
+    SKDL_WINDOW_LOCALS                                                        \
+    const ptrdiff_t out_vol = skdl_volume(w->output);                         \
+    for (ptrdiff_t p = p0; p < p1; p++) {                                     \
+        ptrdiff_t in = p * in_vol, out0 = p * out_vol;                        \
+        BODY                                                                  \
+    }
 
 /* The maximum of each window and its flat input position: the first maximum
  * in C order. The index is chosen through a mask, not a branch (GCC makes a
  * select into a branch here): random data mispredicts. */
 #define SKDL_MAX_POOL(T)                                                      \
-static void skdl_max_pool_##T(const skdl_window *wp, const T *x, T *y, int *arg, \
-                              ptrdiff_t p0, ptrdiff_t p1)                     \
+static SKDL_ALWAYS_INLINE void skdl_max_pool_at_##T(                           \
+    const skdl_window *w, const T *x, T *y, int *arg, ptrdiff_t p0, ptrdiff_t p1, \
+    const int lead)                                                           \
 {                                                                             \
-    SKDL_LOCAL_WINDOW                                                         \
-    ptrdiff_t in_vol = skdl_volume(w->input), out_vol = skdl_volume(w->output); \
-    for (ptrdiff_t p = p0; p < p1; p++) {                                     \
-        const T *xp = x + p * in_vol;                                         \
-        T *yp = y + p * out_vol;                                              \
-        int *ap = arg + p * out_vol;                                          \
+    SKDL_EACH_PLANE({                                                         \
+        const T *xp = x + in;                                                 \
+        T *yp = y + out0;                                                     \
+        int *ap = arg + out0;                                                 \
         SKDL_POOL_WINDOWS({                                                   \
-            int best = (lo0 * w->input[1] + lo1) * w->input[2] + lo2;         \
+            int best = (lo0 * I1 + lo1) * I2 + lo2;                           \
             T best_value = xp[best];                                          \
             SKDL_WINDOW_ROWS({                                                \
                 const T *row = xp + base;                                     \
@@ -98,19 +142,24 @@ static void skdl_max_pool_##T(const skdl_window *wp, const T *x, T *y, int *arg,
             yp[out] = best_value;                                             \
             ap[out] = best;                                                   \
         })                                                                    \
-    }                                                                         \
+    })                                                                        \
+}                                                                             \
+                                                                              \
+static SKDL_NOINLINE void skdl_max_pool_##T(const skdl_window *w, const T *x, T *y, int *arg, \
+                              ptrdiff_t p0, ptrdiff_t p1)                     \
+{                                                                             \
+    SKDL_BY_LEAD(w, skdl_max_pool_at_##T, w, x, y, arg, p0, p1)             \
 }
 
 /* Window means in float64, over the window's positions inside the input. */
 #define SKDL_AVG_POOL(T)                                                      \
-static void skdl_avg_pool_##T(const skdl_window *wp, const T *x, T *y,         \
-                              ptrdiff_t p0, ptrdiff_t p1)                     \
+static SKDL_ALWAYS_INLINE void skdl_avg_pool_at_##T(                           \
+    const skdl_window *w, const T *x, T *y, ptrdiff_t p0, ptrdiff_t p1,      \
+    const int lead)                                                           \
 {                                                                             \
-    SKDL_LOCAL_WINDOW                                                         \
-    ptrdiff_t in_vol = skdl_volume(w->input), out_vol = skdl_volume(w->output); \
-    for (ptrdiff_t p = p0; p < p1; p++) {                                     \
-        const T *xp = x + p * in_vol;                                         \
-        T *yp = y + p * out_vol;                                              \
+    SKDL_EACH_PLANE({                                                         \
+        const T *xp = x + in;                                                 \
+        T *yp = y + out0;                                                     \
         SKDL_POOL_WINDOWS({                                                   \
             double acc = 0.0;                                                 \
             SKDL_WINDOW_ROWS({                                                \
@@ -120,20 +169,25 @@ static void skdl_avg_pool_##T(const skdl_window *wp, const T *x, T *y,         \
             })                                                                \
             yp[out] = (T) (acc / count);                                      \
         })                                                                    \
-    }                                                                         \
+    })                                                                        \
+}                                                                             \
+                                                                              \
+static SKDL_NOINLINE void skdl_avg_pool_##T(const skdl_window *w, const T *x, T *y,         \
+                              ptrdiff_t p0, ptrdiff_t p1)                     \
+{                                                                             \
+    SKDL_BY_LEAD(w, skdl_avg_pool_at_##T, w, x, y, p0, p1)                  \
 }
 
 /* The adjoint of skdl_avg_pool: each input plane zeroed, then each output's
  * gradient shared over its window, outputs in C order. */
 #define SKDL_AVG_UNPOOL(T)                                                    \
-static void skdl_avg_unpool_##T(const skdl_window *wp, const T *dy, T *dx,     \
-                                ptrdiff_t p0, ptrdiff_t p1)                   \
+static SKDL_ALWAYS_INLINE SKDL_SCALAR_LOOPS void skdl_avg_unpool_at_##T(                         \
+    const skdl_window *w, const T *dy, T *dx, ptrdiff_t p0, ptrdiff_t p1,    \
+    const int lead)                                                           \
 {                                                                             \
-    SKDL_LOCAL_WINDOW                                                         \
-    ptrdiff_t in_vol = skdl_volume(w->input), out_vol = skdl_volume(w->output); \
-    for (ptrdiff_t p = p0; p < p1; p++) {                                     \
-        T *dxp = dx + p * in_vol;                                             \
-        const T *g = dy + p * out_vol;                                        \
+    SKDL_EACH_PLANE({                                                         \
+        T *dxp = dx + in;                                                     \
+        const T *g = dy + out0;                                               \
         memset(dxp, 0, (size_t) in_vol * sizeof(T));                          \
         SKDL_POOL_WINDOWS({                                                   \
             T share = g[out] / count;                                         \
@@ -143,7 +197,13 @@ static void skdl_avg_unpool_##T(const skdl_window *wp, const T *dy, T *dx,     \
                     row[i2] += share;                                         \
             })                                                                \
         })                                                                    \
-    }                                                                         \
+    })                                                                        \
+}                                                                             \
+                                                                              \
+static SKDL_NOINLINE SKDL_SCALAR_LOOPS void skdl_avg_unpool_##T(const skdl_window *w, const T *dy, T *dx,     \
+                                ptrdiff_t p0, ptrdiff_t p1)                   \
+{                                                                             \
+    SKDL_BY_LEAD(w, skdl_avg_unpool_at_##T, w, dy, dx, p0, p1)              \
 }
 
 /* Max pooling over 2x2 windows with stride 2 and no padding of images (or of
@@ -187,19 +247,18 @@ static void skdl_max_2x2_##T(const T *restrict x, int W, T *restrict y,       \
     }                                                                         \
 }                                                                             \
                                                                               \
-static void skdl_max_2x2_planes_##T(const skdl_window *w, const T *x, T *y,   \
+static SKDL_NOINLINE void skdl_max_2x2_planes_##T(const skdl_window *w, const T *x, T *y,  \
                                     int *arg, ptrdiff_t p0, ptrdiff_t p1)     \
 {                                                                             \
-    ptrdiff_t in_vol = skdl_volume(w->input), out_vol = skdl_volume(w->output); \
-    for (ptrdiff_t p = p0; p < p1; p++)                                       \
-        skdl_max_2x2_##T(x + p * in_vol, w->input[2], y + p * out_vol,        \
-                         arg + p * out_vol, w->output[1], w->output[2]);      \
+    SKDL_EACH_PLANE({                                                         \
+        skdl_max_2x2_##T(x + in, I2, y + out0, arg + out0, O1, O2);           \
+    })                                                                        \
 }
 
 /* Max pooling's backward pass on planes [p0, p1): each input plane zeroed,
  * then every output's gradient added at its argmax, outputs in C order. */
 #define SKDL_MAX_UNPOOL(T)                                                    \
-static void skdl_max_unpool_##T(const T *restrict dy, const int *restrict arg, \
+static SKDL_NOINLINE void skdl_max_unpool_##T(const T *restrict dy, const int *restrict arg, \
                                 T *restrict dx, ptrdiff_t in_size,            \
                                 ptrdiff_t out_size, ptrdiff_t p0, ptrdiff_t p1) \
 {                                                                             \

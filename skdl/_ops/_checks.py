@@ -344,10 +344,16 @@ class Window(NamedTuple):
         rank, then input, output, window size, strides, leading padding and
         dilation, each right-aligned in 3 entries (the axes a rank-1 or -2
         window lacks lead with one position, no padding)."""
-        lead = MAX_RANK - self.rank
+        return _kernel_args(self)
 
-        def three(values, fill=1):
-            return (fill,) * lead + tuple(values)
-        return ((self.rank,) + three(self.in_shape) + three(self.out_shape)
-                + three(self.size) + three(self.strides)
-                + three((before for before, _ in self.padding), 0) + three(self.dilation))
+
+@functools.lru_cache(maxsize=256)
+def _kernel_args(window):
+    # Memoized: an op that is not bound asks for it at every call.
+    lead = MAX_RANK - window.rank
+
+    def three(values, fill=1):
+        return (fill,) * lead + tuple(values)
+    return ((window.rank,) + three(window.in_shape) + three(window.out_shape)
+            + three(window.size) + three(window.strides)
+            + three((before for before, _ in window.padding), 0) + three(window.dilation))
