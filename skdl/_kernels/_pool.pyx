@@ -141,13 +141,7 @@ def avgpool2d_forward(const floating[:, :, ::1] X, floating[:, :, ::1] Y,
     geometry : tuple, ``Window.kernel_args()``
     n_threads : int
     """
-    cdef skdl_window w
-    _check(&w, geometry, X.shape[2], Y.shape[2])
-    if X.shape[0] * X.shape[1] == 0 or Y.shape[2] == 0:
-        return
-    with nogil:
-        _run(AVG_PLANES, AVGPOOL2D_FORWARD, &w, &X[0, 0, 0], &Y[0, 0, 0], NULL,
-             X.shape[0] * X.shape[1], X.shape[2], Y.shape[2], n_threads)
+    _average(AVG_PLANES, X, Y, X.shape[2], Y.shape[2], geometry, n_threads)
 
 
 def avgpool2d_backward(const floating[:, :, ::1] dY, floating[:, :, ::1] dX,
@@ -161,10 +155,20 @@ def avgpool2d_backward(const floating[:, :, ::1] dY, floating[:, :, ::1] dX,
     geometry : tuple, ``Window.kernel_args()``
     n_threads : int
     """
+    _average(AVG_UNPOOL, dY, dX, dX.shape[2], dY.shape[2], geometry, n_threads)
+
+
+cdef int _average(PoolLoop loop, const floating[:, :, ::1] src, floating[:, :, ::1] dst,
+                  Py_ssize_t in_size, Py_ssize_t out_size, tuple geometry,
+                  int n_threads) except -1:
+    """Average pooling (AVG_PLANES: src the input, dst the output) or its
+    adjoint (AVG_UNPOOL: src the output gradient, dst the input's)."""
     cdef skdl_window w
-    _check(&w, geometry, dX.shape[2], dY.shape[2])
-    if dX.shape[0] * dX.shape[1] == 0 or dX.shape[2] == 0:
-        return
+    _check(&w, geometry, in_size, out_size)
+    if src.shape[0] * src.shape[1] == 0 or dst.shape[2] == 0:
+        return 0
     with nogil:
-        _run(AVG_UNPOOL, AVGPOOL2D_BACKWARD, &w, &dY[0, 0, 0], &dX[0, 0, 0], NULL,
-             dX.shape[0] * dX.shape[1], dX.shape[2], dY.shape[2], n_threads)
+        _run(loop, AVGPOOL2D_FORWARD if loop == AVG_PLANES else AVGPOOL2D_BACKWARD, &w,
+             &src[0, 0, 0], &dst[0, 0, 0], NULL, src.shape[0] * src.shape[1], in_size,
+             out_size, n_threads)
+    return 0
