@@ -15,7 +15,7 @@ from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
 
 from ._openmp cimport (AVGPOOL2D_BACKWARD, AVGPOOL2D_FORWARD, MAXPOOL2D_BACKWARD,
-                       MAXPOOL2D_FORWARD, Kernel, note_thread)
+                       MAXPOOL2D_FORWARD, note_thread)
 from ._window cimport fill_window, skdl_volume, skdl_window
 
 
@@ -40,14 +40,6 @@ cdef extern from "_pool_loops.h" nogil:
 cdef int PLANE_BLOCK = 64
 
 
-cdef enum PoolLoop:
-    MAX_PLANES
-    MAX_2X2_PLANES
-    MAX_UNPOOL
-    AVG_PLANES
-    AVG_UNPOOL
-
-
 cdef int _check(skdl_window* w, tuple geometry, Py_ssize_t in_size,
                 Py_ssize_t out_size) except -1:
     """Fills ``w`` and checks it matches the planes' sizes (a ValueError, not
@@ -59,30 +51,10 @@ cdef int _check(skdl_window* w, tuple geometry, Py_ssize_t in_size,
     return 0
 
 
-cdef void _run(PoolLoop loop, Kernel kernel, const skdl_window* w, const floating* src,
-               floating* dst, int* arg, Py_ssize_t planes, Py_ssize_t in_size,
-               Py_ssize_t out_size, int n_threads) noexcept nogil:
-    """One loop of _pool_loops.h over the ``planes`` planes of src into dst,
-    in blocks of PLANE_BLOCK planes spread over the threads (each block's
-    planes are independent: any split gives the same result)."""
-    cdef Py_ssize_t n_blocks = (planes + PLANE_BLOCK - 1) // PLANE_BLOCK, block, p0, p1
-    cdef int t = 0
-    with parallel(num_threads=n_threads):
-        t = threadid()
-        for block in prange(n_blocks, schedule='static'):
-            note_thread(kernel, t)
-            p0 = block * PLANE_BLOCK
-            p1 = min(p0 + PLANE_BLOCK, planes)
-            if loop == MAX_2X2_PLANES:
-                skdl_max_2x2_planes(w, src, dst, arg, p0, p1)
-            elif loop == MAX_PLANES:
-                skdl_max_pool(w, src, dst, arg, p0, p1)
-            elif loop == MAX_UNPOOL:
-                skdl_max_unpool(src, arg, dst, in_size, out_size, p0, p1)
-            elif loop == AVG_PLANES:
-                skdl_avg_pool(w, src, dst, p0, p1)
-            else:
-                skdl_avg_unpool(w, src, dst, p0, p1)
+# Each kernel runs its loop of _pool_loops.h over blocks of PLANE_BLOCK planes
+# spread over the threads (the planes are independent: any split gives the
+# same result). The loops are compiled apart from these prange bodies
+# (SKDL_NOINLINE), which keeps them as fast as the 2-D loops were.
 
 
 def maxpool2d_forward(const floating[:, :, ::1] X, floating[:, :, ::1] Y,
@@ -98,14 +70,25 @@ def maxpool2d_forward(const floating[:, :, ::1] X, floating[:, :, ::1] Y,
     n_threads : int
     """
     cdef skdl_window w
+    cdef Py_ssize_t planes = <Py_ssize_t> X.shape[0] * X.shape[1], block, p0, p1
+    cdef Py_ssize_t n_blocks = (planes + PLANE_BLOCK - 1) // PLANE_BLOCK
+    cdef bint plain_2x2
+    cdef int t = 0
     _check(&w, geometry, X.shape[2], Y.shape[2])
-    if X.shape[0] * X.shape[1] == 0 or Y.shape[2] == 0:
+    # Every window whole inside the input, no padding: the 2x2 loop.
+    plain_2x2 = skdl_plain_2x2(&w)
+    if planes == 0 or Y.shape[2] == 0:
         return
-    with nogil:
-        # Every window whole inside the input, no padding: the 2x2 loop.
-        _run(MAX_2X2_PLANES if skdl_plain_2x2(&w) else MAX_PLANES, MAXPOOL2D_FORWARD, &w,
-             &X[0, 0, 0], &Y[0, 0, 0], &argmax[0, 0, 0], X.shape[0] * X.shape[1],
-             X.shape[2], Y.shape[2], n_threads)
+    with nogil, parallel(num_threads=n_threads):
+        t = threadid()
+        for block in prange(n_blocks, schedule='static'):
+            note_thread(MAXPOOL2D_FORWARD, t)
+            p0 = block * PLANE_BLOCK
+            p1 = min(p0 + PLANE_BLOCK, planes)
+            if plain_2x2:
+                skdl_max_2x2_planes(&w, &X[0, 0, 0], &Y[0, 0, 0], &argmax[0, 0, 0], p0, p1)
+            else:
+                skdl_max_pool(&w, &X[0, 0, 0], &Y[0, 0, 0], &argmax[0, 0, 0], p0, p1)
 
 
 def maxpool2d_backward(const floating[:, :, ::1] dY, const int[:, :, ::1] argmax,
@@ -119,15 +102,23 @@ def maxpool2d_backward(const floating[:, :, ::1] dY, const int[:, :, ::1] argmax
     dX : (n, C, prod(spatial)) output
     n_threads : int
     """
-    if dX.shape[0] * dX.shape[1] == 0 or dX.shape[2] == 0:
+    cdef Py_ssize_t planes = <Py_ssize_t> dX.shape[0] * dX.shape[1], block, p0, p1
+    cdef Py_ssize_t n_blocks = (planes + PLANE_BLOCK - 1) // PLANE_BLOCK
+    cdef Py_ssize_t in_size = dX.shape[2], out_size = dY.shape[2]
+    cdef int t = 0
+    if planes == 0 or in_size == 0:
         return
-    if dY.shape[2] == 0:
+    if out_size == 0:
         dX[...] = 0
         return
-    with nogil:
-        _run(MAX_UNPOOL, MAXPOOL2D_BACKWARD, NULL, &dY[0, 0, 0], &dX[0, 0, 0],
-             <int*> &argmax[0, 0, 0], dX.shape[0] * dX.shape[1], dX.shape[2],
-             dY.shape[2], n_threads)
+    with nogil, parallel(num_threads=n_threads):
+        t = threadid()
+        for block in prange(n_blocks, schedule='static'):
+            note_thread(MAXPOOL2D_BACKWARD, t)
+            p0 = block * PLANE_BLOCK
+            p1 = min(p0 + PLANE_BLOCK, planes)
+            skdl_max_unpool(&dY[0, 0, 0], &argmax[0, 0, 0], &dX[0, 0, 0], in_size,
+                            out_size, p0, p1)
 
 
 def avgpool2d_forward(const floating[:, :, ::1] X, floating[:, :, ::1] Y,
@@ -141,7 +132,20 @@ def avgpool2d_forward(const floating[:, :, ::1] X, floating[:, :, ::1] Y,
     geometry : tuple, ``Window.kernel_args()``
     n_threads : int
     """
-    _average(AVG_PLANES, X, Y, X.shape[2], Y.shape[2], geometry, n_threads)
+    cdef skdl_window w
+    cdef Py_ssize_t planes = <Py_ssize_t> X.shape[0] * X.shape[1], block, p0, p1
+    cdef Py_ssize_t n_blocks = (planes + PLANE_BLOCK - 1) // PLANE_BLOCK
+    cdef int t = 0
+    _check(&w, geometry, X.shape[2], Y.shape[2])
+    if planes == 0 or Y.shape[2] == 0:
+        return
+    with nogil, parallel(num_threads=n_threads):
+        t = threadid()
+        for block in prange(n_blocks, schedule='static'):
+            note_thread(AVGPOOL2D_FORWARD, t)
+            p0 = block * PLANE_BLOCK
+            p1 = min(p0 + PLANE_BLOCK, planes)
+            skdl_avg_pool(&w, &X[0, 0, 0], &Y[0, 0, 0], p0, p1)
 
 
 def avgpool2d_backward(const floating[:, :, ::1] dY, floating[:, :, ::1] dX,
@@ -155,20 +159,17 @@ def avgpool2d_backward(const floating[:, :, ::1] dY, floating[:, :, ::1] dX,
     geometry : tuple, ``Window.kernel_args()``
     n_threads : int
     """
-    _average(AVG_UNPOOL, dY, dX, dX.shape[2], dY.shape[2], geometry, n_threads)
-
-
-cdef int _average(PoolLoop loop, const floating[:, :, ::1] src, floating[:, :, ::1] dst,
-                  Py_ssize_t in_size, Py_ssize_t out_size, tuple geometry,
-                  int n_threads) except -1:
-    """Average pooling (AVG_PLANES: src the input, dst the output) or its
-    adjoint (AVG_UNPOOL: src the output gradient, dst the input's)."""
     cdef skdl_window w
-    _check(&w, geometry, in_size, out_size)
-    if src.shape[0] * src.shape[1] == 0 or dst.shape[2] == 0:
-        return 0
-    with nogil:
-        _run(loop, AVGPOOL2D_FORWARD if loop == AVG_PLANES else AVGPOOL2D_BACKWARD, &w,
-             &src[0, 0, 0], &dst[0, 0, 0], NULL, src.shape[0] * src.shape[1], in_size,
-             out_size, n_threads)
-    return 0
+    cdef Py_ssize_t planes = <Py_ssize_t> dX.shape[0] * dX.shape[1], block, p0, p1
+    cdef Py_ssize_t n_blocks = (planes + PLANE_BLOCK - 1) // PLANE_BLOCK
+    cdef int t = 0
+    _check(&w, geometry, dX.shape[2], dY.shape[2])
+    if planes == 0 or dX.shape[2] == 0:
+        return
+    with nogil, parallel(num_threads=n_threads):
+        t = threadid()
+        for block in prange(n_blocks, schedule='static'):
+            note_thread(AVGPOOL2D_BACKWARD, t)
+            p0 = block * PLANE_BLOCK
+            p1 = min(p0 + PLANE_BLOCK, planes)
+            skdl_avg_unpool(&w, &dY[0, 0, 0], &dX[0, 0, 0], p0, p1)

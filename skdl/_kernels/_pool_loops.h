@@ -24,39 +24,6 @@
 #include "_generic.h"
 #include "_window.h"
 
-/* Leading axes a window does not move along (one input and output position,
- * a window of 1, no padding): 2 for a signal's, 1 for an image's, 0 for a
- * volume's. The loops below take it as a constant `lead` (each is compiled
- * for 0, 1 and 2, see SKDL_BY_LEAD), so the loops over those axes vanish and
- * a signal or an image runs the loops it ran when pools were 2-D. */
-static inline int skdl_window_lead(const skdl_window *w)
-{
-    int lead = 0;
-    while (lead < 2 && w->input[lead] == 1 && w->output[lead] == 1
-           && w->size[lead] == 1 && w->pad[lead] == 0)
-        lead++;
-    return lead;
-}
-
-/* F(..., lead) with lead the constant skdl_window_lead(w). */
-#define SKDL_BY_LEAD(w, F, ...)                                               \
-    switch (skdl_window_lead(w)) {                                            \
-    case 2: F(__VA_ARGS__, 2); break;                                         \
-    case 1: F(__VA_ARGS__, 1); break;                                         \
-    default: F(__VA_ARGS__, 0);                                               \
-    }
-
-/* The loops are compiled each on its own (not inlined into the caller's
- * loop over blocks, where one function holding all of them ran 15-30%
- * slower), each with its `lead` versions inlined. */
-#if defined(__GNUC__)
-#define SKDL_ALWAYS_INLINE __attribute__((always_inline)) inline
-#define SKDL_NOINLINE __attribute__((noinline))
-#else
-#define SKDL_ALWAYS_INLINE inline
-#define SKDL_NOINLINE
-#endif
-
 /* Windows' rows are a few values: GCC's vectorized version of the adding
  * loop (with its checks and remainders) is slower there than the plain one. */
 #if defined(__GNUC__) && !defined(__clang__)
@@ -73,20 +40,19 @@ static inline int skdl_window_lead(const skdl_window *w)
 
 /* Loops over the output positions of a plane, with the clipped window
  * [lo_a, hi_a) on each axis a, `out` the output's offset and `count` the
- * number of input positions in the window; on a lead axis (see
- * skdl_window_lead) one position and window [0, 1), as constants. */
+ * number of input positions in the window (the lead axes' bounds fold to
+ * constants, see SKDL_WINDOW_LOCALS). */
 #define SKDL_POOL_WINDOWS(BODY)                                               \
-    const int n0 = lead > 0 ? 1 : O0, n1 = lead > 1 ? 1 : O1;                 \
-    for (int o0 = 0; o0 < n0; o0++) {                                         \
-        int lo0 = lead > 0 ? 0 : SKDL_CLIP_LO(o0, S0, P0);                    \
-        int hi0 = lead > 0 ? 1 : SKDL_CLIP_HI(o0, S0, P0, K0, I0);            \
-        for (int o1 = 0; o1 < n1; o1++) {                                     \
-            int lo1 = lead > 1 ? 0 : SKDL_CLIP_LO(o1, S1, P1);                \
-            int hi1 = lead > 1 ? 1 : SKDL_CLIP_HI(o1, S1, P1, K1, I1);        \
+    for (int o0 = 0; o0 < O0; o0++) {                                         \
+        int lo0 = SKDL_CLIP_LO(o0, S0, P0);                                   \
+        int hi0 = SKDL_CLIP_HI(o0, S0, P0, K0, I0);                           \
+        for (int o1 = 0; o1 < O1; o1++) {                                     \
+            int lo1 = SKDL_CLIP_LO(o1, S1, P1);                               \
+            int hi1 = SKDL_CLIP_HI(o1, S1, P1, K1, I1);                       \
             for (int o2 = 0; o2 < O2; o2++) {                                 \
                 int lo2 = SKDL_CLIP_LO(o2, S2, P2);                           \
                 int hi2 = SKDL_CLIP_HI(o2, S2, P2, K2, I2);                   \
-                ptrdiff_t out = ((ptrdiff_t) o0 * n1 + o1) * O2 + o2;         \
+                ptrdiff_t out = ((ptrdiff_t) o0 * O1 + o1) * O2 + o2;         \
                 int count = (hi0 - lo0) * (hi1 - lo1) * (hi2 - lo2);          \
                 (void) count;                                                 \
                 BODY                                                          \
@@ -99,7 +65,7 @@ static inline int skdl_window_lead(const skdl_window *w)
 #define SKDL_WINDOW_ROWS(BODY)                                                \
     for (int i0 = lo0; i0 < hi0; i0++)                                        \
         for (int i1 = lo1; i1 < hi1; i1++) {                                  \
-            int base = (i0 * (lead > 1 ? 1 : I1) + i1) * I2;                  \
+            int base = (i0 * I1 + i1) * I2;                                   \
             BODY                                                              \
         }
 
@@ -109,7 +75,7 @@ static inline int skdl_window_lead(const skdl_window *w)
  * the stores to outputs cannot change them. */
 #define SKDL_EACH_PLANE(BODY)                                                 \
     SKDL_WINDOW_LOCALS                                                        \
-    const ptrdiff_t out_vol = skdl_volume(w->output);                         \
+    const ptrdiff_t out_vol = (ptrdiff_t) O0 * O1 * O2;                       \
     for (ptrdiff_t p = p0; p < p1; p++) {                                     \
         ptrdiff_t in = p * in_vol, out0 = p * out_vol;                        \
         BODY                                                                  \
@@ -119,7 +85,7 @@ static inline int skdl_window_lead(const skdl_window *w)
  * in C order. The index is chosen through a mask, not a branch (GCC makes a
  * select into a branch here): random data mispredicts. */
 #define SKDL_MAX_POOL(T)                                                      \
-static SKDL_ALWAYS_INLINE void skdl_max_pool_at_##T(                           \
+static SKDL_ALWAYS_INLINE void skdl_max_pool_at_##T(                          \
     const skdl_window *w, const T *x, T *y, int *arg, ptrdiff_t p0, ptrdiff_t p1, \
     const int lead)                                                           \
 {                                                                             \
@@ -145,15 +111,15 @@ static SKDL_ALWAYS_INLINE void skdl_max_pool_at_##T(                           \
     })                                                                        \
 }                                                                             \
                                                                               \
-static SKDL_NOINLINE void skdl_max_pool_##T(const skdl_window *w, const T *x, T *y, int *arg, \
-                              ptrdiff_t p0, ptrdiff_t p1)                     \
+static SKDL_NOINLINE void skdl_max_pool_##T(                                  \
+    const skdl_window *w, const T *x, T *y, int *arg, ptrdiff_t p0, ptrdiff_t p1) \
 {                                                                             \
     SKDL_BY_LEAD(w, skdl_max_pool_at_##T, w, x, y, arg, p0, p1)             \
 }
 
 /* Window means in float64, over the window's positions inside the input. */
 #define SKDL_AVG_POOL(T)                                                      \
-static SKDL_ALWAYS_INLINE void skdl_avg_pool_at_##T(                           \
+static SKDL_ALWAYS_INLINE void skdl_avg_pool_at_##T(                          \
     const skdl_window *w, const T *x, T *y, ptrdiff_t p0, ptrdiff_t p1,      \
     const int lead)                                                           \
 {                                                                             \
@@ -172,8 +138,8 @@ static SKDL_ALWAYS_INLINE void skdl_avg_pool_at_##T(                           \
     })                                                                        \
 }                                                                             \
                                                                               \
-static SKDL_NOINLINE void skdl_avg_pool_##T(const skdl_window *w, const T *x, T *y,         \
-                              ptrdiff_t p0, ptrdiff_t p1)                     \
+static SKDL_NOINLINE void skdl_avg_pool_##T(                                  \
+    const skdl_window *w, const T *x, T *y, ptrdiff_t p0, ptrdiff_t p1)       \
 {                                                                             \
     SKDL_BY_LEAD(w, skdl_avg_pool_at_##T, w, x, y, p0, p1)                  \
 }
@@ -181,7 +147,7 @@ static SKDL_NOINLINE void skdl_avg_pool_##T(const skdl_window *w, const T *x, T 
 /* The adjoint of skdl_avg_pool: each input plane zeroed, then each output's
  * gradient shared over its window, outputs in C order. */
 #define SKDL_AVG_UNPOOL(T)                                                    \
-static SKDL_ALWAYS_INLINE SKDL_SCALAR_LOOPS void skdl_avg_unpool_at_##T(                         \
+static SKDL_ALWAYS_INLINE SKDL_SCALAR_LOOPS void skdl_avg_unpool_at_##T(      \
     const skdl_window *w, const T *dy, T *dx, ptrdiff_t p0, ptrdiff_t p1,    \
     const int lead)                                                           \
 {                                                                             \
@@ -200,8 +166,8 @@ static SKDL_ALWAYS_INLINE SKDL_SCALAR_LOOPS void skdl_avg_unpool_at_##T(        
     })                                                                        \
 }                                                                             \
                                                                               \
-static SKDL_NOINLINE SKDL_SCALAR_LOOPS void skdl_avg_unpool_##T(const skdl_window *w, const T *dy, T *dx,     \
-                                ptrdiff_t p0, ptrdiff_t p1)                   \
+static SKDL_NOINLINE SKDL_SCALAR_LOOPS void skdl_avg_unpool_##T(              \
+    const skdl_window *w, const T *dy, T *dx, ptrdiff_t p0, ptrdiff_t p1)     \
 {                                                                             \
     SKDL_BY_LEAD(w, skdl_avg_unpool_at_##T, w, dy, dx, p0, p1)              \
 }
@@ -247,9 +213,10 @@ static void skdl_max_2x2_##T(const T *restrict x, int W, T *restrict y,       \
     }                                                                         \
 }                                                                             \
                                                                               \
-static SKDL_NOINLINE void skdl_max_2x2_planes_##T(const skdl_window *w, const T *x, T *y,  \
-                                    int *arg, ptrdiff_t p0, ptrdiff_t p1)     \
+static SKDL_NOINLINE void skdl_max_2x2_planes_##T(                            \
+    const skdl_window *w, const T *x, T *y, int *arg, ptrdiff_t p0, ptrdiff_t p1) \
 {                                                                             \
+    const int lead = 0;                                                       \
     SKDL_EACH_PLANE({                                                         \
         skdl_max_2x2_##T(x + in, I2, y + out0, arg + out0, O1, O2);           \
     })                                                                        \
@@ -258,9 +225,9 @@ static SKDL_NOINLINE void skdl_max_2x2_planes_##T(const skdl_window *w, const T 
 /* Max pooling's backward pass on planes [p0, p1): each input plane zeroed,
  * then every output's gradient added at its argmax, outputs in C order. */
 #define SKDL_MAX_UNPOOL(T)                                                    \
-static SKDL_NOINLINE void skdl_max_unpool_##T(const T *restrict dy, const int *restrict arg, \
-                                T *restrict dx, ptrdiff_t in_size,            \
-                                ptrdiff_t out_size, ptrdiff_t p0, ptrdiff_t p1) \
+static SKDL_NOINLINE void skdl_max_unpool_##T(                                \
+    const T *restrict dy, const int *restrict arg, T *restrict dx,            \
+    ptrdiff_t in_size, ptrdiff_t out_size, ptrdiff_t p0, ptrdiff_t p1)        \
 {                                                                             \
     memset(dx + p0 * in_size, 0, (size_t) ((p1 - p0) * in_size) * sizeof(T)); \
     for (ptrdiff_t p = p0; p < p1; p++) {                                     \

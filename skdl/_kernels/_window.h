@@ -61,22 +61,63 @@ static inline int skdl_window_unpadded(const skdl_window *w)
     return 1;
 }
 
+/* Leading axes a window does not move along (one input and output position,
+ * a window of 1, no padding): 2 for a signal's, 1 for an image's, 0 for a
+ * volume's. The helpers take it as a constant `lead` (each is compiled for
+ * 0, 1 and 2, see SKDL_BY_LEAD, and SKDL_WINDOW_LOCALS makes those axes'
+ * fields constants), so the loops over those axes vanish and a signal or an
+ * image runs the loops it ran when every window was 2-D. */
+static inline int skdl_window_lead(const skdl_window *w)
+{
+    int lead = 0;
+    while (lead < 2 && w->input[lead] == 1 && w->output[lead] == 1
+           && w->size[lead] == 1 && w->pad[lead] == 0)
+        lead++;
+    return lead;
+}
+
+/* F(..., lead) with lead the constant skdl_window_lead(w). */
+#define SKDL_BY_LEAD(w, F, ...)                                               \
+    switch (skdl_window_lead(w)) {                                            \
+    case 2: F(__VA_ARGS__, 2); break;                                         \
+    case 1: F(__VA_ARGS__, 1); break;                                         \
+    default: F(__VA_ARGS__, 0);                                               \
+    }
+
+/* SKDL_ALWAYS_INLINE: the `lead` versions of a helper (see SKDL_BY_LEAD);
+ * SKDL_NOINLINE: a helper compiled on its own, not inlined into its caller's
+ * loop (pooling's loops ran 15-30% slower inlined into a function that held
+ * several of them). */
+#if defined(__GNUC__)
+#define SKDL_ALWAYS_INLINE __attribute__((always_inline)) inline
+#define SKDL_NOINLINE __attribute__((noinline))
+#else
+#define SKDL_ALWAYS_INLINE inline
+#define SKDL_NOINLINE
+#endif
+
 /* The window's fields as constants of the helper (I input, O output, K size,
  * S stride, D dilation, P leading padding, E padded extent; 0, 1, 2 the axes),
- * and the sizes of one channel's input and of its padded copy. */
+ * and the sizes of one channel's input and of its padded copy. Needs `lead`
+ * (skdl_window_lead, a constant in each version of a helper): the lead axes'
+ * fields are then constants (one position, no padding) the compiler folds. */
+#define SKDL_AXIS(field, a, fixed) (lead > (a) ? (fixed) : w->field[a])
 #define SKDL_WINDOW_LOCALS                                                    \
-    const int I0 = w->input[0], I1 = w->input[1], I2 = w->input[2];           \
-    const int O0 = w->output[0], O1 = w->output[1], O2 = w->output[2];        \
-    const int K0 = w->size[0], K1 = w->size[1], K2 = w->size[2];              \
-    const int S0 = w->stride[0], S1 = w->stride[1], S2 = w->stride[2];        \
-    const int D0 = w->dilation[0], D1 = w->dilation[1], D2 = w->dilation[2];  \
-    const int P0 = w->pad[0], P1 = w->pad[1], P2 = w->pad[2];                 \
-    const int E1 = w->extent[1], E2 = w->extent[2];                           \
-    const ptrdiff_t in_vol = skdl_volume(w->input);                           \
-    const ptrdiff_t pad_vol = skdl_volume(w->extent);                         \
-    (void) I0; (void) I1; (void) I2; (void) O0; (void) O1; (void) O2; (void) K0; (void) K1;         \
-    (void) K2; (void) S0; (void) S1; (void) S2; (void) D0; (void) D1;         \
-    (void) D2; (void) P0; (void) P1; (void) P2; (void) E1; (void) E2;         \
-    (void) in_vol; (void) pad_vol;
+    const int I0 = SKDL_AXIS(input, 0, 1), I1 = SKDL_AXIS(input, 1, 1);        \
+    const int O0 = SKDL_AXIS(output, 0, 1), O1 = SKDL_AXIS(output, 1, 1);     \
+    const int K0 = SKDL_AXIS(size, 0, 1), K1 = SKDL_AXIS(size, 1, 1);         \
+    const int S0 = SKDL_AXIS(stride, 0, 1), S1 = SKDL_AXIS(stride, 1, 1);     \
+    const int D0 = SKDL_AXIS(dilation, 0, 1), D1 = SKDL_AXIS(dilation, 1, 1); \
+    const int P0 = SKDL_AXIS(pad, 0, 0), P1 = SKDL_AXIS(pad, 1, 0);           \
+    const int E0 = SKDL_AXIS(extent, 0, 1), E1 = SKDL_AXIS(extent, 1, 1);     \
+    const int I2 = w->input[2], O2 = w->output[2], K2 = w->size[2];           \
+    const int S2 = w->stride[2], D2 = w->dilation[2], P2 = w->pad[2];         \
+    const int E2 = w->extent[2];                                              \
+    const ptrdiff_t in_vol = (ptrdiff_t) I0 * I1 * I2;                        \
+    const ptrdiff_t pad_vol = (ptrdiff_t) E0 * E1 * E2;                       \
+    (void) I0; (void) I1; (void) I2; (void) O0; (void) O1; (void) O2;         \
+    (void) K0; (void) K1; (void) K2; (void) S0; (void) S1; (void) S2;         \
+    (void) D0; (void) D1; (void) D2; (void) P0; (void) P1; (void) P2;         \
+    (void) E0; (void) E1; (void) E2; (void) in_vol; (void) pad_vol;
 
 #endif
