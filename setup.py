@@ -5,6 +5,7 @@ the real compiler; otherwise the kernels build serial with a warning, and
 ``SKDL_FAIL_NO_OPENMP=1`` turns that fallback into an error.
 ``SKDL_CYTHON_DEBUG=1`` builds with bounds and wraparound checks on.
 """
+import glob
 import os
 import shutil
 import sys
@@ -19,9 +20,12 @@ from setuptools.command.build_ext import build_ext
 
 KERNELS = ["_openmp", "_dense", "_activations", "_loss", "_optim", "_conv", "_pool",
            "_recurrent", "_norm"]
-# C headers a kernel's C code includes that Cython does not see (a header
-# named in `cdef extern from` is tracked already): a change rebuilds the kernel.
-DEPENDS = {"_recurrent": ["_generic.h"]}
+# The headers, .pxd and .pxi files the kernels share: editing one rebuilds
+# every kernel (Cython tracks only the headers named in `cdef extern from`).
+SHARED_SOURCES = sorted(
+    path for pattern in ("*.h", "*.pxd", "*.pxi")
+    for path in glob.glob(os.path.join("skdl", "_kernels", pattern))
+)
 OPENMP_PROBE = textwrap.dedent(
     """
     #include <omp.h>
@@ -113,7 +117,7 @@ def extensions():
             f"skdl._kernels.{name}",
             [os.path.join("skdl", "_kernels", f"{name}.pyx")],
             include_dirs=[np.get_include(), os.path.join("skdl", "_kernels")],
-            depends=[os.path.join("skdl", "_kernels", h) for h in DEPENDS.get(name, ())],
+            depends=SHARED_SOURCES,
         )
         for name in KERNELS
     ]

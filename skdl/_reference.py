@@ -282,36 +282,44 @@ def add_penalty(params, grads, l1_coef, l2_coef):
 
 
 # -- convolution and pooling ---------------------------------------------------
-def _pair(v):
-    return (v, v) if np.isscalar(v) else tuple(v)
+# Any number of spatial axes, as the ops: X (n, C, *spatial), K (F, C, *window).
+def _axes(v, rank):
+    return (v,) * rank if np.isscalar(v) else tuple(v)
 
 
-def _conv_windows(Xp, kh, kw, s, d, out_hw):
-    """Yield (i, j, view) with view[n, c, oh, ow] = Xp[n, c, oh*s + i*d, ow*s + j*d]."""
-    OH, OW = out_hw
-    for i in range(kh):
-        for j in range(kw):
-            yield i, j, Xp[:, :, i * d[0]:i * d[0] + s[0] * (OH - 1) + 1:s[0],
-                           j * d[1]:j * d[1] + s[1] * (OW - 1) + 1:s[1]]
+def _no_padding(padding, rank):
+    return ((0, 0),) * rank if padding is None else tuple(tuple(p) for p in padding)
 
 
 def _conv_out(size, k, s, pad, d):
     return (size + pad - (k - 1) * d - 1) // s + 1
 
 
-def conv2d_forward(X, K, b=None, strides=1, padding=((0, 0), (0, 0)), dilation=1,
+def _conv_windows(Xp, window, s, d, out):
+    """Yield (tap, view) with view[n, c, *o] = Xp[n, c, *(o * s + tap * d)]."""
+    for tap in np.ndindex(*window):
+        yield tap, Xp[(slice(None), slice(None)) + tuple(
+            slice(t * di, t * di + si * (o - 1) + 1, si)
+            for t, si, di, o in zip(tap, s, d, out))]
+
+
+def _at(tap):
+    return (slice(None), slice(None)) + tuple(tap)
+
+
+def conv2d_forward(X, K, b=None, strides=1, padding=None, dilation=1,
                    activation=None, alpha=None):
-    s, d = _pair(strides), _pair(dilation)
-    (pt, pb), (pl, pr) = padding
-    Xp = np.pad(X.astype(np.float64), ((0, 0), (0, 0), (pt, pb), (pl, pr)))
-    F, C, kh, kw = K.shape
-    out_hw = (_conv_out(X.shape[2], kh, s[0], pt + pb, d[0]),
-              _conv_out(X.shape[3], kw, s[1], pl + pr, d[1]))
-    Y = np.zeros((X.shape[0], F) + out_hw)
-    for i, j, view in _conv_windows(Xp, kh, kw, s, d, out_hw):
-        Y += np.einsum("nchw,fc->nfhw", view, K[:, :, i, j].astype(np.float64))
+    rank = K.ndim - 2
+    s, d, pads = _axes(strides, rank), _axes(dilation, rank), _no_padding(padding, rank)
+    Xp = np.pad(X.astype(np.float64), ((0, 0), (0, 0)) + pads)
+    F = K.shape[0]
+    out = tuple(_conv_out(n, k, si, sum(p), di)
+                for n, k, si, p, di in zip(X.shape[2:], K.shape[2:], s, pads, d))
+    Y = np.zeros((X.shape[0], F) + out)
+    for tap, view in _conv_windows(Xp, K.shape[2:], s, d, out):
+        Y += np.einsum("nc...,fc->nf...", view, K[_at(tap)].astype(np.float64))
     if b is not None:
-        Y += b[None, :, None, None]
+        Y += b.reshape((1, F) + (1,) * rank)
     if activation is not None:
         Y = _activation(activation, Y.reshape(Y.shape[0], F, -1),
                         DEFAULT_ACTIVATION_ALPHA.get(activation, 0.0) if alpha is None
@@ -319,33 +327,33 @@ def conv2d_forward(X, K, b=None, strides=1, padding=((0, 0), (0, 0)), dilation=1
     return Y.astype(X.dtype)
 
 
-def conv2d_backward_input(dY, K, input_hw, strides=1, padding=((0, 0), (0, 0)),
-                          dilation=1):
-    s, d = _pair(strides), _pair(dilation)
-    (pt, pb), (pl, pr) = padding
-    H, W = input_hw
-    F, C, kh, kw = K.shape
-    dXp = np.zeros((dY.shape[0], C, H + pt + pb, W + pl + pr))
-    for i, j, view in _conv_windows(dXp, kh, kw, s, d, dY.shape[2:]):
-        view += np.einsum("nfhw,fc->nchw", dY.astype(np.float64),
-                          K[:, :, i, j].astype(np.float64))
-    return dXp[:, :, pt:pt + H, pl:pl + W].astype(dY.dtype)
+def conv2d_backward_input(dY, K, input_hw, strides=1, padding=None, dilation=1):
+    rank = K.ndim - 2
+    s, d, pads = _axes(strides, rank), _axes(dilation, rank), _no_padding(padding, rank)
+    C = K.shape[1]
+    dXp = np.zeros((dY.shape[0], C) + tuple(n + sum(p) for n, p in zip(input_hw, pads)))
+    for tap, view in _conv_windows(dXp, K.shape[2:], s, d, dY.shape[2:]):
+        view += np.einsum("nf...,fc->nc...", dY.astype(np.float64),
+                          K[_at(tap)].astype(np.float64))
+    inside = tuple(slice(p[0], p[0] + n) for n, p in zip(input_hw, pads))
+    return dXp[(slice(None), slice(None)) + inside].astype(dY.dtype)
 
 
 def conv2d_backward_params(X, dY, sample_weight=None, scale=1.0, accumulate_dtype=None,
-                           kernel_hw=None, strides=1, padding=((0, 0), (0, 0)),
-                           dilation=1, dK=None, db=None):
-    s, d = _pair(strides), _pair(dilation)
-    (pt, pb), (pl, pr) = padding
-    kh, kw = _pair(kernel_hw)
+                           kernel_hw=None, strides=1, padding=None, dilation=1, dK=None,
+                           db=None):
+    rank = X.ndim - 2
+    s, d, pads = _axes(strides, rank), _axes(dilation, rank), _no_padding(padding, rank)
+    window = _axes(kernel_hw, rank)
     w = np.ones(X.shape[0]) if sample_weight is None else np.asarray(sample_weight)
-    Xp = np.pad(X.astype(np.float64), ((0, 0), (0, 0), (pt, pb), (pl, pr)))
-    wdY = dY.astype(np.float64) * w[:, None, None, None]
-    grad_K = np.zeros((dY.shape[1], X.shape[1], kh, kw))
-    for i, j, view in _conv_windows(Xp, kh, kw, s, d, dY.shape[2:]):
-        grad_K[:, :, i, j] = np.einsum("nfhw,nchw->fc", wdY, view)
+    Xp = np.pad(X.astype(np.float64), ((0, 0), (0, 0)) + pads)
+    wdY = dY.astype(np.float64) * w.reshape((-1,) + (1,) * (rank + 1))
+    grad_K = np.zeros((dY.shape[1], X.shape[1]) + window)
+    for tap, view in _conv_windows(Xp, window, s, d, dY.shape[2:]):
+        grad_K[_at(tap)] = np.einsum("nfp,ncp->fc", wdY.reshape(wdY.shape[:2] + (-1,)),
+                                     view.reshape(view.shape[:2] + (-1,)))
     grad_K = (scale * grad_K).astype(X.dtype)
-    grad_b = (scale * wdY.sum(axis=(0, 2, 3))).astype(X.dtype)
+    grad_b = (scale * wdY.sum(axis=(0,) + tuple(range(2, 2 + rank)))).astype(X.dtype)
     if dK is not None:
         dK[...] = grad_K
         grad_K = dK
@@ -356,60 +364,60 @@ def conv2d_backward_params(X, dY, sample_weight=None, scale=1.0, accumulate_dtyp
 
 
 def _pool_windows(X_shape, pool_size, strides, padding):
-    """Yield (oh, ow, rows, cols): the input ranges each window covers."""
-    kh, kw = _pair(pool_size)
-    sh, sw = _pair(pool_size if strides is None else strides)
-    (pt, pb), (pl, pr) = padding
-    H, W = X_shape[2:]
-    OH = (H + pt + pb - kh) // sh + 1
-    OW = (W + pl + pr - kw) // sw + 1
-    for oh in range(OH):
-        for ow in range(OW):
-            h0, w0 = oh * sh - pt, ow * sw - pl
-            yield (oh, ow, slice(max(h0, 0), min(h0 + kh, H)),
-                   slice(max(w0, 0), min(w0 + kw, W)), (OH, OW))
+    """Yield (o, window, out): each output position, the input ranges (one
+    slice per spatial axis) its window covers, and the output's shape."""
+    spatial = X_shape[2:]
+    rank = len(spatial)
+    k = _axes(pool_size, rank)
+    s = _axes(pool_size if strides is None else strides, rank)
+    pads = _no_padding(padding, rank)
+    out = tuple((n + a + b - ki) // si + 1 for n, ki, si, (a, b) in zip(spatial, k, s, pads))
+    for o in np.ndindex(*out):
+        yield o, tuple(slice(max(oi * si - a, 0), min(oi * si - a + ki, n))
+                       for oi, si, (a, _), ki, n in zip(o, s, pads, k, spatial)), out
 
 
-def maxpool2d_forward(X, pool_size, strides=None, padding=((0, 0), (0, 0))):
-    n, C, H, W = X.shape
+def maxpool2d_forward(X, pool_size, strides=None, padding=None):
+    n, C = X.shape[:2]
     Y = argmax = None
-    for oh, ow, rows, cols, out_hw in _pool_windows(X.shape, pool_size, strides, padding):
+    for o, window, out in _pool_windows(X.shape, pool_size, strides, padding):
         if Y is None:
-            Y = np.empty((n, C) + out_hw, X.dtype)
-            argmax = np.empty((n, C) + out_hw, np.int32)
-        window = X[:, :, rows, cols].reshape(n, C, -1)
-        k = window.argmax(axis=2)
-        Y[:, :, oh, ow] = window.max(axis=2)
-        width = cols.stop - cols.start
-        argmax[:, :, oh, ow] = (rows.start + k // width) * W + cols.start + k % width
+            Y = np.empty((n, C) + out, X.dtype)
+            argmax = np.empty((n, C) + out, np.int32)
+        values = X[_at(window)].reshape(n, C, -1)
+        k = values.argmax(axis=2)  # the first maximum in C order
+        Y[_at(o)] = values.max(axis=2)
+        inside = np.unravel_index(k, tuple(w.stop - w.start for w in window))
+        argmax[_at(o)] = np.ravel_multi_index(
+            tuple(w.start + i for w, i in zip(window, inside)), X.shape[2:])
     return Y, argmax
 
 
 def maxpool2d_backward(dY, argmax, input_hw):
     n, C = dY.shape[:2]
-    H, W = input_hw
-    dX = np.zeros((n, C, H * W))
+    dX = np.zeros((n, C, int(np.prod(input_hw))))
     for i in range(n):
         for c in range(C):
             np.add.at(dX[i, c], argmax[i, c].ravel(), dY[i, c].ravel())
-    return dX.reshape(n, C, H, W).astype(dY.dtype)
+    return dX.reshape((n, C) + tuple(input_hw)).astype(dY.dtype)
 
 
-def avgpool2d_forward(X, pool_size, strides=None, padding=((0, 0), (0, 0))):
+def avgpool2d_forward(X, pool_size, strides=None, padding=None):
     Y = None
-    for oh, ow, rows, cols, out_hw in _pool_windows(X.shape, pool_size, strides, padding):
+    for o, window, out in _pool_windows(X.shape, pool_size, strides, padding):
         if Y is None:
-            Y = np.empty(X.shape[:2] + out_hw, X.dtype)
-        Y[:, :, oh, ow] = X[:, :, rows, cols].astype(np.float64).mean(axis=(2, 3))
+            Y = np.empty(X.shape[:2] + out, X.dtype)
+        Y[_at(o)] = X[_at(window)].astype(np.float64).mean(
+            axis=tuple(range(2, X.ndim)))
     return Y
 
 
-def avgpool2d_backward(dY, input_hw, pool_size, strides=None, padding=((0, 0), (0, 0))):
+def avgpool2d_backward(dY, input_hw, pool_size, strides=None, padding=None):
     x_shape = dY.shape[:2] + tuple(input_hw)
     dX = np.zeros(x_shape)
-    for oh, ow, rows, cols, _ in _pool_windows(x_shape, pool_size, strides, padding):
-        count = (rows.stop - rows.start) * (cols.stop - cols.start)
-        dX[:, :, rows, cols] += dY[:, :, oh, ow][:, :, None, None] / count
+    for o, window, _ in _pool_windows(x_shape, pool_size, strides, padding):
+        count = np.prod([w.stop - w.start for w in window])
+        dX[_at(window)] += (dY[_at(o)] / count).reshape(dY.shape[:2] + (1,) * len(window))
     return dX.astype(dY.dtype)
 
 

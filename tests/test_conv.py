@@ -35,17 +35,6 @@ GEOMETRIES = [
 ]
 
 
-@pytest.fixture(params=["channels_last", "planes"])
-def unfolding(request):
-    """Each way the kernels unfold an input (chosen by its channel count)."""
-    default = _conv.patch_rows_min_channels()
-    _conv.patch_rows_min_channels(1 if request.param == "channels_last" else 2**30)
-    try:
-        yield request.param
-    finally:
-        _conv.patch_rows_min_channels(default)
-
-
 def _tol(dtype):
     return dict(rtol=2e-5, atol=2e-5) if dtype == np.float32 else dict(rtol=1e-12,
                                                                      atol=1e-12)

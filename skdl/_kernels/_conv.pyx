@@ -1,19 +1,23 @@
-"""2-D convolution kernels (1-D convolutions are the case height 1).
+"""Convolution kernels over 1, 2 or 3 spatial axes.
 
-Layout: inputs (n, C, H, W), kernels (F, C, kh, kw), outputs (n, F, OH, OW).
+Layout: inputs (n, C, prod(spatial)), kernels (F, C, prod(window)), outputs
+(n, F, prod(out)): the op passes each sample's spatial axes flattened (a free
+view) and the geometry as one ``skdl_window`` (``_window.h``), which the
+unfolding helpers of ``_im2col.h`` take; they loop over three axes, the last
+one innermost, so a signal, an image and a volume share every loop.
 Samples are unfolded into a per-thread scratch buffer G samples at a time
-(G = 1 for large images, more for small ones so the products are not tiny)
+(G = 1 for large inputs, more for small ones so the products are not tiny)
 and multiplied with skdl's own matrix product (``_rowgemm.h``; faster than
 OpenBLAS here, since it is also compiled for AVX-512), in one of two layouts
 chosen by the channel count (``PATCH_ROWS_MIN_CHANNELS``):
 
-- planes (few channels): one row per kernel tap (c, i, j) over the group's
-  output positions, (C*kh*kw, G*OH*OW), packed into column panels; the
-  kernel is the row operand.
+- planes (few channels): one row per kernel tap (c, k) over the group's
+  output positions, (C*S, G*P) with S window taps and P output positions,
+  packed into column panels; the kernel is the row operand.
 - channels-last (many channels): one row per output position holding its
-  window in (i, j, c) order, (G*OH*OW, kh*kw*C), built from a (H, W, C) copy
-  of the sample by contiguous runs of kw*C values; the kernel, packed once
-  per call, is the column operand.
+  window in (k, c) order, (G*P, S*C), built from a channels-last copy of the
+  sample by contiguous runs of (last-axis taps)*C values; the kernel, packed
+  once per call, is the column operand.
 
 The matrix product computes each output element the same way whichever rows
 or columns sit beside it, so a sample's output never depends on the rest of
@@ -32,6 +36,7 @@ from ._activations cimport LINEAR, forward_row
 from ._openmp cimport (CONV2D_BACKWARD_INPUT, CONV2D_BACKWARD_PARAMS, CONV2D_FORWARD,
                        note_thread)
 from ._rowgemm cimport pack_b, pack_b_rows, packed_size, rowgemm
+from ._window cimport fill_window, skdl_volume, skdl_window
 
 # Samples per chunk of a weight-gradient sum.
 cdef int CHUNK = 8
@@ -41,109 +46,24 @@ cdef int GROUP_COLUMNS = 256
 
 
 cdef extern from "_im2col.h" nogil:
-    int skdl_padded_extent(int size, int lead, int out, int stride, int k, int dilation)
-    void skdl_im2col_float(const float* x, int C, int H, int W, int kh, int kw,
-                           int sh, int sw, int ph, int pw, int dh, int dw, int OH,
-                           int OW, float* cols, Py_ssize_t ld, float* padded, int PH,
-                           int PW)
-    void skdl_im2col_double(const double* x, int C, int H, int W, int kh, int kw,
-                            int sh, int sw, int ph, int pw, int dh, int dw, int OH,
-                            int OW, double* cols, Py_ssize_t ld, double* padded,
-                            int PH, int PW)
-    void skdl_col2im_float(const float* cols, Py_ssize_t ld, int C, int H, int W,
-                           int kh, int kw, int sh, int sw, int ph, int pw, int dh,
-                           int dw, int OH, int OW, float* x, float* padded, int PH,
-                           int PW)
-    void skdl_col2im_double(const double* cols, Py_ssize_t ld, int C, int H, int W,
-                            int kh, int kw, int sh, int sw, int ph, int pw, int dh,
-                            int dw, int OH, int OW, double* x, double* padded,
-                            int PH, int PW)
-    void skdl_scaled_copy_float(float* dst, const float* src, float w, int m)
-    void skdl_scaled_copy_double(double* dst, const double* src, double w, int m)
-    void skdl_patches_float(const float* x, int C, int H, int W, int kh, int kw,
-                            int sh, int sw, int ph, int pw, int dh, int dw, int OH,
-                            int OW, float* cols, Py_ssize_t ld, float* xp, int PH,
-                            int PW)
-    void skdl_patches_double(const double* x, int C, int H, int W, int kh, int kw,
-                             int sh, int sw, int ph, int pw, int dh, int dw, int OH,
-                             int OW, double* cols, Py_ssize_t ld, double* xp, int PH,
-                             int PW)
-    void skdl_patches_adjoint_float(float* cols, Py_ssize_t ld, int C, int H, int W,
-                                    int kh, int kw, int sh, int sw, int ph, int pw,
-                                    int dh, int dw, int OH, int OW, float* x,
-                                    float* xp, int PH, int PW)
-    void skdl_patches_adjoint_double(double* cols, Py_ssize_t ld, int C, int H,
-                                     int W, int kh, int kw, int sh, int sw, int ph,
-                                     int pw, int dh, int dw, int OH, int OW,
-                                     double* x, double* xp, int PH, int PW)
+    # One declaration per helper: the header picks the float or double
+    # version from the pointers' type (_generic.h).
+    void skdl_im2col(const skdl_window* w, const void* x, int C, void* cols,
+                     Py_ssize_t ld, void* padded)
+    void skdl_col2im(const skdl_window* w, const void* cols, Py_ssize_t ld, int C,
+                     void* x, void* padded)
+    void skdl_patches(const skdl_window* w, const void* x, int C, void* cols,
+                      Py_ssize_t ld, void* xp)
+    void skdl_patches_adjoint(const skdl_window* w, void* cols, Py_ssize_t ld, int C,
+                              void* x, void* xp)
+    void skdl_scaled_copy(void* dst, const void* src, double w, int m)
 
 
-cdef inline void _im2col(const floating* x, int C, int H, int W, int kh, int kw,
-                         int sh, int sw, int ph, int pw, int dh, int dw, int OH,
-                         int OW, floating* cols, Py_ssize_t ld, floating* padded,
-                         int PH, int PW) noexcept nogil:
-    """Unfold one sample (see _im2col.h); padded: a (PH, PW) scratch plane."""
-    if floating is float:
-        skdl_im2col_float(x, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW, cols,
-                          ld, padded, PH, PW)
-    else:
-        skdl_im2col_double(x, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW, cols,
-                           ld, padded, PH, PW)
-
-
-cdef inline void _col2im(const floating* cols, Py_ssize_t ld, int C, int H, int W,
-                         int kh, int kw, int sh, int sw, int ph, int pw, int dh,
-                         int dw, int OH, int OW, floating* x, floating* padded,
-                         int PH, int PW) noexcept nogil:
-    """The adjoint of _im2col into one sample's x (overwritten)."""
-    if floating is float:
-        skdl_col2im_float(cols, ld, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW,
-                          x, padded, PH, PW)
-    else:
-        skdl_col2im_double(cols, ld, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW,
-                           x, padded, PH, PW)
-
-
-cdef inline void _patches(const floating* x, int C, int H, int W, int kh, int kw,
-                          int sh, int sw, int ph, int pw, int dh, int dw, int OH,
-                          int OW, floating* cols, Py_ssize_t ld, floating* xp,
-                          int PH, int PW) noexcept nogil:
-    """Unfold one sample channels-last (see _im2col.h): OH*OW rows of cols;
-    xp: a (PH, PW, C) scratch plane."""
-    if floating is float:
-        skdl_patches_float(x, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW, cols,
-                           ld, xp, PH, PW)
-    else:
-        skdl_patches_double(x, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW, cols,
-                            ld, xp, PH, PW)
-
-
-cdef inline void _patches_adjoint(floating* cols, Py_ssize_t ld, int C, int H, int W,
-                                  int kh, int kw, int sh, int sw, int ph, int pw,
-                                  int dh, int dw, int OH, int OW, floating* x,
-                                  floating* xp, int PH, int PW) noexcept nogil:
-    """The adjoint of _patches into one sample's x (overwritten)."""
-    if floating is float:
-        skdl_patches_adjoint_float(cols, ld, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw,
-                                   OH, OW, x, xp, PH, PW)
-    else:
-        skdl_patches_adjoint_double(cols, ld, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw,
-                                    OH, OW, x, xp, PH, PW)
-
-
-cdef inline void _scaled_copy(floating* dst, const floating* src, floating w,
-                              int m) noexcept nogil:
-    """dst[0:m] = w * src[0:m]; the two do not overlap."""
-    if floating is float:
-        skdl_scaled_copy_float(dst, src, w, m)
-    else:
-        skdl_scaled_copy_double(dst, src, w, m)
-
-
-cdef inline void _kernel_hwc(const floating* K, int F, int C, int kh, int kw,
+cdef inline void _kernel_hwc(const floating* K, int F, int C, int S,
                              floating* out) noexcept nogil:
-    """out (F, kh*kw*C) = K (F, C, kh, kw) with each filter in (i, j, c) order."""
-    cdef int f, c, i, S = kh * kw
+    """out (F, S*C) = K (F, C, S) with each filter's S window taps before its
+    channels (channels-last order)."""
+    cdef int f, c, i
     for f in range(F):
         for c in range(C):
             for i in range(S):
@@ -166,17 +86,28 @@ cdef inline double _plane_sum(const floating* x, int m) noexcept nogil:
     return ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]))
 
 
-cdef floating* _scratch(int n_threads, size_t size, floating* kind) except NULL:
-    """Per-thread buffers of ``size`` elements each (kind: a NULL of the type)."""
-    cdef floating* buf = <floating*> malloc(max(<size_t> 1, n_threads * size)
-                                            * sizeof(floating))
+cdef void* _scratch_bytes(size_t size) except NULL:
+    """``size`` bytes of scratch buffers (at least one), or a MemoryError."""
+    cdef void* buf = malloc(max(<size_t> 1, size))
     if buf == NULL:
         raise MemoryError("cannot allocate the convolution's scratch buffers")
     return buf
 
 
+cdef int _window(skdl_window* w, tuple geometry, Py_ssize_t in_size,
+                 Py_ssize_t size, Py_ssize_t out_size) except -1:
+    """Fills ``w`` and checks it fits the arrays' flattened spatial sizes (a
+    ValueError, not memory read out of bounds, if a caller passes others)."""
+    fill_window(w, geometry)
+    if (skdl_volume(w.input) != in_size or skdl_volume(w.size) != size
+            or skdl_volume(w.output) != out_size):
+        raise ValueError(f"the window {geometry} does not fit inputs of {in_size}, "
+                         f"kernels of {size} and outputs of {out_size} positions")
+    return 0
+
+
 # Inputs with at least this many channels are unfolded channels-last (one
-# row per output position: runs of kw*C contiguous values, and the kernel is
+# row per output position: runs of k*C contiguous values, and the kernel is
 # the small packed operand); fewer channels are unfolded one plane at a time
 # (one row per kernel tap). Measured on 3x3 kernels, batch 64: channels-last
 # is 1.2-1.6x faster from 16 channels (4x4 to 13x13 images), up to 2x slower
@@ -203,36 +134,31 @@ cdef inline int _group_size(int P, int limit) noexcept nogil:
     return max(1, min(limit, GROUP_COLUMNS // P))
 
 
-def conv2d_forward(const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] K,
-                   const floating[::1] bias, floating[:, :, :, ::1] Y,
-                   int sh, int sw, int ph, int pw, int dh, int dw, int activation,
-                   double alpha, int n_threads):
+def conv2d_forward(const floating[:, :, ::1] X, const floating[:, :, ::1] K,
+                   const floating[::1] bias, floating[:, :, ::1] Y, tuple geometry,
+                   int activation, double alpha, int n_threads):
     """Y = f(conv(X, K) + bias).
 
     Parameters
     ----------
-    X : (n, C, H, W) input
-    K : (F, C, kh, kw) kernel
+    X : (n, C, prod(spatial)) input
+    K : (F, C, prod(window)) kernel
     bias : (F,) or None
-    Y : (n, F, OH, OW) output
-    sh, sw, ph, pw, dh, dw : strides, leading paddings, dilations
+    Y : (n, F, prod(out)) output
+    geometry : tuple, ``Window.kernel_args()`` (1 to 3 spatial axes)
     activation, alpha : fused activation (kind from _activations.pxd)
     n_threads : int
     """
-    cdef int n = X.shape[0], C = X.shape[1], H = X.shape[2], W = X.shape[3]
-    cdef int F = K.shape[0], kh = K.shape[2], kw = K.shape[3]
-    cdef int OH = Y.shape[2], OW = Y.shape[3]
-    cdef int CK = C * kh * kw, P = OH * OW
+    cdef skdl_window w
+    cdef int n = X.shape[0], C = X.shape[1], F = K.shape[0]
+    cdef int S = K.shape[2], P = Y.shape[2], CK = C * S
     cdef int G = _group_size(P, n)
     cdef int n_groups = (n + G - 1) // G
     cdef int g, s, s0, gs, f, t = 0, p, cols_n
     cdef bint rows = _patch_rows(C)
     cdef size_t cols_size = <size_t> CK * G * P, out_size = <size_t> F * G * P
     cdef size_t psize = packed_size(CK, F if rows else G * P, sizeof(floating))
-    cdef int PH = skdl_padded_extent(H, ph, OH, sh, kh, dh)
-    cdef int PW = skdl_padded_extent(W, pw, OW, sw, kw, dw)
-    cdef size_t plane = <size_t> PH * PW * (C if rows else 1)
-    cdef size_t per_thread = cols_size + (0 if rows else psize) + out_size + plane
+    cdef size_t plane, per_thread
     cdef floating* buf
     cdef floating* shared
     cdef floating* packed
@@ -243,16 +169,21 @@ def conv2d_forward(const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] 
     cdef const floating* bias_ptr = NULL
     if bias is not None:
         bias_ptr = &bias[0]
+    _window(&w, geometry, X.shape[2], S, P)
     if n == 0:
         return
+    # The zero-padded copy of a sample (channels-last) or of one channel.
+    plane = <size_t> skdl_volume(w.extent) * (C if rows else 1)
+    per_thread = cols_size + (0 if rows else psize) + out_size + plane
     # Channels-last: the kernel, packed once, is shared by the threads.
-    buf = _scratch(1, n_threads * per_thread + (psize + <size_t> F * CK if rows else 0),
-                   <floating*> NULL)
+    buf = <floating*> _scratch_bytes(
+        (n_threads * per_thread + (psize + <size_t> F * CK if rows else 0))
+        * sizeof(floating))
     shared = buf + n_threads * per_thread
     try:
         if rows:
             with nogil:
-                _kernel_hwc(&K[0, 0, 0, 0], F, C, kh, kw, shared + psize)
+                _kernel_hwc(&K[0, 0, 0], F, C, S, shared + psize)
                 pack_b(CK, F, shared + psize, 1, CK, <floating> 1.0, shared)
         with nogil, parallel(num_threads=n_threads):
             t = threadid()
@@ -268,12 +199,11 @@ def conv2d_forward(const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] 
                     # (gs*P, F) = (gs*P, CK) @ (CK, F), then each sample's
                     # (P, F) block transposed into Y with the bias.
                     for s in range(gs):
-                        _patches(&X[s0 + s, 0, 0, 0], C, H, W, kh, kw, sh, sw, ph, pw,
-                                 dh, dw, OH, OW, cols + <Py_ssize_t> s * P * CK, CK,
-                                 padded, PH, PW)
+                        skdl_patches(&w, &X[s0 + s, 0, 0], C,
+                                     cols + <Py_ssize_t> s * P * CK, CK, padded)
                     rowgemm(cols_n, F, CK, cols, CK, shared, tmp, F, False)
                     for s in range(gs):
-                        row = &Y[s0 + s, 0, 0, 0]
+                        row = &Y[s0 + s, 0, 0]
                         for f in range(F):
                             for p in range(P):
                                 row[f * P + p] = tmp[(s * P + p) * F + f] + (
@@ -284,13 +214,12 @@ def conv2d_forward(const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] 
                 packed = padded + plane
                 # Columns (sample, position) of the group side by side.
                 for s in range(gs):
-                    _im2col(&X[s0 + s, 0, 0, 0], C, H, W, kh, kw, sh, sw, ph, pw, dh,
-                            dw, OH, OW, cols + s * P, cols_n, padded, PH, PW)
+                    skdl_im2col(&w, &X[s0 + s, 0, 0], C, cols + s * P, cols_n, padded)
                 pack_b(CK, cols_n, cols, cols_n, 1, <floating> 1.0, packed)
                 # (F, gs*P) = (F, CK) @ (CK, gs*P); one sample writes in place.
                 if gs == 1:
-                    tmp = &Y[s0, 0, 0, 0]
-                rowgemm(F, cols_n, CK, &K[0, 0, 0, 0], CK, packed, tmp, cols_n, False)
+                    tmp = &Y[s0, 0, 0]
+                rowgemm(F, cols_n, CK, &K[0, 0, 0], CK, packed, tmp, cols_n, False)
                 for f in range(F):
                     row = tmp + <Py_ssize_t> f * cols_n
                     if bias_ptr != NULL:
@@ -299,7 +228,7 @@ def conv2d_forward(const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] 
                         forward_row(activation, alpha, row, row, cols_n)
                     if gs > 1:
                         for s in range(gs):
-                            memcpy(&Y[s0 + s, f, 0, 0], row + s * P, P * sizeof(floating))
+                            memcpy(&Y[s0 + s, f, 0], row + s * P, P * sizeof(floating))
     finally:
         free(buf)
 
@@ -310,22 +239,21 @@ cdef inline void _add_scalar(floating* row, floating value, int m) noexcept nogi
         row[j] += value
 
 
-def conv2d_backward_input(const floating[:, :, :, ::1] dY,
-                          const floating[:, :, :, ::1] K, floating[:, :, :, ::1] dX,
-                          int sh, int sw, int ph, int pw, int dh, int dw,
-                          int n_threads):
+def conv2d_backward_input(const floating[:, :, ::1] dY, const floating[:, :, ::1] K,
+                          floating[:, :, ::1] dX, tuple geometry, int n_threads):
     """dX = the input gradient of the convolution, a group of samples at a time.
 
     Parameters
     ----------
-    dY : (n, F, OH, OW)
-    K : (F, C, kh, kw) kernel
-    dX : (n, C, H, W) output
+    dY : (n, F, prod(out))
+    K : (F, C, prod(window)) kernel
+    dX : (n, C, prod(spatial)) output
+    geometry : tuple, ``Window.kernel_args()``
+    n_threads : int
     """
-    cdef int n = dX.shape[0], C = dX.shape[1], H = dX.shape[2], W = dX.shape[3]
-    cdef int F = K.shape[0], kh = K.shape[2], kw = K.shape[3]
-    cdef int OH = dY.shape[2], OW = dY.shape[3]
-    cdef int CK = C * kh * kw, P = OH * OW
+    cdef skdl_window w
+    cdef int n = dX.shape[0], C = dX.shape[1], F = K.shape[0]
+    cdef int S = K.shape[2], P = dY.shape[2], CK = C * S
     cdef int G = _group_size(P, n)
     cdef int n_groups = (n + G - 1) // G
     cdef int g, s, s0, gs, f, t = 0, p, cols_n
@@ -334,10 +262,7 @@ def conv2d_backward_input(const floating[:, :, :, ::1] dY,
     # Channels-last: (F, CK) packed once for all threads; otherwise the group's
     # dY is packed by its thread.
     cdef size_t psize = packed_size(F, CK if rows else G * P, sizeof(floating))
-    cdef int PH = skdl_padded_extent(H, ph, OH, sh, kh, dh)
-    cdef int PW = skdl_padded_extent(W, pw, OW, sw, kw, dw)
-    cdef size_t plane = <size_t> PH * PW * (C if rows else 1)
-    cdef size_t per_thread = cols_size + (0 if rows else psize) + dy_size + plane
+    cdef size_t plane, per_thread
     cdef size_t shared_size = (psize + <size_t> F * CK) if rows else <size_t> F * CK
     cdef floating* buf
     cdef floating* shared
@@ -346,17 +271,21 @@ def conv2d_backward_input(const floating[:, :, :, ::1] dY,
     cdef floating* cols
     cdef floating* padded
     cdef const floating* src
+    _window(&w, geometry, dX.shape[2], S, P)
     if n == 0:
         return
-    buf = _scratch(1, n_threads * per_thread + shared_size, <floating*> NULL)
+    plane = <size_t> skdl_volume(w.extent) * (C if rows else 1)
+    per_thread = cols_size + (0 if rows else psize) + dy_size + plane
+    buf = <floating*> _scratch_bytes((n_threads * per_thread + shared_size)
+                                     * sizeof(floating))
     shared = buf + n_threads * per_thread
     try:
         with nogil:
             if rows:
-                _kernel_hwc(&K[0, 0, 0, 0], F, C, kh, kw, shared + psize)
+                _kernel_hwc(&K[0, 0, 0], F, C, S, shared + psize)
                 pack_b(F, CK, shared + psize, CK, 1, <floating> 1.0, shared)
             else:  # K transposed: (CK, F)
-                src = &K[0, 0, 0, 0]
+                src = &K[0, 0, 0]
                 for f in range(F):
                     for p in range(CK):
                         shared[<Py_ssize_t> p * F + f] = src[<Py_ssize_t> f * CK + p]
@@ -374,31 +303,29 @@ def conv2d_backward_input(const floating[:, :, :, ::1] dY,
                     # dY of the group as (gs*P, F) rows, then
                     # (gs*P, CK) = (gs*P, F) @ (F, CK): each row one window.
                     for s in range(gs):
-                        src = &dY[s0 + s, 0, 0, 0]
+                        src = &dY[s0 + s, 0, 0]
                         for f in range(F):
                             for p in range(P):
                                 dyg[(s * P + p) * F + f] = src[f * P + p]
                     rowgemm(cols_n, CK, F, dyg, F, shared, cols, CK, False)
                     for s in range(gs):
-                        _patches_adjoint(cols + <Py_ssize_t> s * P * CK, CK, C, H, W, kh,
-                                         kw, sh, sw, ph, pw, dh, dw, OH, OW,
-                                         &dX[s0 + s, 0, 0, 0], padded, PH, PW)
+                        skdl_patches_adjoint(&w, cols + <Py_ssize_t> s * P * CK, CK, C,
+                                             &dX[s0 + s, 0, 0], padded)
                     continue
                 packed = padded + plane
                 # dY of the group as one (F, gs*P) matrix.
-                src = &dY[s0, 0, 0, 0]
+                src = &dY[s0, 0, 0]
                 if gs > 1:
                     for s in range(gs):
                         for f in range(F):
-                            memcpy(dyg + <Py_ssize_t> f * cols_n + s * P, &dY[s0 + s, f, 0, 0],
+                            memcpy(dyg + <Py_ssize_t> f * cols_n + s * P, &dY[s0 + s, f, 0],
                                    P * sizeof(floating))
                     src = dyg
                 # (CK, gs*P) = (CK, F) @ (F, gs*P)
                 pack_b(F, cols_n, src, cols_n, 1, <floating> 1.0, packed)
                 rowgemm(CK, cols_n, F, shared, F, packed, cols, cols_n, False)
                 for s in range(gs):
-                    _col2im(cols + s * P, cols_n, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw,
-                            OH, OW, &dX[s0 + s, 0, 0, 0], padded, PH, PW)
+                    skdl_col2im(&w, cols + s * P, cols_n, C, &dX[s0 + s, 0, 0], padded)
     finally:
         free(buf)
 
@@ -418,30 +345,31 @@ cdef inline void _sum_chunks(const floating* partial, int n_chunks, Py_ssize_t s
             sums[e] = sums[e] + row[e]
 
 
-def conv2d_backward_params(const floating[:, :, :, ::1] X,
-                           const floating[:, :, :, ::1] dY, const double[::1] weights,
-                           double scale, floating[:, :, :, ::1] dK, floating[::1] db,
+def conv2d_backward_params(const floating[:, :, ::1] X, const floating[:, :, ::1] dY,
+                           const double[::1] weights, double scale,
+                           floating[:, :, ::1] dK, floating[::1] db,
                            floating[:, ::1] partial_dK, double[:, ::1] partial_db,
-                           int sh, int sw, int ph, int pw, int dh, int dw, int n_threads):
+                           tuple geometry, int n_threads):
     """dK = scale * sum_i w_i dY_i @ im2col(X_i).T; db = scale * sum_i w_i sum(dY_i).
 
     Parameters
     ----------
-    X : (n, C, H, W)
-    dY : (n, F, OH, OW), per-sample output gradients
+    X : (n, C, prod(spatial))
+    dY : (n, F, prod(out)), per-sample output gradients
     weights : (n,) float64 sample weights, or None for ones
     scale : float
-    dK : (F, C, kh, kw) output
+    dK : (F, C, prod(window)) output
     db : (F,) output, or None
-    partial_dK : (n_chunks, C*kh*kw*F) scratch, n_chunks = ceil(n / CHUNK); each
-        chunk's sum is kept as (F, kh*kw*C) for inputs unfolded channels-last,
-        transposed, (C*kh*kw, F), otherwise
+    partial_dK : (n_chunks, C*S*F) scratch, S = prod(window), n_chunks =
+        ceil(n / CHUNK); each chunk's sum is kept as (F, S*C) for inputs
+        unfolded channels-last, transposed, (C*S, F), otherwise
     partial_db : (n_chunks, F) float64 scratch
+    geometry : tuple, ``Window.kernel_args()``
+    n_threads : int
     """
-    cdef int n = X.shape[0], C = X.shape[1], H = X.shape[2], W = X.shape[3]
-    cdef int F = dK.shape[0], kh = dK.shape[2], kw = dK.shape[3]
-    cdef int OH = dY.shape[2], OW = dY.shape[3]
-    cdef int CK = C * kh * kw, P = OH * OW, S = kh * kw
+    cdef skdl_window w
+    cdef int n = X.shape[0], C = X.shape[1], F = dK.shape[0]
+    cdef int S = dK.shape[2], P = dY.shape[2], CK = C * S
     cdef int n_chunks = (n + CHUNK - 1) // CHUNK
     # Groups inside a chunk: their size depends on the shapes only.
     cdef int G = _group_size(P, CHUNK)
@@ -450,14 +378,11 @@ def conv2d_backward_params(const floating[:, :, :, ::1] X,
     cdef Py_ssize_t e, size = <Py_ssize_t> F * CK
     cdef size_t cols_size = <size_t> CK * G * P
     cdef size_t psize = packed_size(G * P, CK if rows else F, sizeof(floating))
-    cdef int PH = skdl_padded_extent(H, ph, OH, sh, kh, dh)
-    cdef int PW = skdl_padded_extent(W, pw, OW, sw, kw, dw)
-    cdef size_t plane = <size_t> PH * PW * (C if rows else 1)
     cdef size_t dy_size = <size_t> F * G * P if rows else 0
-    cdef size_t per_thread = cols_size + psize + plane + dy_size
-    cdef double w, acc
+    cdef size_t plane, per_thread
+    cdef double wi, acc
     cdef double* sums
-    cdef floating* total = &dK[0, 0, 0, 0]
+    cdef floating* total = &dK[0, 0, 0]
     cdef floating* buf
     cdef floating* packed
     cdef floating* cols
@@ -466,12 +391,15 @@ def conv2d_backward_params(const floating[:, :, :, ::1] X,
     cdef const double* w_ptr = NULL
     if weights is not None:
         w_ptr = &weights[0]
+    _window(&w, geometry, X.shape[2], S, P)
     if n == 0:
         dK[...] = 0
         if db is not None:
             db[...] = 0
         return
-    buf = _scratch(n_threads, per_thread, <floating*> NULL)
+    plane = <size_t> skdl_volume(w.extent) * (C if rows else 1)
+    per_thread = cols_size + psize + plane + dy_size
+    buf = <floating*> _scratch_bytes(n_threads * per_thread * sizeof(floating))
     try:
         with nogil, parallel(num_threads=n_threads):
             t = threadid()
@@ -491,23 +419,21 @@ def conv2d_backward_params(const floating[:, :, :, ::1] X,
                     cols_n = gs * P
                     for s in range(gs):
                         i = g0 + s
-                        w = 1.0 if w_ptr == NULL else w_ptr[i]
+                        wi = 1.0 if w_ptr == NULL else w_ptr[i]
                         for f in range(F):
-                            partial_db[c, f] += w * _plane_sum(&dY[i, f, 0, 0], P)
+                            partial_db[c, f] += wi * _plane_sum(&dY[i, f, 0], P)
                         if rows:
                             # Windows as rows s*P.. of (gs*P, CK); w * dY_i as
                             # columns s*P.. of (F, gs*P).
-                            _patches(&X[i, 0, 0, 0], C, H, W, kh, kw, sh, sw, ph, pw,
-                                     dh, dw, OH, OW, cols + <Py_ssize_t> s * P * CK, CK,
-                                     padded, PH, PW)
+                            skdl_patches(&w, &X[i, 0, 0], C, cols + <Py_ssize_t> s * P * CK,
+                                         CK, padded)
                             for f in range(F):
-                                _scaled_copy(dyg + f * cols_n + s * P, &dY[i, f, 0, 0],
-                                             <floating> w, P)
+                                skdl_scaled_copy(dyg + f * cols_n + s * P, &dY[i, f, 0],
+                                                 <floating> wi, P)
                             continue
-                        _im2col(&X[i, 0, 0, 0], C, H, W, kh, kw, sh, sw, ph, pw, dh, dw,
-                                OH, OW, cols + s * P, cols_n, padded, PH, PW)
+                        skdl_im2col(&w, &X[i, 0, 0], C, cols + s * P, cols_n, padded)
                         # Rows s*P .. of (gs*P, F): w * dY_i transposed.
-                        pack_b_rows(P, F, &dY[i, 0, 0, 0], 1, P, <floating> w, packed,
+                        pack_b_rows(P, F, &dY[i, 0, 0], 1, P, <floating> wi, packed,
                                     cols_n, s * P)
                     if rows:
                         # (F, CK) += (F, gs*P) @ (gs*P, CK)

@@ -109,6 +109,12 @@ def _rows(a):
     return a.reshape(-1, a.shape[-1]) if a.ndim != 2 else a
 
 
+def _flat(a):
+    """(n, C, prod(spatial)) view of a C-contiguous (n, C, *spatial) array:
+    the conv and pool kernels take every sample's spatial axes flattened."""
+    return a.reshape(a.shape[:2] + (-1,))
+
+
 def _scalar(name, value, low=0.0, high=None, low_open=False, high_open=True):
     """``value`` as a float inside the interval, or a TypeError/ValueError."""
     if type(value) is not float:  # the usual case skips the slower ABC checks
@@ -125,27 +131,81 @@ def _scalar(name, value, low=0.0, high=None, low_open=False, high_open=True):
 
 
 # -- convolution and pooling ---------------------------------------------------
-def _pairs(name, value):
-    """Two ints (height, width) from an int or a pair, all >= 1."""
-    values = (value, value) if np.isscalar(value) else tuple(value)
-    if len(values) != 2 or not all(isinstance(v, (int, np.integer)) and v >= 1
-                                   for v in values):
-        raise ValueError(f"{name} must be positive ints (height, width), got {value!r}.")
+# Names of the spatial axes, for the ops' messages (arrays are channels first).
+_AXES = {1: ("length",), 2: ("height", "width"), 3: ("depth", "height", "width")}
+_SIDES = {1: ("(before, after)",), 2: ("(top, bottom)", "(left, right)"),
+          3: ("(front, back)", "(top, bottom)", "(left, right)")}
+
+# Largest number of spatial axes the kernels take (skdl_window in _window.h).
+MAX_RANK = 3
+
+
+def _is_int(v):
+    return isinstance(v, (numbers.Integral, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _axis_ints(name, value, rank, layer):
+    """``rank`` positive ints (one per spatial axis) from one int or a
+    sequence of ``rank`` ints, or a ValueError worded for a layer's argument
+    (``layer``) or an op's."""
+    values = (value,) * rank if _is_int(value) else tuple(
+        value if isinstance(value, (tuple, list, np.ndarray)) else (value,))
+    if len(values) != rank or not all(_is_int(v) and v >= 1 for v in values):
+        if layer:
+            raise ValueError(f"{name} must be a positive int or {rank} positive ints, "
+                             f"got {value!r}.")
+        raise ValueError(f"{name} must be positive ints ({', '.join(_AXES[rank])}), "
+                         f"got {value!r}.")
     return tuple(int(v) for v in values)
 
 
-def _padding_pairs(padding):
-    """((top, bottom), (left, right)) of non-negative ints."""
+def _padding_pairs(padding, rank):
+    """An op's padding: one (before, after) pair of non-negative ints per axis."""
+    form = f"({', '.join(_SIDES[rank])}{',' if rank == 1 else ''})"
     try:
-        (top, bottom), (left, right) = padding
-        pads = tuple(int(v) for v in (top, bottom, left, right))
+        pairs = tuple((int(before), int(after)) for before, after in padding)
     except (TypeError, ValueError):
-        raise ValueError(
-            f"padding must be ((top, bottom), (left, right)), got {padding!r}."
-        ) from None
-    if min(pads) < 0:
+        pairs = ()
+    if len(pairs) != rank:
+        raise ValueError(f"padding must be {form}, got {padding!r}.") from None
+    if min(min(pair) for pair in pairs) < 0:
         raise ValueError(f"padding must be non-negative, got {padding!r}.")
-    return (pads[0], pads[1]), (pads[2], pads[3])
+    return pairs
+
+
+def _layer_padding(padding, sizes, windows, strides, dilations):
+    """A layer's padding as one (before, after) pair per axis.
+
+    ``'valid'`` adds none; ``'same'`` adds what keeps ``ceil(size / stride)``
+    outputs, the odd one after (as TensorFlow and Keras); an int pads every
+    side by it; a sequence gives one int (both sides) or one (before, after)
+    pair per axis.
+    """
+    rank = len(sizes)
+    if isinstance(padding, str):
+        if padding == "valid":
+            return ((0, 0),) * rank
+        if padding == "same":
+            pairs = []
+            for size, k, s, d in zip(sizes, windows, strides, dilations):
+                total = max((-(-size // s) - 1) * s + (k - 1) * d + 1 - size, 0)
+                pairs.append((total // 2, total - total // 2))
+            return tuple(pairs)
+        raise ValueError(f"padding must be 'valid', 'same' or ints, got {padding!r}.")
+    if _is_int(padding):
+        padding = (padding,) * rank
+    padding = tuple(padding)
+    if len(padding) != rank:
+        raise ValueError(f"padding needs one entry per spatial axis ({rank}), got "
+                         f"{padding!r}.")
+    pairs = []
+    for p in padding:
+        pair = (p, p) if _is_int(p) else tuple(p) if isinstance(p, (tuple, list)) else ()
+        if len(pair) != 2 or not all(_is_int(v) and v >= 0 for v in pair):
+            raise ValueError(f"padding must hold non-negative ints or (before, after) "
+                             f"pairs of them, got {padding!r}.")
+        pairs.append((int(pair[0]), int(pair[1])))
+    return tuple(pairs)
 
 
 def window_output_size(size, window, stride, pad_total, dilation=1, what="kernel"):
@@ -179,75 +239,121 @@ def window_output_size(size, window, stride, pad_total, dilation=1, what="kernel
 
 
 class Window(NamedTuple):
-    """Where a sliding window (a convolution's kernel, a pool) goes over 2-D
-    planes, checked once: layers build one when they are built, and the conv
-    and pool ops take it (``window=``) instead of parsing strides, padding and
-    dilation again at every call.
+    """Where a sliding window (a convolution's kernel, a pool) goes over
+    inputs of 1, 2 or 3 spatial axes, checked once: layers build one when they
+    are built, and the conv and pool ops take it (``window=``) instead of
+    parsing strides, padding and dilation again at every call. Every field
+    holds one entry per spatial axis, in the arrays' order (depth, height,
+    width; a signal's length alone).
 
     Attributes
     ----------
-    in_hw : (int, int)
-        The input planes' height and width.
-    size : (int, int)
-        The window's height and width (kernel or pool size).
-    strides, dilation : (int, int)
-    padding : ((int, int), (int, int))
-        ((top, bottom), (left, right)) zeros around the input.
-    out_hw : (int, int)
+    in_shape : tuple of int
+        The input's spatial shape (each channel's).
+    size : tuple of int
+        The window's extent on each axis (kernel or pool size).
+    strides, dilation : tuple of int
+    padding : tuple of (int, int)
+        (before, after) zeros on each axis.
+    out_shape : tuple of int
         Window positions along each axis.
     """
 
-    in_hw: tuple
+    in_shape: tuple
     size: tuple
     strides: tuple
     padding: tuple
     dilation: tuple
-    out_hw: tuple
+    out_shape: tuple
+
+    @property
+    def rank(self):
+        """Number of spatial axes."""
+        return len(self.size)
 
     @staticmethod
     @functools.lru_cache(maxsize=256)
-    def _checked(in_hw, size, strides, padding, dilation, what):
-        size, strides = _pairs(f"{what}_size", size), _pairs("strides", strides)
-        dilation = _pairs("dilation", dilation)
-        padding = _padding_pairs(padding)
-        if what == "pool" and (max(padding[0]) >= size[0] or max(padding[1]) >= size[1]):
+    def _checked(in_shape, size, strides, padding, dilation, what, layer):
+        rank = len(in_shape)
+        if not 1 <= rank <= MAX_RANK:
+            raise ValueError(f"A {what} window has 1 to {MAX_RANK} spatial axes, got an "
+                             f"input of spatial shape {in_shape}.")
+        size = _axis_ints(f"{what}_size", size, rank, layer)
+        strides = size if strides is None else _axis_ints("strides", strides, rank, layer)
+        dilation = _axis_ints("dilation", dilation, rank, layer)
+        in_shape = tuple(int(v) for v in in_shape)
+        padding = (_layer_padding(padding, in_shape, size, strides, dilation) if layer
+                   else _padding_pairs(padding, rank))
+        if what == "pool" and any(max(pair) >= k for pair, k in zip(padding, size)):
             raise ValueError(
                 f"padding {padding} must be smaller than the pool size {size}: a "
                 "window would hold only padding."
             )
-        in_hw = tuple(int(v) for v in in_hw)
-        out_hw = tuple(window_output_size(n, k, s, sum(p), d, what=what) for n, k, s, p, d
-                       in zip(in_hw, size, strides, padding, dilation))
-        return Window(in_hw, size, strides, padding, dilation, out_hw)
+        out_shape = tuple(window_output_size(n, k, s, sum(p), d, what=what) for n, k, s, p, d
+                          in zip(in_shape, size, strides, padding, dilation))
+        return Window(in_shape, size, strides, padding, dilation, out_shape)
 
     @classmethod
-    def of(cls, in_hw, size, strides=1, padding=((0, 0), (0, 0)), dilation=1,
-           what="kernel"):
-        """The checked window, or a ValueError (``what``: 'kernel' or 'pool',
-        as the messages name it)."""
+    def of(cls, in_shape, size, strides=1, padding=None, dilation=1, what="kernel",
+           layer=False):
+        """The checked window, or a ValueError.
+
+        Parameters
+        ----------
+        in_shape : tuple of int
+            The input's spatial shape; its length is the window's rank (1-3).
+        size, strides, dilation : int or tuple of int
+            One int for every axis, or one per axis; ``strides=None`` is
+            ``size`` (a pool's default).
+        padding : None, int, str or sequence
+            None adds none. An op's: one (before, after) pair per axis. A
+            layer's (``layer=True``): also 'valid', 'same', one int for every
+            side, or one int or pair per axis.
+        what : {'kernel', 'pool'}
+            What the messages call the window (``kernel_size``,
+            ``pool_size``); a pool's padding must be smaller than it.
+        layer : bool
+            Parse the layers' forms and word errors for their arguments.
+
+        Returns
+        -------
+        Window
+        """
+        if padding is None:
+            padding = ((0, 0),) * len(in_shape)
         try:
-            return cls._checked(tuple(in_hw), size, strides, padding, dilation, what)
+            return cls._checked(tuple(in_shape), size, strides, padding, dilation, what,
+                                layer)
         except TypeError as exc:  # an unhashable argument, e.g. a list
             if "unhashable" not in str(exc):
                 raise
-            return cls._checked.__wrapped__(tuple(in_hw), size, strides, padding,
-                                            dilation, what)
+            return cls._checked.__wrapped__(tuple(in_shape), size, strides, padding,
+                                            dilation, what, layer)
 
-    def fits(self, in_hw, size):
-        """This window, after checking it is one for ``in_hw`` planes and a
-        ``size`` window (a ValueError otherwise)."""
-        if tuple(in_hw) != self.in_hw or tuple(size) != self.size:
-            raise ValueError(f"The window was checked for {self.in_hw} planes and a "
-                             f"{self.size} window, not {tuple(in_hw)} and {tuple(size)}.")
+    def fits(self, in_shape, size):
+        """This window, after checking it is one for inputs of spatial shape
+        ``in_shape`` and a ``size`` window (a ValueError otherwise)."""
+        if tuple(in_shape) != self.in_shape or tuple(size) != self.size:
+            raise ValueError(f"The window was checked for inputs of spatial shape "
+                             f"{self.in_shape} and a {self.size} window, not "
+                             f"{tuple(in_shape)} and {tuple(size)}.")
         return self
 
-    def conv_args(self):
-        """(sh, sw, top, left, dh, dw), as the convolution kernels take them."""
-        (top, _), (left, _) = self.padding
-        return self.strides + (top, left) + self.dilation
+    def kernel_args(self):
+        """The geometry as the kernels' ``skdl_window`` takes it (_window.h):
+        rank, then input, output, window size, strides, leading padding and
+        dilation, each right-aligned in 3 entries (the axes a rank-1 or -2
+        window lacks lead with one position, no padding)."""
+        return _kernel_args(self)
 
-    def pool_args(self):
-        """(kh, kw, sh, sw, top, left), as the pooling kernels take them."""
-        (top, _), (left, _) = self.padding
-        return self.size + self.strides + (top, left)
 
+@functools.lru_cache(maxsize=256)
+def _kernel_args(window):
+    # Memoized: an op that is not bound asks for it at every call.
+    lead = MAX_RANK - window.rank
+
+    def three(values, fill=1):
+        return (fill,) * lead + tuple(values)
+    return ((window.rank,) + three(window.in_shape) + three(window.out_shape)
+            + three(window.size) + three(window.strides)
+            + three((before for before, _ in window.padding), 0) + three(window.dilation))

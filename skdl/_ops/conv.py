@@ -1,12 +1,19 @@
-"""Convolution ops (skdl._kernels._conv): 2-D convolutions (1-D ones are the
-case height 1), their input and weight gradients.
+"""Convolution ops (skdl._kernels._conv): convolutions over 1, 2 or 3 spatial
+axes (the ``conv2d_`` names are kept from when they took images only), their
+input and weight gradients. Arrays are channels first: X (n, C, *spatial),
+kernels (F, C, *window), outputs (n, F, *out); the kernels see each sample's
+spatial axes flattened, (n, C, prod(spatial)), a free view, and the geometry
+as one ``skdl_window`` (``Window.kernel_args``).
 """
+
+import math
 
 import numpy as np
 
 from .._kernels import _conv
 from . import _threads
-from ._checks import Window, _accumulation_dtype, _bound, _float_array, _output, _pairs, _weights
+from ._checks import (Window, _accumulation_dtype, _axis_ints, _bound, _flat, _float_array,
+                      _output, _weights)
 from .activations import _activation_code, _alpha, activation_forward
 
 
@@ -18,9 +25,17 @@ def _conv_window(X_shape, K_shape, strides, padding, dilation, window):
     return Window.of(X_shape[2:], K_shape[2:], strides, padding, dilation)
 
 
+def _spatial_ndim(K):
+    """X's and K's number of axes: K's, if it has 1 to 3 spatial axes, else
+    that of images (so the error names what an image convolution needs)."""
+    ndim = np.ndim(K)
+    return ndim if 3 <= ndim <= 5 else 4
+
+
 def _conv_inputs(X, K):
-    X = _float_array("X", X, ndim=4)
-    K = _float_array("K", K, ndim=4, dtype=X.dtype)
+    ndim = _spatial_ndim(K)
+    X = _float_array("X", X, ndim=ndim)
+    K = _float_array("K", K, ndim=ndim, dtype=X.dtype)
     if K.shape[1] != X.shape[1]:
         raise ValueError(
             f"X has {X.shape[1]} channels but the kernel expects {K.shape[1]} "
@@ -29,28 +44,30 @@ def _conv_inputs(X, K):
     return X, K
 
 
-def conv2d_forward(X, K, b=None, strides=1, padding=((0, 0), (0, 0)), dilation=1,
+def conv2d_forward(X, K, b=None, strides=1, padding=None, dilation=1,
                    activation=None, alpha=None, out=None, window=None):
     """2-D convolution (cross-correlation, as in every deep-learning library).
 
     Parameters
     ----------
-    X : ndarray of shape (n, C, H, W)
-    K : ndarray of shape (F, C, kh, kw)
+    X : ndarray of shape (n, C, *spatial)
+        1 to 3 spatial axes: (n, C, L), (n, C, H, W) or (n, C, D, H, W).
+    K : ndarray of shape (F, C, *window), as many spatial axes as X
     b : ndarray of shape (F,) or None
-    strides, dilation : int or (int, int)
-    padding : ((top, bottom), (left, right))
-        Zeros added around the input.
+    strides, dilation : int or tuple of int (one per spatial axis)
+    padding : sequence of (int, int) or None
+        (before, after) zeros on each spatial axis, such as
+        ((top, bottom), (left, right)) for images; None adds none.
     activation : str or None
     alpha : float or None
-    out : ndarray of shape (n, F, OH, OW) or None, written in place when given
+    out : ndarray of shape (n, F, *out_shape) or None, written in place when given
     window : Window or None
         The geometry checked once (``Window.of``), in place of ``strides``,
         ``padding`` and ``dilation``.
 
     Returns
     -------
-    Y : ndarray of shape (n, F, OH, OW)
+    Y : ndarray of shape (n, F, *out_shape)
     """
     # Softmax normalizes each (sample, filter) plane; the kernel's fused
     # activations act on values alone, so softmax runs after it, on the planes.
@@ -64,7 +81,7 @@ def conv2d_forward(X, K, b=None, strides=1, padding=((0, 0), (0, 0)), dilation=1
     return Y
 
 
-def bind_conv2d_forward(X, K, b=None, strides=1, padding=((0, 0), (0, 0)), dilation=1,
+def bind_conv2d_forward(X, K, b=None, strides=1, padding=None, dilation=1,
                         activation=None, alpha=None, out=None, window=None):
     """:func:`conv2d_forward` checked once and bound to its arrays; every
     activation but softmax (which :func:`conv2d_forward` applies after the
@@ -73,7 +90,7 @@ def bind_conv2d_forward(X, K, b=None, strides=1, padding=((0, 0), (0, 0)), dilat
     Returns
     -------
     run : callable ``run()``
-    Y : ndarray of shape (n, F, OH, OW)
+    Y : ndarray of shape (n, F, *out_shape)
     """
     if activation == "softmax":
         raise ValueError("A bound convolution fuses elementwise activations only, "
@@ -95,32 +112,34 @@ def _conv_forward_inputs(X, K, b):
 def _bind_conv2d_forward(X, K, b, strides, padding, dilation, activation, alpha, out,
                          window):
     window = _conv_window(X.shape, K.shape, strides, padding, dilation, window)
-    geometry, (oh, ow) = window.conv_args(), window.out_hw
+    geometry = window.kernel_args()
     code = 0 if activation is None else _activation_code(activation)
     alpha = _alpha(activation, alpha)
-    Y = _output(out, "out", (X.shape[0], K.shape[0], oh, ow), X.dtype, (X, K))
+    Y = _output(out, "out", (X.shape[0], K.shape[0]) + window.out_shape, X.dtype, (X, K))
     work = Y.size * K[0].size
+    X3, K3, Y3 = _flat(X), _flat(K), _flat(Y)
 
     def run():
-        _conv.conv2d_forward(X, K, b, Y, *geometry, code, alpha, _threads.threads_for(work))
+        _conv.conv2d_forward(X3, K3, b, Y3, geometry, code, alpha,
+                             _threads.threads_for(work))
     return run, Y
 
 
-def conv2d_backward_input(dY, K, input_hw, strides=1, padding=((0, 0), (0, 0)),
+def conv2d_backward_input(dY, K, input_hw, strides=1, padding=None,
                           dilation=1, out=None, window=None):
     """Gradient of :func:`conv2d_forward` (without activation) for its input.
 
     Parameters
     ----------
-    dY : ndarray of shape (n, F, OH, OW)
-    K : ndarray of shape (F, C, kh, kw)
-    input_hw : (H, W), the input's spatial size
+    dY : ndarray of shape (n, F, *out_shape)
+    K : ndarray of shape (F, C, *window)
+    input_hw : tuple of int, the input's spatial shape (``spatial``)
     strides, padding, dilation, window : as in :func:`conv2d_forward`
-    out : ndarray of shape (n, C, H, W) or None, written in place when given
+    out : ndarray of shape (n, C, *spatial) or None, written in place when given
 
     Returns
     -------
-    dX : ndarray of shape (n, C, H, W)
+    dX : ndarray of shape (n, C, *spatial)
     """
     run, dX = _bind_conv2d_backward_input(*_conv_grad_inputs(dY, K), input_hw, strides,
                                           padding, dilation, out, window)
@@ -128,14 +147,14 @@ def conv2d_backward_input(dY, K, input_hw, strides=1, padding=((0, 0), (0, 0)),
     return dX
 
 
-def bind_conv2d_backward_input(dY, K, input_hw, strides=1, padding=((0, 0), (0, 0)),
+def bind_conv2d_backward_input(dY, K, input_hw, strides=1, padding=None,
                                dilation=1, out=None, window=None):
     """:func:`conv2d_backward_input` checked once and bound to its arrays.
 
     Returns
     -------
     run : callable ``run()``
-    dX : ndarray of shape (n, C, H, W)
+    dX : ndarray of shape (n, C, *spatial)
     """
     dY, K = _bound(("dY", "K"), (dY, K), _conv_grad_inputs(dY, K))
     return _bind_conv2d_backward_input(dY, K, input_hw, strides, padding, dilation, out,
@@ -143,30 +162,31 @@ def bind_conv2d_backward_input(dY, K, input_hw, strides=1, padding=((0, 0), (0, 
 
 
 def _conv_grad_inputs(dY, K):
-    dY = _float_array("dY", dY, ndim=4)
-    return dY, _float_array("K", K, ndim=4, dtype=dY.dtype)
+    ndim = _spatial_ndim(K)
+    dY = _float_array("dY", dY, ndim=ndim)
+    return dY, _float_array("K", K, ndim=ndim, dtype=dY.dtype)
 
 
 def _bind_conv2d_backward_input(dY, K, input_hw, strides, padding, dilation, out, window):
-    H, W = (int(v) for v in input_hw)
-    x_shape = (dY.shape[0], K.shape[1], H, W)
+    x_shape = (dY.shape[0], K.shape[1]) + tuple(int(v) for v in input_hw)
     window = _conv_window(x_shape, K.shape, strides, padding, dilation, window)
-    geometry, out_hw = window.conv_args(), window.out_hw
-    if dY.shape[1:] != (K.shape[0],) + out_hw:
+    if dY.shape[1:] != (K.shape[0],) + window.out_shape:
         raise ValueError(
             f"dY has shape {dY.shape[1:]} per sample but the convolution gives "
-            f"{(K.shape[0],) + out_hw}."
+            f"{(K.shape[0],) + window.out_shape}."
         )
+    geometry = window.kernel_args()
     dX = _output(out, "out", x_shape, dY.dtype, (dY, K))
     work = dY.size * K[0].size
+    dY3, K3, dX3 = _flat(dY), _flat(K), _flat(dX)
 
     def run():
-        _conv.conv2d_backward_input(dY, K, dX, *geometry, _threads.threads_for(work))
+        _conv.conv2d_backward_input(dY3, K3, dX3, geometry, _threads.threads_for(work))
     return run, dX
 
 
 def conv2d_backward_params(X, dY, sample_weight=None, scale=1.0, accumulate_dtype=None,
-                           kernel_hw=None, strides=1, padding=((0, 0), (0, 0)),
+                           kernel_hw=None, strides=1, padding=None,
                            dilation=1, dK=None, db=None, window=None):
     """Kernel and bias gradients of :func:`conv2d_forward`, summed over the batch.
 
@@ -177,14 +197,14 @@ def conv2d_backward_params(X, dY, sample_weight=None, scale=1.0, accumulate_dtyp
 
     Parameters
     ----------
-    X : ndarray of shape (n, C, H, W)
-    dY : ndarray of shape (n, F, OH, OW), per-sample gradients
+    X : ndarray of shape (n, C, *spatial)
+    dY : ndarray of shape (n, F, *out_shape), per-sample gradients
     sample_weight : ndarray of shape (n,) or None
     scale : float
     accumulate_dtype : {None, numpy.float32, numpy.float64}
-    kernel_hw : (kh, kw)
+    kernel_hw : int or tuple of int, the window's size (``window``)
     strides, padding, dilation, window : as in :func:`conv2d_forward`
-    dK : ndarray of shape (F, C, kh, kw) or None, written in place when given
+    dK : ndarray of shape (F, C, *window) or None, written in place when given
     db : ndarray of shape (F,) or None, written in place when given
 
     Returns
@@ -199,7 +219,7 @@ def conv2d_backward_params(X, dY, sample_weight=None, scale=1.0, accumulate_dtyp
 
 
 def bind_conv2d_backward_params(X, dY, sample_weight=None, accumulate_dtype=None,
-                                kernel_hw=None, strides=1, padding=((0, 0), (0, 0)),
+                                kernel_hw=None, strides=1, padding=None,
                                 dilation=1, dK=None, db=None, window=None):
     """:func:`conv2d_backward_params` checked once and bound to its arrays;
     ``sample_weight`` is read at every call.
@@ -207,7 +227,7 @@ def bind_conv2d_backward_params(X, dY, sample_weight=None, accumulate_dtype=None
     Returns
     -------
     run : callable ``run(scale)``
-    dK : ndarray of shape (F, C, kh, kw)
+    dK : ndarray of shape (F, C, *window)
     db : ndarray of shape (F,)
     """
     checked = _bound(("X", "dY", "sample_weight"), (X, dY, sample_weight),
@@ -217,8 +237,10 @@ def bind_conv2d_backward_params(X, dY, sample_weight=None, accumulate_dtype=None
 
 
 def _conv_param_inputs(X, dY, sample_weight):
-    X = _float_array("X", X, ndim=4)
-    dY = _float_array("dY", dY, ndim=4, dtype=X.dtype)
+    X = _float_array("X", X)
+    if not 3 <= X.ndim <= 5:
+        X = _float_array("X", X, ndim=4)  # the error, naming images' rank
+    dY = _float_array("dY", dY, ndim=X.ndim, dtype=X.dtype)
     return X, dY, _weights(sample_weight, X.shape[0])
 
 
@@ -226,25 +248,27 @@ def _bind_conv2d_backward_params(X, dY, w, accumulate_dtype, kernel_hw, strides,
                                  dilation, dK, db, window):
     n, C = X.shape[:2]
     F = dY.shape[1]
-    kh, kw = _pairs("kernel_hw", kernel_hw)
-    window = _conv_window(X.shape, (F, C, kh, kw), strides, padding, dilation, window)
-    geometry, out_hw = window.conv_args(), window.out_hw
-    if dY.shape != (n, F) + out_hw:
-        raise ValueError(f"dY has shape {dY.shape}, expected {(n, F) + out_hw}.")
-    dK = _output(dK, "dK", (F, C, kh, kw), X.dtype)
+    size = _axis_ints("kernel_hw", kernel_hw, X.ndim - 2, layer=False)
+    window = _conv_window(X.shape, (F, C) + size, strides, padding, dilation, window)
+    if dY.shape != (n, F) + window.out_shape:
+        raise ValueError(f"dY has shape {dY.shape}, expected {(n, F) + window.out_shape}.")
+    geometry = window.kernel_args()
+    dK = _output(dK, "dK", (F, C) + size, X.dtype)
     db = _output(db, "db", (F,), X.dtype)
     acc = _accumulation_dtype(accumulate_dtype, X.dtype)
     target_K = dK if acc == dK.dtype else np.empty(dK.shape, acc)
     target_b = db if acc == db.dtype else np.empty(db.shape, acc)
     n_chunks = max(1, -(-n // _conv.CHUNK_))
-    partial_K = np.empty((n_chunks, F * C * kh * kw), dtype=acc)
+    partial_K = np.empty((n_chunks, target_K.size), dtype=acc)
     partial_b = np.empty((n_chunks, F))
-    work = dY.size * C * kh * kw
+    work = dY.size * C * math.prod(size)
+    dK3 = _flat(target_K)
 
     def run(scale):
         A, B = (X, dY) if acc == X.dtype else (X.astype(acc), dY.astype(acc))
-        _conv.conv2d_backward_params(A, B, w, float(scale), target_K, target_b,
-                                     partial_K, partial_b, *geometry, _threads.threads_for(work))
+        _conv.conv2d_backward_params(_flat(A), _flat(B), w, float(scale), dK3, target_b,
+                                     partial_K, partial_b, geometry,
+                                     _threads.threads_for(work))
         if target_K is not dK:
             dK[...] = target_K
             db[...] = target_b

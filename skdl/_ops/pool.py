@@ -1,77 +1,88 @@
-"""Pooling ops (skdl._kernels._pool): max and average pooling over 2-D windows
-(1-D pools are the case height 1) and their gradients.
+"""Pooling ops (skdl._kernels._pool): max and average pooling over windows of
+1, 2 or 3 spatial axes (the ``2d`` names are kept from when they took images
+only) and their gradients. Arrays are channels first, (n, C, *spatial); the
+kernels see (n, C, prod(spatial)) views and the geometry as one
+``skdl_window`` (``Window.kernel_args``).
 """
+import math
 
 import numpy as np
 
 from .._kernels import _pool
 from . import _threads
-from ._checks import Window, _bound, _float_array, _output
+from ._checks import Window, _bound, _flat, _float_array, _output
 from ._threads import ELEMENT_WORK
 
 
-def _pool_geometry(X_shape, pool, strides, padding, window=None):
-    """(the pooling kernels' geometry arguments, (OH, OW)) for planes of
-    ``X_shape``: from ``window`` when given (checked to fit them; ``pool``,
+def _pool_window(X_shape, pool, strides, padding, window=None):
+    """The checked Window of a pool over inputs of ``X_shape`` (n, C,
+    *spatial): ``window`` when given (checked to fit them; ``pool``,
     ``strides`` and ``padding`` are then not read), else parsed from them."""
     if window is not None:
-        window = window.fits(X_shape[2:], window.size)
-    else:
-        window = Window.of(X_shape[2:], pool, pool if strides is None else strides,
-                           padding, what="pool")
-    return window.pool_args(), window.out_hw
+        return window.fits(X_shape[2:], window.size)
+    return Window.of(X_shape[2:], pool, strides, padding, what="pool")
 
 
-def maxpool2d_forward(X, pool_size, strides=None, padding=((0, 0), (0, 0)), out=None,
+def _pooled(name, a):
+    """``a`` as a C-contiguous float array of 1 to 3 spatial axes (images'
+    rank named in the error)."""
+    a = _float_array(name, a)
+    return a if 3 <= a.ndim <= 5 else _float_array(name, a, ndim=4)
+
+
+def maxpool2d_forward(X, pool_size, strides=None, padding=None, out=None,
                       argmax_out=None, window=None):
     """Max over windows of each channel.
 
     Parameters
     ----------
-    X : ndarray of shape (n, C, H, W)
-    pool_size : int or (int, int)
-    strides : int or (int, int) or None (= pool_size); smaller strides overlap
-    padding : ((top, bottom), (left, right)); padding never wins the max
-    out, argmax_out : ndarrays of shape (n, C, OH, OW) (float, int32) or None,
-        written in place when given
+    X : ndarray of shape (n, C, *spatial), 1 to 3 spatial axes
+    pool_size : int or tuple of int (one per spatial axis)
+    strides : int or tuple of int or None (= pool_size); smaller strides overlap
+    padding : sequence of (before, after) pairs, one per axis, or None (none);
+        padding never wins the max
+    out, argmax_out : ndarrays of shape (n, C, *out_shape) (float, int32) or
+        None, written in place when given
     window : Window or None
         The geometry checked once (``Window.of(..., what='pool')``), in place
         of ``pool_size`` (which may then be None), ``strides`` and ``padding``.
 
     Returns
     -------
-    Y : ndarray of shape (n, C, OH, OW)
-    argmax : int32 ndarray of shape (n, C, OH, OW), flat position ``ih * W + iw``
-        of each maximum in its input plane
+    Y : ndarray of shape (n, C, *out_shape)
+    argmax : int32 ndarray of shape (n, C, *out_shape), flat (C-order) position
+        of each maximum in its channel's input, ``ih * W + iw`` for images
     """
-    run, Y, argmax = _bind_maxpool2d_forward(_float_array("X", X, ndim=4), pool_size,
+    run, Y, argmax = _bind_maxpool2d_forward(_pooled("X", X), pool_size,
                                              strides, padding, out, argmax_out, window)
     run()
     return Y, argmax
 
 
-def bind_maxpool2d_forward(X, pool_size, strides=None, padding=((0, 0), (0, 0)), out=None,
+def bind_maxpool2d_forward(X, pool_size, strides=None, padding=None, out=None,
                            argmax_out=None, window=None):
     """:func:`maxpool2d_forward` checked once and bound to its arrays.
 
     Returns
     -------
     run : callable ``run()``
-    Y : ndarray of shape (n, C, OH, OW)
-    argmax : int32 ndarray of shape (n, C, OH, OW)
+    Y : ndarray of shape (n, C, *out_shape)
+    argmax : int32 ndarray of shape (n, C, *out_shape)
     """
-    X, = _bound(("X",), (X,), (_float_array("X", X, ndim=4),))
+    X, = _bound(("X",), (X,), (_pooled("X", X),))
     return _bind_maxpool2d_forward(X, pool_size, strides, padding, out, argmax_out, window)
 
 
 def _bind_maxpool2d_forward(X, pool_size, strides, padding, out, argmax_out, window):
-    geometry, out_hw = _pool_geometry(X.shape, pool_size, strides, padding, window)
-    Y = _output(out, "out", X.shape[:2] + out_hw, X.dtype, (X,))
+    window = _pool_window(X.shape, pool_size, strides, padding, window)
+    geometry = window.kernel_args()
+    Y = _output(out, "out", X.shape[:2] + window.out_shape, X.dtype, (X,))
     argmax = _output(argmax_out, "argmax_out", Y.shape, np.dtype(np.int32), (X, Y))
-    work = ELEMENT_WORK * Y.size * geometry[0] * geometry[1]
+    work = ELEMENT_WORK * Y.size * math.prod(window.size)
+    X3, Y3, argmax3 = _flat(X), _flat(Y), _flat(argmax)
 
     def run():
-        _pool.maxpool2d_forward(X, Y, argmax, *geometry, _threads.threads_for(work))
+        _pool.maxpool2d_forward(X3, Y3, argmax3, geometry, _threads.threads_for(work))
     return run, Y, argmax
 
 
@@ -80,22 +91,23 @@ def maxpool2d_backward(dY, argmax, input_hw, out=None):
 
     Parameters
     ----------
-    dY : ndarray of shape (n, C, OH, OW)
-    argmax : int32 ndarray of shape (n, C, OH, OW), from the forward pass
-    input_hw : (H, W)
-    out : ndarray of shape (n, C, H, W) or None, written in place when given
+    dY : ndarray of shape (n, C, *out_shape)
+    argmax : int32 ndarray of shape (n, C, *out_shape), from the forward pass
+    input_hw : tuple of int, the input's spatial shape (``spatial``)
+    out : ndarray of shape (n, C, *spatial) or None, written in place when given
 
     Returns
     -------
-    dX : ndarray of shape (n, C, H, W)
+    dX : ndarray of shape (n, C, *spatial)
     """
-    dY = _float_array("dY", dY, ndim=4)
+    dY = _pooled("dY", dY)
     argmax = np.ascontiguousarray(argmax)
-    H, W = (int(v) for v in input_hw)
-    if argmax.dtype == np.int32 and argmax.size and (argmax.min() < 0
-                                                     or argmax.max() >= H * W):
-        raise ValueError(f"argmax holds positions outside an input plane of {H}x{W}.")
-    run, dX = _bind_maxpool2d_backward(dY, argmax, (H, W), out)
+    spatial = tuple(int(v) for v in input_hw)
+    if argmax.dtype == np.int32 and argmax.size and (
+            argmax.min() < 0 or argmax.max() >= math.prod(spatial)):
+        raise ValueError("argmax holds positions outside an input plane of "
+                         f"{'x'.join(map(str, spatial))}.")
+    run, dX = _bind_maxpool2d_backward(dY, argmax, spatial, out)
     run()
     return dX
 
@@ -109,66 +121,67 @@ def bind_maxpool2d_backward(dY, argmax, input_hw, out=None):
     Returns
     -------
     run : callable ``run()``
-    dX : ndarray of shape (n, C, H, W)
+    dX : ndarray of shape (n, C, *spatial)
     """
     dY, argmax = _bound(("dY", "argmax"), (dY, argmax),
-                        (_float_array("dY", dY, ndim=4), np.ascontiguousarray(argmax)))
+                        (_pooled("dY", dY), np.ascontiguousarray(argmax)))
     return _bind_maxpool2d_backward(dY, argmax, input_hw, out)
 
 
 def _bind_maxpool2d_backward(dY, argmax, input_hw, out):
-    H, W = (int(v) for v in input_hw)
+    spatial = tuple(int(v) for v in input_hw)
     if argmax.dtype != np.int32 or argmax.shape != dY.shape:
         raise ValueError("argmax must be the int32 array of dY's shape from the forward pass.")
-    dX = _output(out, "out", dY.shape[:2] + (H, W), dY.dtype, (dY, argmax))
+    dX = _output(out, "out", dY.shape[:2] + spatial, dY.dtype, (dY, argmax))
     work = ELEMENT_WORK * (dX.size + dY.size)
+    dY3, argmax3, dX3 = _flat(dY), _flat(argmax), _flat(dX)
 
     def run():
-        _pool.maxpool2d_backward(dY, argmax, dX, _threads.threads_for(work))
+        _pool.maxpool2d_backward(dY3, argmax3, dX3, _threads.threads_for(work))
     return run, dX
 
 
-def avgpool2d_forward(X, pool_size, strides=None, padding=((0, 0), (0, 0)), window=None):
+def avgpool2d_forward(X, pool_size, strides=None, padding=None, window=None):
     """Mean over windows of each channel; padding is not counted.
 
     Parameters
     ----------
-    X : ndarray of shape (n, C, H, W)
+    X : ndarray of shape (n, C, *spatial), 1 to 3 spatial axes
     pool_size, strides, padding, window : as in :func:`maxpool2d_forward`
 
     Returns
     -------
-    Y : ndarray of shape (n, C, OH, OW)
+    Y : ndarray of shape (n, C, *out_shape)
     """
-    X = _float_array("X", X, ndim=4)
-    geometry, out_hw = _pool_geometry(X.shape, pool_size, strides, padding, window)
-    Y = np.empty(X.shape[:2] + out_hw, dtype=X.dtype)
-    _pool.avgpool2d_forward(X, Y, *geometry,
-                            _threads.threads_for(ELEMENT_WORK * Y.size * geometry[0] * geometry[1]))
+    X = _pooled("X", X)
+    window = _pool_window(X.shape, pool_size, strides, padding, window)
+    Y = np.empty(X.shape[:2] + window.out_shape, dtype=X.dtype)
+    _pool.avgpool2d_forward(_flat(X), _flat(Y), window.kernel_args(), _threads.threads_for(
+        ELEMENT_WORK * Y.size * math.prod(window.size)))
     return Y
 
 
-def avgpool2d_backward(dY, input_hw, pool_size, strides=None, padding=((0, 0), (0, 0)),
+def avgpool2d_backward(dY, input_hw, pool_size, strides=None, padding=None,
                        window=None):
     """Gradient of :func:`avgpool2d_forward`.
 
     Parameters
     ----------
-    dY : ndarray of shape (n, C, OH, OW)
-    input_hw : (H, W)
+    dY : ndarray of shape (n, C, *out_shape)
+    input_hw : tuple of int, the input's spatial shape (``spatial``)
     pool_size, strides, padding, window : as in the forward pass
 
     Returns
     -------
-    dX : ndarray of shape (n, C, H, W)
+    dX : ndarray of shape (n, C, *spatial)
     """
-    dY = _float_array("dY", dY, ndim=4)
-    H, W = (int(v) for v in input_hw)
-    x_shape = dY.shape[:2] + (H, W)
-    geometry, out_hw = _pool_geometry(x_shape, pool_size, strides, padding, window)
-    if dY.shape[2:] != out_hw:
-        raise ValueError(f"dY has spatial shape {dY.shape[2:]}, the pool gives {out_hw}.")
+    dY = _pooled("dY", dY)
+    x_shape = dY.shape[:2] + tuple(int(v) for v in input_hw)
+    window = _pool_window(x_shape, pool_size, strides, padding, window)
+    if dY.shape[2:] != window.out_shape:
+        raise ValueError(f"dY has spatial shape {dY.shape[2:]}, the pool gives "
+                         f"{window.out_shape}.")
     dX = np.empty(x_shape, dtype=dY.dtype)
-    _pool.avgpool2d_backward(dY, dX, *geometry,
-                             _threads.threads_for(ELEMENT_WORK * dY.size * geometry[0] * geometry[1]))
+    _pool.avgpool2d_backward(_flat(dY), _flat(dX), window.kernel_args(), _threads.threads_for(
+        ELEMENT_WORK * dY.size * math.prod(window.size)))
     return dX

@@ -1,4 +1,5 @@
 """Convolution layers: Conv1D and Conv2D (channels first)."""
+import math
 from numbers import Integral, Real
 
 import numpy as np
@@ -11,61 +12,11 @@ from ._base import BoundLayer, Layer, LayerSpec, regularizer_coefficients, run_a
 from .core import _ActivationMixin
 
 
-def spatial_tuple(value, rank, name):
-    """``rank`` positive ints from an int or a sequence of ``rank`` ints."""
-    values = (value,) * rank if isinstance(value, Integral) else tuple(value)
-    if len(values) != rank or not all(
-            isinstance(v, Integral) and not isinstance(v, bool) and v >= 1
-            for v in values):
-        raise ValueError(f"{name} must be a positive int or {rank} positive ints, "
-                         f"got {value!r}.")
-    return tuple(int(v) for v in values)
-
-
-def resolve_padding(padding, sizes, windows, strides, dilations):
-    """Padding per spatial axis as (before, after) pairs.
-
-    ``'valid'`` adds none; ``'same'`` adds what keeps ``ceil(size / stride)``
-    outputs, the odd one after (as TensorFlow and Keras); an int pads every
-    side by it; a sequence gives one int (both sides) or one (before, after)
-    pair per axis.
-    """
-    rank = len(sizes)
-    if isinstance(padding, str):
-        if padding == "valid":
-            return ((0, 0),) * rank
-        if padding == "same":
-            pairs = []
-            for size, k, s, d in zip(sizes, windows, strides, dilations):
-                total = max((-(-size // s) - 1) * s + (k - 1) * d + 1 - size, 0)
-                pairs.append((total // 2, total - total // 2))
-            return tuple(pairs)
-        raise ValueError(f"padding must be 'valid', 'same' or ints, got {padding!r}.")
-    if isinstance(padding, Integral):
-        padding = (padding,) * rank
-    padding = tuple(padding)
-    if len(padding) != rank:
-        raise ValueError(f"padding needs one entry per spatial axis ({rank}), got "
-                         f"{padding!r}.")
-    pairs = []
-    for p in padding:
-        if isinstance(p, Integral):
-            pair = (p, p)
-        else:
-            pair = tuple(p) if isinstance(p, (tuple, list)) else ()
-        if len(pair) != 2 or not all(isinstance(v, Integral) and not isinstance(v, bool)
-                                     and v >= 0 for v in pair):
-            raise ValueError(f"padding must hold non-negative ints or (before, after) "
-                             f"pairs of them, got {padding!r}.")
-        pairs.append((int(pair[0]), int(pair[1])))
-    return tuple(pairs)
-
-
 def as_planes(input_shape, rank, name):
-    """(C, H, W) of a channels-first sample of the given spatial rank.
+    """(C, *spatial) of a channels-first sample with ``rank`` spatial axes.
 
     Samples without a channel axis ((H, W) for 2-D, (L,) for 1-D) have one
-    channel; 1-D samples get height 1.
+    channel.
     """
     if len(input_shape) == rank:
         input_shape = (1,) + tuple(input_shape)
@@ -76,7 +27,7 @@ def as_planes(input_shape, rank, name):
     if min(input_shape) < 1:
         raise ValueError(f"{name} needs samples without empty axes, got shape "
                          f"{input_shape}.")
-    return tuple(input_shape) if rank == 2 else (input_shape[0], 1, input_shape[1])
+    return tuple(int(v) for v in input_shape)
 
 
 _PADDING = [StrOptions({"valid", "same"}), Integral, tuple, list]
@@ -219,31 +170,20 @@ class ConvLayer(_ActivationMixin, Layer):
     """Runtime state of :class:`Conv1D` and :class:`Conv2D`."""
 
     def __init__(self, spec, input_shape, dtype, name):
-        rank = spec.rank
-        C, H, W = as_planes(input_shape, rank, f"{type(spec).__name__} {name!r}")
-        kernel = spatial_tuple(spec.kernel_size, rank, "kernel_size")
-        strides = spatial_tuple(spec.strides, rank, "strides")
-        dilation = spatial_tuple(spec.dilation, rank, "dilation")
-        sizes = (H, W) if rank == 2 else (W,)
-        padding = resolve_padding(spec.padding, sizes, kernel, strides, dilation)
-        if rank == 1:  # a signal is an image of height 1
-            kernel, strides, dilation = (1,) + kernel, (1,) + strides, (1,) + dilation
-            padding = ((0, 0),) + padding
+        planes = as_planes(input_shape, spec.rank, f"{type(spec).__name__} {name!r}")
         # Checked once here; the ops take it as it is (window=).
-        self.window = _ops.Window.of((H, W), kernel, strides, padding, dilation)
-        OH, OW = self.window.out_hw
+        self.window = _ops.Window.of(planes[1:], spec.kernel_size, spec.strides,
+                                     spec.padding, spec.dilation, layer=True)
         F = spec.filters
-        output_shape = (F, OH, OW) if rank == 2 else (F, OW)
-        super().__init__(name, input_shape, output_shape, dtype)
-        self.planes = (C, H, W)
-        self.out_hw = (OH, OW)
-        self.kernel_hw = kernel
+        super().__init__(name, input_shape, (F,) + self.window.out_shape, dtype)
+        self.planes = planes  # (C, *spatial): samples as the ops take them
+        self.kernel_hw = self.window.size
         self.filters = F
         self.activation = spec.activation
         self.alpha = spec.alpha
         self.initializers = {"kernel": spec.kernel_initializer,
                              "bias": spec.bias_initializer}
-        self.param_shapes = {"kernel": (F, C) + (kernel if rank == 2 else kernel[1:])}
+        self.param_shapes = {"kernel": (F, planes[0]) + self.kernel_hw}
         self.weight_penalties = {"kernel": regularizer_coefficients(spec.kernel_regularizer)}
         if spec.use_bias:
             self.param_shapes["bias"] = (F,)
@@ -260,7 +200,8 @@ class ConvLayer(_ActivationMixin, Layer):
     def forward(self, X, training=False, rng=None, mask=None):
         X4 = X.reshape((X.shape[0],) + self.planes)
         n = X4.shape[0]
-        out = self._scratch("A", (n, self.filters) + self.out_hw) if training else None
+        out = (self._scratch("A", (n, self.filters) + self.window.out_shape) if training
+               else None)
         A = _ops.conv2d_forward(X4, self._kernel(self.params), self.params.get("bias"),
                                 activation=self.activation, alpha=self.alpha,
                                 out=out, window=self.window)
@@ -314,22 +255,32 @@ class ConvLayer(_ActivationMixin, Layer):
         self._cache = None
 
     def __setstate__(self, state):
-        # Pickled before layers kept a checked window (skdl's pickle format 1):
-        # their strides, padding and dilation, checked again into one.
+        state = dict(state)
         if "window" not in state and "geometry" in state:
-            state = dict(state)
+            # Pickled before layers kept a checked window (skdl's pickle
+            # format 1): their strides, padding and dilation, checked again.
             state["window"] = _ops.Window.of(state["planes"][1:], state["kernel_hw"],
                                              **state.pop("geometry"))
+        window, rank = state["window"], len(state["param_shapes"]["kernel"]) - 2
+        if window.rank != rank:
+            # Pickled when a Conv1D ran as a height-1 image (C, 1, L) with a
+            # (1, k) window: the same window without its height axis.
+            window = _ops.Window.of(window.in_shape[1:], window.size[1:],
+                                    window.strides[1:], window.padding[1:],
+                                    window.dilation[1:])
+            state.update(window=window, planes=state["planes"][:1] + window.in_shape,
+                         kernel_hw=window.size)
+        state.pop("out_hw", None)  # now window.out_shape
         self.__dict__.update(state)
 
     def forward_flops(self):
-        """``2 * C_in * kh * kw`` per output value for the products (every
-        kernel tap, padding included), plus one for the bias if used and one
-        for the activation unless linear; ``F * OH * OW`` output values."""
+        """``2 * C_in * prod(kernel_size)`` per output value for the products
+        (every kernel tap, padding included), plus one for the bias if used
+        and one for the activation unless linear; ``F * prod(out_shape)``
+        output values."""
         C = self.planes[0]
-        kh, kw = self.kernel_hw
-        outputs = self.filters * self.out_hw[0] * self.out_hw[1]
-        per_output = 2 * C * kh * kw
+        outputs = self.filters * math.prod(self.window.out_shape)
+        per_output = 2 * C * math.prod(self.kernel_hw)
         if "bias" in self.param_shapes:
             per_output += 1
         if self.activation not in (None, "linear"):

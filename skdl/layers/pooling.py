@@ -1,4 +1,5 @@
 """Pooling layers: max and average, windowed and global, 1-D and 2-D."""
+import math
 from numbers import Integral
 
 import numpy as np
@@ -6,7 +7,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from .. import _ops
 from ._base import BoundLayer, Layer, LayerSpec
-from .conv import as_planes, resolve_padding, spatial_tuple
+from .conv import as_planes
 
 
 class _PoolSpec(LayerSpec):
@@ -27,24 +28,11 @@ class _PoolSpec(LayerSpec):
         self.name = name
 
     def _build(self, input_shape, dtype, name):
-        rank = self.rank
-        C, H, W = as_planes(input_shape, rank, f"{type(self).__name__} {name!r}")
-        pool = spatial_tuple(self.pool_size, rank, "pool_size")
-        strides = pool if self.strides is None else spatial_tuple(self.strides, rank,
-                                                                  "strides")
-        sizes = (H, W) if rank == 2 else (W,)
-        padding = resolve_padding(self.padding, sizes, pool, strides, (1,) * rank)
-        if any(max(pair) >= k for pair, k in zip(padding, pool)):
-            # Checked by the op too, but only once a batch arrives.
-            raise ValueError(
-                f"{type(self).__name__} {name!r}: padding {self.padding!r} must be "
-                f"smaller than the pool size {self.pool_size!r}: a window would hold "
-                "only padding."
-            )
-        if rank == 1:
-            pool, strides, padding = (1,) + pool, (1,) + strides, ((0, 0),) + padding
-        return PoolLayer(name, input_shape, (C, H, W), self.kind, pool, strides, padding,
-                         dtype, keep_rank=True, rank=rank)
+        planes = as_planes(input_shape, self.rank, f"{type(self).__name__} {name!r}")
+        window = _ops.Window.of(planes[1:], self.pool_size, self.strides, self.padding,
+                                what="pool", layer=True)
+        return PoolLayer(name, input_shape, planes, self.kind, window, dtype,
+                         keep_rank=True)
 
 
 class MaxPool2D(_PoolSpec):
@@ -153,9 +141,10 @@ class _GlobalPoolSpec(LayerSpec):
         self.name = name
 
     def _build(self, input_shape, dtype, name):
-        C, H, W = as_planes(input_shape, self.rank, f"{type(self).__name__} {name!r}")
-        return PoolLayer(name, input_shape, (C, H, W), self.kind, (H, W), (1, 1),
-                         ((0, 0), (0, 0)), dtype, keep_rank=False)
+        planes = as_planes(input_shape, self.rank, f"{type(self).__name__} {name!r}")
+        window = _ops.Window.of(planes[1:], planes[1:], what="pool")
+        return PoolLayer(name, input_shape, planes, self.kind, window, dtype,
+                         keep_rank=False)
 
 
 class GlobalMaxPool2D(_GlobalPoolSpec):
@@ -244,30 +233,40 @@ class GlobalAvgPool1D(_GlobalPool1DSpec):
 
 
 class PoolLayer(Layer):
-    """Runtime state of every pooling layer: a 2-D pool on (C, H, W) planes."""
+    """Runtime state of every pooling layer: a pool over (C, *spatial) samples.
 
-    def __init__(self, name, input_shape, planes, kind, pool, strides, padding, dtype,
-                 keep_rank, rank=2):
-        C, H, W = planes
-        # Checked once here; the ops take it as it is (window=).
-        self.window = _ops.Window.of((H, W), pool, strides, padding, what="pool")
-        OH, OW = self.window.out_hw
+    Parameters
+    ----------
+    name : str
+    input_shape : tuple of int
+        The samples' shape, with or without their channel axis.
+    planes : tuple of int
+        (C, *spatial), the samples as the ops take them.
+    kind : {'max', 'avg'}
+    window : skdl._ops.Window
+        The pool's geometry over ``planes[1:]``, checked once here; the ops
+        take it as it is (``window=``).
+    dtype : numpy.dtype
+    keep_rank : bool
+        Output (C, *out_shape) (without C if the input had no channel axis),
+        else (C,) (global pools).
+    """
+
+    def __init__(self, name, input_shape, planes, kind, window, dtype, keep_rank):
+        self.window = window
         if not keep_rank:
-            output_shape = (C,)
-        elif rank == 2:  # an image: (C, H, W), or (H, W) without a channel axis
-            output_shape = (C, OH, OW) if len(input_shape) == 3 else (OH, OW)
-        else:  # a signal: (C, L) or (L,)
-            output_shape = (C, OW) if len(input_shape) == 2 else (OW,)
+            output_shape = planes[:1]
+        else:  # (C, *spatial), or (*spatial) without a channel axis
+            output_shape = planes[:len(input_shape) - window.rank] + window.out_shape
         super().__init__(name, input_shape, output_shape, dtype)
         self.planes = planes
-        self.out_hw = (OH, OW)
         self.kind = kind
         self._cache = None
 
     def forward(self, X, training=False, rng=None, mask=None):
         X4 = X.reshape((X.shape[0],) + self.planes)
         if self.kind == "max":
-            shape = (X4.shape[0], self.planes[0]) + self.out_hw
+            shape = (X4.shape[0], self.planes[0]) + self.window.out_shape
             buffers = {}
             if training:
                 buffers = dict(out=self._scratch("Y", shape),
@@ -282,7 +281,7 @@ class PoolLayer(Layer):
         if not need_input_grad:
             return None
         n = dY.shape[0]
-        out_planes = (self.planes[0],) + self.out_hw
+        out_planes = (self.planes[0],) + self.window.out_shape
         dY4 = dY.reshape((n,) + out_planes)
         if self.kind == "max":
             dX = _ops.maxpool2d_backward(dY4, self._cache, self.planes[1:],
@@ -310,22 +309,25 @@ class PoolLayer(Layer):
         self._cache = None
 
     def __setstate__(self, state):
-        # Pickled before layers kept a checked window (skdl's pickle format 1).
+        state = dict(state)
         if "window" not in state and "geometry" in state:
-            state = dict(state)
+            # Pickled before layers kept a checked window (skdl's pickle format 1).
             geometry = state.pop("geometry")
             state["window"] = _ops.Window.of(state["planes"][1:], geometry["pool_size"],
                                              geometry["strides"], geometry["padding"],
                                              what="pool")
+        # Pools pickled when every window was 2-D keep their (C, H, W) planes
+        # and 2-D window (a 1-D pool's of height 1, which computes the same):
+        # their state does not say whether (C, L) or (H, W) samples were meant.
+        state.pop("out_hw", None)  # now window.out_shape
         self.__dict__.update(state)
 
     def forward_flops(self):
         """One per window element and output value (max: comparisons, avg:
         additions), plus one division per output for avg; a global pool's
         window is the whole plane, so one per input value."""
-        ph, pw = self.window.size
-        outputs = self.planes[0] * self.out_hw[0] * self.out_hw[1]
-        return outputs * (ph * pw + (self.kind == "avg"))
+        outputs = self.planes[0] * math.prod(self.window.out_shape)
+        return outputs * (math.prod(self.window.size) + (self.kind == "avg"))
 
 
 class SequencePoolLayer(Layer):
