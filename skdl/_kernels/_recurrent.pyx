@@ -73,7 +73,7 @@ def cell_layout(int cell):
     dict: gates (int), hu_into ('state', 'gates' or 'apart'), cell_state,
     gate_arrays, recurrent_side (bool)
     """
-    cdef CellLayout layout = _layout(cell)
+    cdef CellLayout layout = _layout(cell, True, True, True)
     return {"gates": layout.gates,
             "hu_into": ("state", "gates", "apart")[layout.hu_into],
             "cell_state": bool(layout.cell_state),
@@ -81,10 +81,12 @@ def cell_layout(int cell):
             "recurrent_side": bool(layout.recurrent_side)}
 
 
-cdef CellLayout _layout(int cell) except *:
+cdef CellLayout _layout(int cell, bint has_c, bint has_gates, bint has_extra) except *:
+    """The cell's layout, after checking the state arrays it keeps were given."""
     if not 0 <= cell < N_CELLS:
         raise ValueError(f"unknown cell code {cell}; the kernel knows {CELL_CODES}")
-    return LAYOUTS[cell]
+    cdef CellLayout layout = LAYOUTS[cell]
+    return layout
 
 
 cdef void* _alloc_bytes(size_t size) except NULL:
@@ -253,7 +255,8 @@ def recurrent_forward(int cell, int act, double alpha, int ract,
     extra : (n, T, u) or (n, 1, u): act(c) (LSTM), h @ U_n + b_hn (GRU), or None
     n_threads : int
     """
-    cdef CellLayout layout = _layout(cell)
+    cdef CellLayout layout = _layout(cell, C is not None, gates is not None,
+                                     extra is not None)
     cdef void (*step)(int, double, int, int, const floating*, const floating*,
                       const floating*, const floating*, const floating*, floating*,
                       floating*, floating*, floating*) noexcept nogil
@@ -296,9 +299,6 @@ def recurrent_forward(int cell, int act, double alpha, int ract,
     cdef floating* dst
     cdef Py_ssize_t ld = Gu, dstep = 0
     cdef int shift = 0, dlen = 1
-    if ((layout.cell_state and not has_c)
-            or (layout.gate_arrays and not (has_gates and has_extra))):
-        raise ValueError("this cell needs the arrays C, gates and extra its layout keeps")
     if n == 0:
         return
     if cell == SIMPLE:
@@ -406,7 +406,8 @@ def recurrent_backward(int cell, int act, double alpha, int ract,
         are equal
     n_threads : int
     """
-    cdef CellLayout layout = _layout(cell)
+    cdef CellLayout layout = _layout(cell, C is not None, gates is not None,
+                                     extra is not None)
     cdef void (*step)(int, double, int, int, const floating*, floating*, const floating*,
                       const floating*, const floating*, const floating*,
                       const floating*, floating*, floating*, floating*,
@@ -441,9 +442,6 @@ def recurrent_backward(int cell, int act, double alpha, int ract,
     cdef bint has_extra = extra is not None
     if own_side != (dGh is not None):
         raise ValueError("dGh must be given exactly for cells with a recurrent side")
-    if ((layout.cell_state and not has_c)
-            or (layout.gate_arrays and not (has_gates and has_extra))):
-        raise ValueError("this cell needs the arrays C, gates and extra its layout keeps")
     if n == 0:
         return
     if cell == SIMPLE:
