@@ -20,9 +20,10 @@
  *
  * GCC would turn the short copy loops into calls to memcpy (rows of a small
  * image are a few values: the call costs more than the copy), hence the
- * optimize attribute; it also aligns the loops to 32 bytes: the channels-last
- * copy's strided loop, split across a 32-byte boundary, ran 10% of a Conv1D
- * step slower, by where the rest of the module happened to place it.
+ * optimize attribute. The build aligns loops to 32 bytes (setup.py,
+ * PLACEMENT_FLAGS): the channels-last copy's strided loop, split across a
+ * 32-byte boundary, ran a Conv1D step 7-10% slower, by where the rest of the
+ * module happened to place it.
  *
  * Each helper is one macro over its element type T, instantiated for float
  * and double (name_float, name_double); the dispatcher of the same name picks
@@ -38,7 +39,7 @@
 
 #if defined(__GNUC__) && !defined(__clang__)
 #define SKDL_NO_MEMCPY_IDIOM \
-    __attribute__((optimize("no-tree-loop-distribute-patterns", "align-loops=32")))
+    __attribute__((optimize("no-tree-loop-distribute-patterns")))
 #else
 #define SKDL_NO_MEMCPY_IDIOM
 #endif
