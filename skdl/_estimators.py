@@ -528,6 +528,20 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
         accumulate = np.float64 if X.dtype == np.float64 else np.dtype(self.dtype)
         Xn = self._network_input(X)
         self._optimizer = resolve_optimizer(self.optimizer)
+        schedule_run = (state.schedule_run if incremental and state.schedule_run is not None
+                        else resolve_schedule(self.lr_schedule).start(self.learning_rate,
+                                                                      self.max_iter))
+        if schedule_run.needs_validation and (incremental or not self.early_stopping):
+            # Before anything is built or trained: the schedule could not run.
+            where = ("partial_fit holds out no validation set" if incremental else
+                     "this fit holds out no validation set (early_stopping=False)")
+            raise ValueError(
+                f"lr_schedule={self.lr_schedule!r} needs the validation loss "
+                f"(monitor='validation' or 'both', or rollback='validation'), but "
+                f"{where}. Fit with early_stopping=True, or use monitor='auto' or "
+                "'train' and rollback=True or 'train'."
+            )
+        state.schedule_run = schedule_run
         if first:
             self.network_ = self._build_network(Y.shape[1])
             state.optimizer_state = self._optimizer.init_state(self.network_.params)
@@ -550,9 +564,6 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
                 f"y has {Y.shape[1]} outputs but the fitted network has "
                 f"{self.network_.output_shape[0]}; fit again with warm_start=False."
             )
-        if state.schedule_run is None or not incremental:
-            state.schedule_run = resolve_schedule(self.lr_schedule).start(
-                self.learning_rate, self.max_iter)
         validation = None
         if self.early_stopping and not incremental:
             (Xn, Y, y, sample_weight), validation = validation_split(

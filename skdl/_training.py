@@ -341,6 +341,8 @@ class TrainingRun:
         self.previous = None      # the weights a step before (their loss was finite)
         self.best = None          # the weights of the best epoch so far
         self.best_monitored = np.inf
+        self.best_train = None    # the weights of the lowest training loss, when a
+        self.best_train_loss = np.inf  # schedule may ask for them (rollback_train)
         self.step_open = False    # a step has started and not finished
         self.interrupted = False
         l1_coef, l2_coef = self.network.penalty_coefficients(estimator.l1, estimator.l2)
@@ -403,14 +405,21 @@ class TrainingRun:
             self.best_monitored = monitored
             self.best = self.network.snapshot(self.best)
             est.best_validation_score_ = record["val_score"]
+        schedule = self.state.schedule_run
+        # Without validation the monitored loss is the training loss: self.best.
+        if (schedule.needs_train_best and record["val_loss"] is not None
+                and record["train_loss"] < self.best_train_loss):
+            self.best_train_loss = record["train_loss"]
+            self.best_train = self.network.snapshot(self.best_train)
         self.printer.epoch(record)
         stop = call(self.callbacks, "on_epoch_end", est, epoch, record)
         stop = sklearn_callbacks.epoch_end() or stop
         # The schedule counts the epochs of its own run (a warm-started fit starts anew).
-        schedule = self.state.schedule_run
-        action = schedule.epoch_end(schedule.epoch + 1, monitored)
-        if action == "rollback" and self.best is not None:
-            self.network.restore(self.best)
+        action = schedule.epoch_end(schedule.epoch + 1, record["train_loss"],
+                                    record["val_loss"])
+        best = {"rollback": self.best, "rollback_train": self.best_train}.get(action)
+        if best is not None:
+            self.network.restore(best)
             self._forget_steps()
             self.state.optimizer_state = est._optimizer.init_state(self.network.params)
         elif action == "stop":

@@ -72,14 +72,25 @@ class ScheduleRun:
         Learning rate to use for the next epoch (read it before each epoch).
     epoch : int
         Number of epochs reported so far through :meth:`epoch_end`.
+    needs_validation : bool
+        Whether the run needs a validation loss every epoch (the estimator
+        raises a ``ValueError`` before training when the fit has none).
+    needs_train_best : bool
+        Whether the run may return ``"rollback_train"`` (the estimator then
+        keeps the weights of the lowest training loss besides those of the
+        lowest validation loss).
     """
 
     def __init__(self, rate):
         self.rate = float(rate)
         self.epoch = 0
 
-    def epoch_end(self, epoch, loss):
-        """Report the monitored loss of the epoch just finished.
+    # Class attributes, so runs pickled before they existed still answer.
+    needs_validation = False
+    needs_train_best = False
+
+    def epoch_end(self, epoch, loss, val_loss=None):
+        """Report the losses of the epoch just finished.
 
         Parameters
         ----------
@@ -87,16 +98,23 @@ class ScheduleRun:
             The epoch just finished, counting from 1; epochs must be reported
             in order, each once.
         loss : float
-            The monitored loss of that epoch: the validation loss when there is
-            a validation set, else the training loss.
+            The training loss of that epoch.
+        val_loss : float or None, default=None
+            The validation loss of that epoch, None when the fit holds out no
+            validation set. A schedule that watches one loss (all but
+            :class:`PatienceAnnealer` with ``monitor`` other than ``'auto'``)
+            watches ``val_loss`` when it is given, else ``loss``: the
+            *monitored* loss.
 
         Returns
         -------
-        action : {None, "rollback", "stop"}
+        action : {None, "rollback", "rollback_train", "stop"}
             ``None``: carry on at :attr:`rate`. ``"rollback"``: restore the
             weights of the epoch with the lowest monitored loss so far (the
             earliest of equal ones), then continue at the new :attr:`rate`.
-            ``"stop"``: end training.
+            ``"rollback_train"``: the same with the lowest training loss
+            (only when ``val_loss`` is given and the run's
+            :attr:`needs_train_best`). ``"stop"``: end training.
         """
         # An out-of-order epoch means the caller and the run disagree about
         # where training is; every epoch-based formula would then be wrong.
@@ -108,7 +126,13 @@ class ScheduleRun:
                 f"(epochs count from 1 and are reported in order), got {epoch}."
             )
         self.epoch = int(epoch)
-        return self._advance(self.epoch, float(loss))
+        return self._report(self.epoch, float(loss),
+                            None if val_loss is None else float(val_loss))
+
+    def _report(self, epoch, loss, val_loss):
+        """The action after ``epoch``, given both losses; the schedules that
+        watch one loss get the monitored one through :meth:`_advance`."""
+        return self._advance(epoch, loss if val_loss is None else val_loss)
 
     def _advance(self, epoch, loss):
         """Update :attr:`rate` after ``epoch``; return the action (constant here)."""
@@ -331,17 +355,20 @@ class _EpochRun(ScheduleRun):
 class PatienceAnnealer(LearningRateSchedule):
     """Anneal when the loss stops improving; roll back; stop at a minimum rate.
 
-    pydnn's patience-based annealer. An epoch *improves* when its loss is
-    lower than ``reference - tol``, where ``reference`` is the loss of the
-    last improving epoch (``inf`` at first, so epoch 1 always improves).
+    pydnn's patience-based annealer. An epoch *improves* a watched loss when
+    that loss is lower than ``reference - tol`` (``tol_mode='abs'``) or
+    ``reference * (1 - tol)`` (``tol_mode='rel'``), where ``reference`` is
+    the loss of the last epoch that improved it (``inf`` at first, so epoch
+    1 always improves). Which losses are watched is ``monitor``'s choice;
+    with ``'both'`` an epoch that improves either one resets the count.
     After ``patience`` consecutive epochs without improvement:
 
     - if ``rate * factor < min_rate``, :meth:`ScheduleRun.epoch_end` returns
       ``"stop"`` (the rate is left as it was);
     - otherwise the rate becomes ``rate * factor``, the count starts again,
-      and ``"rollback"`` is returned when ``rollback`` is true (the estimator
-      restores the weights of the epoch with the lowest loss so far, then
-      continues at the lower rate), ``None`` otherwise.
+      and the estimator rolls the network back as ``rollback`` says (to the
+      weights of the epoch with the lowest validation or training loss so
+      far, the earliest of equal ones), then continues at the lower rate.
 
     Parameters
     ----------
@@ -352,58 +379,162 @@ class PatienceAnnealer(LearningRateSchedule):
     min_rate : float >= 0, default=1e-6
         Training stops when the next annealing step would go below it; must not
         exceed the learning rate.
-    rollback : bool, default=True
-        Ask for the best weights to be restored at each annealing step.
+    rollback : bool or {'train', 'validation'}, default=True
+        What to restore at each annealing step. True: the weights of the
+        lowest validation loss when the fit holds out a validation set
+        (``early_stopping=True``), else of the lowest training loss.
+        ``'train'``: of the lowest training loss, always. ``'validation'``:
+        of the lowest validation loss (the fit must have a validation set).
+        False: keep the current weights.
     tol : float >= 0, default=0.0
-        Smallest decrease of the loss that counts as an improvement.
+        Smallest decrease of a watched loss that counts as an improvement:
+        absolute, or a fraction of the reference (then < 1).
+    monitor : {'auto', 'train', 'validation', 'both'}, default='auto'
+        The losses watched. ``'auto'``: the validation loss when the fit
+        holds out a validation set, else the training loss (the choice of
+        every other schedule). ``'train'``: the training loss, even with a
+        validation set. ``'validation'`` and ``'both'`` need a validation
+        set (``early_stopping=True`` in ``fit``; ``partial_fit`` holds out
+        none): a fit without one raises a ``ValueError`` before training.
+    tol_mode : {'abs', 'rel'}, default='abs'
+        Whether ``tol`` is a loss difference or a fraction of the reference
+        loss (as PyTorch's ``ReduceLROnPlateau(threshold_mode=...)``; a
+        fraction suits losses that are never negative, as skdl's are).
 
     Notes
     -----
     pydnn divided the rate by 10, judged improvement by a ratio of the best
-    loss and waited ``patience + 1`` epochs; here the factor and an absolute
-    ``tol`` are parameters, and ``patience`` epochs is exactly ``patience``
-    (as in Keras). The run's ``best_epoch`` and ``best_loss`` name the epoch
-    a rollback refers to (the strictly lowest loss reported to the run).
+    loss, watched the training and the validation loss and waited
+    ``patience + 1`` epochs; here the factor is a parameter, ``tol`` is
+    absolute unless ``tol_mode='rel'``, one loss is watched unless
+    ``monitor='both'``, and ``patience`` epochs is exactly ``patience`` (as
+    in Keras). The run's ``best_epoch`` and ``best_loss`` name the epoch a
+    ``"rollback"`` refers to (the strictly lowest monitored loss reported to
+    the run: the validation loss when given), ``best_train_epoch`` and
+    ``best_train_loss`` the one of a ``"rollback_train"``.
+
+    Examples
+    --------
+    Both losses watched, improvements of more than 1%: epoch 2 improves the
+    training loss only; epoch 3 lowers it by less than 1% (no improvement,
+    yet the lowest training loss so far) and epoch 4 improves neither, so
+    the rate halves after epoch 4 and the weights of epoch 3 return.
+
+    >>> spec = PatienceAnnealer(patience=2, monitor="both", tol=0.01,
+    ...                         tol_mode="rel", rollback="train")
+    >>> run = spec.start(0.1, max_epochs=10)
+    >>> run.epoch_end(1, 1.0, val_loss=1.0), run.epoch_end(2, 0.9, val_loss=1.2)
+    (None, None)
+    >>> run.epoch_end(3, 0.895, val_loss=1.0), run.epoch_end(4, 0.95, val_loss=0.995)
+    (None, 'rollback_train')
+    >>> run.rate, run.best_train_epoch
+    (0.05, 3)
     """
 
     _parameter_constraints = {
         "patience": [Interval(Integral, 1, None, closed="left")],
         "factor": [Interval(Real, 0, 1, closed="neither")],
         "min_rate": [Interval(Real, 0, None, closed="left")],
-        "rollback": ["boolean"],
+        "rollback": ["boolean", StrOptions({"train", "validation"})],
         "tol": [Interval(Real, 0, None, closed="left")],
+        "monitor": [StrOptions({"auto", "train", "validation", "both"})],
+        "tol_mode": [StrOptions({"abs", "rel"})],
     }
 
-    def __init__(self, patience=5, factor=0.5, min_rate=1e-6, rollback=True, tol=0.0):
+    def __init__(self, patience=5, factor=0.5, min_rate=1e-6, rollback=True, tol=0.0,
+                 monitor="auto", tol_mode="abs"):
         self.patience = patience
         self.factor = factor
         self.min_rate = min_rate
         self.rollback = rollback
         self.tol = tol
+        self.monitor = monitor
+        self.tol_mode = tol_mode
+
+    def validate(self):
+        super().validate()
+        # reference * (1 - tol) <= 0 would make every loss but a negative one
+        # (and inf * 0 = nan the first) fail to improve: nothing would count.
+        if self.tol_mode == "rel" and self.tol >= 1:
+            raise ValueError(
+                f"PatienceAnnealer: with tol_mode='rel', tol is a fraction of the "
+                f"best loss and must be < 1, got tol={self.tol!r}."
+            )
 
     def _start(self, learning_rate, max_epochs):
         self._check_min_rate(learning_rate)
+        # bool() only for True/False: 'train' and 'validation' stay names.
+        rollback = (self.rollback if isinstance(self.rollback, str)
+                    else bool(self.rollback))
         return _PatienceRun(learning_rate, int(self.patience), float(self.factor),
-                            float(self.min_rate), bool(self.rollback), float(self.tol))
+                            float(self.min_rate), rollback, float(self.tol),
+                            self.monitor, self.tol_mode == "rel")
 
 
 class _PatienceRun(ScheduleRun):
-    def __init__(self, base, patience, factor, min_rate, rollback, tol):
+    def __init__(self, base, patience, factor, min_rate, rollback, tol,
+                 monitor="auto", relative=False):
         super().__init__(base)
         self._patience, self._factor, self._min_rate = patience, factor, min_rate
         self._rollback, self._tol = rollback, tol
-        # Two bests, as in pydnn: the lowest loss (what a rollback restores) and
-        # the reference that patience is measured against (moves only by > tol).
+        self._monitor, self._relative = monitor, relative
+        # Two kinds of best, as in pydnn: the lowest losses (what a rollback
+        # restores) and the references that patience is measured against
+        # (moved only by an improvement beyond tol), one per watched loss.
         self.best_loss = math.inf
         self.best_epoch = 0
-        self._reference = math.inf
+        self.best_train_loss = math.inf
+        self.best_train_epoch = 0
+        self._reference = math.inf  # monitor='auto': the monitored loss's
+        self._train_reference = math.inf
+        self._val_reference = math.inf
         self._wait = 0
 
-    def _advance(self, epoch, loss):
-        if loss < self.best_loss:
-            self.best_loss, self.best_epoch = loss, epoch
-        if loss < self._reference - self._tol:
-            self._reference = loss
+    def __setstate__(self, state):
+        # A run pickled before monitor, tol_mode and rollback targets existed
+        # carries on as it would have: it watched the monitored loss.
+        defaults = dict(_monitor="auto", _relative=False, best_train_loss=math.inf,
+                        best_train_epoch=0, _train_reference=math.inf,
+                        _val_reference=math.inf)
+        self.__dict__.update({**defaults, **state})
+
+    @property
+    def needs_validation(self):
+        return self._monitor in ("validation", "both") or self._rollback == "validation"
+
+    @property
+    def needs_train_best(self):
+        return self._rollback == "train"
+
+    def _improves(self, loss, reference):
+        bound = reference * (1.0 - self._tol) if self._relative else reference - self._tol
+        return loss < bound
+
+    def _report(self, epoch, loss, val_loss):
+        if val_loss is None and self.needs_validation:
+            raise ValueError(
+                f"PatienceAnnealer(monitor={self._monitor!r}, rollback="
+                f"{self._rollback!r}) needs the validation loss of every epoch, "
+                f"but epoch {epoch} was reported without one."
+            )
+        monitored = loss if val_loss is None else val_loss
+        if monitored < self.best_loss:
+            self.best_loss, self.best_epoch = monitored, epoch
+        if loss < self.best_train_loss:
+            self.best_train_loss, self.best_train_epoch = loss, epoch
+        improved = False
+        if self._monitor == "auto":
+            if self._improves(monitored, self._reference):
+                self._reference, improved = monitored, True
+        else:
+            # With 'both' each loss moves its own reference, either resets the count.
+            if self._monitor in ("train", "both") and self._improves(
+                    loss, self._train_reference):
+                self._train_reference, improved = loss, True
+            if self._monitor in ("validation", "both") and self._improves(
+                    val_loss, self._val_reference):
+                self._val_reference, improved = val_loss, True
+        if improved:
             self._wait = 0
             return None
         self._wait += 1
@@ -414,7 +545,11 @@ class _PatienceRun(ScheduleRun):
             return "stop"
         self.rate = new_rate
         self._wait = 0
-        return "rollback" if self._rollback else None
+        if not self._rollback:
+            return None
+        # Without a validation loss the monitored loss is the training loss.
+        return ("rollback_train" if self._rollback == "train" and val_loss is not None
+                else "rollback")
 
 
 # -- ReduceOnPlateau ------------------------------------------------------------
@@ -627,7 +762,16 @@ class _WarmupRun(ScheduleRun):
         super().__init__(base / warmup)
         self._base, self._warmup, self._after = base, warmup, after
 
-    def _advance(self, epoch, loss):
+    # The training loop asks the run that decides after the warm-up.
+    @property
+    def needs_validation(self):
+        return self._after.needs_validation
+
+    @property
+    def needs_train_best(self):
+        return self._after.needs_train_best
+
+    def _report(self, epoch, loss, val_loss):
         if epoch < self._warmup:
             self.rate = self._base * (epoch + 1) / self._warmup
             return None
@@ -635,7 +779,7 @@ class _WarmupRun(ScheduleRun):
             # The warm-up is over; `then`'s first epoch is next.
             self.rate = self._after.rate
             return None
-        action = self._after.epoch_end(epoch - self._warmup, loss)
+        action = self._after.epoch_end(epoch - self._warmup, loss, val_loss)
         self.rate = self._after.rate
         return action
 
