@@ -170,6 +170,134 @@ def test_patience_annealer_stops_at_first_step_below_min_rate():
     assert actions == [None, "stop"]
 
 
+def drive_both(schedule, learning_rate, losses):
+    """As drive, for (training loss, validation loss) pairs: rates, actions."""
+    run = schedule.start(learning_rate, len(losses))
+    rates, actions = [], []
+    for epoch, (loss, val_loss) in enumerate(losses, start=1):
+        rates.append(run.rate)
+        actions.append(run.epoch_end(epoch, loss, val_loss))
+        if actions[-1] == "stop":
+            break
+    return run, rates, actions
+
+
+# Training loss falls throughout; validation loss falls, then rises (overfitting).
+OVERFIT = [(1.0, 1.0), (0.8, 0.9), (0.7, 0.95), (0.6, 0.97), (0.55, 0.99),
+           (0.5, 0.99), (0.45, 1.0)]
+
+
+def test_patience_annealer_auto_watches_validation_when_given():
+    # As monitor='validation': epochs 3 and 4 do not improve on 0.9.
+    for monitor in ("auto", "validation"):
+        run, rates, actions = drive_both(PatienceAnnealer(patience=2, monitor=monitor),
+                                         1.0, OVERFIT)
+        assert rates == [1, 1, 1, 1, 0.5, 0.5, 0.25]
+        assert actions == [None, None, None, "rollback", None, "rollback", None]
+        # rollback=True restores the lowest validation loss: epoch 2.
+        assert (run.best_epoch, run.best_loss) == (2, 0.9)
+
+
+def test_patience_annealer_monitor_train_ignores_validation():
+    run, rates, actions = drive_both(PatienceAnnealer(patience=2, monitor="train"),
+                                     1.0, OVERFIT)
+    assert rates == [1.0] * 7
+    assert actions == [None] * 7
+    # Without monitor='train' a training loss alone is what 'auto' watches.
+    assert drive(PatienceAnnealer(patience=2), 1.0, [t for t, _ in OVERFIT]) == (
+        [1.0] * 7, [None] * 7)
+
+
+def test_patience_annealer_monitor_both_either_resets():
+    losses = [(1.0, 1.0), (0.9, 1.1), (0.95, 1.05), (0.92, 0.95),  # 2: train, 4: val
+              (0.93, 0.97), (0.91, 0.96), (0.8, 0.99), (0.85, 0.98)]
+    run, rates, actions = drive_both(PatienceAnnealer(patience=2, monitor="both"),
+                                     1.0, losses)
+    # Epoch 3 improves neither, epoch 4 the validation loss (0.95 < 1.0);
+    # epochs 5 and 6 neither (0.93, 0.91 > 0.9; 0.97, 0.96 > 0.95): anneal.
+    assert rates == [1, 1, 1, 1, 1, 1, 0.5, 0.5]
+    assert actions == [None] * 5 + ["rollback", None, None]
+    # Each alone would have annealed earlier.
+    assert drive_both(PatienceAnnealer(patience=2, monitor="train"), 1.0,
+                      losses)[2][:4] == [None, None, None, "rollback"]
+    assert drive_both(PatienceAnnealer(patience=2, monitor="validation"), 1.0,
+                      losses)[2][:3] == [None, None, "rollback"]
+
+
+def test_patience_annealer_relative_tol():
+    # From 2.0, tol=0.1 needs a loss below 1.9 (abs) or below 1.8 (rel).
+    losses = [2.0, 1.85, 1.85]
+    assert drive(PatienceAnnealer(patience=2, tol=0.1), 1.0, losses)[1] == [None] * 3
+    assert drive(PatienceAnnealer(patience=2, tol=0.1, tol_mode="rel"), 1.0,
+                 losses)[1] == [None, None, "rollback"]
+    # The bound itself is no improvement: 1.0 * (1 - 0.1) == 0.9 exactly.
+    run = PatienceAnnealer(patience=1, tol=0.1, tol_mode="rel").start(1.0, 5)
+    assert run.epoch_end(1, 1.0) is None
+    assert run.epoch_end(2, 0.9) == "rollback"
+    assert run.epoch_end(3, 0.8999) is None
+    assert run.rate == 0.5
+    # 'rel' in monitor='both' applies to each loss against its own reference.
+    run, rates, actions = drive_both(
+        PatienceAnnealer(patience=1, tol=0.5, tol_mode="rel", monitor="both"), 1.0,
+        [(4.0, 8.0), (1.9, 5.0), (1.0, 3.9), (0.96, 3.0)])
+    assert actions == [None, None, None, "rollback"]
+
+
+def test_patience_annealer_rollback_targets():
+    # Training loss falls throughout; validation loss lowest at epoch 2.
+    kinds = {True: "rollback", "validation": "rollback", "train": "rollback_train",
+             False: None}
+    for rollback, action in kinds.items():
+        run, _, actions = drive_both(PatienceAnnealer(patience=2, rollback=rollback),
+                                     1.0, OVERFIT[:4])
+        assert actions == [None, None, None, action]
+        assert (run.best_epoch, run.best_train_epoch) == (2, 4)
+        assert run.needs_train_best == (rollback == "train")
+        assert run.needs_validation == (rollback == "validation")
+    # Without a validation loss the lowest training loss is the monitored one.
+    assert drive(PatienceAnnealer(patience=1, rollback="train"), 1.0,
+                 [1.0, 1.0])[1] == [None, "rollback"]
+
+
+def test_patience_annealer_needs_validation():
+    for params in (dict(monitor="validation"), dict(monitor="both"),
+                   dict(rollback="validation")):
+        spec = PatienceAnnealer(**params)
+        run = spec.start(1.0, 5)
+        assert run.needs_validation
+        assert LinearWarmup(epochs=1, then=spec).start(1.0, 5).needs_validation
+        with pytest.raises(ValueError, match="needs the validation loss of every "
+                           "epoch, but epoch 1 was reported without one"):
+            run.epoch_end(1, 0.5)
+    for params in (dict(), dict(monitor="train"), dict(rollback="train")):
+        assert not PatienceAnnealer(**params).start(1.0, 5).needs_validation
+    assert not LinearWarmup(then=PatienceAnnealer()).start(1.0, 5).needs_train_best
+    assert LinearWarmup(then=PatienceAnnealer(rollback="train")).start(
+        1.0, 5).needs_train_best
+
+
+def test_warmup_passes_both_losses_on():
+    then = PatienceAnnealer(patience=1, monitor="validation", rollback="train")
+    run, rates, actions = drive_both(LinearWarmup(epochs=1, then=then), 1.0,
+                                     [(9.0, 9.0)] + OVERFIT[:3])
+    assert actions == [None, None, None, "rollback_train"]
+    assert rates == [1.0, 1.0, 1.0, 1.0]
+    assert run.rate == 0.5
+
+
+def test_patience_run_pickled_before_the_new_options_carries_on():
+    # A run of the earlier class had no monitor, tol_mode or training best.
+    run = PatienceAnnealer(patience=2, tol=0.05).start(1.0, 10)
+    run.epoch_end(1, 1.0)
+    run.epoch_end(2, 0.96)
+    for name in ("_monitor", "_relative", "best_train_loss", "best_train_epoch",
+                 "_train_reference", "_val_reference"):
+        del run.__dict__[name]
+    old = pickle.loads(pickle.dumps(run))
+    assert old.epoch_end(3, 0.97) == "rollback"
+    assert (old.best_epoch, old.rate, old.needs_validation) == (2, 0.5, False)
+
+
 # -- reduce on plateau ------------------------------------------------------------
 
 def test_plateau_patience():
@@ -263,8 +391,11 @@ ALL_SPECS = [
     ReduceOnPlateau(factor=0.5, patience=2, min_rate=0.01, cooldown=1, tol=0.01),
     Cosine(min_rate=0.01, epochs=6),
     LinearWarmup(epochs=3, then=PatienceAnnealer(patience=1, min_rate=0.01)),
+    PatienceAnnealer(patience=1, min_rate=0.01, rollback="train", tol=0.05,
+                     monitor="train", tol_mode="rel"),
 ]
 SPEC_IDS = [type(s).__name__ for s in ALL_SPECS]
+SPEC_IDS[-1] = "PatienceAnnealerRelative"
 SCRIPT = [1.0, 0.8, 0.9, 0.9, 0.7, 0.75, 0.75, 0.75, 0.6, 0.6]
 
 
@@ -368,6 +499,10 @@ def test_grid_search_over_nested_schedule_parameter():
     (PatienceAnnealer(factor=0.0), "factor"),
     (PatienceAnnealer(rollback="yes"), "rollback"),
     (PatienceAnnealer(tol=-1e-3), "tol"),
+    (PatienceAnnealer(rollback="best"), "rollback"),
+    (PatienceAnnealer(monitor="val_loss"), "monitor"),
+    (PatienceAnnealer(monitor=None), "monitor"),
+    (PatienceAnnealer(tol_mode="relative"), "tol_mode"),
     (ReduceOnPlateau(factor=1.5), "factor"),
     (ReduceOnPlateau(cooldown=-1), "cooldown"),
     (ReduceOnPlateau(patience=0), "patience"),
@@ -383,6 +518,17 @@ def test_invalid_parameters(spec, name):
         spec.start(1.0, 10)
     with pytest.raises(InvalidParameterError, match=name):
         resolve_schedule(spec)
+
+
+@pytest.mark.parametrize("tol", [1.0, 2.5])
+def test_relative_tol_below_one(tol):
+    spec = PatienceAnnealer(tol=tol, tol_mode="rel")
+    message = rf"tol_mode='rel', tol is a fraction .* must be < 1, got tol={tol}"
+    with pytest.raises(ValueError, match=message):
+        spec.start(1.0, 10)
+    with pytest.raises(ValueError, match=message):
+        LinearWarmup(then=spec).start(1.0, 10)
+    PatienceAnnealer(tol=tol).start(1.0, 10)  # an absolute tol may be any size
 
 
 @pytest.mark.parametrize("table, message", [
