@@ -279,8 +279,9 @@ class TrainingState:
     no_improvement_count : int
         Epochs in a row whose monitored loss did not improve by ``tol``.
     schedule_run : skdl.schedules.ScheduleRun or None
-        The learning-rate schedule's progress; not saved (a loaded model's
-        schedule starts afresh).
+        The learning-rate schedule's progress; kept by pickle and joblib,
+        not by ``skdl.save`` (a model loaded from its file starts the
+        schedule afresh).
     """
 
     SAVED = ("random_state", "dropout_rng", "augment_rng", "optimizer_state", "n_steps",

@@ -14,9 +14,11 @@ The estimator's loop is::
     run = schedule.start(learning_rate, max_epochs)
     for epoch in range(1, max_epochs + 1):
         train_one_epoch(rate=run.rate)
-        action = run.epoch_end(epoch, monitored_loss)
+        action = run.epoch_end(epoch, train_loss, val_loss)  # val_loss may be None
         if action == "rollback":
-            restore_best_weights()
+            restore_best_weights()  # of the monitored loss: val_loss if given
+        elif action == "rollback_train":
+            restore_best_training_weights()
         elif action == "stop":
             break
 

@@ -44,7 +44,7 @@ from skdl.layers import (
 )
 from skdl.optimizers import SGD, Adam
 from skdl.regularizers import L2
-from skdl.schedules import Cosine, EpochSchedule
+from skdl.schedules import Cosine, EpochSchedule, PatienceAnnealer
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -316,6 +316,25 @@ def test_specs_as_parameters(tmp_path):
     assert type(loaded.callbacks[0]) is EarlyStopping
     assert loaded.optimizer is not clf.optimizer
     assert_same_model(clf, loaded, X)
+
+
+def test_patience_annealer_options(tmp_path):
+    X, y = _images().reshape(40, -1), np.arange(40) % 2
+    annealer = PatienceAnnealer(patience=2, rollback="train", tol=0.01,
+                                monitor="both", tol_mode="rel")
+    clf = NNClassifier([Dense(4)], lr_schedule=annealer, early_stopping=True,
+                       max_iter=3, random_state=0).fit(X, y)
+    loaded = _round_trip(clf, tmp_path)
+    assert type(loaded.lr_schedule) is PatienceAnnealer
+    assert loaded.lr_schedule.get_params() == annealer.get_params()
+    assert loaded.lr_schedule.rollback == "train" and loaded.lr_schedule.tol_mode == "rel"
+    assert_same_model(clf, loaded, X)
+    # The schedule starts afresh (skdl.save keeps no run) and it needs the
+    # validation set that partial_fit does not hold out.
+    with pytest.raises(ValueError, match="partial_fit holds out no validation set"):
+        loaded.partial_fit(X, y)
+    loaded.fit(X, y)
+    assert loaded._training_state.schedule_run.epoch == 3
 
 
 def test_epoch_schedule_with_int_keys_and_tuples(tmp_path):

@@ -3,6 +3,7 @@ early stopping, history, class weights, the Hellinger loss, callbacks,
 faults and interrupts, progress output."""
 import io
 import os
+import pickle
 import re
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import redirect_stdout
@@ -275,6 +276,87 @@ def test_patience_annealer_rolls_back_to_the_best_epoch_and_stops(digits):
     assert rolled_back_further >= 1
     # The next annealing step would have gone below min_rate: training stopped.
     assert clf.n_iter_ < 40 and min(rates) * 0.5 < 0.05 <= min(rates)
+
+
+@pytest.mark.parametrize("rollback", ["train", "validation"])
+def test_patience_annealer_rolls_back_to_the_best_training_or_validation_epoch(
+        digits, rollback):
+    X, y = digits
+    weights_at = {}
+
+    def at_end(estimator, epoch, record):
+        weights_at[epoch] = estimator.network_.params.copy()
+
+    def at_begin(estimator, epoch):
+        weights_at["start", epoch] = estimator.network_.params.copy()
+
+    annealer = PatienceAnnealer(patience=2, min_rate=0.01, monitor="both",
+                                rollback=rollback)
+    clf = _small(max_iter=30, learning_rate=1.0, optimizer="momentum",
+                 early_stopping=True, n_iter_no_change=100, lr_schedule=annealer,
+                 callbacks=[LambdaCallback(on_epoch_end=at_end,
+                                           on_epoch_begin=at_begin)]).fit(X, y)
+    train = [r["train_loss"] for r in clf.history_]
+    val = [r["val_loss"] for r in clf.history_]
+    rates = [r["learning_rate"] for r in clf.history_]
+    annealed = [e for e in range(1, clf.n_iter_) if rates[e] < rates[e - 1]]
+    assert len(annealed) >= 2
+    targets_differ = 0
+    for epoch in annealed:
+        best_train = int(np.argmin(train[:epoch])) + 1
+        best_val = int(np.argmin(val[:epoch])) + 1
+        restored = best_train if rollback == "train" else best_val
+        assert_array_equal(weights_at["start", epoch + 1], weights_at[restored])
+        targets_differ += best_train != best_val
+    # At least one annealing step where the two choices are different weights.
+    assert targets_differ >= 1
+
+
+@pytest.mark.parametrize("params", [dict(monitor="validation"), dict(monitor="both"),
+                                    dict(rollback="validation")])
+def test_patience_annealer_without_validation_set_raises_before_training(
+        digits, params):
+    X, y = digits
+    annealer = PatienceAnnealer(**params)
+    clf = _small(max_iter=2, lr_schedule=annealer)
+    with pytest.raises(ValueError, match=r"needs the validation loss .* this fit "
+                       r"holds out no validation set \(early_stopping=False\)\. Fit "
+                       "with early_stopping=True"):
+        clf.fit(X, y)
+    assert not hasattr(clf, "network_")  # nothing was built or trained
+    with pytest.raises(ValueError, match="partial_fit holds out no validation set"):
+        clf.partial_fit(X, y, classes=np.arange(10))
+    assert not hasattr(clf, "network_")
+    # Fitted with a validation set, then continued without one.
+    clf.set_params(early_stopping=True).fit(X, y)
+    weights = clf.network_.params.copy()
+    with pytest.raises(ValueError, match="partial_fit holds out no validation set"):
+        clf.partial_fit(X, y)
+    assert_array_equal(clf.network_.params, weights)
+    assert clf.n_iter_ == 2
+    # Inside a warm-up too.
+    with pytest.raises(ValueError, match="needs the validation loss"):
+        _small(max_iter=2, lr_schedule=LinearWarmup(then=annealer)).fit(X, y)
+
+
+def test_patience_annealer_progress_survives_pickle(digits):
+    X, y = digits[0][:300], digits[1][:300]
+    annealer = PatienceAnnealer(patience=1, factor=0.5, monitor="train", tol=0.2,
+                                tol_mode="rel", rollback="train")
+    clf = _small(learning_rate=0.1, lr_schedule=annealer)
+    for _ in range(3):
+        clf.partial_fit(X, y, classes=np.arange(10))
+    copy = pickle.loads(pickle.dumps(clf))
+    run = copy._training_state.schedule_run
+    assert run is not clf._training_state.schedule_run
+    assert vars(run) == vars(clf._training_state.schedule_run)
+    for est in (clf, copy):
+        for _ in range(3):
+            est.partial_fit(X, y)
+    rates = [r["learning_rate"] for r in clf.history_]
+    assert rates == [r["learning_rate"] for r in copy.history_]
+    assert min(rates) < 0.1  # the relative tol made it anneal
+    assert_array_equal(copy.network_.params, clf.network_.params)
 
 
 def test_lr_schedule_errors(digits):
