@@ -13,6 +13,7 @@ from sklearn.base import clone
 from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_digits
 from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -292,3 +293,16 @@ def test_column_transformer_over_a_table_with_an_image_column():
     names = ct.get_feature_names_out()
     assert names[0] == "image__pixel_c0_y0_x0" and names[5] == "image__original_width"
     assert names[6] == "age__age"
+
+
+def test_grid_search_over_the_resize_mode_with_a_list_of_images():
+    images, y = varied_digits(120)
+    model = make_pipeline(ImageResizer(8, 8),
+                          NNClassifier([Dense(16)], input_shape=(1, 8, 8), max_iter=2,
+                                       random_state=0))
+    search = GridSearchCV(model, {"imageresizer__mode": ["stretch", "pad", "crop"]},
+                          cv=2).fit(images, y)
+    assert list(search.cv_results_["param_imageresizer__mode"]) == ["stretch", "pad",
+                                                                     "crop"]
+    assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
+    assert search.best_estimator_[0].mode == search.best_params_["imageresizer__mode"]
