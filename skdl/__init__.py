@@ -1,5 +1,5 @@
 """skdl: deep learning for people who live in scikit-learn."""
-from . import inspection, layers, optimizers, regularizers, schedules
+from . import inspection, layers, optimizers, preprocessing, regularizers, schedules
 from ._config import show_config
 from ._estimators import NNClassifier, NNRegressor
 from ._persistence import load, save
@@ -20,6 +20,7 @@ __all__ = sorted(
         "layers",
         "load",
         "optimizers",
+        "preprocessing",
         "regularizers",
         "save",
         "schedules",

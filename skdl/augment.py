@@ -12,7 +12,8 @@ Augmenters never run at predict time and never modify their input.
 Image augmenters take samples ``(channels, height, width)`` or
 ``(height, width)`` and give all channels of a sample the same
 transformation: :class:`RandomFlip`, :class:`RandomShift`,
-:class:`RandomRotation90`, :class:`RandomRotation`, :class:`RandomCrop`.
+:class:`RandomRotation90`, :class:`RandomRotation`, :class:`RandomCrop`,
+:class:`RandomShear`, :class:`RandomZoom` (in and out).
 Signal augmenters take samples ``(channels, length)`` or ``(length,)``, time
 on the last axis: :class:`RandomTimeShift`. :class:`GaussianNoise` and
 :class:`RandomScale` act on samples of any shape.
@@ -56,8 +57,10 @@ __all__ = [
     "RandomRotation",
     "RandomRotation90",
     "RandomScale",
+    "RandomShear",
     "RandomShift",
     "RandomTimeShift",
+    "RandomZoom",
     "apply_augmenters",
     "check_augment",
 ]
@@ -352,6 +355,81 @@ def _rotate(X, angles, fill):
     return _bilinear(X, sy, sx, fill)
 
 
+def _affine(X, matrices, fill):
+    """Apply a linear map about each image's centre.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, C, H, W)
+    matrices : ndarray of shape (n, 2, 2)
+        Per sample, the map from an output pixel's (row, column) offset from
+        the centre to the source's offset it reads: the inverse of the map
+        applied to the content.
+    fill : float
+        Value outside the source image.
+
+    Returns
+    -------
+    ndarray of shape (n, C, H, W), dtype of X
+    """
+    n, H, W = X.shape[0], X.shape[2], X.shape[3]
+    M = np.asarray(matrices, dtype=np.float64).astype(X.dtype).reshape(n, 2, 2, 1, 1)
+    u = (np.arange(H) - (H - 1) / 2).astype(X.dtype).reshape(1, H, 1)
+    v = (np.arange(W) - (W - 1) / 2).astype(X.dtype).reshape(1, 1, W)
+    sy = M[:, 0, 0] * u + M[:, 0, 1] * v
+    sy += X.dtype.type((H - 1) / 2)
+    sx = M[:, 1, 0] * u + M[:, 1, 1] * v
+    sx += X.dtype.type((W - 1) / 2)
+    return _bilinear(X, sy, sx, fill)
+
+
+def _shear(X, angles, fill):
+    """Shear each image horizontally about its centre.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, C, H, W)
+    angles : ndarray of shape (n,)
+        Angles in degrees, in (-90, 90): a pixel ``d`` rows below the centre
+        moves ``d * tan(angle)`` columns to the right (rows above, to the
+        left), so vertical lines lean by ``angle`` counter-clockwise as
+        displayed.
+    fill : float
+        Value outside the source image.
+
+    Returns
+    -------
+    ndarray of shape (n, C, H, W), dtype of X
+    """
+    t = np.tan(np.deg2rad(np.asarray(angles, dtype=np.float64)))
+    matrices = np.zeros((len(t), 2, 2))
+    matrices[:, 0, 0] = matrices[:, 1, 1] = 1.0
+    matrices[:, 1, 0] = -t  # output (u, v) reads the source at (u, v - u tan)
+    return _affine(X, matrices, fill)
+
+
+def _zoom(X, factors, fill):
+    """Scale each image's content about its centre.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, C, H, W)
+    factors : ndarray of shape (n,)
+        Positive factors: above 1 enlarges the content (zoom in, the border
+        is cut off), below 1 shrinks it (zoom out, ``fill`` around it).
+    fill : float
+        Value outside the source image.
+
+    Returns
+    -------
+    ndarray of shape (n, C, H, W), dtype of X
+    """
+    inverse = 1.0 / np.asarray(factors, dtype=np.float64)
+    matrices = np.zeros((len(inverse), 2, 2))
+    matrices[:, 0, 0] = matrices[:, 1, 1] = inverse
+    return _affine(X, matrices, fill)
+
+
 # --- image augmenters ------------------------------------------------------
 
 
@@ -572,6 +650,98 @@ class RandomCrop(Augmenter):
         sy, sx = sy.astype(X.dtype), sx.astype(X.dtype)
         Y = _bilinear(Xp, sy[:, :, None], sx[:, None, :], fill=None)
         return Y.reshape(X.shape)
+
+
+class RandomShear(Augmenter):
+    """Shear images horizontally about their centre by a random angle (bilinear).
+
+    Parameters
+    ----------
+    max_degrees : float in [0, 80], default=10.0
+        The shear angle is uniform in ``[-max_degrees, max_degrees]``: a
+        pixel ``d`` rows below the centre moves ``d * tan(angle)`` columns
+        right (rows above it move left): vertical strokes lean
+        counter-clockwise as displayed for positive angles, as Keras's
+        ``shear_range`` (torchvision's ``RandomAffine(shear=...)`` also
+        shears along x, in degrees).
+    fill : float, default=0.0
+        Value outside the source image, blended bilinearly at its border.
+
+    Notes
+    -----
+    Samples: ``(channels, height, width)`` or ``(height, width)``; the
+    output has the input's shape. Combine with :class:`RandomRotation90`
+    (or transpose the images) for a vertical shear.
+    """
+
+    # Past 80 degrees tan grows beyond 5.7: rows slide out of the image.
+    _parameter_constraints = {
+        "max_degrees": [Interval(Real, 0, 80, closed="both")],
+        "fill": [Real],
+    }
+
+    def __init__(self, max_degrees=10.0, fill=0.0):
+        self.max_degrees = max_degrees
+        self.fill = fill
+
+    def _check(self, sample_shape):
+        return _image_reason(sample_shape)
+
+    def _apply(self, X, rng):
+        Xp = _as_planes(X)
+        angles = rng.uniform(-self.max_degrees, self.max_degrees, size=Xp.shape[0])
+        return _shear(Xp, angles, self.fill).reshape(X.shape)
+
+
+class RandomZoom(Augmenter):
+    """Zoom images in or out about their centre by a random factor (bilinear).
+
+    Parameters
+    ----------
+    scale : (float, float), default=(0.8, 1.2)
+        Range ``(low, high)``, ``0 < low <= high``, of the factor by which
+        the content's height and width are multiplied, drawn uniformly per
+        sample (the aspect ratio is kept): below 1 zooms out (the whole image
+        shrinks, surrounded by ``fill``), above 1 zooms in (the border is cut
+        off). ``(1, 1)`` is the identity. As torchvision's
+        ``RandomAffine(scale=...)``; :class:`RandomCrop` zooms in only, at a
+        random position.
+    fill : float, default=0.0
+        Value outside the source image, blended bilinearly at its border.
+
+    Notes
+    -----
+    Samples: ``(channels, height, width)`` or ``(height, width)``; the
+    output has the input's shape. Combine with :class:`RandomShift` to move
+    the shrunken image off the centre.
+    """
+
+    _parameter_constraints = {"scale": [tuple, list], "fill": [Real]}
+
+    def __init__(self, scale=(0.8, 1.2), fill=0.0):
+        self.scale = scale
+        self.fill = fill
+
+    def _bounds(self):
+        scale = tuple(self.scale)
+        if (len(scale) != 2
+                or not all(isinstance(s, Real) and not isinstance(s, bool) for s in scale)
+                or not 0 < scale[0] <= scale[1] < np.inf):
+            raise ValueError(
+                f"RandomZoom: scale must be a pair (low, high) with "
+                f"0 < low <= high (finite), got {self.scale!r}."
+            )
+        return float(scale[0]), float(scale[1])
+
+    def _check(self, sample_shape):
+        self._bounds()
+        return _image_reason(sample_shape)
+
+    def _apply(self, X, rng):
+        Xp = _as_planes(X)
+        low, high = self._bounds()
+        factors = rng.uniform(low, high, size=Xp.shape[0])
+        return _zoom(Xp, factors, self.fill).reshape(X.shape)
 
 
 # --- augmenters for any sample shape ----------------------------------------

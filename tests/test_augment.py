@@ -16,9 +16,13 @@ from skdl.augment import (
     RandomRotation,
     RandomRotation90,
     RandomScale,
+    RandomShear,
     RandomShift,
     RandomTimeShift,
+    RandomZoom,
     _rotate,
+    _shear,
+    _zoom,
     apply_augmenters,
     check_augment,
 )
@@ -29,6 +33,8 @@ IMAGE_AUGMENTERS = [
     RandomRotation90(),
     RandomRotation(max_degrees=40.0, fill=0.5),
     RandomCrop(scale=(0.5, 0.9)),
+    RandomShear(max_degrees=30.0, fill=0.5),
+    RandomZoom(scale=(0.6, 1.4), fill=-1.0),
 ]
 SIGNAL_AUGMENTERS = [
     RandomTimeShift(max_shift=3, fill=-2.0),
@@ -227,6 +233,113 @@ def test_crop_of_a_quarter_doubles_a_ramp(axis):
     assert np.ptp(Y[:, 0, 0, 0]) > 1  # the crop's position is random
 
 
+# --- shears and zooms ---------------------------------------------------------
+
+
+def _dot(shape, row, col):
+    """A batch of one image, zero but for a 1 at (row, col) of every channel."""
+    X = np.zeros((1,) + shape)
+    X[..., row, col] = 1.0
+    return X
+
+
+@pytest.mark.parametrize("angle, row, col, expected", [
+    # 7x7, centre (3, 3); tan(45) = 1: a pixel d rows below the centre moves
+    # d columns right, one above moves left, the centre row stays.
+    (45.0, 5, 3, (5, 5)),
+    (45.0, 1, 3, (1, 1)),
+    (45.0, 3, 2, (3, 2)),
+    (-45.0, 5, 3, (5, 1)),
+    (-45.0, 0, 4, None),  # to column 7, out of the image: all fill
+    (0.0, 6, 6, (6, 6)),
+])
+def test_shear_moves_a_bright_pixel_where_the_map_says(angle, row, col, expected):
+    X = _dot((2, 7, 7), row, col)
+    Y = _shear(X, np.array([angle]), fill=0.0)
+    if expected is None:
+        assert_allclose(Y, 0.0, atol=1e-12)
+    else:
+        assert_allclose(Y, _dot((2, 7, 7), *expected), atol=1e-12)
+
+
+def test_shear_by_a_fractional_offset_splits_the_pixel():
+    # tan = 0.25 and 2 rows below the centre: half a column to the right.
+    X = _dot((1, 9, 9), 6, 4)
+    Y = _shear(X, np.array([np.rad2deg(np.arctan(0.25))]), fill=0.0)
+    expected = np.zeros((1, 1, 9, 9))
+    expected[0, 0, 6, 4] = expected[0, 0, 6, 5] = 0.5
+    assert_allclose(Y, expected, atol=1e-12)
+
+
+def test_shear_fills_the_uncovered_corners():
+    X = np.ones((1, 1, 5, 5))
+    Y = _shear(X, np.array([45.0]), fill=-2.0)
+    # Bottom-left and top-right read beyond the source: fill only.
+    assert Y[0, 0, 4, 0] == -2.0 and Y[0, 0, 0, 4] == -2.0
+    assert_array_equal(Y[0, 0, 2], 1.0)  # the centre row is unmoved
+
+
+def test_shear_uses_the_seeded_angles():
+    X = _batch((1, 6, 8), n=5)
+    Y = RandomShear(max_degrees=20.0, fill=0.3).apply(X, np.random.default_rng(4))
+    angles = np.random.default_rng(4).uniform(-20.0, 20.0, size=5)
+    assert np.ptp(angles) > 30  # angles of both signs, far apart
+    assert_array_equal(Y, _shear(X, angles, fill=0.3))
+    assert not np.allclose(Y[0], X[0], atol=0.01)
+    assert_array_equal(RandomShear(max_degrees=0.0).apply(X, 0), X)
+
+
+@pytest.mark.parametrize("factor, row, col, expected", [
+    # 9x9, centre (4, 4): a pixel's offset from the centre is multiplied by
+    # the factor (zoom out by 2: offset 4 -> 2; zoom in by 2: 1 -> 2).
+    (0.5, 8, 4, (6, 4)),
+    (0.5, 0, 2, (2, 3)),
+    (2.0, 3, 5, (2, 6)),
+    (2.0, 5, 4, (6, 4)),
+    (1.0, 1, 7, (1, 7)),
+])
+def test_zoom_moves_a_bright_pixel_where_the_map_says(factor, row, col, expected):
+    X = _dot((1, 9, 9), row, col)
+    Y = _zoom(X, np.array([factor]), fill=0.0)
+    assert Y[0, 0][expected] == pytest.approx(1.0, abs=1e-12)
+    if factor <= 1:
+        # Zooming out reads every other source pixel: the dot, on one of
+        # them, lands on exactly one output pixel.
+        assert_allclose(Y, _dot((1, 9, 9), *expected), atol=1e-12)
+    else:
+        # Zooming in spreads it over its neighbours, bilinearly.
+        assert Y[0, 0].sum() > 1.5
+
+
+def test_zoom_out_shrinks_the_image_and_fills_around_it():
+    X = np.ones((1, 1, 9, 9))
+    Y = _zoom(X, np.array([0.5]), fill=-1.0)
+    # Offsets -4..4 shrink to -2..2: rows and columns 2..6 stay ones, the
+    # border reads beyond the source (offsets +-6, +-8): fill.
+    assert_allclose(Y[0, 0, 2:7, 2:7], 1.0, atol=1e-12)
+    for edge in (Y[0, 0, 0], Y[0, 0, -1], Y[0, 0, :, 0], Y[0, 0, :, -1]):
+        assert_array_equal(edge, -1.0)
+
+
+def test_zoom_in_of_a_ramp_halves_its_steps():
+    y, x = np.mgrid[0:10, 0:12].astype(np.float64)
+    X = np.stack([x, y])[None]  # (1, 2, 10, 12)
+    Y = _zoom(X, np.array([2.0]), fill=0.0)
+    # Output offset v from the centre reads the source at v / 2.
+    assert_allclose(np.diff(Y[0, 0], axis=1), 0.5, atol=1e-12)
+    assert_allclose(np.diff(Y[0, 1], axis=0), 0.5, atol=1e-12)
+    assert_allclose(Y[0, 0].mean(), x.mean(), atol=1e-12)
+
+
+def test_zoom_uses_the_seeded_factors_in_and_out():
+    X = _batch((2, 6, 6), n=200)
+    Y = RandomZoom(scale=(0.5, 2.0), fill=0.0).apply(X, np.random.default_rng(3))
+    factors = np.random.default_rng(3).uniform(0.5, 2.0, size=200)
+    assert factors.min() < 0.6 and factors.max() > 1.9
+    assert_array_equal(Y, _zoom(X, factors, fill=0.0))
+    assert_array_equal(RandomZoom(scale=(1, 1)).apply(X, 0), X)
+
+
 # --- noise and scaling -------------------------------------------------------
 
 
@@ -337,8 +450,8 @@ def test_channels_of_a_sample_move_together(augmenter):
        which=st.integers(0, len(IMAGE_AUGMENTERS) + 1))
 def test_fuzzed_image_shapes(n, C, H, W, which):
     augmenter = [RandomFlip(True, True), RandomShift(max_shift=0),
-                 RandomRotation(), RandomCrop(), GaussianNoise(), RandomScale(),
-                 RandomRotation90()][which]
+                 RandomRotation(), RandomCrop(), RandomShear(), RandomZoom(),
+                 GaussianNoise(), RandomScale(), RandomRotation90()][which]
     if isinstance(augmenter, RandomRotation90):
         W = H
     augmenter.check_input_shape((C, H, W))
@@ -401,6 +514,15 @@ def test_integer_batches_are_refused():
     (RandomCrop(scale=0.5), (4, 4), "scale"),
     (RandomTimeShift(max_shift=-2), (10,), "max_shift"),
     (RandomTimeShift(fill="reflect"), (10,), "fill"),
+    (RandomShear(max_degrees=-1), (4, 4), "max_degrees"),
+    (RandomShear(max_degrees=85), (4, 4), "max_degrees"),
+    (RandomShear(fill="edge"), (4, 4), "fill"),
+    (RandomZoom(scale=(0.0, 1.0)), (4, 4), "scale must be a pair"),
+    (RandomZoom(scale=(1.2, 0.8)), (4, 4), "scale must be a pair"),
+    (RandomZoom(scale=(0.5, np.inf)), (4, 4), "scale must be a pair"),
+    (RandomZoom(scale=(0.5, 1, 2)), (4, 4), "scale must be a pair"),
+    (RandomZoom(scale=1.2), (4, 4), "scale"),
+    (RandomZoom(fill=None), (4, 4), "fill"),
 ])
 def test_bad_parameters_raise(augmenter, sample_shape, match):
     with pytest.raises(ValueError, match=match):
@@ -418,6 +540,8 @@ def test_bad_parameters_raise(augmenter, sample_shape, match):
     (RandomFlip(), (10,), r"RandomFlip cannot act on samples of shape \(10,\): needs image"),
     (RandomRotation(), (2, 3, 4, 5), "RandomRotation .* needs image samples"),
     (RandomCrop(), (8,), "RandomCrop .* needs image samples"),
+    (RandomShear(), (8,), "RandomShear .* needs image samples"),
+    (RandomZoom(), (2, 3, 4, 5), "RandomZoom .* needs image samples"),
     (RandomTimeShift(), (1, 28, 28),
      r"RandomTimeShift cannot act on samples of shape \(1, 28, 28\): needs signal samples"),
     (RandomTimeShift(max_shift=5), (2, 5), "max_shift=5 must be smaller than the signal length 5"),

@@ -11,13 +11,14 @@ import skdl.callbacks
 import skdl.inspection
 import skdl.optimizers
 import skdl.plot
+import skdl.preprocessing
 import skdl.regularizers
 import skdl.schedules
 
 validate = pytest.importorskip("numpydoc.validate").validate
 
 MODULES = [skdl, skdl.augment, skdl.callbacks, skdl.inspection, skdl.optimizers,
-           skdl.plot, skdl.regularizers, skdl.schedules]
+           skdl.plot, skdl.preprocessing, skdl.regularizers, skdl.schedules]
 # GL08: no docstring; PR01: a parameter left out; PR02: a documented name
 # that is no parameter (also what an unindented paragraph inside Parameters
 # turns into).
