@@ -475,3 +475,125 @@ def test_embedding_gradient_checks_its_accumulation_dtype():
     indices = np.zeros((2, 3), np.int64)
     with pytest.raises(ValueError, match="accumulate_dtype must be float32 or float64"):
         _ops.embedding_backward(indices, np.ones((2, 3, 4)), 5, accumulate_dtype=np.int32)
+
+
+# -- initial states (h0, c0) and their gradients ---------------------------------
+def _initial_case(rng, cell, G, n=3, T=4, k=2, u=3, masked=False):
+    X = rng.randn(n, T, k)
+    W, U, b, bh = _weights(rng, cell, G, k, u)
+    h0 = rng.randn(n, u)
+    c0 = rng.randn(n, u) if cell == "lstm" else None
+    mask = None
+    if masked:
+        mask = rng.rand(n, T) > 0.3
+        mask[0] = False  # a sequence with no step at all: its state is h0
+    return X, W, U, b, bh, h0, c0, mask
+
+
+@pytest.mark.parametrize("cell, G", CELLS)
+@pytest.mark.parametrize("masked", [False, True])
+def test_initial_state_forward_matches_reference(cell, G, masked):
+    rng = np.random.RandomState(20)
+    X, W, U, b, bh, h0, c0, mask = _initial_case(rng, cell, G, n=5, T=6, masked=masked)
+    got = _ops.recurrent_forward(cell, X, W, U, b, bh, mask, h0=h0, c0=c0)
+    ref = _reference.recurrent_forward(cell, X, W, U, b, bh, mask, h0=h0, c0=c0)
+    assert_array_equal(got.H[:, 0], h0)
+    for name in ("H", "C", "gates", "extra"):
+        if getattr(ref, name) is not None:
+            assert_allclose(getattr(got, name), getattr(ref, name), rtol=1e-12,
+                            atol=1e-13, err_msg=name)
+    if masked:
+        assert_array_equal(got.H[0, -1], h0[0])  # nothing read: h0 throughout
+    # Inference keeping only the last state starts from h0 too.
+    last = _ops.recurrent_forward(cell, X, W, U, b, bh, mask, keep="last", h0=h0, c0=c0)
+    assert_array_equal(last.H[:, X.shape[1] % 2], got.H[:, -1])
+    # The state really matters: from zeros the result differs.
+    assert not np.allclose(_ops.recurrent_forward(cell, X, W, U, b, bh, mask).H[:, -1],
+                           got.H[:, -1])
+
+
+@pytest.mark.parametrize("cell, G", CELLS)
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("last_only", [False, True])
+def test_initial_state_gradients_match_finite_differences(cell, G, masked, last_only):
+    rng = np.random.RandomState(21)
+    X, W, U, b, bh, h0, c0, mask = _initial_case(rng, cell, G, masked=masked)
+    n, T, u = X.shape[0], X.shape[1], U.shape[0]
+    R = rng.randn(n, 1 if last_only else T, u)
+    # An LSTM's final cell state as an output too (an encoder's return_state).
+    Rc = rng.randn(n, u) if cell == "lstm" else None
+
+    def loss():
+        state = _ops.recurrent_forward(cell, X, W, U, b, bh, mask, h0=h0, c0=c0)
+        out = state.H[:, -1:] if last_only else state.H[:, 1:]
+        return float((R * out).sum() + (0 if Rc is None else (Rc * state.C[:, -1]).sum()))
+
+    state = _ops.recurrent_forward(cell, X, W, U, b, bh, mask, h0=h0, c0=c0)
+    got = _ops.recurrent_backward(cell, R, X, W, U, state, dc_last=Rc, state_grads=True)
+    ref_state = _reference.recurrent_forward(cell, X, W, U, b, bh, mask, h0=h0, c0=c0)
+    ref = _reference.recurrent_backward(cell, R, X, W, U, ref_state, dc_last=Rc,
+                                        state_grads=True)
+    dX, dW, dU, db, dbh, dh0, dc0 = got
+    checks = [(dX, X), (dW, W), (dU, U), (db, b), (dh0, h0)]
+    checks += [(dbh, bh)] if bh is not None else []
+    checks += [(dc0, c0)] if c0 is not None else []
+    for grad, value in checks:
+        assert_allclose(grad, numeric_grad(loss, value), rtol=1e-6, atol=1e-8)
+    for grad, expected in zip(got, ref):
+        if expected is None:
+            assert grad is None
+        else:
+            assert_allclose(grad, expected, rtol=1e-10, atol=1e-12)
+    if masked:
+        # A sequence with no step passes its output gradient straight to h0.
+        assert_allclose(dh0[0], R[0].sum(axis=0))
+
+
+@pytest.mark.parametrize("cell, G", CELLS)
+def test_zero_initial_state_is_bit_identical_to_none(cell, G):
+    rng = np.random.RandomState(22)
+    X, W, U, b, bh, h0, c0, mask = _initial_case(rng, cell, G, n=9, T=5, masked=True)
+    X, W, U = (a.astype(np.float32) for a in (X, W, U))
+    b = b.astype(np.float32)
+    bh = None if bh is None else bh.astype(np.float32)
+    zeros = np.zeros((9, U.shape[0]), np.float32)
+    plain = _ops.recurrent_forward(cell, X, W, U, b, bh, mask)
+    given_ = _ops.recurrent_forward(cell, X, W, U, b, bh, mask, h0=zeros,
+                                    c0=zeros if cell == "lstm" else None)
+    assert_array_equal(plain.H, given_.H)
+    R = rng.randn(9, 5, U.shape[0]).astype(np.float32)
+    for a, b_ in zip(_ops.recurrent_backward(cell, R, X, W, U, plain),
+                     _ops.recurrent_backward(cell, R, X, W, U, given_, state_grads=True)):
+        assert_array_equal(a, b_)
+
+
+@pytest.mark.parametrize("cell, G", CELLS)
+def test_initial_state_same_on_one_and_two_threads(cell, G):
+    rng = np.random.RandomState(23)
+    X, W, U, b, bh, h0, c0, mask = _initial_case(rng, cell, G, n=40, T=7, k=5, u=9,
+                                                 masked=True)
+    R = rng.randn(40, 7, 9)
+    results = []
+    for threads in (one_thread, two_threads):
+        with threads():
+            state = _ops.recurrent_forward(cell, X, W, U, b, bh, mask, h0=h0, c0=c0)
+            results.append((state.H.copy(),) + _ops.recurrent_backward(
+                cell, R, X, W, U, state, state_grads=True))
+    for a, b_ in zip(*results):
+        if a is not None:
+            assert_array_equal(a, b_)
+
+
+def test_initial_state_errors():
+    rng = np.random.RandomState(24)
+    X, W, U, b, bh, h0, c0, mask = _initial_case(rng, "gru", 3)
+    with pytest.raises(ValueError, match=r"h0 must have shape \(3, 3\).*got \(3, 2\)"):
+        _ops.recurrent_forward("gru", X, W, U, b, bh, h0=h0[:, :2])
+    with pytest.raises(ValueError, match="c0 is a cell state, and the gru cell has none"):
+        _ops.recurrent_forward("gru", X, W, U, b, bh, h0=h0, c0=h0)
+    state = _ops.recurrent_forward("gru", X, W, U, b, bh)
+    with pytest.raises(ValueError, match="dc_last is a cell state"):
+        _ops.recurrent_backward("gru", rng.randn(3, 4, 3), X, W, U, state, dc_last=h0)
+    X, W, U, b, bh, h0, c0, mask = _initial_case(rng, "lstm", 4)
+    with pytest.raises(ValueError, match=r"c0 must have shape \(3, 3\)"):
+        _ops.recurrent_forward("lstm", X, W, U, b, bh, h0=h0, c0=c0[:2])
