@@ -9,18 +9,22 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from _examples import load_example
-from _fd import check_layer, numeric_grad
+import _networks
+from _fd import check_layer, check_network_gradients, numeric_grad
 from _threads import one_thread, two_threads
 from skdl import (
     GRU,
     LSTM,
     Bidirectional,
+    Dense,
     Embedding,
     GlobalAvgPool1D,
     GlobalMaxPool1D,
     Masking,
+    MergeInput,
     NNClassifier,
     NNRegressor,
+    Pathways,
     SimpleRNN,
     _ops,
     _reference,
@@ -597,3 +601,156 @@ def test_initial_state_errors():
     X, W, U, b, bh, h0, c0, mask = _initial_case(rng, "lstm", 4)
     with pytest.raises(ValueError, match=r"c0 must have shape \(3, 3\)"):
         _ops.recurrent_forward("lstm", X, W, U, b, bh, h0=h0, c0=c0[:2])
+
+
+# -- initial_state: one layer's output as a recurrent layer's initial state -------
+def _seq2seq(encoder, decoder, rest=()):
+    """An encoder on the main input, a decoder on the side input 'answer'
+    starting from the encoder's output, their outputs concatenated."""
+    layers = decoder if isinstance(decoder, list) else [decoder]
+    return [encoder, MergeInput("answer", layers=layers), *rest]
+
+
+def _seq2seq_data(rng, n=4, T1=3, T2=4, k=2, tokens=False):
+    if tokens:
+        main = rng.randint(1, 6, (n, T1)).astype(float)
+        side = rng.randint(1, 6, (n, T2)).astype(float)
+        side[0] = 0        # an empty answer: the decoder's output is its h0
+        side[1, 2:] = 0    # a padded one
+        return (T1,), np.hstack([main, side]), {"answer": (T2,)}
+    return ((T1, k), np.hstack([rng.randn(n, T1 * k), rng.randn(n, T2 * k)]),
+            {"answer": (T2, k)})
+
+
+@pytest.mark.parametrize("encoder, decoder", [
+    (SimpleRNN(3, name="enc"), SimpleRNN(3, initial_state="enc")),
+    (GRU(3, name="enc"),
+     [GRU(3, initial_state="enc", return_sequences=True), GlobalAvgPool1D()]),
+    (LSTM(3, name="enc"), LSTM(3, initial_state="enc")),  # h only, c0 = 0
+    (LSTM(3, return_state=True, name="enc"), LSTM(3, initial_state="enc")),
+    (LSTM(3, return_state=True, name="enc"),
+     LSTM(3, initial_state="enc", go_backwards=True, return_state=True)),
+    (GRU(3, name="enc"), LSTM(3, initial_state="enc")),  # a GRU's h for an LSTM
+], ids=["simple", "gru-sequences", "lstm-h", "lstm-hc", "lstm-backwards", "gru-to-lstm"])
+def test_state_passing_gradients_reach_the_encoder(encoder, decoder):
+    rng = np.random.RandomState(30)
+    shape, flat, side = _seq2seq_data(rng)
+    net = check_network_gradients(_seq2seq(encoder, decoder), (shape, flat), side)
+    enc = net.find_layer("enc")
+    assert np.abs(enc.grads["recurrent_kernel"]).max() > 1e-3  # reached through h0
+
+
+def test_state_passing_gradients_with_masks_and_embeddings():
+    rng = np.random.RandomState(31)
+    shape, flat, side = _seq2seq_data(rng, tokens=True)
+    specs = [Embedding(6, 3, mask_zero=True), LSTM(3, return_state=True, name="enc"),
+             MergeInput("answer", layers=[Embedding(6, 3, mask_zero=True),
+                                          LSTM(3, initial_state="enc", name="dec")]),
+             Dense(2, activation="tanh")]
+    net = check_network_gradients(specs, (shape, flat), side)
+    # The empty answer: the decoder carries the encoder's h (its first half).
+    state = net.layer_output(flat, "enc")
+    assert_array_equal(net.layer_output(flat, "dec")[0], state[0, :3])
+
+
+def test_state_passing_in_pathways_checks_input_gradients():
+    # Later branches run backward first, so the second branch's gradient for
+    # the first branch's output is in before that branch runs backward.
+    rng = np.random.RandomState(32)
+    X = rng.randn(4, 5, 2)
+    specs = [Pathways([[GRU(3, name="enc")],
+                       [GRU(3, initial_state="enc", go_backwards=True)],
+                       [Dense(2), LSTM(3, initial_state="enc", return_sequences=True),
+                        GlobalAvgPool1D()]], axis=-1),
+             Dense(2)]
+    check_network_gradients(specs, X)
+
+
+@pytest.mark.parametrize("cell, G", CELLS)
+def test_state_passing_matches_the_op_with_h0(cell, G):
+    rng = np.random.RandomState(33)
+    shape, flat, side = _seq2seq_data(rng, n=300)  # more than one inference block
+    encoder = SPECS[cell](4, name="enc", **({"return_state": True} if cell == "lstm" else {}))
+    decoder = SPECS[cell](4, initial_state="enc", name="dec", return_sequences=True)
+    net = _networks.initialized_network(_seq2seq(encoder, [decoder, GlobalAvgPool1D()]),
+                                        shape, side_inputs=side)
+    state = net.layer_output(flat, "enc")
+    dec = net.find_layer("dec")
+    answer = flat[:, 6:].reshape(300, 4, 2)
+    h0, c0 = (state[:, :4], state[:, 4:]) if cell == "lstm" else (state, None)
+    expected = _reference.recurrent_forward(
+        cell, answer, dec.params["kernel"], dec.params["recurrent_kernel"],
+        dec.params.get("bias"), dec.params.get("recurrent_bias"), h0=h0, c0=c0).H[:, 1:]
+    assert_allclose(net.layer_output(flat, "dec"), expected, rtol=1e-10, atol=1e-12)
+    # Training and inference passes agree.
+    assert_allclose(net.forward(flat, training=True), net.forward(flat), rtol=1e-12)
+    if cell == "lstm":
+        enc = net.find_layer("enc")
+        main = flat[:, :6].reshape(300, 3, 2)
+        ref = _reference.recurrent_forward("lstm", main, enc.params["kernel"],
+                                           enc.params["recurrent_kernel"], enc.params["bias"])
+        assert_allclose(state, np.hstack([ref.H[:, -1], ref.C[:, -1]]), rtol=1e-10)
+
+
+@pytest.mark.parametrize("specs, side, match", [
+    ([LSTM(3, initial_state="enc")], None,
+     r"LSTM 'lstm' takes its initial state from a layer named 'enc', but no layer of "
+     r"that name comes before it in the network \(it is the first layer\)"),
+    ([GRU(3, name="a"), MergeInput("answer", layers=[GRU(3, initial_state="b")])],
+     {"answer": (4, 2)}, r"the layers before it are \['a'\]"),
+    ([MergeInput("answer", layers=[GRU(3, initial_state="later")]), Dense(3, name="later")],
+     {"answer": (4, 2)}, "no layer of that name comes before it"),
+    ([GRU(3, name="enc"), MergeInput("answer", layers=[GRU(4, initial_state="enc")])],
+     {"answer": (4, 2)},
+     r"GRU 'gru' takes its initial state from 'enc', whose output per sample has shape "
+     r"\(3,\); a GRU of 4 units needs \(4,\), one state"),
+    ([LSTM(3, name="enc", return_sequences=True),
+      MergeInput("answer", layers=[LSTM(3, initial_state="enc")])],
+     {"answer": (4, 2)}, r"needs \(3,\) for h, or \(6,\) for h and c side by side"),
+    ([LSTM(3, return_sequences=True, return_state=True)], None,
+     "cannot both return_sequences and return_state"),
+    ([GRU(3, name="enc"), Bidirectional(GRU(3, initial_state="enc"))], None,
+     "Bidirectional 'bidirectional': its layer has initial_state='enc'"),
+])
+def test_initial_state_build_errors(specs, side, match):
+    with pytest.raises(ValueError, match=match):
+        build_layers(specs, (4, 2), np.float64, side_inputs=side)
+
+
+def test_initial_state_layer_alone_is_a_clear_error():
+    with pytest.raises(ValueError, match="built within a network holding that layer"):
+        LSTM(3, initial_state="enc").build((4, 2), np.float64, "dec")
+    with pytest.raises(Exception, match="initial_state"):
+        build_layers([GRU(3, initial_state=5)], (4, 2), np.float64)
+    net = _networks.initialized_network(
+        [GRU(3, name="enc"), MergeInput("answer", layers=[GRU(3, initial_state="enc",
+                                                              name="dec")])],
+        (4, 2), side_inputs={"answer": (4, 2)})
+    with pytest.raises(ValueError, match="'enc', which has not run in this pass"):
+        net.find_layer("dec").forward(np.zeros((1, 4, 2)))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_state_passing_estimator_fits_clones_and_pickles(tmp_path):
+    import joblib
+    from sklearn.base import clone
+
+    rng = np.random.RandomState(34)
+    n = 60
+    question = rng.randint(1, 5, (n, 4))
+    answer = rng.randint(1, 5, (n, 3))
+    y = (question[:, 0] + answer[:, -1]) % 3  # needs the question: the state
+    est = NNClassifier(
+        [Embedding(5, 4, mask_zero=True), LSTM(8, return_state=True, name="enc"),
+         MergeInput("answer", merge="add", layers=[
+             Embedding(5, 4, mask_zero=True), LSTM(8, initial_state="enc"),
+             Dense(16)])],
+        input_shape={"question": (4,), "answer": (3,)}, max_iter=60,
+        learning_rate=0.02, random_state=0)
+    X = {"question": question, "answer": answer}
+    est.fit(X, y)
+    assert est.score(X, y) > 0.9
+    path = tmp_path / "model.joblib"
+    joblib.dump(est, path)
+    assert_array_equal(joblib.load(path).predict_proba(X), est.predict_proba(X))
+    assert clone(est).get_params()["layers"][1].return_state
