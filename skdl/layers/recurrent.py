@@ -353,8 +353,8 @@ class RecurrentLayer(Layer):
         if self.return_state and spec.return_sequences:
             raise ValueError(
                 f"{what} cannot both return_sequences and return_state: the output is "
-                "one array. Use return_state=True on the encoder whose final state "
-                "another LSTM starts from."
+                "one array, either every step's h or the last h and c (for another "
+                "LSTM's initial_state). Set one of them to False."
             )
         output_shape = ((steps, units) if spec.return_sequences
                         else (2 * units,) if self.return_state else (units,))
