@@ -86,9 +86,9 @@ def _state_array(name, value, n, u, dtype, cell, needs_cell_state=False):
     if value is None:
         return None
     if needs_cell_state and not cell.cell_state:
+        having = sorted(c.name for c in CELLS.values() if c.cell_state)
         raise ValueError(f"{name} is a cell state, and the {cell.name} cell has none; "
-                         f"of the cells, {sorted(c.name for c in CELLS.values() if c.cell_state)}"
-                         " have one.")
+                         f"of the cells, {having} have one.")
     value = _float_array(name, value, ndim=2, dtype=dtype)
     if value.shape != (n, u):
         raise ValueError(f"{name} must have shape {(n, u)} (one state of {u} units per "
