@@ -10,25 +10,21 @@ no pickles and serves nothing.
 
 The model is one :class:`skdl.NNClassifier` with two inputs, the question
 and the answer so far. The encoder (``Embedding`` + ``LSTM``) reads the
-question; the decoder, a second ``Embedding`` + ``LSTM`` on the side input
-``"answer"`` (a :class:`skdl.MergeInput`), reads the answer written so far,
-starting from a ``<start>`` token; their final states are concatenated and a
-dense layer and the softmax predict the next word of the answer, or
-``<end>``. Training is teacher forcing: one sample per word of each answer,
-with the true words before it as the decoder's input. Answering is greedy
-(or sampled, with a temperature) decoding, one word at a time.
-
-skdl's recurrent layers start from a zero state, so the encoder's summary
-cannot be the decoder's initial state (the "inject" form of Sutskever et al.,
-2014); it joins the decoder's output instead, before the prediction (the
-"merge" form; Tanti, Gatt and Camilleri, 2018, compare the two in caption
-generators). Both are
-encoder/decoder models: the question and the answer are read by different
-networks.
+question and outputs its final state, ``h`` and ``c`` side by side
+(``return_state=True``); the decoder, a second ``Embedding`` + ``LSTM`` on
+the side input ``"answer"`` (a :class:`skdl.MergeInput`), starts from that
+state (``initial_state="encoder"``: the "inject" form of Sutskever et al.,
+2014) and reads the answer written so far, from a ``<start>`` token. The
+encoder's state also joins the decoder's output before a dense layer and
+the softmax predict the next word of the answer, or ``<end>`` (the "merge"
+form; Tanti, Gatt and Camilleri, 2018, compare the two). Training is
+teacher forcing: one sample per word of each answer, with the true words
+before it as the decoder's input; the decoder's gradient for its initial
+state trains the encoder too. Answering is greedy (or sampled, with a
+temperature) decoding, one word at a time.
 
 A toy: it knows its 111 dialogues by heart, and a question worded otherwise
-(about a quarter of held-out rewordings get the right answer) often gets the
-answer of a similar question, or a mix of two.
+often gets the answer of a similar question, or a mix of two.
 """
 import argparse
 import csv
@@ -79,10 +75,11 @@ def make_model(vocabulary_size, question_length, answer_length, units=64,
     return NNClassifier(
         layers=[
             Embedding(vocabulary_size, 32, mask_zero=True, name="encoder_embedding"),
-            LSTM(units, name="encoder"),
+            # The encoder's last h and c, side by side: the decoder's initial state.
+            LSTM(units, return_state=True, name="encoder"),
             MergeInput("answer", name="decoder_state", layers=[
                 Embedding(vocabulary_size, 32, mask_zero=True, name="decoder_embedding"),
-                LSTM(units, name="decoder"),
+                LSTM(units, initial_state="encoder", name="decoder"),
             ]),
             Dense(units, activation="relu", name="hidden"),
         ],

@@ -28,6 +28,9 @@ class BuildContext:
     ----------
     used_inputs : set of str
         The side inputs some layer has merged in so far.
+    built : dict of str to Layer
+        The layers built so far, nested ones included, by name: those a
+        later layer may read the output of (see :meth:`earlier_layer`).
     """
 
     def __init__(self, dtype=np.float32, side_inputs=None, taken_names=()):
@@ -36,6 +39,7 @@ class BuildContext:
         self.names = set(taken_names)
         self.counts = {}
         self.used_inputs = set()
+        self.built = {}
 
     def name_for(self, spec):
         """The spec's own name, or the first free ``base``, ``base_1``...;
@@ -74,6 +78,38 @@ class BuildContext:
         self.used_inputs.add(input_name)
         return self.side_inputs[input_name]
 
+    def earlier_layer(self, name, layer, what):
+        """The layer called ``name``, built before ``layer`` (so it runs
+        before it forward, and after it backward), whose output ``layer``
+        reads; from now on the passes keep that output (``output_read``).
+
+        Parameters
+        ----------
+        name : str
+        layer : str
+            How errors name the reading layer.
+        what : str
+            What the output is for, in errors (``its initial state``).
+
+        Returns
+        -------
+        Layer
+        """
+        if name not in self.built:
+            before = sorted(self.built)
+            raise ValueError(
+                f"{layer} takes {what} from a layer named {name!r}, but no layer of "
+                "that name comes before it in the network"
+                + (f"; the layers before it are {before}." if before else
+                   " (it is the first layer).")
+                + " Name the layer whose output to use (name=...) and put it earlier: "
+                "on the main path before, or in an earlier branch of the same "
+                "Pathways or MergeInput."
+            )
+        source = self.built[name]
+        source.output_read = True
+        return source
+
     def build(self, specs, input_shape, where="layers"):
         """Build a chain of specs from one sample shape.
 
@@ -98,6 +134,7 @@ class BuildContext:
                 )
             layer = spec.build_in(self, shape, self.name_for(spec))
             layers.append(layer)
+            self.built.update((built.name, built) for built in walk_layers([layer]))
             shape = layer.output_shape
         return layers
 

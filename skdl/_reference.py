@@ -426,10 +426,11 @@ def _gate_act(name, Z, alpha=None):
 
 
 def recurrent_forward(cell, X, W, U, b=None, bh=None, mask=None, activation="tanh",
-                      recurrent_activation="sigmoid", alpha=None):
+                      recurrent_activation="sigmoid", alpha=None, h0=None, c0=None):
     """Step by step, one numpy expression per equation (PyTorch's forms): the
     cell's :meth:`~skdl._ops.Cell.reference_forward`, masked steps keeping
-    the state and zeroing the kept gates."""
+    the state and zeroing the kept gates; from ``h0`` and ``c0`` (n, u) when
+    given, else zeros."""
     from ._ops import RecurrentState, get_cell
 
     cell = get_cell(cell)
@@ -443,6 +444,10 @@ def recurrent_forward(cell, X, W, U, b=None, bh=None, mask=None, activation="tan
     C = np.zeros((n, T + 1, u), X.dtype) if cell.cell_state else None
     gates = np.zeros((n, T, G * u), X.dtype) if cell.gate_arrays else None
     extra = np.zeros((n, T, u), X.dtype) if cell.gate_arrays else None
+    if h0 is not None:
+        H[:, 0] = h0
+    if c0 is not None:
+        C[:, 0] = c0
     keep = np.ones((n, T), bool) if mask is None else np.asarray(mask, bool)
     for s in range(T):
         h = H[:, s]
@@ -461,9 +466,13 @@ def recurrent_forward(cell, X, W, U, b=None, bh=None, mask=None, activation="tan
 
 def recurrent_backward(cell, dY, X, W, U, state, sample_weight=None, scale=1.0,
                        accumulate_dtype=None, activation="tanh",
-                       recurrent_activation="sigmoid", alpha=None, need_input_grad=True):
+                       recurrent_activation="sigmoid", alpha=None, need_input_grad=True,
+                       dc_last=None, state_grads=False):
     """Backpropagation through time, step by step, from the forward's state:
     the cell's :meth:`~skdl._ops.Cell.reference_backward` at each step.
+    ``dc_last`` seeds the last cell state's gradient; ``state_grads`` adds
+    the initial states' gradients ``dh0`` and ``dc0`` (what reaches the
+    state before step 0) to the results.
 
     The derivative of each activation is taken from its output, as in
     :func:`activation_backward`; masked steps pass the gradient through.
@@ -485,7 +494,7 @@ def recurrent_backward(cell, dY, X, W, U, state, sample_weight=None, scale=1.0,
     dGx = np.zeros((n, T, G * u))
     dGh = np.zeros((n, T, G * u))
     dh_next = np.zeros((n, u))
-    dc = np.zeros((n, u))
+    dc = np.zeros((n, u)) if dc_last is None else np.asarray(dc_last, float)
     for s in range(T - 1, -1, -1):
         dh = dY[:, s] + dh_next
         on = keep[:, s, None]
@@ -506,7 +515,10 @@ def recurrent_backward(cell, dY, X, W, U, state, sample_weight=None, scale=1.0,
     db, dbh = scale * wx.sum(axis=0), scale * wh.sum(axis=0)
     dX = (dGx @ W.T) if need_input_grad else None
     cast = lambda a: None if a is None else a.astype(X.dtype)  # noqa: E731
-    return cast(dX), cast(dW), cast(dU), cast(db), cast(dbh)
+    grads = cast(dX), cast(dW), cast(dU), cast(db), cast(dbh)
+    if state_grads:
+        return grads + (cast(dh_next), cast(dc) if cell.cell_state else None)
+    return grads
 
 
 # -- batch normalization and PReLU ---------------------------------------------

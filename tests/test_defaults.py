@@ -296,7 +296,8 @@ def test_elu_scale_is_1():
                    use_bias=True, return_sequences=False, go_backwards=False,
                    unit_forget_bias=True, kernel_initializer="glorot_uniform",
                    recurrent_initializer="orthogonal", bias_initializer="zeros",
-                   kernel_regularizer=None, recurrent_regularizer=None, name=None)),
+                   kernel_regularizer=None, recurrent_regularizer=None,
+                   initial_state=None, return_state=False, name=None)),
 ], ids=lambda value: type(value).__name__ if not isinstance(value, dict) else "")
 def test_layer_signatures(spec, params):
     assert spec.get_params(deep=False) == params

@@ -30,46 +30,9 @@ from skdl.layers import (
     MergeInput,
     Pathways,
 )
-from skdl.layers._base import GradientContext, backward_chain
 
-from _fd import numeric_grad
+from _fd import check_network_gradients
 from _networks import initialized_network as _network
-
-
-def check_network_gradients(specs, X, side_inputs=None, sample_weight=None,
-                            training=False):
-    """Parameter gradients (and, with one input, the input's) of
-    L = sum_i w_i sum(R_i * net(X)_i) against central differences.
-
-    With side inputs, X is ``(main_shape, flat_rows)``. With ``training`` the
-    loss is taken from the training pass (batch statistics; dropout draws the
-    same mask on every call from a fresh generator)."""
-    if side_inputs:
-        input_shape, X = X
-    else:
-        input_shape = X.shape[1:]
-    net = _network(specs, input_shape, side_inputs=side_inputs)
-    R = np.random.RandomState(1).randn(*((len(X),) + net.output_shape))
-    w = np.ones(len(X)) if sample_weight is None else sample_weight
-
-    def loss():
-        out = net.forward(X, training=training, rng=np.random.default_rng(0),
-                          sample_weight=sample_weight)
-        for layer in net.all_layers:
-            layer.clear()
-        return float(np.sum(w * np.sum((R * out).reshape(len(X), -1), axis=1)))
-
-    net.forward(X, training=True, rng=np.random.default_rng(0),
-                sample_weight=sample_weight)
-    context = GradientContext(sample_weight, 1.0, np.float64)
-    dX = backward_chain(net.layers, R, context, need_input_grad=not side_inputs)
-    assert_allclose(net.grads, numeric_grad(loss, net.params), rtol=1e-5, atol=1e-7,
-                    err_msg="parameter gradients")
-    if not side_inputs:
-        assert_allclose(dX * w.reshape((-1,) + (1,) * (X.ndim - 1)),
-                        numeric_grad(loss, X), rtol=1e-5, atol=1e-7,
-                        err_msg="input gradient")
-    return net
 
 
 # -- shapes and values ------------------------------------------------------------

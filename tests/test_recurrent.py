@@ -9,18 +9,22 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from _examples import load_example
-from _fd import check_layer, numeric_grad
+import _networks
+from _fd import check_layer, check_network_gradients, numeric_grad
 from _threads import one_thread, two_threads
 from skdl import (
     GRU,
     LSTM,
     Bidirectional,
+    Dense,
     Embedding,
     GlobalAvgPool1D,
     GlobalMaxPool1D,
     Masking,
+    MergeInput,
     NNClassifier,
     NNRegressor,
+    Pathways,
     SimpleRNN,
     _ops,
     _reference,
@@ -475,3 +479,278 @@ def test_embedding_gradient_checks_its_accumulation_dtype():
     indices = np.zeros((2, 3), np.int64)
     with pytest.raises(ValueError, match="accumulate_dtype must be float32 or float64"):
         _ops.embedding_backward(indices, np.ones((2, 3, 4)), 5, accumulate_dtype=np.int32)
+
+
+# -- initial states (h0, c0) and their gradients ---------------------------------
+def _initial_case(rng, cell, G, n=3, T=4, k=2, u=3, masked=False):
+    X = rng.randn(n, T, k)
+    W, U, b, bh = _weights(rng, cell, G, k, u)
+    h0 = rng.randn(n, u)
+    c0 = rng.randn(n, u) if cell == "lstm" else None
+    mask = None
+    if masked:
+        mask = rng.rand(n, T) > 0.3
+        mask[0] = False  # a sequence with no step at all: its state is h0
+    return X, W, U, b, bh, h0, c0, mask
+
+
+@pytest.mark.parametrize("cell, G", CELLS)
+@pytest.mark.parametrize("masked", [False, True])
+def test_initial_state_forward_matches_reference(cell, G, masked):
+    rng = np.random.RandomState(20)
+    X, W, U, b, bh, h0, c0, mask = _initial_case(rng, cell, G, n=5, T=6, masked=masked)
+    got = _ops.recurrent_forward(cell, X, W, U, b, bh, mask, h0=h0, c0=c0)
+    ref = _reference.recurrent_forward(cell, X, W, U, b, bh, mask, h0=h0, c0=c0)
+    assert_array_equal(got.H[:, 0], h0)
+    for name in ("H", "C", "gates", "extra"):
+        if getattr(ref, name) is not None:
+            assert_allclose(getattr(got, name), getattr(ref, name), rtol=1e-12,
+                            atol=1e-13, err_msg=name)
+    if masked:
+        assert_array_equal(got.H[0, -1], h0[0])  # nothing read: h0 throughout
+    # Inference keeping only the last state starts from h0 too.
+    last = _ops.recurrent_forward(cell, X, W, U, b, bh, mask, keep="last", h0=h0, c0=c0)
+    assert_array_equal(last.H[:, X.shape[1] % 2], got.H[:, -1])
+    # The state really matters: from zeros the result differs.
+    assert not np.allclose(_ops.recurrent_forward(cell, X, W, U, b, bh, mask).H[:, -1],
+                           got.H[:, -1])
+
+
+@pytest.mark.parametrize("cell, G", CELLS)
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("last_only", [False, True])
+def test_initial_state_gradients_match_finite_differences(cell, G, masked, last_only):
+    rng = np.random.RandomState(21)
+    X, W, U, b, bh, h0, c0, mask = _initial_case(rng, cell, G, masked=masked)
+    n, T, u = X.shape[0], X.shape[1], U.shape[0]
+    R = rng.randn(n, 1 if last_only else T, u)
+    # An LSTM's final cell state as an output too (an encoder's return_state).
+    Rc = rng.randn(n, u) if cell == "lstm" else None
+
+    def loss():
+        state = _ops.recurrent_forward(cell, X, W, U, b, bh, mask, h0=h0, c0=c0)
+        out = state.H[:, -1:] if last_only else state.H[:, 1:]
+        return float((R * out).sum() + (0 if Rc is None else (Rc * state.C[:, -1]).sum()))
+
+    state = _ops.recurrent_forward(cell, X, W, U, b, bh, mask, h0=h0, c0=c0)
+    got = _ops.recurrent_backward(cell, R, X, W, U, state, dc_last=Rc, state_grads=True)
+    ref_state = _reference.recurrent_forward(cell, X, W, U, b, bh, mask, h0=h0, c0=c0)
+    ref = _reference.recurrent_backward(cell, R, X, W, U, ref_state, dc_last=Rc,
+                                        state_grads=True)
+    dX, dW, dU, db, dbh, dh0, dc0 = got
+    checks = [(dX, X), (dW, W), (dU, U), (db, b), (dh0, h0)]
+    checks += [(dbh, bh)] if bh is not None else []
+    checks += [(dc0, c0)] if c0 is not None else []
+    for grad, value in checks:
+        assert_allclose(grad, numeric_grad(loss, value), rtol=1e-6, atol=1e-8)
+    for grad, expected in zip(got, ref):
+        if expected is None:
+            assert grad is None
+        else:
+            assert_allclose(grad, expected, rtol=1e-10, atol=1e-12)
+    if masked:
+        # A sequence with no step passes its output gradient straight to h0.
+        assert_allclose(dh0[0], R[0].sum(axis=0))
+
+
+@pytest.mark.parametrize("cell, G", CELLS)
+def test_zero_initial_state_is_bit_identical_to_none(cell, G):
+    rng = np.random.RandomState(22)
+    X, W, U, b, bh, h0, c0, mask = _initial_case(rng, cell, G, n=9, T=5, masked=True)
+    X, W, U = (a.astype(np.float32) for a in (X, W, U))
+    b = b.astype(np.float32)
+    bh = None if bh is None else bh.astype(np.float32)
+    zeros = np.zeros((9, U.shape[0]), np.float32)
+    plain = _ops.recurrent_forward(cell, X, W, U, b, bh, mask)
+    given_ = _ops.recurrent_forward(cell, X, W, U, b, bh, mask, h0=zeros,
+                                    c0=zeros if cell == "lstm" else None)
+    assert_array_equal(plain.H, given_.H)
+    R = rng.randn(9, 5, U.shape[0]).astype(np.float32)
+    for a, b_ in zip(_ops.recurrent_backward(cell, R, X, W, U, plain),
+                     _ops.recurrent_backward(cell, R, X, W, U, given_, state_grads=True)):
+        assert_array_equal(a, b_)
+
+
+@pytest.mark.parametrize("cell, G", CELLS)
+def test_initial_state_same_on_one_and_two_threads(cell, G):
+    rng = np.random.RandomState(23)
+    X, W, U, b, bh, h0, c0, mask = _initial_case(rng, cell, G, n=40, T=7, k=5, u=9,
+                                                 masked=True)
+    R = rng.randn(40, 7, 9)
+    results = []
+    for threads in (one_thread, two_threads):
+        with threads():
+            state = _ops.recurrent_forward(cell, X, W, U, b, bh, mask, h0=h0, c0=c0)
+            results.append((state.H.copy(),) + _ops.recurrent_backward(
+                cell, R, X, W, U, state, state_grads=True))
+    for a, b_ in zip(*results):
+        if a is not None:
+            assert_array_equal(a, b_)
+
+
+def test_initial_state_errors():
+    rng = np.random.RandomState(24)
+    X, W, U, b, bh, h0, c0, mask = _initial_case(rng, "gru", 3)
+    with pytest.raises(ValueError, match=r"h0 must have shape \(3, 3\).*got \(3, 2\)"):
+        _ops.recurrent_forward("gru", X, W, U, b, bh, h0=h0[:, :2])
+    with pytest.raises(ValueError, match="c0 is a cell state, and the gru cell has none"):
+        _ops.recurrent_forward("gru", X, W, U, b, bh, h0=h0, c0=h0)
+    state = _ops.recurrent_forward("gru", X, W, U, b, bh)
+    with pytest.raises(ValueError, match="dc_last is a cell state"):
+        _ops.recurrent_backward("gru", rng.randn(3, 4, 3), X, W, U, state, dc_last=h0)
+    X, W, U, b, bh, h0, c0, mask = _initial_case(rng, "lstm", 4)
+    with pytest.raises(ValueError, match=r"c0 must have shape \(3, 3\)"):
+        _ops.recurrent_forward("lstm", X, W, U, b, bh, h0=h0, c0=c0[:2])
+
+
+# -- initial_state: one layer's output as a recurrent layer's initial state -------
+def _seq2seq(encoder, decoder, rest=()):
+    """An encoder on the main input, a decoder on the side input 'answer'
+    starting from the encoder's output, their outputs concatenated."""
+    layers = decoder if isinstance(decoder, list) else [decoder]
+    return [encoder, MergeInput("answer", layers=layers), *rest]
+
+
+def _seq2seq_data(rng, n=4, T1=3, T2=4, k=2, tokens=False):
+    if tokens:
+        main = rng.randint(1, 6, (n, T1)).astype(float)
+        side = rng.randint(1, 6, (n, T2)).astype(float)
+        side[0] = 0        # an empty answer: the decoder's output is its h0
+        side[1, 2:] = 0    # a padded one
+        return (T1,), np.hstack([main, side]), {"answer": (T2,)}
+    return ((T1, k), np.hstack([rng.randn(n, T1 * k), rng.randn(n, T2 * k)]),
+            {"answer": (T2, k)})
+
+
+@pytest.mark.parametrize("encoder, decoder", [
+    (SimpleRNN(3, name="enc"), SimpleRNN(3, initial_state="enc")),
+    (GRU(3, name="enc"),
+     [GRU(3, initial_state="enc", return_sequences=True), GlobalAvgPool1D()]),
+    (LSTM(3, name="enc"), LSTM(3, initial_state="enc")),  # h only, c0 = 0
+    (LSTM(3, return_state=True, name="enc"), LSTM(3, initial_state="enc")),
+    (LSTM(3, return_state=True, name="enc"),
+     LSTM(3, initial_state="enc", go_backwards=True, return_state=True)),
+    (GRU(3, name="enc"), LSTM(3, initial_state="enc")),  # a GRU's h for an LSTM
+], ids=["simple", "gru-sequences", "lstm-h", "lstm-hc", "lstm-backwards", "gru-to-lstm"])
+def test_state_passing_gradients_reach_the_encoder(encoder, decoder):
+    rng = np.random.RandomState(30)
+    shape, flat, side = _seq2seq_data(rng)
+    net = check_network_gradients(_seq2seq(encoder, decoder), (shape, flat), side)
+    enc = net.find_layer("enc")
+    assert np.abs(enc.grads["recurrent_kernel"]).max() > 1e-3  # reached through h0
+
+
+def test_state_passing_gradients_with_masks_and_embeddings():
+    rng = np.random.RandomState(31)
+    shape, flat, side = _seq2seq_data(rng, tokens=True)
+    specs = [Embedding(6, 3, mask_zero=True), LSTM(3, return_state=True, name="enc"),
+             MergeInput("answer", layers=[Embedding(6, 3, mask_zero=True),
+                                          LSTM(3, initial_state="enc", name="dec")]),
+             Dense(2, activation="tanh")]
+    net = check_network_gradients(specs, (shape, flat), side)
+    # The empty answer: the decoder carries the encoder's h (its first half).
+    state = net.layer_output(flat, "enc")
+    assert_array_equal(net.layer_output(flat, "dec")[0], state[0, :3])
+
+
+def test_state_passing_in_pathways_checks_input_gradients():
+    # Later branches run backward first, so the second branch's gradient for
+    # the first branch's output is in before that branch runs backward.
+    rng = np.random.RandomState(32)
+    X = rng.randn(4, 5, 2)
+    specs = [Pathways([[GRU(3, name="enc")],
+                       [GRU(3, initial_state="enc", go_backwards=True)],
+                       [Dense(2), LSTM(3, initial_state="enc", return_sequences=True),
+                        GlobalAvgPool1D()]], axis=-1),
+             Dense(2)]
+    check_network_gradients(specs, X)
+
+
+@pytest.mark.parametrize("cell, G", CELLS)
+def test_state_passing_matches_the_op_with_h0(cell, G):
+    rng = np.random.RandomState(33)
+    shape, flat, side = _seq2seq_data(rng, n=300)  # more than one inference block
+    encoder = SPECS[cell](4, name="enc", **({"return_state": True} if cell == "lstm" else {}))
+    decoder = SPECS[cell](4, initial_state="enc", name="dec", return_sequences=True)
+    net = _networks.initialized_network(_seq2seq(encoder, [decoder, GlobalAvgPool1D()]),
+                                        shape, side_inputs=side)
+    state = net.layer_output(flat, "enc")
+    dec = net.find_layer("dec")
+    answer = flat[:, 6:].reshape(300, 4, 2)
+    h0, c0 = (state[:, :4], state[:, 4:]) if cell == "lstm" else (state, None)
+    expected = _reference.recurrent_forward(
+        cell, answer, dec.params["kernel"], dec.params["recurrent_kernel"],
+        dec.params.get("bias"), dec.params.get("recurrent_bias"), h0=h0, c0=c0).H[:, 1:]
+    assert_allclose(net.layer_output(flat, "dec"), expected, rtol=1e-10, atol=1e-12)
+    # Training and inference passes agree.
+    assert_allclose(net.forward(flat, training=True), net.forward(flat), rtol=1e-12)
+    if cell == "lstm":
+        enc = net.find_layer("enc")
+        main = flat[:, :6].reshape(300, 3, 2)
+        ref = _reference.recurrent_forward("lstm", main, enc.params["kernel"],
+                                           enc.params["recurrent_kernel"], enc.params["bias"])
+        assert_allclose(state, np.hstack([ref.H[:, -1], ref.C[:, -1]]), rtol=1e-10)
+
+
+@pytest.mark.parametrize("specs, side, match", [
+    ([LSTM(3, initial_state="enc")], None,
+     r"LSTM 'lstm' takes its initial state from a layer named 'enc', but no layer of "
+     r"that name comes before it in the network \(it is the first layer\)"),
+    ([GRU(3, name="a"), MergeInput("answer", layers=[GRU(3, initial_state="b")])],
+     {"answer": (4, 2)}, r"the layers before it are \['a'\]"),
+    ([MergeInput("answer", layers=[GRU(3, initial_state="later")]), Dense(3, name="later")],
+     {"answer": (4, 2)}, "no layer of that name comes before it"),
+    ([GRU(3, name="enc"), MergeInput("answer", layers=[GRU(4, initial_state="enc")])],
+     {"answer": (4, 2)},
+     r"GRU 'gru' takes its initial state from 'enc', whose output per sample has shape "
+     r"\(3,\); a GRU of 4 units needs \(4,\), one state"),
+    ([LSTM(3, name="enc", return_sequences=True),
+      MergeInput("answer", layers=[LSTM(3, initial_state="enc")])],
+     {"answer": (4, 2)}, r"needs \(3,\) for h, or \(6,\) for h and c side by side"),
+    ([LSTM(3, return_sequences=True, return_state=True)], None,
+     "cannot both return_sequences and return_state"),
+    ([GRU(3, name="enc"), Bidirectional(GRU(3, initial_state="enc"))], None,
+     "Bidirectional 'bidirectional': its layer has initial_state='enc'"),
+])
+def test_initial_state_build_errors(specs, side, match):
+    with pytest.raises(ValueError, match=match):
+        build_layers(specs, (4, 2), np.float64, side_inputs=side)
+
+
+def test_initial_state_layer_alone_is_a_clear_error():
+    with pytest.raises(ValueError, match="built within a network holding that layer"):
+        LSTM(3, initial_state="enc").build((4, 2), np.float64, "dec")
+    with pytest.raises(Exception, match="initial_state"):
+        build_layers([GRU(3, initial_state=5)], (4, 2), np.float64)
+    net = _networks.initialized_network(
+        [GRU(3, name="enc"), MergeInput("answer", layers=[GRU(3, initial_state="enc",
+                                                              name="dec")])],
+        (4, 2), side_inputs={"answer": (4, 2)})
+    with pytest.raises(ValueError, match="'enc', which has not run in this pass"):
+        net.find_layer("dec").forward(np.zeros((1, 4, 2)))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_state_passing_estimator_fits_clones_and_pickles(tmp_path):
+    import joblib
+    from sklearn.base import clone
+
+    rng = np.random.RandomState(34)
+    n = 60
+    question = rng.randint(1, 5, (n, 4))
+    answer = rng.randint(1, 5, (n, 3))
+    y = (question[:, 0] + answer[:, -1]) % 3  # needs the question: the state
+    est = NNClassifier(
+        [Embedding(5, 4, mask_zero=True), LSTM(8, return_state=True, name="enc"),
+         MergeInput("answer", merge="add", layers=[
+             Embedding(5, 4, mask_zero=True), LSTM(8, initial_state="enc"),
+             Dense(16)])],
+        input_shape={"question": (4,), "answer": (3,)}, max_iter=60,
+        learning_rate=0.02, random_state=0)
+    X = {"question": question, "answer": answer}
+    est.fit(X, y)
+    assert est.score(X, y) > 0.9
+    path = tmp_path / "model.joblib"
+    joblib.dump(est, path)
+    assert_array_equal(joblib.load(path).predict_proba(X), est.predict_proba(X))
+    assert clone(est).get_params()["layers"][1].return_state

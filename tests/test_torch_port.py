@@ -41,6 +41,7 @@ from skdl import (
     MaxPool1D,
     MaxPool2D,
     NNClassifier,
+    Pathways,
     PReLU,
     SimpleRNN,
     _ops,
@@ -525,6 +526,83 @@ def test_masked_sequences_match_packed_sequences(cell, bidirectional):
     specs = [Embedding(9, 3, mask_zero=True, name="embedding"),
              Bidirectional(recurrent, name="rnn") if bidirectional
              else recurrent.set_params(name="rnn")]
+    _check_port(specs, tokens, module, forward, layout)
+
+
+@pytest.mark.parametrize("cell, state", [("simple", "h"), ("gru", "h"), ("lstm", "h"),
+                                         ("lstm", "hc")])
+def test_initial_state_from_an_encoder(cell, state):
+    # Encoder -> decoder state passing: PyTorch's module(x, h0) (an LSTM's
+    # (h0, c0)) from the encoder's h_n (and c_n), and autograd through both.
+    # skdl: two branches of a Pathways reading the same sequence, the second
+    # starting from the first's output (LSTM(return_state=True): h and c).
+    torch.manual_seed(0)
+    module = torch.nn.ModuleDict({
+        name: TORCH_CELLS[cell](3, 4, batch_first=True, dtype=torch.float64)
+        for name in ("enc", "dec")})
+    lstm = cell == "lstm"
+
+    def forward(x):
+        out, final = module["enc"](x)
+        if lstm:
+            h, c = final
+            init = (h, c if state == "hc" else torch.zeros_like(c))
+            enc = torch.cat([h[0], c[0]], dim=-1) if state == "hc" else h[0]
+        else:
+            init, enc = final, final[0]
+        return torch.cat([enc, module["dec"](x, init)[0][:, -1]], dim=-1)
+
+    def layout(named):
+        return {name: _recurrent_layout(cell, named, f"{name}.") for name in ("enc", "dec")}
+
+    extra = {"return_state": True} if state == "hc" else {}
+    specs = [Pathways([[SKDL_CELLS[cell](4, name="enc", **extra)],
+                       [SKDL_CELLS[cell](4, initial_state="enc", name="dec")]])]
+    X = np.random.RandomState(18).randn(5, 6, 3)
+    _check_port(specs, X, module, forward, layout)
+
+
+@pytest.mark.parametrize("cell", sorted(TORCH_CELLS))
+def test_initial_state_with_masked_sequences(cell):
+    # Padded token sequences: the encoder's h_n of the packed sequence starts
+    # the decoder, which reads the same tokens packed (its own embedding);
+    # a decoder's masked steps carry the state it started from. An LSTM
+    # decoder takes h only (c0 = 0).
+    torch.manual_seed(0)
+    module = torch.nn.ModuleDict({
+        "emb_enc": torch.nn.Embedding(9, 3, dtype=torch.float64),
+        "emb_dec": torch.nn.Embedding(9, 3, dtype=torch.float64),
+        "enc": TORCH_CELLS[cell](3, 4, batch_first=True, dtype=torch.float64),
+        "dec": TORCH_CELLS[cell](3, 4, batch_first=True, dtype=torch.float64)})
+    rng = np.random.RandomState(19)
+    lengths = np.array([6, 2, 4, 1, 5])
+    tokens = rng.randint(1, 9, (5, 6)).astype(np.float64)
+    tokens[np.arange(6) >= lengths[:, None]] = 0
+
+    def packed(x, embedding):
+        return torch.nn.utils.rnn.pack_padded_sequence(
+            module[embedding](x.long()), torch.from_numpy(lengths), batch_first=True,
+            enforce_sorted=False)
+
+    def last(final):
+        return final[0][0] if cell == "lstm" else final[0]
+
+    def forward(x):
+        # skdl merges the two branches' outputs with merge="add".
+        final = module["enc"](packed(x, "emb_enc"))[1]
+        init = (final[0], torch.zeros_like(final[1])) if cell == "lstm" else final
+        return last(final) + last(module["dec"](packed(x, "emb_dec"), init)[1])
+
+    def layout(named):
+        layers = {name: _recurrent_layout(cell, named, f"{name}.") for name in ("enc", "dec")}
+        layers.update({name: {"embeddings": [named[f"{name}.weight"]]}
+                       for name in ("emb_enc", "emb_dec")})
+        return layers
+
+    specs = [Pathways([
+        [Embedding(9, 3, mask_zero=True, name="emb_enc"), SKDL_CELLS[cell](4, name="enc")],
+        [Embedding(9, 3, mask_zero=True, name="emb_dec"),
+         SKDL_CELLS[cell](4, initial_state="enc", name="dec")]], merge="add")]
     _check_port(specs, tokens, module, forward, layout)
 
 

@@ -230,7 +230,8 @@ def recurrent_forward(int cell, int act, double alpha, int ract,
                       const floating[::1] bh, const unsigned char[:, ::1] mask,
                       floating[:, :, ::1] H, floating[:, :, ::1] C,
                       floating[:, :, ::1] gates, floating[:, :, ::1] extra,
-                      int n_threads):
+                      int n_threads, const floating[:, ::1] H0=None,
+                      const floating[:, ::1] C0=None):
     """Run the cell over every step.
 
     Parameters
@@ -254,9 +255,13 @@ def recurrent_forward(int cell, int act, double alpha, int ract,
         gate_arrays), or (n, 1, G*u) rewritten at every step (inference), or None
     extra : (n, T, u) or (n, 1, u): act(c) (LSTM), h @ U_n + b_hn (GRU), or None
     n_threads : int
+    H0 : (n, u) initial state written to H[:, 0], or None for zeros
+    C0 : (n, u) initial cell state written to C[:, 0] (cell_state layouts),
+        or None for zeros
     """
     cdef CellLayout layout = _layout(cell, C is not None, gates is not None,
                                      extra is not None)
+    cdef bint has_h0 = H0 is not None, has_c0 = C0 is not None
     cdef void (*step)(int, double, int, int, const floating*, const floating*,
                       const floating*, const floating*, const floating*, floating*,
                       floating*, floating*, floating*) noexcept nogil
@@ -330,8 +335,13 @@ def recurrent_forward(int cell, int act, double alpha, int ract,
             if not has_xw:
                 pack_b(k, Gu, &W[0, 0], Gu, 1, <floating> 1.0, packed_w)
             for i in range(n):
-                memset(&H[i, 0, 0], 0, u * sizeof(floating))
-                if has_c:
+                if has_h0:
+                    memcpy(&H[i, 0, 0], &H0[i, 0], u * sizeof(floating))
+                else:
+                    memset(&H[i, 0, 0], 0, u * sizeof(floating))
+                if has_c and has_c0:
+                    memcpy(&C[i, 0, 0], &C0[i, 0], u * sizeof(floating))
+                elif has_c:
                     memset(&C[i, 0, 0], 0, u * sizeof(floating))
         with nogil, parallel(num_threads=n_threads):
             t = threadid()
@@ -390,7 +400,9 @@ def recurrent_backward(int cell, int act, double alpha, int ract,
                        const unsigned char[:, ::1] mask,
                        const floating[:, :, ::1] H, const floating[:, :, ::1] C,
                        const floating[:, :, ::1] gates, const floating[:, :, ::1] extra,
-                       floating[:, :, ::1] dGx, floating[:, :, ::1] dGh, int n_threads):
+                       floating[:, :, ::1] dGx, floating[:, :, ::1] dGh, int n_threads,
+                       const floating[:, ::1] dCT=None, floating[:, ::1] dH0=None,
+                       floating[:, ::1] dC0=None):
     """Backpropagation through time.
 
     Parameters
@@ -405,6 +417,11 @@ def recurrent_backward(int cell, int act, double alpha, int ract,
         for U and the recurrent bias); None for the others, whose two sides
         are equal
     n_threads : int
+    dCT : (n, u) gradient of the loss for the last cell state C[:, T]
+        (cell_state layouts: an LSTM whose final cell state is an output),
+        or None for none
+    dH0, dC0 : (n, u) outputs, or None: gradients for the initial state
+        H[:, 0] and cell state C[:, 0] (what the loop carries past step 0)
     """
     cdef CellLayout layout = _layout(cell, C is not None, gates is not None,
                                      extra is not None)
@@ -440,6 +457,10 @@ def recurrent_backward(int cell, int act, double alpha, int ract,
     cdef floating[:, :, ::1] dGr = dGh if own_side else dGx
     cdef bint has_c = C is not None, has_gates = gates is not None
     cdef bint has_extra = extra is not None
+    cdef bint has_dct = dCT is not None, has_dh0 = dH0 is not None
+    cdef bint has_dc0 = dC0 is not None
+    if (has_dct or has_dc0) and not layout.cell_state:
+        raise ValueError("dCT and dC0 are for cells with a cell state")
     if own_side != (dGh is not None):
         raise ValueError("dGh must be given exactly for cells with a recurrent side")
     if n == 0:
@@ -468,7 +489,11 @@ def recurrent_backward(int cell, int act, double alpha, int ract,
                 direct = dc + rb * u
                 tmp = direct + rb * u
                 memset(dh_next, 0, rows * u * sizeof(floating))
-                memset(dc, 0, rows * u * sizeof(floating))
+                if has_dct:
+                    for i in range(rows):
+                        memcpy(dc + i * u, &dCT[i0 + i, 0], u * sizeof(floating))
+                else:
+                    memset(dc, 0, rows * u * sizeof(floating))
                 for s in range(T - 1, -1, -1):
                     # dh = the output's gradient at this step + what came back
                     # from step s+1; without an output gradient, dh_next itself.
@@ -508,6 +533,13 @@ def recurrent_backward(int cell, int act, double alpha, int ract,
                                 k = (i - i0) * u
                                 for j in range(u):
                                     dh_next[k + j] = dh_next[k + j] + direct[k + j]
+                # After step 0, dh_next and dc are the initial states' gradients.
+                if has_dh0:
+                    for i in range(rows):
+                        memcpy(&dH0[i0 + i, 0], dh_next + i * u, u * sizeof(floating))
+                if has_dc0:
+                    for i in range(rows):
+                        memcpy(&dC0[i0 + i, 0], dc + i * u, u * sizeof(floating))
     finally:
         free(packed)
 

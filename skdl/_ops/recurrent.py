@@ -24,9 +24,9 @@ class RecurrentState:
 
     Attributes
     ----------
-    H : ndarray (n, T+1, u), H[:, 0] the initial state (zeros), H[:, s+1] the
-        state after step s
-    C : ndarray (n, T+1, u), LSTM cell states, or None
+    H : ndarray (n, T+1, u), H[:, 0] the initial state (``h0``, zeros by
+        default), H[:, s+1] the state after step s
+    C : ndarray (n, T+1, u), LSTM cell states (C[:, 0] = ``c0``), or None
     gates : ndarray (n, T, G*u), gate values after their activations, or None
     extra : ndarray (n, T, u), act(c) (LSTM) or h @ U_n + b_hn (GRU), or None
     mask : uint8 ndarray (n, T) or None
@@ -81,9 +81,24 @@ def _new_array(key, shape, dtype):
     return np.empty(shape, dtype)
 
 
+def _state_array(name, value, n, u, dtype, cell, needs_cell_state=False):
+    """An (n, u) initial state or state gradient, checked, C-contiguous."""
+    if value is None:
+        return None
+    if needs_cell_state and not cell.cell_state:
+        having = sorted(c.name for c in CELLS.values() if c.cell_state)
+        raise ValueError(f"{name} is a cell state, and the {cell.name} cell has none; "
+                         f"of the cells, {having} have one.")
+    value = _float_array(name, value, ndim=2, dtype=dtype)
+    if value.shape != (n, u):
+        raise ValueError(f"{name} must have shape {(n, u)} (one state of {u} units per "
+                         f"sequence), got {value.shape}.")
+    return value
+
+
 def recurrent_forward(cell, X, W, U, b=None, bh=None, mask=None, activation="tanh",
                       recurrent_activation="sigmoid", alpha=None, scratch=None,
-                      keep="all"):
+                      keep="all", h0=None, c0=None):
     """Run a recurrent cell over sequences, step 0 first.
 
     Parameters
@@ -125,6 +140,8 @@ def recurrent_forward(cell, X, W, U, b=None, bh=None, mask=None, activation="tan
         if bh.shape != (G * u,):
             raise ValueError(f"bh has shape {bh.shape}, expected {(G * u,)}.")
     mask = _recurrent_mask(mask, n, T)
+    h0 = _state_array("h0", h0, n, u, X.dtype, cell)
+    c0 = _state_array("c0", c0, n, u, X.dtype, cell, needs_cell_state=True)
     new = _new_array if scratch is None else scratch
     dtype = X.dtype
     if keep not in ("all", "states", "last"):
@@ -149,7 +166,8 @@ def recurrent_forward(cell, X, W, U, b=None, bh=None, mask=None, activation="tan
                                 else new("XW", (n * T, G * u), dtype))).reshape(n, T, G * u)
     _recurrent.recurrent_forward(cell.kernel_code, act, alpha_, ract, U, XW, X, W, b,
                                  bh, mask, H, C, gates, extra,
-                                 _threads.threads_for(_recurrent_work(X, U, XW is None)))
+                                 _threads.threads_for(_recurrent_work(X, U, XW is None)),
+                                 h0, c0)
     return RecurrentState(H, C, gates, extra, mask)
 
 
@@ -189,7 +207,7 @@ def _stacked_param_grads(blocks, dG, rows_w, scale, accumulate_dtype, new):
 def recurrent_backward(cell, dY, X, W, U, state, sample_weight=None, scale=1.0,
                        accumulate_dtype=None, activation="tanh",
                        recurrent_activation="sigmoid", alpha=None, need_input_grad=True,
-                       scratch=None):
+                       scratch=None, dc_last=None, state_grads=False):
     """Gradients of :func:`recurrent_forward` (backpropagation through time).
 
     Parameters
@@ -201,6 +219,11 @@ def recurrent_backward(cell, dY, X, W, U, state, sample_weight=None, scale=1.0,
     sample_weight, scale, accumulate_dtype : as in :func:`dense_param_grads`
     need_input_grad : bool, False skips dX
     scratch : as in :func:`recurrent_forward`
+    dc_last : ndarray of shape (n, u) or None
+        Gradient for the last cell state C[:, T] (an LSTM whose final cell
+        state is an output); None for none.
+    state_grads : bool, default=False
+        Also return the gradients for the initial states ``h0`` and ``c0``.
 
     Returns
     -------
@@ -210,6 +233,10 @@ def recurrent_backward(cell, dY, X, W, U, state, sample_weight=None, scale=1.0,
     db : ndarray (G*u,), input bias gradient
     dbh : ndarray (G*u,), recurrent bias gradient (GRU; for the other cells it
         equals db)
+    dh0 : ndarray (n, u), only with ``state_grads``: the gradient for the
+        initial state H[:, 0] (per sample, not weighted or scaled)
+    dc0 : ndarray (n, u) or None, only with ``state_grads``: for the initial
+        cell state C[:, 0] (None for cells without one)
     """
     cell, X, W, U, G, u, (act, alpha_, ract) = _recurrent_setup(
         cell, X, W, U, activation, recurrent_activation, alpha)
@@ -219,12 +246,17 @@ def recurrent_backward(cell, dY, X, W, U, state, sample_weight=None, scale=1.0,
         raise ValueError(f"dY must have shape {(n, T, u)} or {(n, 1, u)} (got {dY.shape}) "
                          "and state must come from the forward call on this X, with "
                          "keep='all'.")
+    dc_last = _state_array("dc_last", dc_last, n, u, X.dtype, cell, needs_cell_state=True)
     new = _new_array if scratch is None else scratch
     dGx = new("dGx", (n, T, G * u), X.dtype)
     dGh = new("dGh", (n, T, G * u), X.dtype) if cell.recurrent_bias else None
+    # New arrays, not scratch: they flow on into another layer's backward.
+    dh0 = np.empty((n, u), X.dtype) if state_grads else None
+    dc0 = np.empty((n, u), X.dtype) if state_grads and cell.cell_state else None
     _recurrent.recurrent_backward(cell.kernel_code, act, alpha_, ract, dY, U, state.mask,
                                   state.H, state.C, state.gates, state.extra, dGx, dGh,
-                                  _threads.threads_for(_recurrent_work(X, U, False)))
+                                  _threads.threads_for(_recurrent_work(X, U, False)),
+                                  dc_last, dh0, dc0)
     rows_w = None if sample_weight is None else np.repeat(_weights(sample_weight, n), T)
     dGx2 = dGx.reshape(n * T, G * u)
     H_prev = state.H[:, :T]
@@ -241,4 +273,6 @@ def recurrent_backward(cell, dY, X, W, U, state, sample_weight=None, scale=1.0,
     dX = None
     if need_input_grad:
         dX = dense_backward_input(dGx2, W, out=new("dX", (n * T, k), X.dtype)).reshape(n, T, k)
+    if state_grads:
+        return dX, dW, dU, db, dbh, dh0, dc0
     return dX, dW, dU, db, dbh

@@ -127,6 +127,22 @@ class GradientContext:
         self.sample_weight = sample_weight
         self.scale = scale
         self.accumulate_dtype = np.dtype(accumulate_dtype)
+        # Gradients for layer outputs read off the chain (a recurrent layer's
+        # initial state), by layer name, added when that layer's turn comes.
+        self.output_grads = {}
+
+    def add_output_grad(self, name, grad):
+        """Add ``grad`` to the gradient reaching the output of the layer
+        ``name``, which :func:`backward_chain` adds to the gradient it hands
+        that layer (whose backward runs later: it ran earlier forward).
+
+        Parameters
+        ----------
+        name : str
+        grad : ndarray of shape (n, *output_shape of that layer)
+        """
+        held = self.output_grads.get(name)
+        self.output_grads[name] = grad if held is None else held + grad
 
     def row_weights(self, n_rows):
         """Weights for ``n_rows`` rows that split the batch's samples evenly.
@@ -269,7 +285,9 @@ def forward_chain(layers, X, training=False, rng=None, mask=None, sample_weight=
         Given, while training, to the layers that take it.
     inputs : dict of str to ndarray or None
         The network's side inputs by name, given to the layers that read
-        them (see ``Layer.takes_inputs``).
+        them (see ``Layer.takes_inputs``). The outputs of layers other layers
+        read off the chain (``Layer.output_read``) are added to it under
+        ``("output", name)``; None starts an empty dict for the pass.
     taps : dict of str to ndarray or None
         Layer names whose outputs to keep: each entry found here or in a
         nested layer is set to that layer's output.
@@ -281,6 +299,8 @@ def forward_chain(layers, X, training=False, rng=None, mask=None, sample_weight=
     mask : bool ndarray or None
         The mask that applies to Y.
     """
+    if inputs is None:
+        inputs = {}
     for layer in layers:
         if layer.takes_inputs or (training and layer.takes_sample_weight):
             extra = {"inputs": inputs, "taps": taps} if layer.takes_inputs else {}
@@ -290,6 +310,8 @@ def forward_chain(layers, X, training=False, rng=None, mask=None, sample_weight=
         else:
             Y = layer.forward(X, training=training, rng=rng, mask=mask)
         mask = layer.compute_mask(X, mask)
+        if layer.output_read:
+            inputs[("output", layer.name)] = Y
         if taps is not None and layer.name in taps:
             taps[layer.name] = Y
         X = Y
@@ -312,7 +334,11 @@ def backward_chain(layers, dY, context, need_input_grad=True):
     dX : ndarray of shape (n, *layers[0].input_shape) or None
         dY itself when ``layers`` is empty.
     """
+    pending = getattr(context, "output_grads", None)
     for i in range(len(layers) - 1, -1, -1):
+        if pending and layers[i].name in pending:
+            # The output also fed a layer off the chain (run backward already).
+            dY = dY + pending.pop(layers[i].name)
         dY = layers[i].backward(dY, context, need_input_grad=i > 0 or need_input_grad)
     return dY
 
@@ -394,8 +420,13 @@ class Layer(metaclass=ABCMeta):
     output_is_sublayers = False
     # Whether forward reads the network's side inputs and the outputs to keep
     # (``inputs`` and ``taps`` keywords, see forward_chain): the layers that
-    # run others inside them.
+    # run others inside them, and those reading another layer's output.
     takes_inputs = False
+    # Whether another layer reads this one's output besides the next layer
+    # (a recurrent layer's initial_state): forward_chain then keeps it in
+    # ``inputs`` for the pass, and backward_chain adds the gradient that
+    # layer left in the GradientContext.
+    output_read = False
 
     def validate_weight(self, key, value):
         """Raise ValueError if ``value`` cannot be the parameter or buffer

@@ -205,13 +205,23 @@ class MergeLayer(Layer):
         return [dY * self._product(outputs, skip=i) for i in range(k)]
 
     def backward(self, dY, context, need_input_grad=True):
-        dX = None
-        for (source, layers), grad in zip(self.branches, self._output_grads(dY)):
+        # Last branch first, as forward ran them the other way: a branch may
+        # read a layer's output of an earlier one (a recurrent layer's
+        # initial_state), whose gradient must be in before that layer's turn.
+        inputs = [None] * len(self.branches)
+        grads = self._output_grads(dY)
+        for i in range(len(self.branches) - 1, -1, -1):
+            source, layers = self.branches[i]
             need = need_input_grad and source is None
             if not layers and not need:
                 continue
-            d = backward_chain(layers, grad, context, need)
+            d = backward_chain(layers, grads[i], context, need)
             if need:
+                inputs[i] = d
+        # Summed in branch order, as before branches ran backward reversed.
+        dX = None
+        for d in inputs:
+            if d is not None:
                 dX = d if dX is None else dX + d
         return dX
 

@@ -52,11 +52,43 @@ class _RecurrentSpec(LayerSpec):
         "bias_initializer": [_INIT],
         "kernel_regularizer": [Regularizer, None],
         "recurrent_regularizer": [Regularizer, None],
+        "initial_state": [str, None],
         "name": [str, None],
     }
 
     def _build(self, input_shape, dtype, name):
+        if self.initial_state is not None:
+            raise ValueError(
+                f"{type(self).__name__} {name!r} takes its initial state from the layer "
+                f"{self.initial_state!r}, so it is built within a network holding that "
+                "layer (an estimator's layers), not alone."
+            )
         return RecurrentLayer(self, input_shape, dtype, name)
+
+    def build_in(self, context, input_shape, name):
+        """Build within a network, reading the initial state off the layer
+        ``initial_state`` names, which must have been built before.
+
+        Parameters
+        ----------
+        context : skdl._network.BuildContext
+            The network's build context, which knows the layers built so far.
+        input_shape : tuple of int
+            Shape of one sample arriving at this layer.
+        name : str
+            The layer's name.
+
+        Returns
+        -------
+        RecurrentLayer
+        """
+        if self.initial_state is None:
+            return self.build(input_shape, context.dtype, name)
+        self._validate_params()
+        what = f"{type(self).__name__} {name!r}"
+        source = context.earlier_layer(self.initial_state, what, "its initial state")
+        return RecurrentLayer(self, tuple(int(s) for s in input_shape), context.dtype,
+                              name, source)
 
 
 class SimpleRNN(_RecurrentSpec):
@@ -88,6 +120,12 @@ class SimpleRNN(_RecurrentSpec):
     recurrent_regularizer : skdl.regularizers.L1L2, L1, L2 or None, default=None
         Penalty on ``recurrent_kernel`` instead of ``kernel_regularizer``;
         None leaves ``recurrent_kernel`` to ``kernel_regularizer``.
+    initial_state : str or None, default=None
+        The name of a layer that comes earlier in the network (before this
+        one on the main path, or in an earlier branch of the same
+        ``Pathways`` or ``MergeInput``) whose output is the state before the
+        first step: (units,) per sample, such as an encoder's final state.
+        Gradients flow back into that layer. None starts from zeros.
     name : str or None, default=None
         Name used by ``get_weights``; generated (``simple_rnn``,
         ``simple_rnn_1``...) if None.
@@ -106,7 +144,8 @@ class SimpleRNN(_RecurrentSpec):
     def __init__(self, units, activation="tanh", use_bias=True, return_sequences=False,
                  go_backwards=False, kernel_initializer="glorot_uniform",
                  recurrent_initializer="orthogonal", bias_initializer="zeros",
-                 kernel_regularizer=None, recurrent_regularizer=None, name=None):
+                 kernel_regularizer=None, recurrent_regularizer=None, initial_state=None,
+                 name=None):
         self.units = units
         self.activation = activation
         self.use_bias = use_bias
@@ -117,6 +156,7 @@ class SimpleRNN(_RecurrentSpec):
         self.bias_initializer = bias_initializer
         self.kernel_regularizer = kernel_regularizer
         self.recurrent_regularizer = recurrent_regularizer
+        self.initial_state = initial_state
         self.name = name
 
 
@@ -157,6 +197,12 @@ class GRU(_RecurrentSpec):
     recurrent_regularizer : skdl.regularizers.L1L2, L1, L2 or None, default=None
         Penalty on ``recurrent_kernel`` instead of ``kernel_regularizer``;
         None leaves ``recurrent_kernel`` to ``kernel_regularizer``.
+    initial_state : str or None, default=None
+        The name of a layer that comes earlier in the network (before this
+        one on the main path, or in an earlier branch of the same
+        ``Pathways`` or ``MergeInput``) whose output is the state before the
+        first step: (units,) per sample, such as an encoder's final state.
+        Gradients flow back into that layer. None starts from zeros.
     name : str or None, default=None
         Name used by ``get_weights``; generated (``gru``, ``gru_1``...) if None.
 
@@ -176,7 +222,7 @@ class GRU(_RecurrentSpec):
                  use_bias=True, return_sequences=False, go_backwards=False,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
                  bias_initializer="zeros", kernel_regularizer=None,
-                 recurrent_regularizer=None, name=None):
+                 recurrent_regularizer=None, initial_state=None, name=None):
         self.units = units
         self.activation = activation
         self.recurrent_activation = recurrent_activation
@@ -188,6 +234,7 @@ class GRU(_RecurrentSpec):
         self.bias_initializer = bias_initializer
         self.kernel_regularizer = kernel_regularizer
         self.recurrent_regularizer = recurrent_regularizer
+        self.initial_state = initial_state
         self.name = name
 
 
@@ -232,6 +279,18 @@ class LSTM(_RecurrentSpec):
     recurrent_regularizer : skdl.regularizers.L1L2, L1, L2 or None, default=None
         Penalty on ``recurrent_kernel`` instead of ``kernel_regularizer``;
         None leaves ``recurrent_kernel`` to ``kernel_regularizer``.
+    initial_state : str or None, default=None
+        The name of a layer that comes earlier in the network (before this
+        one on the main path, or in an earlier branch of the same
+        ``Pathways`` or ``MergeInput``) whose output is the state before the
+        first step: (units,) per sample for ``h`` (the cell state starting
+        at zeros), or (2*units,) for ``h`` and ``c`` side by side, as an
+        encoder LSTM with ``return_state=True`` outputs them. Gradients flow
+        back into that layer. None starts both from zeros.
+    return_state : bool, default=False
+        Output the last state and cell state side by side, (2*units,): the
+        ``h`` and ``c`` another LSTM's ``initial_state`` can start from.
+        Not with ``return_sequences``.
     name : str or None, default=None
         Name used by ``get_weights``; generated (``lstm``, ``lstm_1``...) if
         None.
@@ -247,13 +306,15 @@ class LSTM(_RecurrentSpec):
 
     cell = "lstm"
     _parameter_constraints = {**_RecurrentSpec._parameter_constraints,
-                              "unit_forget_bias": ["boolean"]}
+                              "unit_forget_bias": ["boolean"],
+                              "return_state": ["boolean"]}
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
                  use_bias=True, return_sequences=False, go_backwards=False,
                  unit_forget_bias=True, kernel_initializer="glorot_uniform",
                  recurrent_initializer="orthogonal", bias_initializer="zeros",
-                 kernel_regularizer=None, recurrent_regularizer=None, name=None):
+                 kernel_regularizer=None, recurrent_regularizer=None, initial_state=None,
+                 return_state=False, name=None):
         self.units = units
         self.activation = activation
         self.recurrent_activation = recurrent_activation
@@ -266,17 +327,53 @@ class LSTM(_RecurrentSpec):
         self.bias_initializer = bias_initializer
         self.kernel_regularizer = kernel_regularizer
         self.recurrent_regularizer = recurrent_regularizer
+        self.initial_state = initial_state
+        self.return_state = return_state
         self.name = name
 
 
 class RecurrentLayer(Layer):
-    """Runtime state of :class:`SimpleRNN`, :class:`GRU` and :class:`LSTM`."""
+    """Runtime state of :class:`SimpleRNN`, :class:`GRU` and :class:`LSTM`.
 
-    def __init__(self, spec, input_shape, dtype, name):
-        steps, features = sequence_shape(input_shape, f"{type(spec).__name__} {name!r}")
+    ``source``, the layer the spec's ``initial_state`` names, gives the
+    initial state: its output (n, units), or (n, 2*units) for an LSTM's
+    ``h`` and ``c``.
+    """
+
+    # Class defaults: layers pickled before initial states existed.
+    initial_state = None
+    state_width = 0
+    return_state = False
+
+    def __init__(self, spec, input_shape, dtype, name, source=None):
+        what = f"{type(spec).__name__} {name!r}"
+        steps, features = sequence_shape(input_shape, what)
         units = spec.units
-        output_shape = (steps, units) if spec.return_sequences else (units,)
+        self.return_state = getattr(spec, "return_state", False)
+        if self.return_state and spec.return_sequences:
+            raise ValueError(
+                f"{what} cannot both return_sequences and return_state: the output is "
+                "one array, either every step's h or the last h and c (for another "
+                "LSTM's initial_state). Set one of them to False."
+            )
+        output_shape = ((steps, units) if spec.return_sequences
+                        else (2 * units,) if self.return_state else (units,))
         super().__init__(name, input_shape, output_shape, dtype)
+        if source is not None:
+            cell = _ops.get_cell(spec.cell)
+            widths = (units, 2 * units) if cell.cell_state else (units,)
+            if len(source.output_shape) != 1 or source.output_shape[0] not in widths:
+                expected = (f"({units},) for h, or ({2 * units},) for h and c side by "
+                            "side (an LSTM with return_state=True)"
+                            if cell.cell_state else f"({units},), one state")
+                raise ValueError(
+                    f"{what} takes its initial state from {source.name!r}, whose output "
+                    f"per sample has shape {source.output_shape}; a {cell.title} of "
+                    f"{units} units needs {expected}."
+                )
+            self.initial_state = source.name
+            self.state_width = source.output_shape[0]
+            self.takes_inputs = True
         self.cell = spec.cell
         self.steps, self.features, self.units = steps, features, units
         self.activation = spec.activation
@@ -321,19 +418,39 @@ class RecurrentLayer(Layer):
     def _kwargs(self):
         return dict(activation=self.activation, recurrent_activation=self.recurrent_activation)
 
-    def _run(self, X3, mask, keep, scratch):
+    def _initial(self, inputs):
+        """(h0, c0) from the source layer's output in this pass, or Nones."""
+        if self.initial_state is None:
+            return None, None
+        S = None if inputs is None else inputs.get(("output", self.initial_state))
+        if S is None:
+            raise ValueError(
+                f"{self.kind} {self.name!r} starts from the output of "
+                f"{self.initial_state!r}, which has not run in this pass: run the "
+                "network, not the layer alone."
+            )
+        u = self.units
+        if S.shape[1] == u:
+            return np.ascontiguousarray(S), None
+        return np.ascontiguousarray(S[:, :u]), np.ascontiguousarray(S[:, u:])
+
+    def _run(self, X3, mask, keep, scratch, h0=None, c0=None):
         state = _ops.recurrent_forward(
             self.cell, X3, self.params["kernel"], self.params["recurrent_kernel"],
             self.params.get("bias"), self.params.get("recurrent_bias"), mask,
-            scratch=scratch, keep=keep, **self._kwargs())
+            scratch=scratch, keep=keep, h0=h0, c0=c0, **self._kwargs())
         if self.return_sequences:
             return state, np.ascontiguousarray(state.H[:, 1:])
-        return state, state.H[:, self.steps % state.H.shape[1]].copy()
+        last = self.steps % state.H.shape[1]
+        if self.return_state:
+            return state, np.concatenate([state.H[:, last], state.C[:, last]], axis=1)
+        return state, state.H[:, last].copy()
 
-    def forward(self, X, training=False, rng=None, mask=None):
+    def forward(self, X, training=False, rng=None, mask=None, inputs=None, taps=None):
         X3, mask = self._sequences(X, mask)
+        h0, c0 = self._initial(inputs)
         if training:
-            state, Y = self._run(X3, mask, "all", self._scratch)
+            state, Y = self._run(X3, mask, "all", self._scratch, h0, c0)
             self._cache = (X3, state)
             return Y
         self._cache = None
@@ -343,9 +460,9 @@ class RecurrentLayer(Layer):
         # several threads at once.
         scratch = ArrayCache().array
         keep = "states" if self.return_sequences else "last"
-        outputs = [self._run(X3[i:i + INFERENCE_ROWS],
-                             None if mask is None else mask[i:i + INFERENCE_ROWS],
-                             keep, scratch)[1]
+        rows = lambda a, i: None if a is None else a[i:i + INFERENCE_ROWS]  # noqa: E731
+        outputs = [self._run(X3[i:i + INFERENCE_ROWS], rows(mask, i), keep, scratch,
+                             rows(h0, i), rows(c0, i))[1]
                    for i in range(0, X3.shape[0], INFERENCE_ROWS)]
         return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
 
@@ -357,12 +474,24 @@ class RecurrentLayer(Layer):
     def backward(self, dY, context, need_input_grad=True):
         X3, state = self._cache
         n = X3.shape[0]
+        u = self.units
+        dc_last = None
+        if self.return_state:
+            dc_last = np.ascontiguousarray(dY[:, u:])
+            dY = np.ascontiguousarray(dY[:, :u])
         # Without sequences only the last step has an output gradient.
-        dH = dY.reshape((n, self.steps if self.return_sequences else 1, self.units))
-        dX, dW, dU, db, dbh = _ops.recurrent_backward(
+        dH = dY.reshape((n, self.steps if self.return_sequences else 1, u))
+        grads = _ops.recurrent_backward(
             self.cell, dH, X3, self.params["kernel"], self.params["recurrent_kernel"],
             state, context.sample_weight, context.scale, context.accumulate_dtype,
-            need_input_grad=need_input_grad, scratch=self._scratch, **self._kwargs())
+            need_input_grad=need_input_grad, scratch=self._scratch, dc_last=dc_last,
+            state_grads=self.initial_state is not None, **self._kwargs())
+        dX, dW, dU, db, dbh = grads[:5]
+        if self.initial_state is not None:
+            # The initial state's gradient goes to the layer it came from.
+            dh0, dc0 = grads[5:]
+            d_source = dh0 if self.state_width == u else np.concatenate([dh0, dc0], axis=1)
+            context.add_output_grad(self.initial_state, d_source)
         self.grads["kernel"][...] = dW
         self.grads["recurrent_kernel"][...] = dU
         if "bias" in self.grads:
@@ -435,6 +564,13 @@ class BidirectionalLayer(Layer):
     def __init__(self, spec, input_shape, dtype, name):
         from sklearn.base import clone
 
+        if spec.layer.initial_state is not None:
+            raise ValueError(
+                f"Bidirectional {name!r}: its layer has initial_state="
+                f"{spec.layer.initial_state!r}, but the two directions would need a "
+                "state each (the backward one starting at the last step). Give the "
+                "initial state to a SimpleRNN, GRU or LSTM outside Bidirectional."
+            )
         forward_spec = spec.layer
         backward_spec = clone(spec.layer).set_params(go_backwards=not spec.layer.go_backwards)
         self.halves = {"forward": forward_spec.build(input_shape, dtype, f"{name}_forward"),
