@@ -494,6 +494,14 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
         return None
 
     def _fit(self, X, y, sample_weight=None, incremental=False, classes=None):
+        if self.final_epochs and not self.early_stopping:
+            # They follow early stopping's best epoch; without it they would
+            # silently never run.
+            raise ValueError(
+                f"final_epochs={self.final_epochs} trains on all the samples after "
+                "early stopping, but early_stopping=False: set early_stopping=True "
+                "or final_epochs=0."
+            )
         first = (not hasattr(self, "network_")
                  or (not incremental and not self.warm_start))
         X = self._flatten_inputs(X)
@@ -881,8 +889,11 @@ class NNClassifier(ClassifierMixin, BaseNN):
         ``n_iter_no_change`` consecutive epochs.
     n_iter_no_change : int, default=10
     final_epochs : int, default=0
-        With ``early_stopping``: epochs trained afterwards on all the samples,
-        validation set included (pydnn's final epochs).
+        Epochs trained after early stopping on all the samples, validation
+        set included (pydnn's final epochs). Needs ``early_stopping=True``
+        (``fit`` and ``partial_fit`` raise a ValueError
+        otherwise); ``partial_fit``, which holds
+        out nothing, does not run them.
     class_weight : dict, 'balanced' or None, default=None
         Weights of the classes, multiplied into ``sample_weight``: they apply to
         the loss, to the validation loss and score, and so to early stopping.
