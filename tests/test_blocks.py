@@ -109,7 +109,7 @@ def test_block_hyper_parameters_by_the_block_name():
     assert weights["features/conv"]["kernel"].shape == (6, 1, 3, 3)
     assert "bias" not in weights["hidden_block/dense"]
     assert set(weights["hidden_block/batch_norm"]) == {
-        "gamma", "beta", "moving_mean", "moving_variance"}
+        "gamma", "beta", "moving_mean", "moving_variance", "n_updates"}
     assert clone(est).get_params()["layers__features__filters"] == 6
 
 
