@@ -143,8 +143,8 @@ class BatchNormalizationLayer(Layer):
     def validate_weight(self, key, value):
         if key == "moving_variance" and np.any(value < 0):
             raise ValueError(f"Layer {self.name!r}: moving_variance must be non-negative.")
-        if key == "n_updates" and not (value >= 0 and value <= MAX_UPDATES
-                                       and value == np.floor(value)).all():
+        if key == "n_updates" and not np.all((value >= 0) & (value <= MAX_UPDATES)
+                                             & (value == np.floor(value))):
             raise ValueError(f"Layer {self.name!r}: n_updates must be a whole number "
                              f"in [0, {MAX_UPDATES}], got {np.asarray(value).tolist()}.")
 
