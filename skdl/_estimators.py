@@ -347,6 +347,32 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
                                else random_state)
         return network
 
+    def _warn_if_layers_end_in_an_output_layer(self, n_outputs):
+        """Warn when the last hidden layer looks like an output layer: a
+        softmax or sigmoid with as many units as outputs (or classes), as
+        NumpyDL's and Keras' models end. skdl adds its own output layer after
+        it, which turns that one into a bottleneck (a digits net scored 0.41
+        instead of 0.87)."""
+        layers = self.network_.layers
+        if len(layers) < 2:
+            return
+        last_hidden = layers[-2]  # layers[-1] is the output layer
+        *_, last = walk_layers([last_hidden])  # a block's last part
+        activation = getattr(last, "activation", None)
+        sizes = {n_outputs, len(getattr(self, "classes_", ()))}
+        shape = last_hidden.output_shape
+        if (activation in ("softmax", "sigmoid") and len(shape) == 1
+                and shape == last.output_shape and shape[0] in sizes):
+            warnings.warn(
+                f"The last layer of layers, {last.name!r}, has a {activation} over "
+                f"{shape[0]} unit{'s' * (shape[0] != 1)}, like an output layer; skdl adds the output layer "
+                "itself (a Dense with the loss's own activation), so this one "
+                f"squeezes the features through a {activation} before it. Remove it "
+                "from layers, or give it another activation if it is meant as a "
+                "hidden layer.",
+                UserWarning,
+            )
+
     def _outputs(self, X):
         """Raw network outputs (n, n_outputs) for validated X.
 
@@ -494,6 +520,14 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
         return None
 
     def _fit(self, X, y, sample_weight=None, incremental=False, classes=None):
+        if self.final_epochs and not self.early_stopping:
+            # They follow early stopping's best epoch; without it they would
+            # silently never run.
+            raise ValueError(
+                f"final_epochs={self.final_epochs} trains on all the samples after "
+                "early stopping, but early_stopping=False: set early_stopping=True "
+                "or final_epochs=0."
+            )
         first = (not hasattr(self, "network_")
                  or (not incremental and not self.warm_start))
         X = self._flatten_inputs(X)
@@ -544,6 +578,7 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
         state.schedule_run = schedule_run
         if first:
             self.network_ = self._build_network(Y.shape[1])
+            self._warn_if_layers_end_in_an_output_layer(Y.shape[1])
             state.optimizer_state = self._optimizer.init_state(self.network_.params)
             state.dropout_rng = np.random.default_rng(state.random_state.randint(2**31))
             self.n_iter_ = 0
@@ -892,8 +927,11 @@ class NNClassifier(ClassifierMixin, BaseNN):
         ``n_iter_no_change`` consecutive epochs.
     n_iter_no_change : int, default=10
     final_epochs : int, default=0
-        With ``early_stopping``: epochs trained afterwards on all the samples,
-        validation set included (pydnn's final epochs).
+        Epochs trained after early stopping on all the samples, validation
+        set included (pydnn's final epochs). Needs ``early_stopping=True``
+        (``fit`` and ``partial_fit`` raise a ValueError
+        otherwise); ``partial_fit``, which holds
+        out nothing, does not run them.
     class_weight : dict, 'balanced' or None, default=None
         Weights of the classes, multiplied into ``sample_weight``: they apply to
         the loss, to the validation loss and score, and so to early stopping.

@@ -674,6 +674,7 @@ def _restore_network(est, network, reader):
     if built.output_shape != (est.n_outputs_,):
         raise ValueError(f"The rebuilt network has outputs {built.output_shape}, but "
                          f"the model file's n_outputs_ is {est.n_outputs_}.")
+    saved["buffers"] = _with_late_buffers(saved["buffers"], built)
     for key, value in saved.items():
         _check_fits(value, getattr(built, key), f"network_.{key}")
         getattr(built, key)[...] = value
@@ -683,6 +684,30 @@ def _restore_network(est, network, reader):
     for key, value in est._training_state.optimizer_state.items():
         _check_fits(value, built.params, f"_optimizer_state[{key!r}]")
     return built
+
+
+def _with_late_buffers(saved, built):
+    """The file's buffers, completed when the file predates some of the
+    built layers' buffers (``Layer.late_buffers``, e.g. batch normalization's
+    ``n_updates``): laid out without those, they get their default values.
+    Any other mismatch is left for the caller's check to refuse."""
+    late = [(layer.late_buffers[key], int(np.prod(shape)))
+            if key in layer.late_buffers else (None, int(np.prod(shape)))
+            for layer in built.all_layers for key, shape in layer.buffer_shapes.items()]
+    old_size = sum(size for default, size in late if default is None)
+    if (saved.shape == built.buffers.shape or saved.shape != (old_size,)
+            or saved.dtype != built.buffers.dtype):
+        return saved
+    full = np.empty_like(built.buffers)
+    start = old = 0
+    for default, size in late:  # the order of Network._bind
+        if default is None:
+            full[start:start + size] = saved[old:old + size]
+            old += size
+        else:
+            full[start:start + size] = default
+        start += size
+    return full
 
 
 def _check_fits(saved, target, name):

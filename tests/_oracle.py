@@ -181,8 +181,10 @@ class BatchNormOp:
     """Batch normalization over axis 1, as its docstring states: while
     training, each channel is normalized by the batch's mean and biased
     variance over samples and positions, weighted by the sample weights (all
-    equal without them); ``running = momentum * running + (1 - momentum) *
-    batch``; at inference the running statistics normalize."""
+    equal without them); the running statistics are the moving averages of
+    the batches' ones from zero, divided by ``1 - momentum**t`` after t
+    batches (kept as ``moving_*`` and ``n_updates``); at inference the running
+    statistics normalize."""
 
     def __init__(self, spec, layer):
         if spec.axis != 1:
@@ -206,8 +208,11 @@ class BatchNormOp:
         variance = (share * (x - mean[:, None]) ** 2).sum(axis=(0, 2))
         inv_std = 1.0 / np.sqrt(variance + self.epsilon)
         xhat = (x - mean[:, None]) * inv_std[:, None]
+        m, t = self.momentum, p["n_updates"][0]
         for key, batch in (("moving_mean", mean), ("moving_variance", variance)):
-            p[key][...] = self.momentum * p[key] + (1.0 - self.momentum) * batch
+            average = p[key] * (1.0 - m**t)  # the uncorrected moving average
+            p[key][...] = (m * average + (1.0 - m) * batch) / (1.0 - m ** (t + 1))
+        p["n_updates"][0] = t + 1
         self.cache = (xhat, inv_std, share, X.shape)
         return (gamma * xhat + beta).reshape(X.shape)
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 from sklearn.base import clone
+from sklearn.utils._param_validation import InvalidParameterError
 
 from skdl import NNClassifier
 from skdl._network import Network, build_layers
@@ -109,7 +110,7 @@ def test_block_hyper_parameters_by_the_block_name():
     assert weights["features/conv"]["kernel"].shape == (6, 1, 3, 3)
     assert "bias" not in weights["hidden_block/dense"]
     assert set(weights["hidden_block/batch_norm"]) == {
-        "gamma", "beta", "moving_mean", "moving_variance"}
+        "gamma", "beta", "moving_mean", "moving_variance", "n_updates"}
     assert clone(est).get_params()["layers__features__filters"] == 6
 
 
@@ -123,3 +124,42 @@ def test_summary_counts_a_blocks_output_once():
     assert rows["b/pool"]["activation_bytes"] == 4 * 4 * 4 * 2 * 4
     assert summary.total_activation_bytes == (4 * 8 * 8 + 4 * 4 * 4) * 2 * 4
     assert summary.total_flops == (2 * 9 * 4 * 64 + 4 * 64 + 4 * 64) + 4 * 16 * 4
+
+
+@pytest.mark.parametrize("block, input_shape", [
+    (HiddenBlock(4, batch_norm=True, momentum=0.5, epsilon=0.25), (3,)),
+    (ConvBlock1D(4, batch_norm=True, momentum=0.5, epsilon=0.25), (2, 6)),
+    (ConvBlock2D(4, batch_norm=True, momentum=0.5, epsilon=0.25), (2, 4, 4)),
+])
+def test_block_momentum_and_epsilon_reach_its_batch_norm(block, input_shape):
+    (layer,) = build_layers([block], input_shape, np.float64)
+    bn = layer.sublayers()[1]
+    assert (bn.momentum, bn.epsilon) == (0.5, 0.25)
+    net = Network([layer], np.float64)
+    net.initialize(np.random.RandomState(0))
+    rng = np.random.RandomState(1)
+    X1, X2 = rng.randn(5, *input_shape), rng.randn(5, *input_shape) + 2
+    net.forward(X1, training=True)
+    mean1 = bn.buffers["moving_mean"].copy()
+    net.forward(X2, training=True)
+    Z2 = layer.sublayers()[0].forward(X2)  # the batch norm's input
+    axes = (0,) + tuple(range(2, Z2.ndim)) if Z2.ndim > 2 else (0,)
+    # The bias-corrected average of two batches at momentum 0.5: 1/3 and 2/3.
+    assert_allclose(bn.buffers["moving_mean"], (mean1 + 2 * Z2.mean(axis=axes)) / 3,
+                    rtol=1e-12)
+    # epsilon: a running variance of 0 scales the normalized input by 1/sqrt(0.25).
+    bn.buffers["moving_variance"][...] = 0
+    Y = bn.forward(Z2)
+    shape = (1, -1) + (1,) * (Z2.ndim - 2)
+    assert_allclose(Y, (Z2 - bn.buffers["moving_mean"].reshape(shape)) / 0.5
+                    * bn.params["gamma"].reshape(shape) + bn.params["beta"].reshape(shape),
+                    rtol=1e-12)
+
+
+@pytest.mark.parametrize("Block", [HiddenBlock, ConvBlock1D, ConvBlock2D])
+def test_block_momentum_and_epsilon_are_checked(Block):
+    for bad in (dict(momentum=1.0), dict(epsilon=0.0)):
+        with pytest.raises(InvalidParameterError, match=next(iter(bad))):
+            build_layers([Block(4, batch_norm=True, **bad)],
+                         (3,) if Block is HiddenBlock else (2, 6, 6)[:Block.rank + 1],
+                         np.float64)

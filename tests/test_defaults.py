@@ -284,7 +284,7 @@ def test_elu_scale_is_1():
                     kernel_initializer="glorot_uniform", bias_initializer="zeros",
                     kernel_regularizer=None, name=None)),
     (Activation("relu"), dict(activation="relu", alpha=None, name=None)),
-    (BatchNormalization(), dict(axis=1, momentum=0.99, epsilon=1e-3, center=True,
+    (BatchNormalization(), dict(axis=1, momentum=0.9, epsilon=1e-3, center=True,
                                 scale=True, name=None)),
     (PReLU(), dict(alpha_initializer=0.25, axis=1, name=None)),
     (Conv2D(2, 3), dict(filters=2, kernel_size=3, strides=1, padding="valid", dilation=1,
@@ -303,16 +303,25 @@ def test_layer_signatures(spec, params):
     assert spec.get_params(deep=False) == params
 
 
-def test_batch_normalization_running_statistics_after_one_step():
-    # One batch: running = 0.99 * running + 0.01 * batch, from a mean of 0 and
-    # a variance of 1, with the batch's biased variance (the docstring's Notes).
+def test_batch_normalization_running_statistics_after_one_and_two_steps():
+    # Bias-corrected averages (the docstring's Notes): after one batch, its
+    # mean and biased variance, nothing of the start (0 and 1); after two, the
+    # average weighting the newer batch by 1 and the older by momentum = 0.9.
     rng = np.random.RandomState(0)
     X = rng.randn(50, 3) * [1.0, 0.1, 5.0] + [0.0, 2.0, -1.0]
     reg = NNRegressor([BatchNormalization(name="bn")], dtype="float64", max_iter=1,
                       random_state=0).fit(X, rng.randn(50))
     bn = reg.get_weights()["bn"]
-    assert_allclose(bn["moving_mean"], 0.01 * X.mean(axis=0), rtol=1e-12)
-    assert_allclose(bn["moving_variance"], 0.99 + 0.01 * X.var(axis=0), rtol=1e-12)
+    assert_allclose(bn["moving_mean"], X.mean(axis=0), rtol=1e-12)
+    assert_allclose(bn["moving_variance"], X.var(axis=0), rtol=1e-12)
+    X2 = X * 2 + 1
+    reg.partial_fit(X2, rng.randn(50))
+    bn = reg.get_weights()["bn"]
+    assert_allclose(bn["moving_mean"], (0.9 * X.mean(axis=0) + X2.mean(axis=0)) / 1.9,
+                    rtol=1e-12)
+    assert_allclose(bn["moving_variance"], (0.9 * X.var(axis=0) + X2.var(axis=0)) / 1.9,
+                    rtol=1e-12)
+    assert_array_equal(bn["n_updates"], [2])
 
 
 def test_batch_normalization_epsilon_is_1e_3():
@@ -397,7 +406,7 @@ def test_the_documentation_states_these_defaults():
         "`Adam(beta1=0.9, beta2=0.999, epsilon=1e-8)`",
         "`Adamax(beta1=0.9, beta2=0.999, epsilon=1e-7)`", "weight_decay=0.01)`",
         "`leaky_relu` (`alpha`, default 0.01)", "`elu` (`alpha`, default 1)",
-        "BatchNormalization(axis=1, momentum=0.99, epsilon=1e-3,",
+        "BatchNormalization(axis=1, momentum=0.9, epsilon=1e-3,",
         "PReLU(alpha_initializer=0.25", "unit_forget_bias=True",
         "kernel_initializer='glorot_uniform', bias_initializer='zeros'",
         "MaxPool2D(pool_size=2, strides=None, padding='valid')",

@@ -18,7 +18,17 @@ from sklearn.preprocessing import LabelBinarizer, StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 
 from _threads import one_thread, two_threads
-from skdl import Activation, Dense, Dropout, Flatten, NNClassifier, NNRegressor, Reshape
+from skdl import (
+    Activation,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    HiddenBlock,
+    NNClassifier,
+    NNRegressor,
+    Reshape,
+)
 from skdl.callbacks import LambdaCallback
 from skdl.optimizers import SGD, Adam
 
@@ -556,3 +566,104 @@ def test_activations_are_computed_in_chunks(digits, monkeypatch):
     whole = clf.activations(X, layer="h")
     monkeypatch.setattr(estimators, "PREDICT_CHUNK_ROWS", 100)
     assert_array_equal(clf.activations(X, layer="h"), whole)
+
+
+# -- NumpyDL habits that would fail silently (issue 21) ----------------------------
+def _output_layer_warnings(record):
+    return [str(w.message) for w in record
+            if w.category is UserWarning and "adds the output layer" in str(w.message)]
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("layers, target, expected", [
+    ([Dense(16, activation="relu"), Dense(10, activation="softmax")], "digits",
+     "'dense_1', has a softmax over 10 units"),
+    ([Dense(16, activation="relu"), Dense(10), Activation("softmax")], "digits",
+     "'activation', has a softmax over 10 units"),
+    ([HiddenBlock(10, batch_norm=True, activation="softmax")], "digits",
+     "'hidden_block/activation', has a softmax over 10 units"),
+    ([Dense(16, activation="relu"), Dense(2, activation="softmax")], "binary",
+     "'dense_1', has a softmax over 2 units"),
+    ([Dense(16, activation="relu"), Dense(1, activation="sigmoid")], "binary",
+     "'dense_1', has a sigmoid over 1 unit"),
+    ([Dense(3, activation="sigmoid")], "regression", "'dense', has a sigmoid over 3 units"),
+])
+def test_an_output_layer_in_layers_is_warned_about(digits, layers, target, expected,
+                                                   recwarn):
+    # NumpyDL's models end in their output layer; skdl adds its own after it,
+    # and this digits net then scores 0.41 after 20 epochs (without its last
+    # layer: 0.87), silently.
+    X, y = digits
+    if target == "binary":
+        est = NNClassifier(layers, max_iter=1, random_state=0)
+        y = y % 2
+    elif target == "regression":
+        est = NNRegressor(layers, max_iter=1, random_state=0)
+        y = np.c_[y, y % 2, y % 3].astype(float)
+    else:
+        est = NNClassifier(layers, max_iter=1, random_state=0)
+    est.fit(X, y)
+    activation = expected.split()[3]
+    assert _output_layer_warnings(recwarn) == [
+        f"The last layer of layers, {expected}, like an output layer; skdl adds the "
+        "output layer itself (a Dense with the loss's own activation), so this one "
+        f"squeezes the features through a {activation} before it. Remove it from "
+        "layers, or give it another activation if it is meant as a hidden layer."]
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("layers", [
+    None,
+    [Dense(16, activation="relu"), Dense(10, activation="relu")],  # 10 units, relu
+    [Dense(16, activation="softmax")],                              # 16 units, softmax
+    [Dense(10, activation="sigmoid"), Dropout(0.2), Dense(16, activation="relu")],
+    [],
+])
+def test_ordinary_networks_are_not_warned_about(digits, layers, recwarn):
+    X, y = digits
+    NNClassifier(layers, max_iter=1, random_state=0).fit(X, y)
+    NNClassifier(layers, max_iter=1, random_state=0).partial_fit(X, y, classes=np.arange(10))
+    assert not [w for w in recwarn if w.category is UserWarning], [
+        str(w.message) for w in recwarn]
+
+
+@pytest.mark.parametrize("layer, name", [
+    (Dense(4, activation="elliot", alpha=2.0), "Dense layer 'dense'"),
+    (Activation("symmetric_elliot", alpha=0.5), "Activation layer 'activation'"),
+])
+def test_elliot_steepness_through_alpha_is_refused(digits, layer, name):
+    # NumpyDL's Elliot(steepness) habit: skdl's Elliot functions take no alpha,
+    # which was ignored before.
+    X, y = digits
+    activation = layer.activation
+    message = (f"{name}: alpha={layer.alpha!r} has no effect with "
+               f"activation={activation!r}; only 'leaky_relu' (its slope) and 'elu' "
+               f"(its scale) take an alpha. skdl's {activation} has no steepness: the "
+               "layer's weights learn any scale of its input (NumpyDL's steepness s is "
+               "the kernel times s). Remove alpha.")
+    with pytest.raises(ValueError, match=re.escape(message)):
+        NNClassifier([Dense(4), layer] if isinstance(layer, Activation) else [layer],
+                     max_iter=1).fit(X, y)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_alpha_is_refused_where_no_activation_reads_it(digits):
+    X, y = digits
+    for layers, name in [([Dense(4, activation="relu", alpha=0.1)], "Dense layer 'dense'"),
+                         ([Dense(4, alpha=0.1)], "Dense layer 'dense'"),
+                         ([Conv2D(2, 3, activation="tanh", alpha=1.0), Flatten()],
+                          "Conv2D layer 'conv2d'"),
+                         ([HiddenBlock(4, batch_norm=True, activation="sigmoid", alpha=1.0)],
+                          "Activation layer 'hidden_block/activation'")]:
+        with pytest.raises(ValueError, match=re.escape(f"{name}: alpha=") + ".* Remove "
+                           "alpha.$"):
+            NNClassifier(layers, input_shape=(1, 8, 8), max_iter=1).fit(X, y)
+    # The two that read it still do: leaky_relu's slope, elu's scale.
+    for activation in ("leaky_relu", "elu"):
+        clf = NNClassifier([Dense(4, activation=activation, alpha=0.5, name="h")],
+                           max_iter=1, random_state=0).fit(X, y)
+        weights = clf.get_weights()["h"]
+        Z = X @ weights["kernel"] + weights["bias"]
+        expected = (np.where(Z > 0, Z, 0.5 * Z) if activation == "leaky_relu"
+                    else np.where(Z > 0, Z, 0.5 * np.expm1(np.minimum(Z, 0))))
+        assert_allclose(clf.activations(X, layer="h"), expected, rtol=1e-5, atol=1e-6)

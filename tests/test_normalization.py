@@ -1,5 +1,6 @@
 """BatchNormalization and PReLU: ops against numpy twins, gradients, running
 statistics, buffers in weights/pickles/snapshots, threads, estimators."""
+import copy
 import pickle
 
 import joblib
@@ -9,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.base import clone
-from sklearn.datasets import load_digits
+from sklearn.datasets import load_digits, make_classification
 from sklearn.model_selection import train_test_split
 from sklearn.utils._param_validation import InvalidParameterError
 
@@ -248,23 +249,54 @@ def _batches(rng, shape, k=3):
     return [rng.randn(*shape) * (i + 1) + i for i in range(k)]
 
 
-@pytest.mark.parametrize("momentum", [0.0, 0.9, 0.99])
-def test_running_statistics_follow_the_update_formula(momentum):
+@pytest.mark.parametrize("momentum", [0.0, 0.5, 0.9, 0.99])
+def test_running_statistics_are_bias_corrected_averages(momentum):
+    # Adam's bias-corrected moment: the moving average from zero accumulators,
+    # divided by 1 - momentum**t after t batches. No trace of the starting
+    # values (0 and 1) is left, whatever the momentum.
     rng = np.random.RandomState(8)
     net = _network([BatchNormalization(momentum=momentum)], (3, 2, 2))
-    mean, var = np.zeros(3), np.ones(3)
-    weights = [None, rng.uniform(0, 2, 6), np.r_[np.zeros(3), np.ones(3)]]
-    for X, w in zip(_batches(rng, (6, 3, 2, 2)), weights):
+    layer = net.layers[0]
+    mean_acc, var_acc = np.zeros(3), np.zeros(3)
+    weights = [None, rng.uniform(0, 2, 6), np.r_[np.zeros(3), np.ones(3)], None, None]
+    batches = [rng.randn(6, 3, 2, 2) * (i + 1) + 3 * i for i in range(5)]
+    for t, (X, w) in enumerate(zip(batches, weights), start=1):
         net.forward(X, training=True, sample_weight=w)
         ww = np.ones(6) if w is None else w
         share = ww[:, None, None, None] / (ww.sum() * 4)
         batch_mean = (share * X).sum(axis=(0, 2, 3))
         batch_var = (share * (X - batch_mean[:, None, None]) ** 2).sum(axis=(0, 2, 3))
-        mean = momentum * mean + (1 - momentum) * batch_mean
-        var = momentum * var + (1 - momentum) * batch_var
-    weights = net.get_weights()["batch_normalization"]
-    assert_allclose(weights["moving_mean"], mean, rtol=1e-12)
-    assert_allclose(weights["moving_variance"], var, rtol=1e-12)
+        mean_acc = momentum * mean_acc + (1 - momentum) * batch_mean
+        var_acc = momentum * var_acc + (1 - momentum) * batch_var
+        state = net.get_weights()["batch_normalization"]
+        assert_allclose(state["moving_mean"], mean_acc / (1 - momentum**t), rtol=1e-12)
+        assert_allclose(state["moving_variance"], var_acc / (1 - momentum**t),
+                        rtol=1e-12)
+        assert_array_equal(state["n_updates"], [t])
+        if t == 1:  # the first batch's statistics, exactly
+            assert_allclose(layer.buffers["moving_mean"], batch_mean, rtol=1e-14)
+
+
+def test_warmed_up_running_statistics_follow_the_plain_update():
+    # Past a few 1 / (1 - momentum) batches (or at the count's cap) the update
+    # is Keras' and PyTorch's, bit for bit.
+    rng = np.random.RandomState(3)
+    net = _network([BatchNormalization(momentum=0.9)], (4,))
+    net.forward(rng.randn(8, 4), training=True)
+    net.set_weights({"batch_normalization": {"n_updates": [2**24]}})
+    before = net.get_weights()["batch_normalization"]
+    X = rng.randn(8, 4) * 3 + 1
+    net.forward(X, training=True)
+    after = net.get_weights()["batch_normalization"]
+    assert_array_equal(after["moving_mean"],
+                       0.9 * before["moving_mean"] + (1 - 0.9) * X.mean(axis=0))
+    assert_array_equal(after["moving_variance"],
+                       0.9 * before["moving_variance"] + (1 - 0.9) * X.var(axis=0))
+    assert_array_equal(after["n_updates"], [2**24])  # the count stops there
+    for bad in ([-1.0], [1.5], [2.0**24 + 2]):
+        with pytest.raises(ValueError, match="n_updates must be a whole number in "
+                                             r"\[0, 16777216\]"):
+            net.set_weights({"batch_normalization": {"n_updates": bad}})
 
 
 def test_batch_of_zero_weights_leaves_running_statistics_alone():
@@ -399,6 +431,90 @@ def test_classifier_with_batchnorm_and_prelu_learns_digits(digits):
     assert cnn.score(Xte, yte) >= 0.95
 
 
+def _offset_problem():
+    """Binary data far from the running statistics' start (mean 0, variance
+    1): what running averages that remember their start get wrong."""
+    X, y = make_classification(400, 10, n_informative=5, random_state=0)
+    return (X + 30).astype(np.float32), y
+
+
+def _accuracy_with_batch_statistics(clf, X, y):
+    """The accuracy the network has while training: every batch-norm layer
+    normalizing by the statistics of the batch (here all of X)."""
+    out = copy.deepcopy(clf.network_).forward(X, training=True)
+    return np.mean(clf.classes_[(out[:, 0] > 0).astype(int)] == y)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_short_training_predicts_as_well_as_it_trains():
+    # Issue 21: Keras' plain moving averages with momentum 0.99 after 208
+    # batches still held 0.99**208 = 12% of their starting values, and this
+    # net, 0.91 accurate with its batches' statistics, predicted at 0.58
+    # (chance is 0.5). With the defaults (bias correction, momentum 0.9) it
+    # predicts as it trains.
+    X, y = _offset_problem()
+    clf = NNClassifier([Dense(16), BatchNormalization(), Dense(16, activation="relu")],
+                       batch_size=32, max_iter=16, random_state=0).fit(X, y)
+    assert clf.t_ == 16 * 400  # 16 epochs of 13 batches
+    training = _accuracy_with_batch_statistics(clf, X, y)
+    assert training >= 0.9
+    assert clf.score(X, y) >= training - 0.02
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_bias_corrected_statistics_of_fixed_inputs_are_exact_at_any_momentum():
+    # Normalizing the inputs themselves, the batches' statistics do not drift:
+    # the running ones are their average even at momentum 0.99 after 208
+    # batches (the plain average put the means 1.7 to 4.1 standard deviations
+    # off, and predicted at 0.84).
+    X, y = _offset_problem()
+    clf = NNClassifier([BatchNormalization(momentum=0.99), Dense(16, activation="relu")],
+                       batch_size=32, max_iter=16, random_state=0).fit(X, y)
+    bn = clf.get_weights()["batch_normalization"]
+    assert_allclose(bn["moving_mean"], X.mean(axis=0), atol=0.05 * X.std(axis=0).min())
+    assert_allclose(bn["moving_variance"], X.var(axis=0), rtol=0.1)
+    assert clf.score(X, y) >= _accuracy_with_batch_statistics(clf, X, y) - 0.01
+    assert_array_equal(bn["n_updates"], [208])
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("how", ["partial_fit", "warm_start", "pickle"])
+def test_update_count_goes_on(how):
+    X, y = _offset_problem()
+    clf = NNClassifier([Dense(8), BatchNormalization(name="bn")], batch_size=100,
+                       max_iter=2, random_state=0).fit(X, y)
+    assert_array_equal(clf.get_weights()["bn"]["n_updates"], [8])
+    if how == "pickle":
+        clf = pickle.loads(pickle.dumps(clf))
+        assert_array_equal(clf.get_weights()["bn"]["n_updates"], [8])
+    if how == "warm_start":
+        clf.set_params(warm_start=True, max_iter=1).fit(X, y)
+    else:
+        clf.partial_fit(X, y)
+    assert_array_equal(clf.get_weights()["bn"]["n_updates"], [12])
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_layers_pickled_before_the_count_update_as_warmed_up():
+    # A pickle from before n_updates holds layers whose buffer_shapes lack it:
+    # they load, predict as before, and go on with the plain update.
+    X, y = _offset_problem()
+    clf = NNClassifier([Dense(8), BatchNormalization(name="bn")], batch_size=100,
+                       max_iter=2, random_state=0).fit(X, y)
+    net = clf.network_
+    del net.layers[1].buffer_shapes["n_updates"]
+    net.buffers = net.buffers[:-1]  # the count is the network's last buffer
+    old = pickle.loads(pickle.dumps(clf))
+    assert "n_updates" not in old.get_weights()["bn"]
+    assert_array_equal(old.predict_proba(X), clf.predict_proba(X))
+    before = old.get_weights()["bn"]
+    old.network_.forward(X[:100], training=True)
+    after = old.get_weights()["bn"]
+    batch = X[:100] @ old.get_weights()["dense"]["kernel"] + old.get_weights()["dense"]["bias"]
+    assert_allclose(after["moving_mean"],
+                    0.9 * before["moving_mean"] + 0.1 * batch.mean(axis=0), rtol=1e-5)
+
+
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_regressor_with_batchnorm_on_a_sequence_learns():
     rng = np.random.RandomState(15)
@@ -409,9 +525,7 @@ def test_regressor_with_batchnorm_on_a_sequence_learns():
                       random_state=0)
     reg.fit(X.transpose(0, 2, 1), y)
     assert reg.score(X.transpose(0, 2, 1), y) > 0.9
-    # 80 batches in all: momentum 0.99 would leave 45% of the initial running
-    # statistics in place, 0.9 lets them catch up.
-    seq = NNRegressor([GRU(8, return_sequences=True), BatchNormalization(axis=-1, momentum=0.9),
+    seq = NNRegressor([GRU(8, return_sequences=True), BatchNormalization(axis=-1),
                        PReLU(axis=-1), Flatten()], max_iter=40, learning_rate=0.01,
                       random_state=0).fit(X, y)
     assert seq.score(X, y) > 0.9
@@ -451,9 +565,12 @@ def test_get_and_set_weights_with_statistics(fitted, digits):
     clf = pickle.loads(pickle.dumps(fitted))
     weights = clf.get_weights()
     bn = weights["batch_normalization"]
-    assert sorted(bn) == ["beta", "gamma", "moving_mean", "moving_variance"]
+    assert sorted(bn) == ["beta", "gamma", "moving_mean", "moving_variance", "n_updates"]
     assert sorted(weights["batch_normalization_1"]) == ["beta", "moving_mean",
-                                                        "moving_variance"]
+                                                        "moving_variance", "n_updates"]
+    n_train = len(digits[0])  # every training batch was counted
+    steps = fitted.n_iter_ * -(-n_train // fitted._batch_size(n_train))
+    assert_array_equal(bn["n_updates"], [steps])
     assert sorted(weights["prelu"]) == ["alpha"]
     assert bn["moving_mean"].dtype == np.float32
     # Copies: changing them does nothing until set_weights.

@@ -263,6 +263,37 @@ def test_cnn_with_batch_normalization_buffers(tmp_path):
     assert_same_model(clf, loaded, X)
 
 
+def test_file_from_before_the_batch_norm_update_count(tmp_path):
+    # Files written before BatchNormalization's n_updates buffer existed hold
+    # the other buffers only: they load with the count at its cap (warmed-up
+    # running statistics, the plain update), predict as before, train on.
+    X, y = _images(), np.arange(40) % 2
+    clf = NNClassifier([Conv2D(3, 3), BatchNormalization(name="bn1"), Flatten(),
+                        HiddenBlock(4, batch_norm=True, name="h")],
+                       max_iter=2, random_state=0).fit(X, y)
+    path = tmp_path / "model.skdl"
+    save(clf, path)
+    name = json.loads(_contents(path)[METADATA_MEMBER])["fitted"]["network"]["buffers"][
+        "array"]
+    # Each layer's buffers: moving_mean, moving_variance, then n_updates.
+    counts = [2 * 3, 2 * 3 + 1 + 2 * 4]
+    assert clf.network_.buffers.size == counts[1] + 1
+    _replace_array(path, name, np.delete(clf.network_.buffers, counts))
+    loaded = load(path)
+    assert_same_value(loaded.predict_proba(X), clf.predict_proba(X), "predict_proba")
+    for layer in ("bn1", "h/batch_norm"):
+        weights, before = loaded.get_weights()[layer], clf.get_weights()[layer]
+        assert_array_equal(weights["n_updates"], [2**24])
+        assert_array_equal(weights["moving_mean"], before["moving_mean"])
+        assert_array_equal(weights["moving_variance"], before["moving_variance"])
+    loaded.partial_fit(X, y)
+    assert_array_equal(loaded.get_weights()["bn1"]["n_updates"], [2**24])
+    # Any other size is refused as before.
+    _replace_array(path, name, clf.network_.buffers[:-3])
+    with pytest.raises(ValueError, match="does not fit the network"):
+        load(path)
+
+
 def test_recurrent_model_with_masked_embedding(tmp_path):
     rng = np.random.RandomState(0)
     X = rng.randint(1, 20, size=(40, 7))

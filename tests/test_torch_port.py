@@ -16,7 +16,7 @@ import warnings
 
 import numpy as np
 import pytest
-from numpy.testing import assert_allclose
+from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
 
@@ -333,8 +333,8 @@ BN_CASES = [((5,), 1, torch.nn.BatchNorm1d),        # features
 
 @pytest.mark.parametrize("sample_shape, axis, torch_bn", BN_CASES)
 def test_batch_normalization_training(sample_shape, axis, torch_bn):
-    # skdl (as Keras) weighs the old running value by momentum=0.99, PyTorch
-    # by 1 - momentum: its momentum=0.01 is the same rule.
+    # skdl (as Keras) weighs the old running value by momentum, PyTorch by
+    # 1 - momentum: its momentum=0.01 is skdl's 0.99.
     torch.manual_seed(0)
     C = sample_shape[axis - 1 if axis > 0 else axis]
     bn = torch_bn(C, eps=1e-3, momentum=0.01, dtype=torch.float64)
@@ -342,23 +342,27 @@ def test_batch_normalization_training(sample_shape, axis, torch_bn):
     torch.nn.init.uniform_(bn.bias, -0.5, 0.5)
     forward = _channels_second(bn, axis)
     X = np.random.RandomState(9).randn(8, *sample_shape) * 2 + 1
-    net = _check_port([BatchNormalization(axis=axis, name="bn")], X, bn, forward,
-                      lambda named: {"bn": {"gamma": [named["weight"]],
-                                            "beta": [named["bias"]]}}, inference=False)
+    net = _check_port([BatchNormalization(axis=axis, momentum=0.99, name="bn")], X, bn,
+                      forward, lambda named: {"bn": {"gamma": [named["weight"]],
+                                                     "beta": [named["bias"]]}},
+                      inference=False)
     # A second batch: the running statistics follow both.
     X2 = np.random.RandomState(10).randn(8, *sample_shape) - 1
     net.forward(X2, training=True)
     with torch.no_grad():
         forward(torch.from_numpy(X2))
     buffers = net.get_weights()["bn"]
-    assert_allclose(buffers["moving_mean"], bn.running_mean.numpy(), **TOL)
-    # The documented difference: skdl updates the running variance with the
+    # The documented differences: skdl's running statistics are bias-corrected
+    # (divided by 1 - 0.99**2 after two batches, PyTorch's still hold 0.99**2
+    # of their start, 0 and 1), and skdl updates the running variance with the
     # batch's biased variance, PyTorch with the unbiased one, N / (N - 1)
-    # times larger for N values per channel. So the updates (what each adds
-    # on top of the decayed start, 1) differ by exactly that factor.
-    N = X.size // C
+    # times larger for N values per channel.
+    assert_array_equal(buffers["n_updates"], [2])
     decayed_start = 0.99 ** 2
-    assert_allclose((buffers["moving_variance"] - decayed_start) * N / (N - 1),
+    assert_allclose(buffers["moving_mean"] * (1 - decayed_start),
+                    bn.running_mean.numpy(), **TOL)
+    N = X.size // C
+    assert_allclose(buffers["moving_variance"] * (1 - decayed_start) * N / (N - 1),
                     bn.running_var.numpy() - decayed_start, **TOL)
 
 

@@ -191,6 +191,23 @@ def test_final_epochs_train_on_all_samples(digits):
     assert per_epoch[4] - per_epoch[3] == len(y)
 
 
+@pytest.mark.parametrize("Estimator", [NNClassifier, NNRegressor])
+def test_final_epochs_without_early_stopping_is_refused(digits, Estimator):
+    # They would silently never run: pydnn users set them on their own.
+    X, y = digits
+    est = Estimator([Dense(4)], max_iter=1, final_epochs=3)
+    message = ("final_epochs=3 trains on all the samples after early stopping, but "
+               "early_stopping=False: set early_stopping=True or final_epochs=0.")
+    with pytest.raises(ValueError, match=re.escape(message)):
+        est.fit(X, y)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        est.partial_fit(X, y, **({"classes": np.unique(y)}
+                                 if Estimator is NNClassifier else {}))
+    assert not hasattr(est, "network_")  # refused before any training
+    est.set_params(early_stopping=True).fit(X, y)
+    assert est.n_iter_ == 1 + 3
+
+
 def test_regressor_validation_score_is_r2(monkeypatch):
     import skdl._estimators
 

@@ -20,6 +20,7 @@ from ._checks import Window, window_output_size
 from ._threads import at_most_threads
 from .activations import (
     ACTIVATIONS,
+    DEFAULT_ACTIVATION_ALPHA,
     activation_backward,
     activation_forward,
     bind_activation_backward,
@@ -87,6 +88,7 @@ from .recurrent import (
 __all__ = [
     "Window",
     "ACTIVATIONS",
+    "DEFAULT_ACTIVATION_ALPHA",
     "CELLS",
     "Cell",
     "GATE_ACTIVATIONS",

@@ -384,6 +384,11 @@ class Layer(metaclass=ABCMeta):
         is part of the model (batch normalization's running statistics).
     buffers : dict of str to ndarray
         Views into the network's flat ``buffers`` array.
+    late_buffers : dict of str to float
+        Buffers added after skdl's model files first held this layer, each
+        with the value a file without it gets (``skdl.load`` fills them in;
+        layers unpickled from before keep their own ``buffer_shapes`` and so
+        go without them).
     weight_penalties : dict of str to (float, float) or None
         The parameters that are weights (kernels, embedding tables): subject
         to L1/L2 penalties and weight decay. Each maps to the layer's own
@@ -394,6 +399,7 @@ class Layer(metaclass=ABCMeta):
 
     param_shapes: dict = {}
     buffer_shapes: dict = {}
+    late_buffers: dict = {}
     weight_penalties: dict = {}
 
     def __init__(self, name, input_shape, output_shape, dtype):

@@ -72,7 +72,8 @@ class _BlockSpec(ContainerSpec):
         (the main layer then has no bias and no activation of its own)."""
         parts = []
         if self.batch_norm:
-            parts.append(("batch_norm", BatchNormalization(axis=batch_norm_axis)))
+            parts.append(("batch_norm", BatchNormalization(
+                axis=batch_norm_axis, momentum=self.momentum, epsilon=self.epsilon)))
             if self.activation not in (None, "linear"):
                 parts.append(("activation", Activation(self.activation, alpha=self.alpha)))
         return parts
@@ -93,12 +94,15 @@ class _ConvBlockSpec(_BlockSpec):
         "pool_size": [Interval(Integral, 1, None, closed="left"), tuple, list],
         "pool_strides": [Interval(Integral, 1, None, closed="left"), tuple, list, None],
         "kernel_regularizer": [Regularizer, None],
+        "momentum": BatchNormalization._parameter_constraints["momentum"],
+        "epsilon": BatchNormalization._parameter_constraints["epsilon"],
         "name": [str, None],
     }
 
     def __init__(self, filters, kernel_size=3, strides=1, padding="same",
                  batch_norm=False, activation="relu", alpha=None, pool="max",
-                 pool_size=2, pool_strides=None, kernel_regularizer=None, name=None):
+                 pool_size=2, pool_strides=None, kernel_regularizer=None, momentum=0.9,
+                 epsilon=1e-3, name=None):
         self.filters = filters
         self.kernel_size = kernel_size
         self.strides = strides
@@ -110,6 +114,8 @@ class _ConvBlockSpec(_BlockSpec):
         self.pool_size = pool_size
         self.pool_strides = pool_strides
         self.kernel_regularizer = kernel_regularizer
+        self.momentum = momentum
+        self.epsilon = epsilon
         self.name = name
 
     def _parts(self):
@@ -161,6 +167,11 @@ class ConvBlock2D(_ConvBlockSpec):
     kernel_regularizer : skdl.regularizers.L1L2, L1, L2 or None, default=None
         Penalty on the convolution's ``kernel``; None applies the
         estimator-wide one.
+    momentum : float in [0, 1), default=0.9
+        With ``batch_norm``: the normalization's ``momentum``, as in
+        :class:`~skdl.layers.BatchNormalization`.
+    epsilon : float > 0, default=1e-3
+        With ``batch_norm``: added to the variance before its square root.
     name : str or None, default=None
         The block's layers are named ``<name>/conv``, ``<name>/batch_norm``,
         ``<name>/activation`` and ``<name>/pool`` (in ``get_weights``).
@@ -207,6 +218,11 @@ class ConvBlock1D(_ConvBlockSpec):
     kernel_regularizer : skdl.regularizers.L1L2, L1, L2 or None, default=None
         Penalty on the convolution's ``kernel``; None applies the
         estimator-wide one.
+    momentum : float in [0, 1), default=0.9
+        With ``batch_norm``: the normalization's ``momentum``, as in
+        :class:`~skdl.layers.BatchNormalization`.
+    epsilon : float > 0, default=1e-3
+        With ``batch_norm``: added to the variance before its square root.
     name : str or None, default=None
         The block's layers are named ``<name>/conv``, ``<name>/batch_norm``,
         ``<name>/activation`` and ``<name>/pool`` (in ``get_weights``).
@@ -238,6 +254,11 @@ class HiddenBlock(_BlockSpec):
     dropout : float in [0, 1), default=0.0
         0 adds no dropout layer.
     kernel_regularizer : skdl.regularizers.L1L2, L1, L2 or None, default=None
+    momentum : float in [0, 1), default=0.9
+        With ``batch_norm``: the normalization's ``momentum``, as in
+        :class:`~skdl.layers.BatchNormalization`.
+    epsilon : float > 0, default=1e-3
+        With ``batch_norm``: added to the variance before its square root.
     name : str or None, default=None
         The block's layers are named ``<name>/dense``, ``<name>/batch_norm``,
         ``<name>/activation`` and ``<name>/dropout``.
@@ -255,17 +276,22 @@ class HiddenBlock(_BlockSpec):
         "alpha": [Interval(Real, 0, None, closed="left"), None],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "kernel_regularizer": [Regularizer, None],
+        "momentum": BatchNormalization._parameter_constraints["momentum"],
+        "epsilon": BatchNormalization._parameter_constraints["epsilon"],
         "name": [str, None],
     }
 
     def __init__(self, units, batch_norm=False, activation="relu", alpha=None,
-                 dropout=0.0, kernel_regularizer=None, name=None):
+                 dropout=0.0, kernel_regularizer=None, momentum=0.9, epsilon=1e-3,
+                 name=None):
         self.units = units
         self.batch_norm = batch_norm
         self.activation = activation
         self.alpha = alpha
         self.dropout = dropout
         self.kernel_regularizer = kernel_regularizer
+        self.momentum = momentum
+        self.epsilon = epsilon
         self.name = name
 
     def _parts(self):

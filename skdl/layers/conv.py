@@ -9,7 +9,7 @@ from .. import _ops
 from .._initializers import INITIALIZERS, initialize
 from ..regularizers import Regularizer
 from ._base import BoundLayer, Layer, LayerSpec, regularizer_coefficients, run_all
-from .core import _ActivationMixin
+from .core import _ActivationMixin, check_activation_alpha
 
 
 def as_planes(input_shape, rank, name):
@@ -179,6 +179,8 @@ class ConvLayer(_ActivationMixin, Layer):
         self.planes = planes  # (C, *spatial): samples as the ops take them
         self.kernel_hw = self.window.size
         self.filters = F
+        check_activation_alpha(spec.activation, spec.alpha,
+                               f"{type(spec).__name__} layer {name!r}")
         self.activation = spec.activation
         self.alpha = spec.alpha
         self.initializers = {"kernel": spec.kernel_initializer,

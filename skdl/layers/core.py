@@ -21,6 +21,34 @@ _ACTIVATION_NAMES = StrOptions(set(_ops.ACTIVATIONS))
 _INITIALIZER_NAMES = StrOptions(set(INITIALIZERS))
 
 
+def check_activation_alpha(activation, alpha, layer):
+    """Refuse an ``alpha`` that ``activation`` would ignore.
+
+    Only ``leaky_relu`` (its slope) and ``elu`` (its scale) read one; any
+    other would silently drop it, e.g. a NumpyDL ``Elliot(steepness)`` port.
+
+    Parameters
+    ----------
+    activation : str or None
+    alpha : float or None
+    layer : str
+        How the message names the layer.
+    """
+    if alpha is None or activation in _ops.DEFAULT_ACTIVATION_ALPHA:
+        return
+    hint = ""
+    if activation in ("elliot", "symmetric_elliot"):
+        # A steepness s multiplies the input, which the layer's kernel (and
+        # bias) can learn: it would only change their starting values.
+        hint = (f" skdl's {activation} has no steepness: the layer's weights learn any "
+                "scale of its input (NumpyDL's steepness s is the kernel times s).")
+    raise ValueError(
+        f"{layer}: alpha={alpha!r} has no effect with activation={activation!r}; only "
+        f"'leaky_relu' (its slope) and 'elu' (its scale) take an alpha.{hint} Remove "
+        "alpha."
+    )
+
+
 class _ActivationMixin:
     """Backward of an optional activation, for layers that end in one."""
 
@@ -53,7 +81,8 @@ class Dense(LayerSpec):
         ``sigmoid``, ``softplus``, ``softsign``, ``elliot``,
         ``symmetric_elliot``, ``softmax``; None is linear.
     alpha : float or None, default=None
-        Slope of ``leaky_relu`` (default 0.01) or scale of ``elu`` (default 1).
+        Slope of ``leaky_relu`` (default 0.01) or scale of ``elu`` (default 1);
+        other activations take none (a ValueError at ``fit``).
     use_bias : bool, default=True
     kernel_initializer : str, default='glorot_uniform'
     bias_initializer : str, default='zeros'
@@ -107,6 +136,7 @@ class DenseLayer(_ActivationMixin, Layer):
             raise ValueError(f"Dense layer {name!r} needs at least one input feature, "
                              f"got samples of shape {input_shape}.")
         super().__init__(name, input_shape, input_shape[:-1] + (spec.units,), dtype)
+        check_activation_alpha(spec.activation, spec.alpha, f"Dense layer {name!r}")
         self.units = spec.units
         self.activation = spec.activation
         self.alpha = spec.alpha
@@ -190,7 +220,8 @@ class Activation(LayerSpec):
     activation : str
         See :class:`Dense` for the names.
     alpha : float or None, default=None
-        Slope of ``leaky_relu`` (default 0.01) or scale of ``elu`` (default 1).
+        Slope of ``leaky_relu`` (default 0.01) or scale of ``elu`` (default 1);
+        other activations take none (a ValueError at ``fit``).
     name : str or None, default=None
     """
 
@@ -215,6 +246,7 @@ class ActivationLayer(_ActivationMixin, Layer):
     passes_mask = True  # acts on each step alone
 
     def __init__(self, spec, input_shape, dtype, name):
+        check_activation_alpha(spec.activation, spec.alpha, f"Activation layer {name!r}")
         super().__init__(name, input_shape, input_shape, dtype)
         self.activation = spec.activation
         self.alpha = spec.alpha

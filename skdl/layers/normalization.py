@@ -7,6 +7,10 @@ from sklearn.utils._param_validation import Interval
 from .. import _ops
 from ._base import Layer, LayerSpec, channel_layout
 
+# Where the update count stops: float32 buffers count exactly up to here, and
+# 1 - momentum**t is already 1 for any momentum up to 0.999997.
+MAX_UPDATES = 2**24
+
 
 class BatchNormalization(LayerSpec):
     """Normalize each channel by batch statistics while training, by running
@@ -15,9 +19,9 @@ class BatchNormalization(LayerSpec):
     While fitting, each channel is normalized by the mean and (biased)
     variance of the batch over its samples and positions,
     ``y = gamma * (x - mean) / sqrt(var + epsilon) + beta``, and the running
-    statistics follow ``running = momentum * running + (1 - momentum) *
-    batch``. At prediction time only the running statistics are used, so a
-    sample's output never depends on the rest of its batch.
+    statistics are bias-corrected exponential moving averages of the
+    batches' ones (see Notes). At prediction time only the running statistics
+    are used, so a sample's output never depends on the rest of its batch.
 
     Parameters
     ----------
@@ -27,8 +31,14 @@ class BatchNormalization(LayerSpec):
         ``(n, C, L)``, ``(n, C, H, W)``; -1 for feature-last sequences
         ``(n, steps, features)``. Statistics are per entry of this axis, over
         the samples and every other axis.
-    momentum : float in [0, 1), default=0.99
-        Weight of the old running statistics in each update.
+    momentum : float in [0, 1), default=0.9
+        Weight of the old running statistics in each update, once warmed up
+        (Keras' convention; PyTorch's default ``momentum=0.1`` is this 0.9).
+        The running statistics average over roughly the last
+        ``1 / (1 - momentum)`` batches: those of the weights the network ends
+        with, not of the weights it had a hundred batches ago (with Keras'
+        0.99, a small network trained well for 200 batches predicted near
+        chance).
     epsilon : float > 0, default=1e-3
         Added to the variance before its square root.
     center : bool, default=True
@@ -40,9 +50,27 @@ class BatchNormalization(LayerSpec):
     Notes
     -----
     Parameters (trained): ``gamma`` and ``beta``, one per channel, starting
-    at 1 and 0. Buffers (part of the model, in ``get_weights``, pickles and
-    snapshots, but not trained by the optimizer): ``moving_mean`` and
-    ``moving_variance``, one per channel, starting at 0 and 1.
+    at 1 and 0. Buffers (part of the model, in ``get_weights``, pickles, model
+    files and snapshots, but not trained by the optimizer): ``moving_mean``
+    and ``moving_variance``, one per channel, starting at 0 and 1, and
+    ``n_updates`` of shape (1,), the number t of batches they have followed
+    (``partial_fit`` and ``warm_start`` go on counting).
+
+    The running statistics are those of Adam's bias-corrected moments: the
+    exponential moving average ``a_t = momentum * a_{t-1} + (1 - momentum) *
+    batch_t`` from ``a_0 = 0``, divided by ``1 - momentum**t``. That is the
+    average of the t batches' statistics weighted by ``momentum**(t - k)``
+    for batch k, so the first batch's statistics count fully, nothing is left
+    of the starting values (Keras' and PyTorch's plain average still holds
+    ``momentum**t`` of them: 13% after 200 batches at 0.99, enough to put a
+    channel's mean several standard deviations off), and after a few
+    ``1 / (1 - momentum)`` batches the update is the plain one. The stored
+    ``moving_mean`` and ``moving_variance`` are the corrected values, updated
+    as ``running = (1 - r_t) * running + r_t * batch`` with
+    ``r_t = (1 - momentum) / (1 - momentum**t)``. Models saved before
+    ``n_updates`` existed load as fully warmed up (plain updates). The count
+    stops at 2**24 (exact in float32), where ``1 - momentum**t`` is 1 in
+    float64 for any momentum up to 0.999997.
 
     The running variance is updated with the batch's *biased* variance, the
     one that normalizes the batch, as Keras 3 does (PyTorch uses the
@@ -50,11 +78,6 @@ class BatchNormalization(LayerSpec):
     biased one is what makes sample weights exact: the estimator's batch
     weights weigh the statistics, so a sample of weight 0 is left out and one
     of integer weight k counts as k copies, whatever the weights' scale.
-
-    Predictions use the running statistics, which after K training batches
-    still hold ``momentum**K`` of their starting values: with few batches per
-    fit (small data sets, large batches) a lower momentum such as 0.9 lets
-    them catch up.
 
     With a sequence mask (from ``Masking`` or ``Embedding(mask_zero=True)``)
     and a channel axis after the steps, the masked steps are left out of the
@@ -70,7 +93,7 @@ class BatchNormalization(LayerSpec):
         "name": [str, None],
     }
 
-    def __init__(self, axis=1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
+    def __init__(self, axis=1, momentum=0.9, epsilon=1e-3, center=True, scale=True,
                  name=None):
         self.axis = axis
         self.momentum = momentum
@@ -88,6 +111,9 @@ class BatchNormalizationLayer(Layer):
 
     passes_mask = True  # the output keeps the input's steps
     takes_sample_weight = True  # the batch statistics are weighted
+    # Model files written before the count existed lack it: their running
+    # statistics have followed enough batches to be taken as warmed up.
+    late_buffers = {"n_updates": MAX_UPDATES}
 
     def __init__(self, spec, input_shape, dtype, name):
         position, lead, C, P = channel_layout(input_shape, spec.axis,
@@ -101,7 +127,8 @@ class BatchNormalizationLayer(Layer):
             self.param_shapes["gamma"] = (C,)
         if spec.center:
             self.param_shapes["beta"] = (C,)
-        self.buffer_shapes = {"moving_mean": (C,), "moving_variance": (C,)}
+        self.buffer_shapes = {"moving_mean": (C,), "moving_variance": (C,),
+                              "n_updates": (1,)}
         self._cache = None
 
     def initialize(self, rng):
@@ -111,10 +138,29 @@ class BatchNormalizationLayer(Layer):
             self.params["beta"][...] = 0
         self.buffers["moving_mean"][...] = 0
         self.buffers["moving_variance"][...] = 1
+        self.buffers["n_updates"][...] = 0
 
     def validate_weight(self, key, value):
         if key == "moving_variance" and np.any(value < 0):
             raise ValueError(f"Layer {self.name!r}: moving_variance must be non-negative.")
+        if key == "n_updates" and not np.all((value >= 0) & (value <= MAX_UPDATES)
+                                             & (value == np.floor(value))):
+            raise ValueError(f"Layer {self.name!r}: n_updates must be a whole number "
+                             f"in [0, {MAX_UPDATES}], got {np.asarray(value).tolist()}.")
+
+    def _update_weights(self):
+        """``(1 - r_t, r_t)``, the weights of the running and the batch
+        statistics in the t-th update (see the spec's Notes), and count it."""
+        m = self.momentum
+        count = self.buffers.get("n_updates")
+        if count is None:  # pickled before the count existed: warmed up
+            return m, 1.0 - m
+        t = float(count[0])
+        count[0] = min(t + 1.0, MAX_UPDATES)
+        # Once momentum**t underflows these are exactly Keras' m and 1 - m.
+        past = m ** t  # the starting values' share in the uncorrected average
+        denominator = 1.0 - past * m
+        return m * (1.0 - past) / denominator, (1.0 - m) / denominator
 
     def _rows(self, X):
         return X.reshape(X.shape[0] * self.lead, self.channels, self.positions)
@@ -158,9 +204,10 @@ class BatchNormalizationLayer(Layer):
             X3, gamma, beta, self.epsilon, weights,
             out=self._scratch("Y", X3.shape), xhat_out=self._scratch("Xhat", X3.shape))
         if update:
+            keep, rate = self._update_weights()
             for key, batch in (("moving_mean", mean), ("moving_variance", var)):
                 running = self.buffers[key]
-                running[...] = self.momentum * running + (1.0 - self.momentum) * batch
+                running[...] = keep * running + rate * batch
         self._cache = (Xhat, var, weights)
         return Y.reshape(X.shape)
 
