@@ -65,7 +65,9 @@ class _BlockSpec(ContainerSpec):
             spec.name = f"{name}/{part}"
             specs.append(spec)
         layers = context.build(specs, input_shape, where=f"{type(self).__name__} {name!r}")
-        return SequenceLayer(name, layers, context.dtype, type(self).__name__)
+        layer = SequenceLayer(name, layers, context.dtype, type(self).__name__)
+        layer.output_is_sequence = context.sequence_output  # its last part's layout
+        return layer
 
     def _activation_parts(self, batch_norm_axis):
         """Batch normalization then the activation, when the block normalizes
