@@ -261,3 +261,15 @@ def test_model_files_before_data_format_load_channels_first(tmp_path):
     loaded = load(path)
     assert loaded.layers[1].data_format == "channels_first"
     assert_array_equal(loaded.predict_proba(X), est.predict_proba(X))
+
+
+def test_conv_block_1d_after_a_sequence_normalizes_each_filter():
+    from skdl import ConvBlock1D
+
+    X = np.random.RandomState(7).randint(1, 20, (6, 10)).astype(float)
+    net = _network([Embedding(20, 3), ConvBlock1D(4, batch_norm=True)], (10,))
+    block = net.layers[1]
+    assert block.output_shape == (5, 4)  # (out_steps, filters)
+    assert block.layers[1].param_shapes["gamma"] == (4,)  # one per filter
+    Y = net.forward(X, training=True)
+    assert Y.shape == (6, 5, 4)
