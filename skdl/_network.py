@@ -31,6 +31,13 @@ class BuildContext:
     built : dict of str to Layer
         The layers built so far, nested ones included, by name: those a
         later layer may read the output of (see :meth:`earlier_layer`).
+    sequence_input : bool
+        Whether the input of the layer being built is a sequence of shape
+        (steps, features) (the previous layer's ``output_is_sequence``, or a
+        layer that passes masks on after one); read by the 1-D convolutions and
+        pools with ``data_format=None``.
+    sequence_output : bool
+        The same for the output of the chain :meth:`build` built last.
     """
 
     def __init__(self, dtype=np.float32, side_inputs=None, taken_names=()):
@@ -40,6 +47,10 @@ class BuildContext:
         self.counts = {}
         self.used_inputs = set()
         self.built = {}
+        # Whether the input of the layer being built is a (steps, features)
+        # sequence; the chain being built keeps it current (see build).
+        self.sequence_input = False
+        self.sequence_output = False
 
     def name_for(self, spec):
         """The spec's own name, or the first free ``base``, ``base_1``...;
@@ -126,16 +137,24 @@ class BuildContext:
         """
         layers = []
         shape = tuple(input_shape)
+        # A nested chain (a pathway's branch, a block) starts from its
+        # container's input, whose layout is the current one.
+        start = sequence = self.sequence_input
         for position, spec in enumerate(specs):
             if not isinstance(spec, LayerSpec):
                 raise TypeError(
                     f"{where}[{position}] must be a layer spec such as "
                     f"skdl.layers.Dense, got {spec!r}."
                 )
+            self.sequence_input = sequence
             layer = spec.build_in(self, shape, self.name_for(spec))
             layers.append(layer)
             self.built.update((built.name, built) for built in walk_layers([layer]))
             shape = layer.output_shape
+            sequence = bool(layer.output_is_sequence or (
+                sequence and layer.passes_mask and len(shape) == 2))
+        # The next chain from the same input (another branch) starts alike.
+        self.sequence_input, self.sequence_output = start, sequence
         return layers
 
 

@@ -324,6 +324,10 @@ class _Reader:
             raise ValueError(f"The model file gives {name} (at {path or 'the estimator'})"
                              f" parameters it does not have: {_short(unknown)}.")
         decoded = {key: self.decode(item, _join(path, key)) for key, item in params.items()}
+        # Parameters added since older files were written, with the value
+        # those files meant (a Conv1D's data_format: channels-first).
+        for key, value in getattr(cls, "_missing_params", {}).items():
+            decoded.setdefault(key, value)
         try:
             return cls(**decoded)
         except TypeError as error:  # e.g. a required parameter left out

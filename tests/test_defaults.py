@@ -25,6 +25,9 @@ from skdl import (
     Conv1D,
     Conv2D,
     Dense,
+    Embedding,
+    GlobalMaxPool1D,
+    MaxPool1D,
     MaxPool2D,
     NNClassifier,
     NNRegressor,
@@ -292,6 +295,13 @@ def test_elu_scale_is_1():
                         kernel_initializer="glorot_uniform", bias_initializer="zeros",
                         kernel_regularizer=None, name=None)),
     (MaxPool2D(), dict(pool_size=2, strides=None, padding="valid", name=None)),
+    (Conv1D(2, 3), dict(filters=2, kernel_size=3, strides=1, padding="valid", dilation=1,
+                        activation=None, alpha=None, use_bias=True,
+                        kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                        kernel_regularizer=None, name=None, data_format=None)),
+    (MaxPool1D(), dict(pool_size=2, strides=None, padding="valid", name=None,
+                       data_format=None)),
+    (GlobalMaxPool1D(), dict(data_format=None, name=None)),
     (LSTM(3), dict(units=3, activation="tanh", recurrent_activation="sigmoid",
                    use_bias=True, return_sequences=False, go_backwards=False,
                    unit_forget_bias=True, kernel_initializer="glorot_uniform",
@@ -380,6 +390,23 @@ def test_conv_and_pool_geometry_defaults():
     assert_allclose(reg.activations(X, layer="pool"), pooled, rtol=1e-12)
 
 
+def test_1d_data_format_default_follows_the_layer_before():
+    # docs/layers.md: data_format=None is channels-first on a network's input
+    # (C, L) and channels-last after Embedding (steps, features).
+    X = np.arange(2 * 12, dtype=np.float64).reshape(2, 3, 4)
+    reg = NNRegressor([Conv1D(1, 2, name="conv"), MaxPool1D(name="pool")],
+                      dtype="float64", max_iter=1, random_state=0).fit(X, np.zeros(2))
+    assert reg.network_.find_layer("conv").param_shapes["kernel"] == (1, 3, 2)
+    assert reg.activations(X, layer="pool").shape == (2, 1, 1)
+    tokens = np.arange(2 * 6, dtype=np.float64).reshape(2, 6)
+    reg = NNRegressor([Embedding(12, 3), Conv1D(4, 2, name="conv"),
+                       MaxPool1D(name="pool"), GlobalMaxPool1D(name="global")],
+                      dtype="float64", max_iter=1, random_state=0).fit(tokens, np.zeros(2))
+    assert reg.network_.find_layer("conv").param_shapes["kernel"] == (4, 3, 2)
+    assert reg.activations(tokens, layer="pool").shape == (2, 2, 4)  # (steps, filters)
+    assert reg.activations(tokens, layer="global").shape == (2, 4)
+
+
 # -- regularizers (their docstrings) ----------------------------------------------
 
 def test_regularizer_defaults():
@@ -410,6 +437,9 @@ def test_the_documentation_states_these_defaults():
         "PReLU(alpha_initializer=0.25", "unit_forget_bias=True",
         "kernel_initializer='glorot_uniform', bias_initializer='zeros'",
         "MaxPool2D(pool_size=2, strides=None, padding='valid')",
+        "use_bias=True, ..., data_format=None)`",
+        "`MaxPool1D(..., data_format=None)`", "`GlobalMaxPool1D(data_format=None)`",
+        "The default, `data_format=None`, follows the layer before",
     ]:
         assert documented in readme, documented
     assert re.search(r"Conv2D\(filters, kernel_size, strides=1, padding='valid', "

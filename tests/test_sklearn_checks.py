@@ -45,6 +45,12 @@ ESTIMATORS = [
     NNClassifier(layers=[Bidirectional(LSTM(3, return_sequences=True)),
                          GlobalMaxPool1D(data_format="channels_last")],
                  input_shape=(-1, 1)),
+    # A recurrent layer's sequence convolved and pooled along its steps
+    # (data_format=None after return_sequences=True: channels-last).
+    NNClassifier(layers=[LSTM(3, return_sequences=True),
+                         Conv1D(4, 2, padding="same", activation="relu"),
+                         MaxPool1D(2, padding="same"), GlobalMaxPool1D()],
+                 input_shape=(-1, 1)),
     # Batch statistics and learned slopes, on dense features and on channels.
     NNClassifier(layers=[Dense(16), BatchNormalization(), PReLU()]),
     NNRegressor(layers=[Conv1D(4, 3, padding="same"), BatchNormalization(momentum=0.9),

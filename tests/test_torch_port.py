@@ -257,6 +257,21 @@ def test_conv1d(kernel, strides, padding, dilation, pads):
     _check_port([spec], X, conv, lambda x: conv(F.pad(x, pads)), _conv_layout)
 
 
+@pytest.mark.parametrize("kernel, strides, padding, dilation, pads", CONV1D_CASES)
+def test_conv1d_channels_last(kernel, strides, padding, dilation, pads):
+    # (steps, features) samples: PyTorch's Conv1d on the transposed batch,
+    # transposed back to (out_steps, filters).
+    torch.manual_seed(0)
+    conv = torch.nn.Conv1d(2, 3, kernel, stride=strides, dilation=dilation,
+                           dtype=torch.float64)
+    X = np.random.RandomState(5).randn(4, 9, 2)
+    spec = Conv1D(3, kernel, strides=strides, padding=padding, dilation=dilation,
+                  activation="tanh", name="conv", data_format="channels_last")
+    _check_port([spec], X, conv,
+                lambda x: torch.tanh(conv(F.pad(x.transpose(1, 2), pads))).transpose(1, 2),
+                _conv_layout)
+
+
 def _torch_pool(kind, rank, pool, strides, pads):
     """PyTorch pooling with skdl's padding rules: padding never wins a
     maximum (-inf) and is left out of a mean (sum over padded windows divided
@@ -303,6 +318,16 @@ def test_pool1d(kind, spec_class, pool, strides, padding, pads):
     torch_strides = pool if strides is None else strides
     _check_port([spec_class(pool, strides, padding)], X, None,
                 _torch_pool(kind, 1, pool, torch_strides, pads), lambda named: {})
+
+
+@pytest.mark.parametrize("kind, spec_class", [("max", MaxPool1D), ("avg", AvgPool1D)])
+@pytest.mark.parametrize("pool, strides, padding, pads", POOL1D_CASES)
+def test_pool1d_channels_last(kind, spec_class, pool, strides, padding, pads):
+    X = np.random.RandomState(7).randn(3, 9, 2)
+    torch_strides = pool if strides is None else strides
+    pool_cf = _torch_pool(kind, 1, pool, torch_strides, pads)
+    _check_port([spec_class(pool, strides, padding, data_format="channels_last")], X, None,
+                lambda x: pool_cf(x.transpose(1, 2)).transpose(1, 2), lambda named: {})
 
 
 @pytest.mark.parametrize("spec, sample_shape, torch_pool", [
@@ -409,6 +434,37 @@ def test_embedding():
     _check_port([Embedding(7, 3, name="embedding")], tokens, embedding,
                 lambda x: embedding(x.long()),
                 lambda named: {"embedding": {"embeddings": [named["weight"]]}})
+
+
+def test_text_cnn():
+    # Kim's sentence CNN: embedding, convolutions of widths 2 and 3 over the
+    # steps (data_format=None after Embedding: channels-last), global max
+    # pooling, concatenation, dense; PyTorch's Conv1d reads the embeddings
+    # transposed, (dim, steps).
+    torch.manual_seed(0)
+    module = torch.nn.ModuleDict({
+        "embedding": torch.nn.Embedding(9, 4, dtype=torch.float64),
+        "conv2": torch.nn.Conv1d(4, 3, 2, dtype=torch.float64),
+        "conv3": torch.nn.Conv1d(4, 5, 3, dtype=torch.float64),
+        "dense": torch.nn.Linear(8, 2, dtype=torch.float64)})
+
+    def forward(x):
+        e = module["embedding"](x.long()).transpose(1, 2)
+        pooled = [F.relu(module[c](e)).amax(dim=2) for c in ("conv2", "conv3")]
+        return module["dense"](torch.cat(pooled, dim=1))
+
+    def layout(named):
+        return {"embedding": {"embeddings": [named["embedding.weight"]]},
+                **{c: {"kernel": [named[f"{c}.weight"]], "bias": [named[f"{c}.bias"]]}
+                   for c in ("conv2", "conv3")},
+                **_dense_layout(named, "dense", "dense.")}
+
+    specs = [Embedding(9, 4, name="embedding"),
+             Pathways([[Conv1D(3, 2, activation="relu", name="conv2"), GlobalMaxPool1D()],
+                       [Conv1D(5, 3, activation="relu", name="conv3"), GlobalMaxPool1D()]]),
+             Dense(2, name="dense")]
+    tokens = np.random.RandomState(19).randint(0, 9, (5, 7)).astype(np.float64)
+    _check_port(specs, tokens, module, forward, layout)
 
 
 TORCH_CELLS = {"simple": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}

@@ -38,7 +38,11 @@ class LayerSpec(BaseEstimator, metaclass=ABCMeta):
     def _get_param_names(cls):
         return cached_param_names(cls)
 
-    def build(self, input_shape, dtype, name):
+    # Whether _build takes ``after_sequence`` (specs with a data_format
+    # that follows the layout of the layer before them).
+    _reads_layout = False
+
+    def build(self, input_shape, dtype, name, after_sequence=False):
         """Validate the hyper-parameters and return the runtime layer.
 
         Parameters
@@ -47,6 +51,11 @@ class LayerSpec(BaseEstimator, metaclass=ABCMeta):
             Shape of one sample arriving at this layer.
         dtype : numpy dtype
         name : str
+        after_sequence : bool, default=False
+            Whether the input comes from a layer that outputs sequences of
+            shape (steps, features) (see ``Layer.output_is_sequence``); the
+            1-D convolutions and pools with ``data_format=None`` then read
+            their input as channels-last.
 
         Returns
         -------
@@ -54,8 +63,9 @@ class LayerSpec(BaseEstimator, metaclass=ABCMeta):
         """
         self._validate_params()
         input_shape = tuple(int(s) for s in input_shape)
+        extra = {"after_sequence": bool(after_sequence)} if self._reads_layout else {}
         try:
-            return self._build(input_shape, np.dtype(dtype), name)
+            return self._build(input_shape, np.dtype(dtype), name, **extra)
         except ValueError as error:
             # A geometry that cannot work names the layer it belongs to; the
             # subclasses (scikit-learn's InvalidParameterError) keep their type.
@@ -101,7 +111,8 @@ class LayerSpec(BaseEstimator, metaclass=ABCMeta):
         -------
         Layer
         """
-        return self.build(input_shape, context.dtype, name)
+        return self.build(input_shape, context.dtype, name,
+                          after_sequence=context.sequence_input)
 
     @property
     def base_name(self):
@@ -417,6 +428,11 @@ class Layer(metaclass=ABCMeta):
     # Whether a mask over the steps of a sequence still applies to this
     # layer's output (layers acting on each step alone); see compute_mask.
     passes_mask = False
+    # Whether the output is a sequence of shape (steps, features) (Embedding,
+    # recurrent layers returning sequences, channels-last convolutions): the
+    # next 1-D convolution or pool with data_format=None reads it channels-last.
+    # Layers that pass masks on keep their input's layout (BuildContext.build).
+    output_is_sequence = False
     # Whether forward(training=True) reads the batch's sample weights (a
     # ``sample_weight`` keyword): layers whose output depends on the whole
     # batch, so that a zero weight leaves a sample out as it does the loss.

@@ -59,13 +59,19 @@ class _BlockSpec(ContainerSpec):
     def _parts(self):
         """(part name, spec) pairs of the block, in order."""
 
+    def _parts_in(self, context):
+        """The parts for a block built in ``context`` (what its input is)."""
+        return self._parts()
+
     def _build_in(self, context, input_shape, name):
         specs = []
-        for part, spec in self._parts():
+        for part, spec in self._parts_in(context):
             spec.name = f"{name}/{part}"
             specs.append(spec)
         layers = context.build(specs, input_shape, where=f"{type(self).__name__} {name!r}")
-        return SequenceLayer(name, layers, context.dtype, type(self).__name__)
+        layer = SequenceLayer(name, layers, context.dtype, type(self).__name__)
+        layer.output_is_sequence = context.sequence_output  # its last part's layout
+        return layer
 
     def _activation_parts(self, batch_norm_axis):
         """Batch normalization then the activation, when the block normalizes
@@ -118,7 +124,13 @@ class _ConvBlockSpec(_BlockSpec):
         self.epsilon = epsilon
         self.name = name
 
-    def _parts(self):
+    def _parts_in(self, context):
+        # After a sequence the 1-D convolution reads (steps, features) (its
+        # data_format follows the input), so its channels are the last axis.
+        channels_last = self.rank == 1 and context.sequence_input
+        return self._parts(batch_norm_axis=-1 if channels_last else 1)
+
+    def _parts(self, batch_norm_axis=1):
         conv, max_pool, avg_pool = ((Conv2D, MaxPool2D, AvgPool2D) if self.rank == 2
                                     else (Conv1D, MaxPool1D, AvgPool1D))
         parts = [("conv", conv(
@@ -126,7 +138,7 @@ class _ConvBlockSpec(_BlockSpec):
             activation=None if self.batch_norm else self.activation,
             alpha=None if self.batch_norm else self.alpha,
             use_bias=not self.batch_norm, kernel_regularizer=self.kernel_regularizer))]
-        parts += self._activation_parts(batch_norm_axis=1)
+        parts += self._activation_parts(batch_norm_axis=batch_norm_axis)
         if self.pool is not None:
             pool = max_pool if self.pool == "max" else avg_pool
             parts.append(("pool", pool(self.pool_size, strides=self.pool_strides)))
@@ -230,7 +242,12 @@ class ConvBlock1D(_ConvBlockSpec):
     Notes
     -----
     Input per sample ``(channels, length)`` or ``(length,)``; output
-    ``(filters, out_length)`` after pooling.
+    ``(filters, out_length)`` after pooling. After a layer that outputs
+    sequences (``Embedding``, a recurrent layer with
+    ``return_sequences=True``...) the convolution and the pool read
+    ``(steps, features)`` along the steps, as their ``data_format=None``
+    does, the normalization is per filter on the last axis, and the output is
+    ``(out_steps, filters)``.
     """
 
     rank = 1

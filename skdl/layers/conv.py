@@ -1,4 +1,4 @@
-"""Convolution layers: Conv1D and Conv2D (channels first)."""
+"""Convolution layers: Conv1D (channels first or last) and Conv2D (channels first)."""
 import math
 from numbers import Integral, Real
 
@@ -31,6 +31,82 @@ def as_planes(input_shape, rank, name):
 
 
 _PADDING = [StrOptions({"valid", "same"}), Integral, tuple, list]
+_DATA_FORMAT = [StrOptions({"channels_first", "channels_last"}), None]
+
+
+class DataFormatMixin:
+    """What the 1-D convolution and pools share about ``data_format``.
+
+    None, the default, reads the input as channels-last (steps, features)
+    when the layer before outputs sequences (``Layer.output_is_sequence``:
+    Embedding, Masking, recurrent layers returning sequences, channels-last
+    1-D convolutions and pools, and the layers acting on each step after
+    them), else as channels-first (channels, length), as before
+    ``data_format`` existed.
+    """
+
+    _reads_layout = True
+    # Files of skdl's safe format written before data_format existed hold
+    # no value for it; they meant channels-first (see skdl._persistence).
+    _missing_params = {"data_format": "channels_first"}
+
+    def _channels_last(self, after_sequence):
+        if self.data_format is None:
+            return bool(after_sequence)
+        return self.data_format == "channels_last"
+
+    def __setstate__(self, state):
+        # Specs pickled before data_format existed convolved channels-first.
+        state = dict(state)
+        state.setdefault("data_format", "channels_first")
+        super().__setstate__(state)
+
+
+def sequence_planes(input_shape, name):
+    """(C, L) planes of a channels-last sample (steps, features) or (steps,)."""
+    if len(input_shape) not in (1, 2):
+        raise ValueError(f"{name} with data_format='channels_last' takes samples of "
+                         f"shape (steps, features) or (steps,), got {input_shape}.")
+    if min(input_shape) < 1:
+        raise ValueError(f"{name} needs samples without empty axes, got shape "
+                         f"{input_shape}.")
+    steps = int(input_shape[0])
+    features = int(input_shape[1]) if len(input_shape) == 2 else 1
+    return (features, steps)
+
+
+def to_channels_first(X, planes):
+    """(n, C, L) C-contiguous copy of a channels-last batch (n, L, C)."""
+    C, L = planes
+    return np.ascontiguousarray(X.reshape((X.shape[0], L, C)).transpose(0, 2, 1))
+
+
+def to_channels_last(Y):
+    """(n, L, C) C-contiguous copy of a channels-first batch (n, C, L)."""
+    return np.ascontiguousarray(Y.transpose(0, 2, 1))
+
+
+def window_mask(mask, window):
+    """Mask of a 1-D window's outputs: a position is kept if every step its
+    window covers is kept (taps in the zero padding aside), so no kept
+    output depends on a masked step.
+
+    Parameters
+    ----------
+    mask : bool ndarray of shape (n, steps)
+    window : skdl._ops.Window
+        A rank-1 window over ``steps``.
+
+    Returns
+    -------
+    bool ndarray of shape (n, out_steps)
+    """
+    (before, _), = window.padding
+    steps = mask.shape[1]
+    taps = (np.arange(window.out_shape[0])[:, None] * window.strides[0] - before
+            + np.arange(window.size[0]) * window.dilation[0])  # (out_steps, k)
+    outside = (taps < 0) | (taps >= steps)
+    return (mask[:, np.clip(taps, 0, steps - 1)] | outside).all(axis=2)
 
 
 class _ConvSpec(LayerSpec):
@@ -118,8 +194,8 @@ class Conv2D(_ConvSpec):
     rank = 2
 
 
-class Conv1D(_ConvSpec):
-    """1-D convolution over signals of shape (channels, length).
+class Conv1D(DataFormatMixin, _ConvSpec):
+    """1-D convolution over signals (channels, length) or sequences (steps, features).
 
     Parameters
     ----------
@@ -153,29 +229,75 @@ class Conv1D(_ConvSpec):
     name : str or None, default=None
         Name used by ``get_weights``; generated (``conv1d``, ``conv1d_1``...)
         if None.
+    data_format : {'channels_first', 'channels_last'} or None, default=None
+        'channels_first': samples (channels, length), output
+        (filters, out_length). 'channels_last': samples (steps, features), as
+        Embedding and recurrent layers output them, convolved along the
+        steps; output (out_steps, filters). None: 'channels_last' when the
+        layer before outputs sequences (Embedding, Masking, a recurrent layer
+        with ``return_sequences=True``, a channels-last Conv1D or pool, and
+        layers acting on each step after them), else 'channels_first'; the
+        first layer of a network reads 'channels_first'.
 
     Notes
     -----
-    Samples of shape (length,) have one channel. Output per sample:
-    (filters, out_length). Parameters: ``kernel`` of shape
-    ``(filters, in_channels, k)`` (PyTorch's layout) and ``bias`` of shape
-    ``(filters,)``. Like every deep-learning library, this computes a
-    cross-correlation.
+    Samples of shape (length,) have one channel (one feature). Parameters:
+    ``kernel`` of shape ``(filters, in_channels, k)`` (PyTorch's layout, in
+    both data formats) and ``bias`` of shape ``(filters,)``. Like every
+    deep-learning library, this computes a cross-correlation. Channels-last
+    computes exactly what channels-first computes on the transposed sample,
+    the activation included (``softmax`` normalizes each filter over the
+    steps). A mask over the steps (``Embedding(mask_zero=True)``, ``Masking``)
+    goes on channels-last only: an output step is kept if every step its
+    window covers is kept (taps in the zero padding aside), so a global pool
+    after it reads only windows of real steps; a sequence shorter than the
+    window then has no kept output, and the global pools give zeros for it.
     """
 
     rank = 1
 
+    _parameter_constraints = {**_ConvSpec._parameter_constraints,
+                              "data_format": _DATA_FORMAT}
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", dilation=1,
+                 activation=None, alpha=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 kernel_regularizer=None, name=None, data_format=None):
+        super().__init__(filters, kernel_size, strides=strides, padding=padding,
+                         dilation=dilation, activation=activation, alpha=alpha,
+                         use_bias=use_bias, kernel_initializer=kernel_initializer,
+                         bias_initializer=bias_initializer,
+                         kernel_regularizer=kernel_regularizer, name=name)
+        self.data_format = data_format
+
+    def _build(self, input_shape, dtype, name, after_sequence=False):
+        return ConvLayer(self, input_shape, dtype, name,
+                         channels_last=self._channels_last(after_sequence))
+
 
 class ConvLayer(_ActivationMixin, Layer):
-    """Runtime state of :class:`Conv1D` and :class:`Conv2D`."""
+    """Runtime state of :class:`Conv1D` and :class:`Conv2D`.
 
-    def __init__(self, spec, input_shape, dtype, name):
-        planes = as_planes(input_shape, spec.rank, f"{type(spec).__name__} {name!r}")
+    A channels-last Conv1D (``channels_last``) takes (steps, features)
+    samples, runs the channels-first ops on their transposes and gives
+    (out_steps, filters).
+    """
+
+    channels_last = False  # layers pickled before data_format: channels-first
+
+    def __init__(self, spec, input_shape, dtype, name, channels_last=False):
+        what = f"{type(spec).__name__} {name!r}"
+        planes = (sequence_planes(input_shape, what) if channels_last
+                  else as_planes(input_shape, spec.rank, what))
         # Checked once here; the ops take it as it is (window=).
         self.window = _ops.Window.of(planes[1:], spec.kernel_size, spec.strides,
                                      spec.padding, spec.dilation, layer=True)
         F = spec.filters
-        super().__init__(name, input_shape, (F,) + self.window.out_shape, dtype)
+        output_shape = (self.window.out_shape + (F,) if channels_last
+                        else (F,) + self.window.out_shape)
+        super().__init__(name, input_shape, output_shape, dtype)
+        self.channels_last = channels_last
+        self.output_is_sequence = channels_last
         self.planes = planes  # (C, *spatial): samples as the ops take them
         self.kernel_hw = self.window.size
         self.filters = F
@@ -200,7 +322,8 @@ class ConvLayer(_ActivationMixin, Layer):
         return source["kernel"].reshape((self.filters, self.planes[0]) + self.kernel_hw)
 
     def forward(self, X, training=False, rng=None, mask=None):
-        X4 = X.reshape((X.shape[0],) + self.planes)
+        X4 = (to_channels_first(X, self.planes) if self.channels_last
+              else X.reshape((X.shape[0],) + self.planes))
         n = X4.shape[0]
         out = (self._scratch("A", (n, self.filters) + self.window.out_shape) if training
                else None)
@@ -208,11 +331,21 @@ class ConvLayer(_ActivationMixin, Layer):
                                 activation=self.activation, alpha=self.alpha,
                                 out=out, window=self.window)
         self._cache = (X4, A) if training else None
+        if self.channels_last:
+            return to_channels_last(A).reshape((n,) + self.output_shape)
         return A.reshape((X.shape[0],) + self.output_shape)
+
+    def compute_mask(self, X, mask):
+        if mask is None or not self.channels_last:
+            return None  # a channels-first signal has no steps to mask
+        return window_mask(mask, self.window)
 
     def backward(self, dY, context, need_input_grad=True):
         X4, A = self._cache
         n = X4.shape[0]
+        if self.channels_last:
+            dY = np.ascontiguousarray(
+                dY.reshape((n,) + self.window.out_shape + (self.filters,)).transpose(0, 2, 1))
         # The activation acts on each channel's plane (softmax included).
         rows = (n * self.filters, -1)
         dZ = self._activation_grad(A.reshape(rows), dY.reshape(rows),
@@ -227,11 +360,15 @@ class ConvLayer(_ActivationMixin, Layer):
         dX = _ops.conv2d_backward_input(dZ, self._kernel(self.params), self.planes[1:],
                                         out=self._scratch("dX", (n,) + self.planes),
                                         window=self.window)
+        if self.channels_last:
+            dX = to_channels_last(dX)
         return dX.reshape((n,) + self.input_shape)
 
     def bind(self, X, dX, context):
-        if self.activation == "softmax":
-            return None  # applied per plane after the kernel, see conv2d_forward
+        if self.activation == "softmax" or self.channels_last:
+            # softmax: applied per plane after the kernel, see conv2d_forward;
+            # channels-last: transposed copies, which bound arrays cannot share.
+            return None
         n = X.shape[0]
         X4 = X.reshape((n,) + self.planes)
         K = self._kernel(self.params)

@@ -84,6 +84,8 @@ class Embedding(LayerSpec):
 class EmbeddingLayer(Layer):
     """Runtime state of :class:`Embedding`."""
 
+    output_is_sequence = True  # (steps, output_dim)
+
     def __init__(self, spec, input_shape, dtype, name):
         if len(input_shape) != 1:
             raise ValueError(f"Embedding {name!r} expects (steps,) token indices per "
@@ -162,6 +164,8 @@ class Masking(LayerSpec):
 
 class MaskingLayer(Layer):
     """Runtime state of :class:`Masking`."""
+
+    output_is_sequence = True  # its input, (steps, features)
 
     def __init__(self, spec, input_shape, dtype, name):
         sequence_shape(input_shape, f"Masking {name!r}")

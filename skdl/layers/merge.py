@@ -310,13 +310,16 @@ class Pathways(ContainerSpec):
 
     def _build_in(self, context, input_shape, name):
         what = f"Pathways {name!r}"
-        branches = [
-            (None, input_shape,
-             context.build(branch, input_shape, where=f"{what} branches[{i}]"))
-            for i, branch in enumerate(self._branch_lists(what))
-        ]
-        return MergeLayer(name, input_shape, branches, self.merge, self.axis,
-                          context.dtype, "Pathways")
+        branches, sequences = [], []
+        for i, branch in enumerate(self._branch_lists(what)):
+            layers = context.build(branch, input_shape, where=f"{what} branches[{i}]")
+            branches.append((None, input_shape, layers))
+            sequences.append(context.sequence_output)
+        layer = MergeLayer(name, input_shape, branches, self.merge, self.axis,
+                           context.dtype, "Pathways")
+        # Sequences merged (either axis) are a sequence; anything else is not.
+        layer.output_is_sequence = all(sequences) and len(layer.output_shape) == 2
+        return layer
 
 
 class MergeInput(ContainerSpec):

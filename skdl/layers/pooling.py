@@ -7,7 +7,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from .. import _ops
 from ._base import BoundLayer, Layer, LayerSpec
-from .conv import as_planes
+from .conv import (_DATA_FORMAT, DataFormatMixin, as_planes, sequence_planes,
+                   to_channels_first, to_channels_last, window_mask)
 
 
 class _PoolSpec(LayerSpec):
@@ -27,12 +28,26 @@ class _PoolSpec(LayerSpec):
         self.padding = padding
         self.name = name
 
-    def _build(self, input_shape, dtype, name):
-        planes = as_planes(input_shape, self.rank, f"{type(self).__name__} {name!r}")
+    def _build(self, input_shape, dtype, name, after_sequence=False):
+        what = f"{type(self).__name__} {name!r}"
+        channels_last = self.rank == 1 and self._channels_last(after_sequence)
+        planes = (sequence_planes(input_shape, what) if channels_last
+                  else as_planes(input_shape, self.rank, what))
         window = _ops.Window.of(planes[1:], self.pool_size, self.strides, self.padding,
                                 what="pool", layer=True)
         return PoolLayer(name, input_shape, planes, self.kind, window, dtype,
-                         keep_rank=True)
+                         keep_rank=True, channels_last=channels_last)
+
+
+class _Pool1DSpec(DataFormatMixin, _PoolSpec):
+    rank = 1
+    _parameter_constraints = {**_PoolSpec._parameter_constraints,
+                              "data_format": _DATA_FORMAT}
+
+    def __init__(self, pool_size=2, strides=None, padding="valid", name=None,
+                 data_format=None):
+        super().__init__(pool_size, strides=strides, padding=padding, name=name)
+        self.data_format = data_format
 
 
 class MaxPool2D(_PoolSpec):
@@ -82,8 +97,8 @@ class AvgPool2D(_PoolSpec):
     rank, kind = 2, "avg"
 
 
-class MaxPool1D(_PoolSpec):
-    """Maximum over windows of each channel of (channels, length) signals.
+class MaxPool1D(_Pool1DSpec):
+    """Maximum over windows of (channels, length) signals or (steps, features) sequences.
 
     Parameters
     ----------
@@ -96,18 +111,26 @@ class MaxPool1D(_PoolSpec):
         Padding never wins the maximum; it must be smaller than the pool.
     name : str or None, default=None
         Layer name; generated (``max_pool1d``, ``max_pool1d_1``...) if None.
+    data_format : {'channels_first', 'channels_last'} or None, default=None
+        'channels_first': samples (channels, length), pooled along the
+        length. 'channels_last': samples (steps, features), pooled along the
+        steps; output (out_steps, features). None: 'channels_last' when the
+        layer before outputs sequences (as for :class:`Conv1D`), else
+        'channels_first'.
 
     Notes
     -----
     Samples of shape (length,) are pooled as one channel and keep that
-    shape. No parameters.
+    shape. No parameters. Channels-last passes a mask over the steps on:
+    an output step is kept if every step its window covers is kept (as for
+    :class:`Conv1D`).
     """
 
     rank, kind = 1, "max"
 
 
-class AvgPool1D(_PoolSpec):
-    """Mean over windows of each channel of (channels, length) signals.
+class AvgPool1D(_Pool1DSpec):
+    """Mean over windows of (channels, length) signals or (steps, features) sequences.
 
     Parameters
     ----------
@@ -121,11 +144,19 @@ class AvgPool1D(_PoolSpec):
         the pool.
     name : str or None, default=None
         Layer name; generated (``avg_pool1d``, ``avg_pool1d_1``...) if None.
+    data_format : {'channels_first', 'channels_last'} or None, default=None
+        'channels_first': samples (channels, length), pooled along the
+        length. 'channels_last': samples (steps, features), pooled along the
+        steps; output (out_steps, features). None: 'channels_last' when the
+        layer before outputs sequences (as for :class:`Conv1D`), else
+        'channels_first'.
 
     Notes
     -----
     Samples of shape (length,) are pooled as one channel and keep that
-    shape. No parameters.
+    shape. No parameters. Channels-last passes a mask over the steps on:
+    an output step is kept if every step its window covers is kept (as for
+    :class:`Conv1D`).
     """
 
     rank, kind = 1, "avg"
@@ -175,19 +206,16 @@ class GlobalAvgPool2D(_GlobalPoolSpec):
     rank, kind = 2, "avg"
 
 
-class _GlobalPool1DSpec(_GlobalPoolSpec):
+class _GlobalPool1DSpec(DataFormatMixin, _GlobalPoolSpec):
     rank = 1
-    _parameter_constraints = {
-        "data_format": [StrOptions({"channels_first", "channels_last"})],
-        "name": [str, None],
-    }
+    _parameter_constraints = {"data_format": _DATA_FORMAT, "name": [str, None]}
 
-    def __init__(self, data_format="channels_first", name=None):
+    def __init__(self, data_format=None, name=None):
         self.data_format = data_format
         self.name = name
 
-    def _build(self, input_shape, dtype, name):
-        if self.data_format == "channels_last":
+    def _build(self, input_shape, dtype, name, after_sequence=False):
+        if self._channels_last(after_sequence):
             return SequencePoolLayer(name, input_shape, self.kind, dtype)
         return super()._build(input_shape, dtype, name)
 
@@ -196,15 +224,18 @@ class GlobalMaxPool1D(_GlobalPool1DSpec):
     """Maximum of each channel over the whole signal: (C, L) -> (C,).
 
     With ``data_format='channels_last'``, the maximum over the steps of a
-    sequence, (steps, features) -> (features,), for recurrent outputs; masked
-    steps are left out (a sequence with every step masked gives zeros).
+    sequence, (steps, features) -> (features,), for recurrent, embedding and
+    channels-last convolution outputs; masked steps are left out (a sequence
+    with every step masked gives zeros).
 
     Parameters
     ----------
-    data_format : {'channels_first', 'channels_last'}, default='channels_first'
+    data_format : {'channels_first', 'channels_last'} or None, default=None
         'channels_first': signals (channels, length), or (length,) as one
         channel, give (channels,). 'channels_last': sequences
         (steps, features), or (steps,) as one feature, give (features,).
+        None: 'channels_last' when the layer before outputs sequences (as
+        for :class:`Conv1D`), else 'channels_first'.
     name : str or None, default=None
         Layer name; generated (``global_max_pool1d``...) if None.
     """
@@ -216,15 +247,18 @@ class GlobalAvgPool1D(_GlobalPool1DSpec):
     """Mean of each channel over the whole signal: (C, L) -> (C,).
 
     With ``data_format='channels_last'``, the mean over the steps of a
-    sequence, (steps, features) -> (features,), for recurrent outputs; masked
-    steps are left out (a sequence with every step masked gives zeros).
+    sequence, (steps, features) -> (features,), for recurrent, embedding and
+    channels-last convolution outputs; masked steps are left out (a sequence
+    with every step masked gives zeros).
 
     Parameters
     ----------
-    data_format : {'channels_first', 'channels_last'}, default='channels_first'
+    data_format : {'channels_first', 'channels_last'} or None, default=None
         'channels_first': signals (channels, length), or (length,) as one
         channel, give (channels,). 'channels_last': sequences
         (steps, features), or (steps,) as one feature, give (features,).
+        None: 'channels_last' when the layer before outputs sequences (as
+        for :class:`Conv1D`), else 'channels_first'.
     name : str or None, default=None
         Layer name; generated (``global_avg_pool1d``...) if None.
     """
@@ -250,21 +284,32 @@ class PoolLayer(Layer):
     keep_rank : bool
         Output (C, *out_shape) (without C if the input had no channel axis),
         else (C,) (global pools).
+    channels_last : bool, default=False
+        Samples (steps, features) of a 1-D pool, pooled as their transposes
+        (``planes`` is (features, steps)); output (out_steps, features).
     """
 
-    def __init__(self, name, input_shape, planes, kind, window, dtype, keep_rank):
+    channels_last = False  # layers pickled before data_format: channels-first
+
+    def __init__(self, name, input_shape, planes, kind, window, dtype, keep_rank,
+                 channels_last=False):
         self.window = window
         if not keep_rank:
             output_shape = planes[:1]
+        elif channels_last:  # (out_steps, features), or (out_steps,) for (steps,)
+            output_shape = window.out_shape + planes[:len(input_shape) - 1]
         else:  # (C, *spatial), or (*spatial) without a channel axis
             output_shape = planes[:len(input_shape) - window.rank] + window.out_shape
         super().__init__(name, input_shape, output_shape, dtype)
+        self.channels_last = channels_last
+        self.output_is_sequence = channels_last
         self.planes = planes
         self.kind = kind
         self._cache = None
 
     def forward(self, X, training=False, rng=None, mask=None):
-        X4 = X.reshape((X.shape[0],) + self.planes)
+        X4 = (to_channels_first(X, self.planes) if self.channels_last
+              else X.reshape((X.shape[0],) + self.planes))
         if self.kind == "max":
             shape = (X4.shape[0], self.planes[0]) + self.window.out_shape
             buffers = {}
@@ -275,23 +320,36 @@ class PoolLayer(Layer):
         else:
             Y, argmax = _ops.avgpool2d_forward(X4, None, window=self.window), None
         self._cache = argmax if training else None
+        if self.channels_last:
+            Y = to_channels_last(Y)
         return Y.reshape((X.shape[0],) + self.output_shape)
+
+    def compute_mask(self, X, mask):
+        if mask is None or not self.channels_last:
+            return None  # channels-first samples have no steps to mask
+        return window_mask(mask, self.window)
 
     def backward(self, dY, context, need_input_grad=True):
         if not need_input_grad:
             return None
         n = dY.shape[0]
         out_planes = (self.planes[0],) + self.window.out_shape
-        dY4 = dY.reshape((n,) + out_planes)
+        if self.channels_last:
+            dY4 = to_channels_first(dY, out_planes)
+        else:
+            dY4 = dY.reshape((n,) + out_planes)
         if self.kind == "max":
             dX = _ops.maxpool2d_backward(dY4, self._cache, self.planes[1:],
                                          out=self._scratch("dX", (n,) + self.planes))
         else:
             dX = _ops.avgpool2d_backward(dY4, self.planes[1:], None, window=self.window)
+        if self.channels_last:
+            dX = to_channels_last(dX)
         return dX.reshape((n,) + self.input_shape)
 
     def bind(self, X, dX, context):
-        if self.kind != "max":
+        if self.kind != "max" or self.channels_last:
+            # channels-last: transposed copies, which bound arrays cannot share
             return None
         n = X.shape[0]
         forward, Y, argmax = _ops.bind_maxpool2d_forward(X.reshape((n,) + self.planes),

@@ -374,6 +374,7 @@ class RecurrentLayer(Layer):
             self.initial_state = source.name
             self.state_width = source.output_shape[0]
             self.takes_inputs = True
+        self.output_is_sequence = bool(spec.return_sequences)
         self.cell = spec.cell
         self.steps, self.features, self.units = steps, features, units
         self.activation = spec.activation
@@ -580,6 +581,7 @@ class BidirectionalLayer(Layer):
         super().__init__(name, input_shape, output_shape, dtype)
         self.merge_mode = spec.merge_mode
         self.return_sequences = spec.layer.return_sequences
+        self.output_is_sequence = bool(self.return_sequences)
         self.param_shapes = {f"{side}_{key}": shape for side, half in self.halves.items()
                              for key, shape in half.param_shapes.items()}
         self.weight_penalties = {f"{side}_{key}": penalty
