@@ -187,7 +187,7 @@ class BatchNormOp:
     statistics normalize."""
 
     def __init__(self, spec, layer):
-        if spec.axis != 1:
+        if layer.position != 0:  # the channel is the sample's first axis
             raise ValueError("The oracle's BatchNormalization has axis=1 only.")
         self.momentum, self.epsilon = spec.momentum, spec.epsilon
 

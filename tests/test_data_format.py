@@ -15,6 +15,7 @@ from _fd import check_layer
 from skdl import (
     LSTM,
     AvgPool1D,
+    BatchNormalization,
     Conv1D,
     Dense,
     Dropout,
@@ -26,6 +27,7 @@ from skdl import (
     MaxPool1D,
     NNClassifier,
     Pathways,
+    PReLU,
     Reshape,
     load,
     save,
@@ -154,6 +156,37 @@ def test_explicit_data_format_overrides_the_default():
     layers = build_layers([Conv1D(4, 3, data_format="channels_last")], (12, 5),
                           np.float64)
     assert layers[0].output_shape == (10, 4)
+
+
+@pytest.mark.parametrize("before, sample_shape, channels", [
+    ([Embedding(20, 5)], (12,), 5),                            # per embedding dimension
+    ([Embedding(20, 5), Conv1D(4, 3)], (12,), 4),              # per filter of the steps
+    ([LSTM(6, return_sequences=True), Dropout(0.1)], (12, 3), 6),
+    ([], (7,), 7),                                             # flat features
+    ([Conv1D(4, 3)], (2, 12), 4),                              # channels of a (C, L) signal
+    ([Embedding(20, 5), Flatten()], (12,), 60),                # no longer steps
+])
+@pytest.mark.parametrize("cls", [BatchNormalization, PReLU])
+def test_per_channel_layers_follow_the_layer_before(before, sample_shape, channels, cls):
+    # Statistics (and slopes) per feature of a sequence's steps, never per step.
+    layers = build_layers(before + [cls()], sample_shape, np.float64)
+    assert layers[-1].channels == channels
+
+
+@pytest.mark.parametrize("cls", [BatchNormalization, PReLU])
+def test_per_channel_layers_explicit_axis_wins(cls):
+    layers = build_layers([Embedding(20, 5), cls(axis=1)], (12,), np.float64)
+    assert layers[-1].channels == 12  # the user's choice: one per step
+
+
+def test_batch_norm_on_sequences_uses_each_features_statistics():
+    X = np.random.RandomState(0).randn(8, 12, 5) * np.arange(1, 6) + np.arange(5)
+    net = _network([Masking(mask_value=1e9), BatchNormalization(center=False,
+                                                               scale=False)], (12, 5))
+    Y = net.forward(X, training=True)
+    flat = X.reshape(-1, 5)
+    assert_allclose(Y.reshape(-1, 5), (flat - flat.mean(0)) / np.sqrt(flat.var(0) + 1e-3),
+                    rtol=1e-12)
 
 
 # -- masks ----------------------------------------------------------------------------

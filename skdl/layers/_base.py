@@ -239,6 +239,17 @@ def regularizer_coefficients(regularizer):
     return None if regularizer is None else regularizer.coefficients()
 
 
+def channel_axis(axis, after_sequence):
+    """The channel axis a per-channel layer (``BatchNormalization``,
+    ``PReLU``) uses: ``axis`` when given, else -1 (the features) after a
+    layer that outputs sequences ``(steps, features)`` and 1 (the features of
+    flat samples, the channels of channels-first signals and images)
+    otherwise."""
+    if axis is not None:
+        return axis
+    return -1 if after_sequence else 1
+
+
 def channel_layout(input_shape, axis, layer):
     """Read samples as rows of channels: the view the per-channel ops take.
 

@@ -12,6 +12,7 @@ from ._base import (
     BoundLayer,
     Layer,
     LayerSpec,
+    channel_axis,
     channel_layout,
     regularizer_coefficients,
     run_all,
@@ -280,11 +281,12 @@ class PReLU(LayerSpec):
     alpha_initializer : float or str, default=0.25
         Starting slope: a number (every channel starts there, 0.25 as in
         PyTorch) or an initializer name.
-    axis : int, default=1
+    axis : int or None, default=None
         The channel axis of the batch ``(n, *sample_shape)``, as in
         :class:`BatchNormalization`: one slope per feature of ``(n, features)``
         and per channel of ``(n, C, L)`` or ``(n, C, H, W)``; -1 for the
-        features of ``(n, steps, features)``.
+        features of ``(n, steps, features)``. None follows the layer before
+        (-1 after a layer that outputs sequences, else 1).
     name : str or None, default=None
 
     Notes
@@ -295,11 +297,13 @@ class PReLU(LayerSpec):
 
     _parameter_constraints = {
         "alpha_initializer": [Real, _INITIALIZER_NAMES],
-        "axis": [Integral],
+        "axis": [Integral, None],
         "name": [str, None],
     }
 
-    def __init__(self, alpha_initializer=0.25, axis=1, name=None):
+    _reads_layout = True  # axis=None follows the input's layout
+
+    def __init__(self, alpha_initializer=0.25, axis=None, name=None):
         self.alpha_initializer = alpha_initializer
         self.axis = axis
         self.name = name
@@ -308,8 +312,9 @@ class PReLU(LayerSpec):
     def base_name(self):
         return "prelu"  # not "pre_lu"
 
-    def _build(self, input_shape, dtype, name):
-        return PReLULayer(self, input_shape, dtype, name)
+    def _build(self, input_shape, dtype, name, after_sequence=False):
+        return PReLULayer(self, input_shape, dtype, name,
+                          channel_axis(self.axis, after_sequence))
 
 
 class PReLULayer(Layer):
@@ -317,8 +322,8 @@ class PReLULayer(Layer):
 
     passes_mask = True  # acts on each value alone
 
-    def __init__(self, spec, input_shape, dtype, name):
-        _, lead, C, P = channel_layout(input_shape, spec.axis, f"PReLU {name!r}")
+    def __init__(self, spec, input_shape, dtype, name, axis):
+        _, lead, C, P = channel_layout(input_shape, axis, f"PReLU {name!r}")
         super().__init__(name, input_shape, input_shape, dtype)
         self.lead, self.channels, self.positions = lead, C, P
         self.initializer = spec.alpha_initializer

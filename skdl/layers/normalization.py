@@ -5,7 +5,7 @@ import numpy as np
 from sklearn.utils._param_validation import Interval
 
 from .. import _ops
-from ._base import Layer, LayerSpec, channel_layout
+from ._base import Layer, LayerSpec, channel_axis, channel_layout
 
 # Where the update count stops: float32 buffers count exactly up to here, and
 # 1 - momentum**t is already 1 for any momentum up to 0.999997.
@@ -25,12 +25,15 @@ class BatchNormalization(LayerSpec):
 
     Parameters
     ----------
-    axis : int, default=1
+    axis : int or None, default=None
         The channel axis of the batch ``(n, *sample_shape)``: 1 for dense
         features ``(n, features)`` and channels-first signals and images
         ``(n, C, L)``, ``(n, C, H, W)``; -1 for feature-last sequences
         ``(n, steps, features)``. Statistics are per entry of this axis, over
-        the samples and every other axis.
+        the samples and every other axis. None follows the layer before: -1
+        after a layer that outputs sequences (``Embedding``, ``Masking``, a
+        recurrent layer with ``return_sequences=True``, a channels-last
+        ``Conv1D`` or pool, and the per-step layers after them), else 1.
     momentum : float in [0, 1), default=0.9
         Weight of the old running statistics in each update, once warmed up
         (Keras' convention; PyTorch's default ``momentum=0.1`` is this 0.9).
@@ -85,7 +88,7 @@ class BatchNormalization(LayerSpec):
     """
 
     _parameter_constraints = {
-        "axis": [Integral],
+        "axis": [Integral, None],
         "momentum": [Interval(Real, 0, 1, closed="left")],
         "epsilon": [Interval(Real, 0, None, closed="neither")],
         "center": ["boolean"],
@@ -93,7 +96,9 @@ class BatchNormalization(LayerSpec):
         "name": [str, None],
     }
 
-    def __init__(self, axis=1, momentum=0.9, epsilon=1e-3, center=True, scale=True,
+    _reads_layout = True  # axis=None follows the input's layout
+
+    def __init__(self, axis=None, momentum=0.9, epsilon=1e-3, center=True, scale=True,
                  name=None):
         self.axis = axis
         self.momentum = momentum
@@ -102,8 +107,9 @@ class BatchNormalization(LayerSpec):
         self.scale = scale
         self.name = name
 
-    def _build(self, input_shape, dtype, name):
-        return BatchNormalizationLayer(self, input_shape, dtype, name)
+    def _build(self, input_shape, dtype, name, after_sequence=False):
+        return BatchNormalizationLayer(self, input_shape, dtype, name,
+                                       channel_axis(self.axis, after_sequence))
 
 
 class BatchNormalizationLayer(Layer):
@@ -115,8 +121,8 @@ class BatchNormalizationLayer(Layer):
     # statistics have followed enough batches to be taken as warmed up.
     late_buffers = {"n_updates": MAX_UPDATES}
 
-    def __init__(self, spec, input_shape, dtype, name):
-        position, lead, C, P = channel_layout(input_shape, spec.axis,
+    def __init__(self, spec, input_shape, dtype, name, axis):
+        position, lead, C, P = channel_layout(input_shape, axis,
                                               f"BatchNormalization {name!r}")
         super().__init__(name, input_shape, input_shape, dtype)
         self.position, self.lead, self.channels, self.positions = position, lead, C, P
