@@ -204,7 +204,8 @@ def _convert_layer(g, x, layer):
         return _back_to_layout(g, y, layer)
     if isinstance(layer, SequencePoolLayer):
         # (steps, features) -> (features, steps): a global pool over the steps.
-        x = g.node("Transpose", [g.reshape(x, (layer.steps, -1))], perm=[0, 2, 1])
+        x = g.node("Transpose", [g.reshape(x, (layer.steps,) + layer.output_shape)],
+                   perm=[0, 2, 1])
         op = "GlobalMaxPool" if layer.kind == "max" else "GlobalAveragePool"
         return g.reshape(g.node(op, [x]), layer.output_shape)
     raise ValueError(

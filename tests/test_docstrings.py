@@ -19,6 +19,11 @@ validate = pytest.importorskip("numpydoc.validate").validate
 
 MODULES = [skdl, skdl.augment, skdl.callbacks, skdl.inspection, skdl.optimizers,
            skdl.plot, skdl.preprocessing, skdl.regularizers, skdl.schedules]
+try:  # needs the onnx extra (part of the test extra)
+    import skdl.onnx
+    MODULES.append(skdl.onnx)
+except ImportError:
+    pass
 # GL08: no docstring; PR01: a parameter left out; PR02: a documented name
 # that is no parameter (also what an unindented paragraph inside Parameters
 # turns into).
