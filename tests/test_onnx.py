@@ -128,6 +128,16 @@ def test_regressor_outputs_and_poisson_mean(digits):
     np.testing.assert_allclose(predicted[:, 0], model.predict(X[:200]), rtol=1e-5)
 
 
+def test_float64_model_runs_in_double(digits):
+    X, y = digits
+    X = X[:200].astype(np.float64)
+    model = _fit(NNRegressor(layers=[Dense(8, activation="tanh"), BatchNormalization()],
+                             dtype="float64", max_iter=3, random_state=0), X, y[:200])
+    (predicted,) = _run(model, X)  # float64 rows: a graph in double
+    assert predicted.dtype == np.float64
+    np.testing.assert_allclose(predicted[:, 0], model.predict(X), rtol=1e-12, atol=1e-12)
+
+
 def test_readme_minimal_example_pipeline():
     from sklearn.datasets import load_digits
     X, y = load_digits(return_X_y=True)
