@@ -1059,3 +1059,18 @@ def test_pipelines_need_skops(monkeypatch, tmp_path):
     with pytest.raises(ImportError, match="skdl needs skops to save a Pipeline .*"
                        "pip install skops"):
         save(make_pipeline(NNClassifier()), tmp_path / "pipeline.skops")
+
+
+def test_skdl_node_builds_only_skdls_two_classes_even_if_told_to_trust_more(
+        pipeline_file):
+    """A user passing a foreign type as trusted to skops still gets no
+    import of it from skdl's node: the class comes from skdl's own table."""
+    sio = pytest.importorskip("skops.io")
+    _, _, path = pipeline_file
+    _schema_edit(path, lambda schema: _skdl_node(schema).update(
+        {"__class__": "system", "__module__": "os"}))
+    modules = set(sys.modules)
+    with pytest.raises(ValueError, match="names os.system for an skdl model; only "
+                       "NNClassifier and NNRegressor are allowed"):
+        sio.load(path, trusted=["os.system"])
+    assert set(sys.modules) == modules
