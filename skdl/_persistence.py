@@ -20,6 +20,10 @@ of skdl's own) as ``{"spec": "<module>.<qualname>", "params": {name:
 value}}``. The estimator itself is a spec of ``NNClassifier`` or
 ``NNRegressor``.
 
+Other scikit-learn estimators holding skdl's (a ``Pipeline``...) are saved
+with ``skops.io``, each skdl estimator in them as a model file of this format
+(see skdl/_skops.py).
+
 Loading runs no code the file chooses: a spec names a class that is looked
 up in a fixed allowlist of skdl's own classes (nothing is imported by name)
 and is built by its ``__init__``, which only stores its arguments. The
@@ -60,6 +64,8 @@ __all__ = ["SUPPORTED_FORMAT_VERSION", "load", "save"]
 SUPPORTED_FORMAT_VERSION = 1
 FORMAT = "skdl-model"
 METADATA_MEMBER = "skdl-model.json"
+# The member naming a skops file (what save writes for a Pipeline...).
+SKOPS_SCHEMA = "schema.json"
 ARRAY_PREFIX = "arrays/"
 # Limits on what load reads: the metadata, and an .npy member beyond the
 # bytes its declared dtype and shape need (numpy refuses headers longer
@@ -936,7 +942,8 @@ def _read_archive(file, path):
 # -- public functions ------------------------------------------------------------------
 
 def save(estimator, path):
-    """Save an estimator to a model file that loads without running code.
+    """Save an estimator, or a pipeline holding skdl's, to a file that loads
+    without running code.
 
     The file is a zip archive of a JSON description (the estimator's class
     and parameters, and its fitted attributes) and of numpy ``.npy`` arrays
@@ -953,21 +960,34 @@ def save(estimator, path):
     of an skdl spec) raises ``TypeError``; pickle or joblib can save such
     models, for loading from trusted sources only.
 
+    Any other scikit-learn estimator (a ``Pipeline``, a
+    ``ColumnTransformer``, a ``FeatureUnion``, a search's
+    ``best_estimator_``) is written with ``skops.io.dump`` (skops must be
+    installed), each NNClassifier or NNRegressor inside it as one member
+    holding its model file in the format above, with its SHA-256 in skops'
+    schema. :func:`load` reads it back with ``skops.io.load``, which
+    refuses any type other than scikit-learn's estimators, numpy's, and
+    skdl's two.
+
     Parameters
     ----------
-    estimator : NNClassifier or NNRegressor
+    estimator : NNClassifier, NNRegressor or scikit-learn estimator
         Fitted or not; an unfitted one loads as an unfitted estimator with
-        the same parameters. Not a subclass: the file names one of these two
-        classes.
+        the same parameters. Not a subclass of NNClassifier or NNRegressor:
+        the file names one of these two classes.
     path : str or os.PathLike
         The file to write (replaced if it exists).
 
     Raises
     ------
     TypeError
-        If the estimator is not exactly an ``NNClassifier`` or
-        ``NNRegressor``, or a parameter or fitted attribute holds a value
-        the format cannot store (the message names where).
+        If the estimator is a subclass of ``NNClassifier`` or
+        ``NNRegressor`` or is not a scikit-learn estimator, or a parameter
+        or fitted attribute holds a value the format cannot store (the
+        message names where; skops' ``UnsupportedTypeException``, a
+        ``TypeError``, for a scikit-learn part it cannot store).
+    ImportError
+        If a scikit-learn estimator is given and skops is not installed.
     ValueError
         If a fitted estimator lacks part of its fitted state.
 
@@ -979,13 +999,26 @@ def save(estimator, path):
     -----
     scikit-learn callbacks set with ``set_callbacks`` are not saved.
     """
-    if type(estimator) not in (NNClassifier, NNRegressor):
+    kind = type(estimator)
+    if kind not in (NNClassifier, NNRegressor) and (
+            isinstance(estimator, (NNClassifier, NNRegressor))
+            or not isinstance(estimator, BaseEstimator)):
         raise TypeError(
-            f"save takes an NNClassifier or an NNRegressor, got "
-            f"{type(estimator).__module__}.{type(estimator).__qualname__}: a model file "
-            f"names one of those two classes, not a subclass; {_TRUSTED_ONLY}."
+            f"save takes an NNClassifier, an NNRegressor or a scikit-learn estimator "
+            f"holding them (a Pipeline...), got {kind.__module__}.{kind.__qualname__}: "
+            f"a model file names skdl's two classes, not a subclass; {_TRUSTED_ONLY}."
         )
     path = _as_path(path)
+    if kind in (NNClassifier, NNRegressor):
+        _replace_atomically(path, functools.partial(_write_model, estimator))
+    else:
+        sio = _skops_io("save a " + kind.__qualname__)
+        _replace_atomically(path, lambda file: sio.dump(estimator, file))
+
+
+def _write_model(estimator, file):
+    """Write ``estimator`` (an NNClassifier or NNRegressor) as a model file
+    to the binary ``file``."""
     writer = _Writer()
     metadata = {
         "format": FORMAT,
@@ -995,11 +1028,12 @@ def save(estimator, path):
         "fitted": (_encode_fitted(estimator, writer) if hasattr(estimator, "network_")
                    else None),
     }
-    _replace_atomically(path, lambda file: _write_archive(file, metadata, writer.arrays))
+    _write_archive(file, metadata, writer.arrays)
 
 
 def load(path):
-    """Load an estimator saved by :func:`save`, without running code from the file.
+    """Load an estimator or pipeline saved by :func:`save`, without running
+    code from the file.
 
     What is safe: the file can only name ``NNClassifier``, ``NNRegressor``
     and skdl's own spec classes from a fixed allowlist (nothing is imported
@@ -1028,13 +1062,20 @@ def load(path):
     ``partial_fit`` after loading starts ``lr_schedule`` afresh (a constant
     rate, the default, is unaffected).
 
+    A file :func:`save` wrote for a pipeline (a skops file) is loaded by
+    ``skops.io.load`` with its default trusted types (scikit-learn's
+    estimators, numpy's, and skdl's NNClassifier and NNRegressor), which
+    refuses a file naming any other type before building anything; each
+    skdl estimator in it is checked against its SHA-256 and loaded as
+    above.
+
     Parameters
     ----------
     path : str or os.PathLike
 
     Returns
     -------
-    estimator : NNClassifier or NNRegressor
+    estimator : NNClassifier, NNRegressor or scikit-learn estimator
         Fitted if it was saved fitted; it predicts bit-identically to the
         saved one.
 
@@ -1048,8 +1089,13 @@ def load(path):
         do not fit the network the parameters build. Invalid
         hyper-parameters raise scikit-learn's ``InvalidParameterError``, a
         ``ValueError``.
+    TypeError
+        skops' ``UntrustedTypesFoundException`` (a ``TypeError``), naming
+        them, if a pipeline's file names types it does not trust.
     OSError
         If the file cannot be opened (``FileNotFoundError``...).
+    ImportError
+        If the file is a pipeline's and skops is not installed.
 
     See Also
     --------
@@ -1057,7 +1103,35 @@ def load(path):
     """
     path = _as_path(path)
     with open(path, "rb") as file:
-        metadata, arrays = _read_archive(file, path)
+        try:
+            with zipfile.ZipFile(file) as archive:
+                names = set(archive.namelist())
+        except _ZIP_ERRORS as error:
+            raise _damaged(path, error) from None
+        if SKOPS_SCHEMA in names and METADATA_MEMBER not in names:
+            file.seek(0)
+            # skops trusts scikit-learn's estimators and skdl's two (see
+            # skdl/_skops.py) and refuses a file naming any other type.
+            return _skops_io("load a pipeline").load(file)
+        file.seek(0)
+        return _read_model(file, path)
+
+
+def _skops_io(what):
+    """``skops.io``, with skdl's estimators registered as its own types."""
+    try:
+        import skops.io
+    except ImportError:
+        raise ImportError(f"skdl needs skops to {what} (skdl stores the scikit-learn "
+                          "parts with skops.io): pip install skops.") from None
+    from . import _skops  # noqa: F401  (registers skdl's types with skops)
+    return skops.io
+
+
+def _read_model(file, path):
+    """The estimator in the model file open as the binary ``file``; ``path``
+    names the file in errors."""
+    metadata, arrays = _read_archive(file, path)
     reader = _Reader(arrays)
     try:
         estimator = reader.spec(metadata["estimator"], "", _ESTIMATORS)

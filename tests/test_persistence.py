@@ -5,6 +5,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import sys
 import zipfile
 
@@ -524,7 +525,8 @@ FakeDense.__module__, FakeDense.__qualname__ = "skdl.layers.core", "Dense"
      r"layers\[0\]\.weights is a numpy\.ma\..*MaskedArray"),
     (NNClassifier(optimizer=Adam(beta1=np.float16(0.9))), r"optimizer\.beta1"),
     (NNRegressor(input_shape=np.int64), r"input_shape is a builtins\.type"),
-    (MyClassifier(), r"NNClassifier or an NNRegressor, got .*MyClassifier"),
+    (MyClassifier(), r"NNClassifier, an NNRegressor or a scikit-learn estimator "
+     r"holding them .*, got .*MyClassifier: .*not a subclass"),
 ])
 def test_save_refuses_what_the_format_cannot_hold(est, match, tmp_path):
     path = tmp_path / "model.skdl"
@@ -822,19 +824,253 @@ def test_huge_declared_layers_cost_no_memory_before_refusal(model_file):
     assert after - before < 200_000
 
 
-def test_skops_with_skdl_types_trusted(tmp_path):
-    """The README's skops recipe: trust skdl's own types, nothing else."""
+def test_skops_dump_of_a_bare_estimator_uses_skdls_node(tmp_path):
+    """skops.io on an skdl estimator, once skdl registered its node (as
+    save and load of a pipeline do): skdl's format inside, nothing to trust."""
     sio = pytest.importorskip("skops.io")
+    from skdl import _skops
+
     X, y = _data(), np.arange(40) % 3
     clf = NNClassifier([Conv1D(3, 3, padding="same"), BatchNormalization(), Flatten()],
                        input_shape=(1, -1), max_iter=2, random_state=0).fit(X, y)
     path = tmp_path / "model.skops"
     sio.dump(clf, path)
-    untrusted = sio.get_untrusted_types(file=path)
-    trusted = [name for name in untrusted
-               if name.startswith("skdl.") or name == "numpy.dtype"]
-    assert trusted == untrusted, sorted(set(untrusted) - set(trusted))
-    loaded = sio.load(path, trusted=trusted)
-    assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
-    with pytest.raises(Exception, match="Untrusted types .*Network"):
-        sio.load(path, trusted=[name for name in trusted if "Network" not in name])
+    assert sio.get_untrusted_types(file=path) == []
+    schema = json.loads(_contents(path)["schema.json"])
+    assert schema["__loader__"] == _skops.LOADER
+    assert_same_model(clf, sio.load(path, trusted=_skops.trusted_types()), X)
+    assert_same_model(clf, load(path), X)
+
+
+# -- scikit-learn estimators holding skdl's (Pipeline...): skops with skdl's node ------
+
+def _pipelines():
+    """Fitted scikit-learn containers of skdl estimators and their inputs."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.decomposition import PCA
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import FeatureUnion, make_pipeline
+    from sklearn.preprocessing import MinMaxScaler, StandardScaler
+
+    X = _images().reshape(40, -1)
+    y = np.arange(40) % 3
+    cnn = make_pipeline(StandardScaler(), NNClassifier(
+        [Conv2D(2, 3, padding="same"), MaxPool2D(2), Flatten(), Dense(4)],
+        input_shape=(1, 6, 6), max_iter=2, random_state=0)).fit(X, y)
+    columns = make_pipeline(
+        ColumnTransformer([("std", StandardScaler(), [0, 1, 2]),
+                           ("minmax", MinMaxScaler(), slice(3, 36))]),
+        NNRegressor([Dense(5)], max_iter=2, random_state=0)).fit(X, X[:, :2] + 1)
+    union = make_pipeline(
+        FeatureUnion([("std", StandardScaler()), ("pca", PCA(3, random_state=0))]),
+        NNClassifier([Dense(5)], optimizer=Adam(), max_iter=2, random_state=0)).fit(X, y)
+    search = GridSearchCV(
+        make_pipeline(StandardScaler(), NNClassifier([Dense(4)], max_iter=2,
+                                                     random_state=0)),
+        {"nnclassifier__l2": [0.0, 1e-2]}, cv=2).fit(X, y)
+    return {"cnn": cnn, "column_transformer": columns, "feature_union": union,
+            "grid_search_best": search.best_estimator_}, X
+
+
+@pytest.fixture(scope="module")
+def pipelines():
+    pytest.importorskip("skops.io")
+    return _pipelines()
+
+
+@pytest.fixture
+def pipeline_file(pipelines, tmp_path):
+    models, X = pipelines
+    path = tmp_path / "pipeline.skops"
+    save(models["cnn"], path)
+    return models["cnn"], X, path
+
+
+@pytest.mark.parametrize("name", ["cnn", "column_transformer", "feature_union",
+                                  "grid_search_best"])
+def test_pipelines_round_trip_bit_identically(name, pipelines, tmp_path):
+    sio = pytest.importorskip("skops.io")
+    models, X = pipelines
+    model = models[name]
+    path = tmp_path / "pipeline.skops"
+    save(model, path)
+    # skops trusts scikit-learn's estimators and skdl's two by default: the
+    # file asks the user to trust nothing.
+    assert sio.get_untrusted_types(file=path) == []
+    loaded = load(path)
+    assert type(loaded) is type(model)
+    method = "predict_proba" if hasattr(model, "predict_proba") else "predict"
+    expected = getattr(model, method)(X)
+    got = getattr(loaded, method)(X)
+    assert got.dtype == expected.dtype
+    assert_array_equal(got, expected)
+    # The skdl estimator went through skdl's own format: the same fitted state.
+    assert_same_model(model[-1], loaded[-1], model[:-1].transform(X))
+    # skops' own load reads the file too, with no trusted types given.
+    assert_array_equal(getattr(sio.load(path), method)(X), expected)
+
+
+def test_skdl_estimators_are_one_skdl_model_member(pipeline_file):
+    _, _, path = pipeline_file
+    contents = _contents(path)
+    models = [name for name in contents if name.endswith(".skdl")]
+    assert len(models) == 1
+    # The member is a model file skdl.load reads on its own.
+    model_path = path.parent / "inner.skdl"
+    model_path.write_bytes(contents[models[0]])
+    assert type(load(model_path)) is NNClassifier
+    assert not any(b"skdl.layers" in data for name, data in contents.items()
+                   if name == "schema.json")
+
+
+def _schema_edit(path, edit, members=None):
+    contents = _contents(path)
+    schema = json.loads(contents["schema.json"])
+    edit(schema)
+    contents["schema.json"] = json.dumps(schema).encode()
+    contents.update(members or {})
+    _write_zip(path, contents)
+
+
+def _skdl_node(schema):
+    """The entry of the skdl estimator in a pipeline's skops schema."""
+    steps = schema["content"]["content"]["steps"]["content"]
+    return steps[-1]["content"][1]
+
+
+def test_tampered_skdl_member_fails_its_checksum(pipeline_file):
+    _, _, path = pipeline_file
+    name = next(name for name in _contents(path) if name.endswith(".skdl"))
+    data = bytearray(_contents(path)[name])
+    data[len(data) // 2] ^= 1
+    _schema_edit(path, lambda schema: None, {name: bytes(data)})
+    with pytest.raises(ValueError, match=f"skdl model '{name}' does not match its "
+                       "sha256 checksum; the file was modified or damaged"):
+        load(path)
+
+
+def test_swapped_skdl_member_must_be_the_class_the_schema_names(pipeline_file, tmp_path):
+    _, X, path = pipeline_file
+    other = tmp_path / "other.skdl"
+    save(NNRegressor([Dense(2)], max_iter=1, random_state=0).fit(X, X[:, :2]), other)
+    data = other.read_bytes()
+    name = next(name for name in _contents(path) if name.endswith(".skdl"))
+
+    def edit(schema):
+        _skdl_node(schema)["sha256"] = hashlib.sha256(data).hexdigest()
+    _schema_edit(path, edit, {name: data})
+    with pytest.raises(ValueError, match="holds an NNRegressor, but the schema says "
+                       "NNClassifier"):
+        load(path)
+
+
+def test_tampered_array_inside_the_skdl_member_is_refused(pipeline_file):
+    """A modified weight with the outer checksum recomputed: skdl's own
+    checksums refuse it."""
+    _, _, path = pipeline_file
+    name = next(name for name in _contents(path) if name.endswith(".skdl"))
+    inner = path.parent / "inner.skdl"
+    inner.write_bytes(_contents(path)[name])
+    contents = _contents(inner)
+    weights = next(member for member in contents if member.startswith("arrays/network"))
+    contents[weights] = contents[weights][:-4] + b"\x00\x00\x80\x7f"
+    _write_zip(inner, contents)
+    data = inner.read_bytes()
+
+    def edit(schema):
+        _skdl_node(schema)["sha256"] = hashlib.sha256(data).hexdigest()
+    _schema_edit(path, edit, {name: data})
+    with pytest.raises(ValueError, match="does not match its sha256 checksum; the file "
+                       "was modified or damaged"):
+        load(path)
+
+
+@pytest.mark.parametrize("module, cls, loader", [
+    ("os", "system", "SkdlModelNode"),
+    ("builtins", "eval", "ObjectNode"),
+    ("pickle", "loads", "ObjectNode"),
+    ("subprocess", "Popen", "ObjectNode"),
+])
+def test_foreign_types_injected_are_refused_before_any_code_runs(
+        module, cls, loader, pipeline_file, monkeypatch):
+    import skops.io.exceptions
+
+    _, _, path = pipeline_file
+
+    def edit(schema):
+        node = _skdl_node(schema)
+        if loader == "ObjectNode":
+            node.clear()
+            node.update({"__class__": cls, "__module__": module,
+                         "__loader__": "ObjectNode"})
+        else:
+            node.update({"__class__": cls, "__module__": module})
+    _schema_edit(path, edit)
+    modules = set(sys.modules)
+    monkeypatch.setattr(os, "system", lambda *a: pytest.fail("os.system was called"))
+    with pytest.raises(skops.io.exceptions.UntrustedTypesFoundException,
+                       match=f"{module}.{cls}"):
+        load(path)
+    assert set(sys.modules) == modules  # nothing imported by a name from the file
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("file", "../../etc/passwd", "names the member '../../etc/passwd'"),
+    ("file", "123.skdl", "lacks the skdl model '123.skdl'"),
+    ("sha256", "not hex", "invalid sha256 'not hex'"),
+])
+def test_malformed_skdl_node_is_refused(field, value, match, pipeline_file):
+    _, _, path = pipeline_file
+    _schema_edit(path, lambda schema: _skdl_node(schema).update({field: value}))
+    with pytest.raises(ValueError, match=re.escape(match)):
+        load(path)
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: NNClassifier(callbacks=[LambdaCallback(on_epoch_end=lambda *a: False)]),
+     r"callbacks\[0\]\.on_epoch_end is a builtins\.function"),
+    (lambda: NNClassifier([type("MyDense", (Dense,), {})(2)]),
+     r"layers\[0\] is a .*MyDense, .*not one of skdl's own classes"),
+])
+def test_pipeline_with_what_the_format_cannot_hold_is_refused(make, match, tmp_path):
+    pytest.importorskip("skops.io")
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    path = tmp_path / "pipeline.skops"
+    path.write_bytes(b"the previous file")
+    with pytest.raises(TypeError, match=match):
+        save(make_pipeline(StandardScaler(), make()), path)
+    assert path.read_bytes() == b"the previous file"
+    assert os.listdir(tmp_path) == ["pipeline.skops"]
+
+
+def test_save_refuses_what_is_not_an_estimator(tmp_path):
+    with pytest.raises(TypeError, match="save takes an NNClassifier, an NNRegressor or "
+                       "a scikit-learn estimator holding them .*, got builtins.dict"):
+        save({"model": NNClassifier()}, tmp_path / "model.skdl")
+    assert os.listdir(tmp_path) == []
+
+
+def test_pipelines_need_skops(monkeypatch, tmp_path):
+    from sklearn.pipeline import make_pipeline
+
+    monkeypatch.setitem(sys.modules, "skops.io", None)  # import skops.io fails
+    with pytest.raises(ImportError, match="skdl needs skops to save a Pipeline .*"
+                       "pip install skops"):
+        save(make_pipeline(NNClassifier()), tmp_path / "pipeline.skops")
+
+
+def test_skdl_node_builds_only_skdls_two_classes_even_if_told_to_trust_more(
+        pipeline_file):
+    """A user passing a foreign type as trusted to skops still gets no
+    import of it from skdl's node: the class comes from skdl's own table."""
+    sio = pytest.importorskip("skops.io")
+    _, _, path = pipeline_file
+    _schema_edit(path, lambda schema: _skdl_node(schema).update(
+        {"__class__": "system", "__module__": "os"}))
+    modules = set(sys.modules)
+    with pytest.raises(ValueError, match="names os.system for an skdl model; only "
+                       "NNClassifier and NNRegressor are allowed"):
+        sio.load(path, trusted=["os.system"])
+    assert set(sys.modules) == modules
