@@ -599,13 +599,15 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
                 f"y has {Y.shape[1]} outputs but the fitted network has "
                 f"{self.network_.output_shape[0]}; fit again with warm_start=False."
             )
-        validation = None
+        validation = rows = None
         if self.early_stopping and not incremental:
-            (Xn, Y, y, sample_weight), validation = validation_split(
+            # Xn stays whole (a memmap is not read in): training gathers its
+            # batches from the training rows; only the held-out part is copied.
+            (rows, Y, y, sample_weight), validation = validation_split(
                 Xn, Y, y, sample_weight, self.validation_fraction,
                 stratify=self._stratify(y), random_state=state.random_state)
         run = TrainingRun(self, state, Xn, Y, sample_weight, accumulate, validation,
-                          callbacks)
+                          callbacks, rows=rows)
         skl_callbacks = SklearnCallbacks(self, 1 if incremental else self.max_iter, *given)
         call(callbacks, "on_fit_begin", self)
         try:
