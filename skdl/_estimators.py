@@ -667,7 +667,11 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
             ``feature_names_in_``). Sparse X (CSR, CSC, COO) needs a network
             whose first layer is ``Dense`` on flat samples, which multiplies
             it through its stored values. A dict holds each input of a network
-            with side inputs (see ``input_shape``).
+            with side inputs (see ``input_shape``). An ``np.memmap`` (or
+            ``np.load(..., mmap_mode="r")``) in the estimator's ``dtype`` is
+            never copied whole: each step reads its batch, early stopping
+            copies only the held-out samples; in another dtype it is
+            converted, a copy of X in memory.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Class labels (a label indicator matrix for multilabel targets) for
             the classifier; targets for the regressor.
