@@ -599,13 +599,15 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
                 f"y has {Y.shape[1]} outputs but the fitted network has "
                 f"{self.network_.output_shape[0]}; fit again with warm_start=False."
             )
-        validation = None
+        validation = rows = None
         if self.early_stopping and not incremental:
-            (Xn, Y, y, sample_weight), validation = validation_split(
+            # Xn stays whole (a memmap is not read in): training gathers its
+            # batches from the training rows; only the held-out part is copied.
+            (rows, Y, y, sample_weight), validation = validation_split(
                 Xn, Y, y, sample_weight, self.validation_fraction,
                 stratify=self._stratify(y), random_state=state.random_state)
         run = TrainingRun(self, state, Xn, Y, sample_weight, accumulate, validation,
-                          callbacks)
+                          callbacks, rows=rows)
         skl_callbacks = SklearnCallbacks(self, 1 if incremental else self.max_iter, *given)
         call(callbacks, "on_fit_begin", self)
         try:
@@ -665,7 +667,11 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
             ``feature_names_in_``). Sparse X (CSR, CSC, COO) needs a network
             whose first layer is ``Dense`` on flat samples, which multiplies
             it through its stored values. A dict holds each input of a network
-            with side inputs (see ``input_shape``).
+            with side inputs (see ``input_shape``). An ``np.memmap`` (or
+            ``np.load(..., mmap_mode="r")``) in the estimator's ``dtype`` is
+            never copied whole: each step reads its batch, early stopping
+            copies only the held-out samples; in another dtype it is
+            converted, a copy of X in memory.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Class labels (a label indicator matrix for multilabel targets) for
             the classifier; targets for the regressor.

@@ -27,9 +27,13 @@ except ImportError:  # pragma: no cover - older scikit-learn
 def validation_split(X, Y, y, sample_weight, fraction, stratify, random_state):
     """Hold out ``fraction`` of the samples, stratified by ``y`` when asked.
 
+    Only the held-out samples of X are copied: the training part is given as
+    its rows of X, from which the training loop gathers each batch, so X may
+    be a memory-mapped array larger than memory.
+
     Parameters
     ----------
-    X : ndarray of shape (n, ...)
+    X : ndarray or sparse matrix of shape (n, ...)
     Y : ndarray of shape (n, n_outputs), the encoded targets
     y : ndarray of shape (n,) or (n, n_outputs), the targets as given
     sample_weight : ndarray of shape (n,) or None
@@ -39,7 +43,12 @@ def validation_split(X, Y, y, sample_weight, fraction, stratify, random_state):
 
     Returns
     -------
-    (X, Y, y, sample_weight) of the training part, then of the validation part
+    train : tuple (rows, Y, y, sample_weight)
+        The training part: ``rows``, ndarray of int of shape (n_train,),
+        the training samples' rows of X in increasing order, then their
+        targets and weights.
+    validation : tuple (X, Y, y, sample_weight)
+        The held-out samples (copies), in increasing order of their rows.
     """
     n = X.shape[0]
     n_val = int(np.ceil(fraction * n))
@@ -71,7 +80,7 @@ def validation_split(X, Y, y, sample_weight, fraction, stratify, random_state):
                 "weight, change validation_fraction or random_state, or set "
                 "early_stopping=False."
             )
-    return ((X[train], Y[train], y[train], weights[0]),
+    return ((train, Y[train], y[train], weights[0]),
             (X[val], Y[val], y[val], weights[1]))
 
 
@@ -320,20 +329,27 @@ class TrainingRun:
         updates.
     state : TrainingState
         The estimator's training state, which this run carries on.
-    X : ndarray of shape (n, *input_shape), the network's input
+    X : ndarray of shape (n_rows, *input_shape), the network's input
+        Batches are gathered from it step by step (never copied whole), so it
+        may be a memory-mapped array.
     Y : ndarray of shape (n, n_outputs), the encoded targets
     sample_weight : ndarray of shape (n,) or None
     accumulate : numpy dtype of the sums over a batch
     validation : tuple (X, Y, y, sample_weight) or None
     callbacks : list of skdl callbacks
+    rows : ndarray of int of shape (n,) or None, default=None
+        The rows of X to train on, in increasing order (the training part
+        of a validation split, see :func:`validation_split`); None trains
+        on all of X (then n = n_rows).
     """
 
     def __init__(self, estimator, state, X, Y, sample_weight, accumulate, validation,
-                 callbacks):
+                 callbacks, rows=None):
         self.estimator = estimator
         self.state = state
         self.network = estimator.network_
         self.X, self.Y, self.sample_weight = X, Y, sample_weight
+        self.rows = rows
         self.accumulate = accumulate
         self.validation = validation
         self.callbacks = callbacks
@@ -380,8 +396,12 @@ class TrainingRun:
     def final_epochs(self, n_epochs):
         """pydnn's final epochs: after early stopping, train on the training
         and validation samples together for a few more epochs."""
-        X_val, Y_val, _, w_val = self.validation
-        self.X = np.concatenate([self.X, X_val])
+        _, Y_val, _, w_val = self.validation
+        # The held-out rows of X, in the order the split gave them; the
+        # training rows first as before, and X itself is still not copied.
+        held_out = np.ones(self.X.shape[0], dtype=bool)
+        held_out[self.rows] = False
+        self.rows = np.concatenate([self.rows, np.flatnonzero(held_out)])
         self.Y = np.concatenate([self.Y, Y_val])
         if self.sample_weight is not None:
             self.sample_weight = np.concatenate([self.sample_weight, w_val])
@@ -456,8 +476,8 @@ class TrainingRun:
     def _train_epoch(self, epoch):
         """Mean training loss (with the penalty) over one pass of the data."""
         est, network = self.estimator, self.network
-        X, Y, w = self.X, self.Y, self.sample_weight
-        n = X.shape[0]
+        X, Y, w, chosen = self.X, self.Y, self.sample_weight, self.rows
+        n = Y.shape[0]
         batch_size = est._batch_size(n)
         n_batches = -(-n // batch_size)
         total_weight = float(n) if w is None else float(w.sum())
@@ -466,7 +486,9 @@ class TrainingRun:
         for b, start in enumerate(range(0, n, batch_size), start=1):
             rows = (order[start:start + batch_size] if order is not None
                     else slice(start, start + batch_size))
-            Xb, Yb = X[rows], Y[rows]
+            # One batch read from X at a time (a memory-mapped X stays on disk).
+            Xb = X[rows] if chosen is None else X[chosen[rows]]
+            Yb = Y[rows]
             if est._augmenters:
                 Xb = self._augmented(Xb)
             wb = None if w is None else w[rows]

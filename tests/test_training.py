@@ -132,13 +132,15 @@ def test_validation_split_keeps_rows_weights_and_class_proportions(digits):
     X, y = digits
     Y = np.eye(10)[y]
     index = np.arange(len(y), dtype=np.float64)  # as weights: where each row came from
-    (X_t, Y_t, y_t, w_t), (X_v, Y_v, y_v, w_v) = validation_split(
+    (rows_t, Y_t, y_t, w_t), (X_v, Y_v, y_v, w_v) = validation_split(
         X, Y, y, index, 0.2, stratify=True, random_state=np.random.RandomState(0))
     assert len(y_v) == int(np.ceil(0.2 * len(y)))
     assert_array_equal(np.sort(np.concatenate([w_t, w_v])), index)
-    for Xp, Yp, yp, wp in ((X_t, Y_t, y_t, w_t), (X_v, Y_v, y_v, w_v)):
+    # The training part comes as its rows of X (X is not copied), in order.
+    assert_array_equal(rows_t, w_t.astype(int))
+    assert_array_equal(X_v, X[w_v.astype(int)])
+    for Yp, yp, wp in ((Y_t, y_t, w_t), (Y_v, y_v, w_v)):
         rows = wp.astype(int)
-        assert_array_equal(Xp, X[rows])
         assert_array_equal(Yp, Y[rows])
         assert_array_equal(yp, y[rows])
     # Every class holds out a fifth of its samples, to within one.
