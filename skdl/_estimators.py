@@ -841,7 +841,9 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
         return self
 
     def __getstate__(self):
-        state = super().__getstate__()
+        # A copy: object.__getstate__ hands the live __dict__ (Python >= 3.11),
+        # and the format tags must not end up on the model being saved.
+        state = dict(super().__getstate__())
         state["_skdl_pickle_format"] = PICKLE_FORMAT
         state["_skdl_version"] = __version__
         return state

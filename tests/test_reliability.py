@@ -132,6 +132,42 @@ def test_pickles_carry_a_format_version(fitted):
     assert_array_equal(model.network_.params, fitted["dense"].network_.params)
 
 
+def _attributes(obj):
+    """``obj``'s attributes, with copies of its arrays' contents."""
+    return {key: (value, np.array(value, copy=True) if isinstance(value, np.ndarray)
+                  else None) for key, value in vars(obj).items()}
+
+
+def _assert_attributes_unchanged(obj, before, where):
+    after = vars(obj)
+    assert list(after) == list(before), f"{where}: attributes added or removed"
+    for key, (value, contents) in before.items():
+        assert after[key] is value, f"{where}.{key} was replaced"
+        if contents is not None:
+            assert_array_equal(after[key], contents, err_msg=f"{where}.{key}")
+
+
+@pytest.mark.parametrize("fitted_model", [False, True])
+@pytest.mark.parametrize("dump", ["pickle", "joblib"])
+def test_pickling_leaves_the_live_model_unchanged(fitted, fitted_model, dump, tmp_path):
+    # Saving a model must not add the pickle's format tags (or anything else)
+    # to the model in use, nor to its network and layers.
+    model = fitted["conv"] if fitted_model else _models()["conv"]
+    parts = {"model": model}
+    if fitted_model:
+        parts["network_"] = model.network_
+        parts.update({f"layer {layer.name}": layer
+                      for layer in model.network_.all_layers})
+    before = {where: _attributes(part) for where, part in parts.items()}
+    if dump == "pickle":
+        pickle.dumps(model)
+    else:
+        joblib.dump(model, tmp_path / "model.joblib")
+    for where, part in parts.items():
+        _assert_attributes_unchanged(part, before[where], where)
+    assert "_skdl_pickle_format" not in vars(model)
+
+
 @pytest.mark.parametrize("name", ["dense", "cnn"])
 def test_a_format_1_pickle_loads_and_trains_on_as_it_would_have(name):
     """Pickles written before the training state was one object and before
