@@ -957,7 +957,9 @@ class NNClassifier(ClassifierMixin, BaseNN):
         set with ``set_callbacks`` instead.
     verbose : int, default=0
         1 prints a table row per epoch (losses, score, rate, time); 2 adds a
-        progress bar within each epoch.
+        progress bar within each epoch when the output is a terminal or a
+        notebook (piped output and logs get the table rows alone, one line
+        per epoch, with no carriage returns).
     warm_start : bool, default=False
         Continue from the previous fit's weights.
     augment : augmenter, list of augmenters or None, default=None

@@ -75,9 +75,24 @@ def validation_split(X, Y, y, sample_weight, fraction, stratify, random_state):
             (X[val], Y[val], y[val], weights[1]))
 
 
+def _shows_carriage_returns(stream):
+    """Whether ``stream`` displays a line rewritten with carriage returns: a
+    terminal, or a Jupyter cell (ipykernel's streams are no tty but redraw the
+    line, as Keras also assumes). Pipes, files and log handlers would keep
+    every redraw."""
+    try:
+        if stream.isatty():
+            return True
+    except (AttributeError, ValueError, OSError):  # no isatty, or closed
+        return False
+    return type(stream).__module__.startswith("ipykernel")
+
+
 class EpochPrinter:
     """``verbose=1``: a table row per epoch; ``verbose=2``: also a progress bar
-    within each epoch (rewritten in place with carriage returns)."""
+    within each epoch (rewritten in place with carriage returns), drawn only
+    on a stream that shows it as one line (a terminal or a notebook); piped or
+    logged output gets the table rows alone, one line per epoch."""
 
     COLUMNS = ("epoch", "train loss", "valid loss", "valid score", "lr", "time")
     BAR_WIDTH = 30
@@ -86,9 +101,10 @@ class EpochPrinter:
         self.verbose = int(verbose)
         self.stream = sys.stdout if stream is None else stream
         self.header_done = False
+        self.draw_bar = self.verbose >= 2 and _shows_carriage_returns(self.stream)
 
     def batch(self, batch, n_batches):
-        if self.verbose < 2:
+        if not self.draw_bar:
             return
         done = int(self.BAR_WIDTH * batch / n_batches)
         bar = "=" * done + "." * (self.BAR_WIDTH - done)
