@@ -48,6 +48,8 @@ from ._training import (
     SklearnCallbacks,
     TrainingRun,
     TrainingState,
+    SCALE_ADVICE,
+    too_large_features,
     validation_split,
 )
 from ._version import __version__
@@ -455,7 +457,19 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
         check_is_fitted(self)
         X = self._to_fitted_layout(self._flatten_inputs(X))
         self._check_sparse_input(X, first=False, fitting=False)
-        return self._validate_input(X, reset=False)[0]
+        X = self._validate_input(X, reset=False)[0]
+        self._warn_if_features_too_large(X)
+        return X
+
+    def _warn_if_features_too_large(self, X):
+        """Warn, with the advice to scale them, about features so large that
+        the network's sums overflow its dtype (fit, partial_fit and predict
+        alike). A warning, not an error: the values are valid numbers, and a
+        network may still cope with them (e.g. ones that only a few samples
+        reach)."""
+        message = too_large_features(X, self.dtype)
+        if message is not None:
+            warnings.warn(message, UserWarning)
 
     def _why_not_sparse(self, first):
         """Why the network (the one ``fit`` is about to build when ``first``)
@@ -509,8 +523,8 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
             raise ValueError(
                 f"The network's outputs overflowed to infinity or NaN for "
                 f"{rows.size} sample(s) (first: {rows[:5].tolist()}): their "
-                f"features are too large for the network in {self.dtype}. Scale "
-                "the features (e.g. with StandardScaler) or use dtype='float64'."
+                f"features are too large for the network in {self.dtype}. "
+                f"{SCALE_ADVICE} or use dtype='float64'."
             )
         return outputs
 
@@ -560,7 +574,8 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
         # Sums over the batch run in float64 when the data came as float64, so
         # an integer sample weight k trains exactly like k repeated samples.
         accumulate = np.float64 if X.dtype == np.float64 else np.dtype(self.dtype)
-        Xn = self._network_input(X)
+        Xn = self._network_input(X)  # refuses values the dtype cannot hold
+        self._warn_if_features_too_large(X)
         self._optimizer = resolve_optimizer(self.optimizer)
         schedule_run = (state.schedule_run if incremental and state.schedule_run is not None
                         else resolve_schedule(self.lr_schedule).start(self.learning_rate,
