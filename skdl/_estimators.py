@@ -44,11 +44,11 @@ from ._network import Network, build_layers, layer_names
 from ._optimizers import OPTIMIZERS, Optimizer, resolve_optimizer
 from ._summary import summarize
 from ._training import (
+    SCALE_ADVICE,
     CallbackSupportMixin,
     SklearnCallbacks,
     TrainingRun,
     TrainingState,
-    SCALE_ADVICE,
     too_large_features,
     validation_split,
 )
@@ -463,10 +463,12 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
 
     def _warn_if_features_too_large(self, X):
         """Warn, with the advice to scale them, about features so large that
-        the network's sums overflow its dtype (fit, partial_fit and predict
-        alike). A warning, not an error: the values are valid numbers, and a
-        network may still cope with them (e.g. ones that only a few samples
-        reach)."""
+        training's squares and sums overflow the dtype (fit, partial_fit and
+        predict alike). A warning, not an error, as scikit-learn does for
+        valid but ill-suited data: the values are finite numbers of the dtype
+        and some models still predict sensibly from them; what cannot work
+        (values the dtype cannot hold, overflowed outputs or weights) stays
+        an error."""
         message = too_large_features(X, self.dtype)
         if message is not None:
             warnings.warn(message, UserWarning)

@@ -31,7 +31,7 @@ from skdl import (
     _reference,
 )
 from skdl._network import TrainingPass
-from skdl._training import StepThreads, validation_split
+from skdl._training import EpochPrinter, StepThreads, validation_split
 from skdl.callbacks import (
     Callback,
     Checkpoint,
@@ -840,6 +840,17 @@ def test_verbose_2_draws_the_progress_bar_only_on_a_terminal(digits):
     lines = text.splitlines()
     assert len(lines) == 3 and lines[0].split()[0] == "epoch"
     assert [line.split()[0] for line in lines[1:]] == ["1", "2"]
+
+
+def test_verbose_2_draws_the_progress_bar_in_a_notebook():
+    # Jupyter's output streams are no tty but show a redrawn line as one.
+    notebook = type("OutStream", (io.StringIO,), {"__module__": "ipykernel.iostream"})()
+    for stream, drawn in ((notebook, True), (io.StringIO(), False), (object(), False)):
+        printer = EpochPrinter(2, stream)
+        assert printer.draw_bar is drawn
+        if drawn:
+            printer.batch(2, 4)
+            assert stream.getvalue() == "\r[" + "=" * 15 + "." * 15 + "] 2/4"
 
 
 def test_grid_search_over_training_parameters(digits):
