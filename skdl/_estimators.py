@@ -44,10 +44,12 @@ from ._network import Network, build_layers, layer_names
 from ._optimizers import OPTIMIZERS, Optimizer, resolve_optimizer
 from ._summary import summarize
 from ._training import (
+    SCALE_ADVICE,
     CallbackSupportMixin,
     SklearnCallbacks,
     TrainingRun,
     TrainingState,
+    too_large_features,
     validation_split,
 )
 from ._version import __version__
@@ -455,7 +457,21 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
         check_is_fitted(self)
         X = self._to_fitted_layout(self._flatten_inputs(X))
         self._check_sparse_input(X, first=False, fitting=False)
-        return self._validate_input(X, reset=False)[0]
+        X = self._validate_input(X, reset=False)[0]
+        self._warn_if_features_too_large(X)
+        return X
+
+    def _warn_if_features_too_large(self, X):
+        """Warn, with the advice to scale them, about features so large that
+        training's squares and sums overflow the dtype (fit, partial_fit and
+        predict alike). A warning, not an error, as scikit-learn does for
+        valid but ill-suited data: the values are finite numbers of the dtype
+        and some models still predict sensibly from them; what cannot work
+        (values the dtype cannot hold, overflowed outputs or weights) stays
+        an error."""
+        message = too_large_features(X, self.dtype)
+        if message is not None:
+            warnings.warn(message, UserWarning)
 
     def _why_not_sparse(self, first):
         """Why the network (the one ``fit`` is about to build when ``first``)
@@ -509,8 +525,8 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
             raise ValueError(
                 f"The network's outputs overflowed to infinity or NaN for "
                 f"{rows.size} sample(s) (first: {rows[:5].tolist()}): their "
-                f"features are too large for the network in {self.dtype}. Scale "
-                "the features (e.g. with StandardScaler) or use dtype='float64'."
+                f"features are too large for the network in {self.dtype}. "
+                f"{SCALE_ADVICE} or use dtype='float64'."
             )
         return outputs
 
@@ -560,7 +576,8 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
         # Sums over the batch run in float64 when the data came as float64, so
         # an integer sample weight k trains exactly like k repeated samples.
         accumulate = np.float64 if X.dtype == np.float64 else np.dtype(self.dtype)
-        Xn = self._network_input(X)
+        Xn = self._network_input(X)  # refuses values the dtype cannot hold
+        self._warn_if_features_too_large(X)
         self._optimizer = resolve_optimizer(self.optimizer)
         schedule_run = (state.schedule_run if incremental and state.schedule_run is not None
                         else resolve_schedule(self.lr_schedule).start(self.learning_rate,
@@ -847,7 +864,9 @@ class BaseNN(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
         return self
 
     def __getstate__(self):
-        state = super().__getstate__()
+        # A copy: object.__getstate__ hands the live __dict__ (Python >= 3.11),
+        # and the format tags must not end up on the model being saved.
+        state = dict(super().__getstate__())
         state["_skdl_pickle_format"] = PICKLE_FORMAT
         state["_skdl_version"] = __version__
         return state
@@ -961,7 +980,9 @@ class NNClassifier(ClassifierMixin, BaseNN):
         set with ``set_callbacks`` instead.
     verbose : int, default=0
         1 prints a table row per epoch (losses, score, rate, time); 2 adds a
-        progress bar within each epoch.
+        progress bar within each epoch when the output is a terminal or a
+        notebook (piped output and logs get the table rows alone, one line
+        per epoch, with no carriage returns).
     warm_start : bool, default=False
         Continue from the previous fit's weights.
     augment : augmenter, list of augmenters or None, default=None

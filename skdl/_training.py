@@ -24,6 +24,46 @@ except ImportError:  # pragma: no cover - older scikit-learn
         """Stand-in where scikit-learn has no callback API."""
 
 
+SCALE_ADVICE = "Scale the features (e.g. with StandardScaler)"
+
+
+def feature_limit(dtype):
+    """Largest feature magnitude a network in ``dtype`` trains on safely.
+
+    Training squares values (Adam's second moments, the squared error), which
+    overflow above sqrt(max) of the dtype (1.8e19 in float32), and sums them
+    over features, samples and layers: 1e-4 of that leaves the margin
+    (1.8e15 in float32, 1.3e150 in float64).
+    """
+    return float(np.sqrt(np.finfo(dtype).max)) * 1e-4
+
+
+def too_large_features(X, dtype):
+    """A sentence naming X's largest feature magnitude when it is above
+    :func:`feature_limit` of ``dtype`` and still representable in it (values
+    that are not are refused where X is cast), else None.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, ...) or CSR matrix of shape (n, n_features)
+    dtype : numpy dtype the network computes in
+    """
+    values = X.data if issparse(X) else X
+    if values.size == 0:
+        return None
+    # max and min, not abs: no temporary array the size of X.
+    largest = float(max(values.max(), -values.min()))
+    if not feature_limit(dtype) < largest <= float(np.finfo(dtype).max):
+        return None
+    dtype = np.dtype(dtype)
+    fix = (f"{SCALE_ADVICE}." if dtype == np.float64
+           else f"{SCALE_ADVICE} or use dtype='float64'.")
+    return (f"X has features as large as {largest:.3g}, too large for a network in "
+            f"{dtype} (above about {feature_limit(dtype):.1e} the sums and squares "
+            f"of training overflow {dtype}'s largest value, {np.finfo(dtype).max:.3g}, "
+            f"and the model learns nothing useful). {fix}")
+
+
 def validation_split(X, Y, y, sample_weight, fraction, stratify, random_state):
     """Hold out ``fraction`` of the samples, stratified by ``y`` when asked.
 
@@ -84,9 +124,24 @@ def validation_split(X, Y, y, sample_weight, fraction, stratify, random_state):
             (X[val], Y[val], y[val], weights[1]))
 
 
+def _shows_carriage_returns(stream):
+    """Whether ``stream`` displays a line rewritten with carriage returns: a
+    terminal, or a Jupyter cell (ipykernel's streams are no tty but redraw the
+    line, as Keras also assumes). Pipes, files and log handlers would keep
+    every redraw."""
+    try:
+        if stream.isatty():
+            return True
+    except (AttributeError, ValueError, OSError):  # no isatty, or closed
+        return False
+    return type(stream).__module__.startswith("ipykernel")
+
+
 class EpochPrinter:
     """``verbose=1``: a table row per epoch; ``verbose=2``: also a progress bar
-    within each epoch (rewritten in place with carriage returns)."""
+    within each epoch (rewritten in place with carriage returns), drawn only
+    on a stream that shows it as one line (a terminal or a notebook); piped or
+    logged output gets the table rows alone, one line per epoch."""
 
     COLUMNS = ("epoch", "train loss", "valid loss", "valid score", "lr", "time")
     BAR_WIDTH = 30
@@ -95,9 +150,10 @@ class EpochPrinter:
         self.verbose = int(verbose)
         self.stream = sys.stdout if stream is None else stream
         self.header_done = False
+        self.draw_bar = self.verbose >= 2 and _shows_carriage_returns(self.stream)
 
     def batch(self, batch, n_batches):
-        if self.verbose < 2:
+        if not self.draw_bar:
             return
         done = int(self.BAR_WIDTH * batch / n_batches)
         bar = "=" * done + "." * (self.BAR_WIDTH - done)
@@ -584,11 +640,14 @@ class TrainingRun:
         self.step_open = False
         # The moments may hold the non-finite values too: start them afresh.
         self.state.optimizer_state = est._optimizer.init_state(self.network.params)
+        # Features too large for the dtype are the cause, not the learning rate.
+        scale = too_large_features(self.X, est.dtype)
+        advice = scale if scale is not None else (
+            f"Lower the learning rate (it is {est.learning_rate_:g}) or clip the "
+            "gradients, e.g. optimizer=Adam(clipnorm=1.0).")
         raise ValueError(
             f"{what} in epoch {epoch}, batch {batch}. The model keeps the last "
-            f"weights that gave a finite loss. Lower the learning rate (it is "
-            f"{est.learning_rate_:g}) or clip the gradients, e.g. "
-            "optimizer=Adam(clipnorm=1.0)."
+            f"weights that gave a finite loss. {advice}"
         )
 
     def _interrupt(self, epoch):

@@ -8,12 +8,14 @@ import subprocess
 import sys
 import time
 import tracemalloc
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import joblib
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from numpy.testing import assert_array_equal
 from sklearn.datasets import load_digits
 from threadpoolctl import threadpool_limits
@@ -130,6 +132,42 @@ def test_pickles_carry_a_format_version(fitted):
     del state["_skdl_pickle_format"]
     model.__setstate__(state)
     assert_array_equal(model.network_.params, fitted["dense"].network_.params)
+
+
+def _attributes(obj):
+    """``obj``'s attributes, with copies of its arrays' contents."""
+    return {key: (value, np.array(value, copy=True) if isinstance(value, np.ndarray)
+                  else None) for key, value in vars(obj).items()}
+
+
+def _assert_attributes_unchanged(obj, before, where):
+    after = vars(obj)
+    assert list(after) == list(before), f"{where}: attributes added or removed"
+    for key, (value, contents) in before.items():
+        assert after[key] is value, f"{where}.{key} was replaced"
+        if contents is not None:
+            assert_array_equal(after[key], contents, err_msg=f"{where}.{key}")
+
+
+@pytest.mark.parametrize("fitted_model", [False, True])
+@pytest.mark.parametrize("dump", ["pickle", "joblib"])
+def test_pickling_leaves_the_live_model_unchanged(fitted, fitted_model, dump, tmp_path):
+    # Saving a model must not add the pickle's format tags (or anything else)
+    # to the model in use, nor to its network and layers.
+    model = fitted["conv"] if fitted_model else _models()["conv"]
+    parts = {"model": model}
+    if fitted_model:
+        parts["network_"] = model.network_
+        parts.update({f"layer {layer.name}": layer
+                      for layer in model.network_.all_layers})
+    before = {where: _attributes(part) for where, part in parts.items()}
+    if dump == "pickle":
+        pickle.dumps(model)
+    else:
+        joblib.dump(model, tmp_path / "model.joblib")
+    for where, part in parts.items():
+        _assert_attributes_unchanged(part, before[where], where)
+    assert "_skdl_pickle_format" not in vars(model)
 
 
 @pytest.mark.parametrize("name", ["dense", "cnn"])
@@ -308,6 +346,7 @@ def test_extreme_logits_give_finite_losses_and_probabilities(n_classes):
     assert np.isfinite(clf.predict_log_proba(X)).all()
 
 
+@pytest.mark.filterwarnings("ignore:X has features as large as")
 def test_huge_inputs_give_an_error_or_finite_predictions_never_nan(digits):
     X, y = digits
     clf = NNClassifier([Dense(16, activation="relu"), Dense(16, activation="relu")],
@@ -335,6 +374,54 @@ def test_huge_inputs_give_an_error_or_finite_predictions_never_nan(digits):
     except ValueError as error:
         assert "became" in str(error) or "overflowed" in str(error)
     assert np.isfinite(model.network_.params).all()
+
+
+def _scale_warnings(caught):
+    return [str(w.message) for w in caught if "too large for a network" in str(w.message)]
+
+
+def test_features_too_large_for_float32_are_warned_about_with_the_scale_advice(digits):
+    # Features of 1e30 trained silently to garbage (loss_ 8e29, accuracy 0.17);
+    # a regressor stopped with "Lower the learning rate", which cannot help.
+    X, y = digits  # features in [0, 1]
+    X, y = X[:300], y[:300]
+    advice = (r"X has features as large as 1e\+30, too large for a network in "
+              r"float32 \(above about 1\.8e\+15 .*\)\. Scale the features \(e\.g\. "
+              r"with StandardScaler\) or use dtype='float64'\.$")
+    clf = NNClassifier([Dense(16, activation="relu")], max_iter=2, random_state=0)
+    with pytest.warns(UserWarning, match=advice):
+        clf.fit(X * 1e30, y)
+    with pytest.warns(UserWarning, match=advice):
+        clf.partial_fit(X * 1e30, y)
+    with pytest.warns(UserWarning, match=advice):
+        clf.predict(X * 1e30)
+    # Where training overflows, the error gives the same advice, not the rate.
+    reg = NNRegressor([Dense(16, activation="relu")], max_iter=2, random_state=0)
+    with pytest.warns(UserWarning, match=advice), pytest.raises(
+            ValueError, match=r"weights that gave a finite loss\. X has features as "
+            r"large as 1e\+30, .* Scale the features") as error:
+        reg.fit(X * 1e30, y.astype(float))
+    assert "learning rate" not in str(error.value)
+    # Sparse X: its stored values are the features.
+    with pytest.warns(UserWarning, match="as large as 1e\\+30"):
+        NNClassifier([Dense(4)], max_iter=1, random_state=0).fit(
+            sp.csr_matrix(X * -1e30), y)
+    # float64 holds them, and up to about 1.3e150 trains on them.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clf64 = NNClassifier([Dense(16)], max_iter=1, random_state=0,
+                             dtype="float64").fit(X * 1e30, y)
+        NNClassifier([Dense(16)], max_iter=1, random_state=0).fit(X * 1e15, y)
+    assert _scale_warnings(caught) == []
+    with pytest.warns(UserWarning, match=r"float64 .*\. Scale the features \(e\.g\. "
+                      r"with StandardScaler\)\.$"):
+        clf64.predict(X.astype(np.float64) * 1e200)
+    # Beyond float32's range: refused, as before, and not warned about too.
+    with warnings.catch_warnings(record=True) as caught, pytest.raises(
+            ValueError, match="too large for float32"):
+        warnings.simplefilter("always")
+        clf.predict(X.astype(np.float64) * 1e300)
+    assert _scale_warnings(caught) == []
 
 
 # -- memory -------------------------------------------------------------------------

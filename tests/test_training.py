@@ -31,7 +31,7 @@ from skdl import (
     _reference,
 )
 from skdl._network import TrainingPass
-from skdl._training import StepThreads, validation_split
+from skdl._training import EpochPrinter, StepThreads, validation_split
 from skdl.callbacks import (
     Callback,
     Checkpoint,
@@ -816,12 +816,43 @@ def test_verbose_table_and_progress_bar(digits):
     assert len(lines) == 3
     out = io.StringIO()
     with redirect_stdout(out):
-        _small(max_iter=1, verbose=2, batch_size=500).fit(X, y)
-    assert "] 4/4" in out.getvalue() and "\r" in out.getvalue()
-    out = io.StringIO()
-    with redirect_stdout(out):
         _small(max_iter=2, verbose=True).fit(X, y)  # True is 1
     assert len(out.getvalue().splitlines()) == 3
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_verbose_2_draws_the_progress_bar_only_on_a_terminal(digits):
+    X, y = digits
+    terminal = _Terminal()
+    with redirect_stdout(terminal):
+        _small(max_iter=2, verbose=2, batch_size=500).fit(X, y)
+    text = terminal.getvalue()
+    assert "[" + "=" * 30 + "] 4/4" in text and "\r" in text
+    assert text.count("] 1/4") == 2  # redrawn in each epoch
+    # Piped output and logs: the table alone, a line per epoch, no redraws.
+    piped = io.StringIO()  # isatty() is False, as for a pipe or a file
+    with redirect_stdout(piped):
+        _small(max_iter=2, verbose=2, batch_size=500).fit(X, y)
+    text = piped.getvalue()
+    assert "\r" not in text and "/4" not in text
+    lines = text.splitlines()
+    assert len(lines) == 3 and lines[0].split()[0] == "epoch"
+    assert [line.split()[0] for line in lines[1:]] == ["1", "2"]
+
+
+def test_verbose_2_draws_the_progress_bar_in_a_notebook():
+    # Jupyter's output streams are no tty but show a redrawn line as one.
+    notebook = type("OutStream", (io.StringIO,), {"__module__": "ipykernel.iostream"})()
+    for stream, drawn in ((notebook, True), (io.StringIO(), False), (object(), False)):
+        printer = EpochPrinter(2, stream)
+        assert printer.draw_bar is drawn
+        if drawn:
+            printer.batch(2, 4)
+            assert stream.getvalue() == "\r[" + "=" * 15 + "." * 15 + "] 2/4"
 
 
 def test_grid_search_over_training_parameters(digits):
