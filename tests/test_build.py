@@ -8,6 +8,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 import skdl
+from _fresh import in_fresh_python
 from skdl._kernels import _openmp
 
 
@@ -72,25 +73,6 @@ def test_kernels_call_no_blas():
     assert [(i["filepath"], i["num_threads"]) for i in threadpool_info()] == before
 
 
-def _in_fresh_python(code, **env):
-    """stdout + stderr of ``code`` run by a new interpreter that imports the
-    skdl these tests import (a checkout or an installed copy), with ``env``
-    added to the environment."""
-    import subprocess
-    from pathlib import Path
-
-    root = str(Path(skdl.__file__).resolve().parents[1])
-    full_env = {key: value for key, value in os.environ.items()
-                if key not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
-    full_env.update(env, PYTHONPATH=root)
-    # Run from there too: `python -c` puts its working directory first on
-    # sys.path, where a checkout without built kernels would shadow skdl.
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=full_env, timeout=120, cwd=root)
-    assert done.returncode == 0, done.stderr
-    return done.stdout + done.stderr
-
-
 DISPLAY_ENV = """
 import ctypes, os, subprocess, sys
 {before}
@@ -110,7 +92,7 @@ if hasattr(gomp, "omp_display_env"):
 @pytest.mark.skipif(not sys.platform.startswith("linux") or not _openmp.openmp_enabled(),
                     reason="GOMP_SPINCOUNT is libgomp's (Linux builds with OpenMP)")
 def test_libgomp_is_loaded_with_a_short_spin_that_leaves_the_environment_alone():
-    out = _in_fresh_python(DISPLAY_ENV.format(before=""))
+    out = in_fresh_python(DISPLAY_ENV.format(before=""))
     assert "wait: GOMP_SPINCOUNT=10000 (set by skdl" in out
     # Removed again: neither this process nor its children see it...
     assert "environ: None" in out and "child: None" in out
@@ -122,12 +104,12 @@ def test_libgomp_is_loaded_with_a_short_spin_that_leaves_the_environment_alone()
 @pytest.mark.skipif(not sys.platform.startswith("linux") or not _openmp.openmp_enabled(),
                     reason="GOMP_SPINCOUNT is libgomp's (Linux builds with OpenMP)")
 def test_a_users_spin_count_or_an_earlier_libgomp_is_kept():
-    out = _in_fresh_python(DISPLAY_ENV.format(before=""), GOMP_SPINCOUNT="123")
+    out = in_fresh_python(DISPLAY_ENV.format(before=""), GOMP_SPINCOUNT="123")
     assert "wait: yours: GOMP_SPINCOUNT=123" in out
     assert "environ: 123" in out and "child: 123" in out
     if "OPENMP DISPLAY ENVIRONMENT" in out:
         assert "GOMP_SPINCOUNT = '123'" in out
-    out = _in_fresh_python(DISPLAY_ENV.format(before="ctypes.CDLL('libgomp.so.1')"))
+    out = in_fresh_python(DISPLAY_ENV.format(before="ctypes.CDLL('libgomp.so.1')"))
     assert "wait: the OpenMP runtime's default (it was loaded before skdl)" in out
     assert "environ: None" in out
     if "OPENMP DISPLAY ENVIRONMENT" in out:

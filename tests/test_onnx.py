@@ -1,8 +1,6 @@
 """ONNX export (skdl.onnx): onnxruntime's predictions of a converted model
 equal skdl's, alone and inside scikit-learn pipelines; layers the export does
 not convert are refused by name."""
-import subprocess
-import sys
 import warnings
 
 import numpy as np
@@ -19,6 +17,7 @@ from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 import skdl.onnx  # noqa: E402, F401  (registers the converters)
+from _fresh import in_fresh_python  # noqa: E402
 from skdl import (  # noqa: E402
     LSTM,
     Activation,
@@ -191,6 +190,4 @@ def test_side_inputs_and_multilabel_are_refused(digits):
 
 def test_importing_skdl_does_not_import_onnx():
     code = "import sys, skdl; print('skl2onnx' in sys.modules or 'onnx' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
-    assert out.stdout.strip() == "False"
+    assert in_fresh_python(code).strip() == "False"
