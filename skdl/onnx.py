@@ -12,8 +12,8 @@ Every layer of skdl converts: Dense and Activation (every activation),
 PReLU, Dropout (the identity at prediction), Flatten, Reshape,
 BatchNormalization (its running statistics), Conv1D, Conv2D, the pools,
 Embedding and Masking with the masks they make, SimpleRNN, GRU and LSTM
-(unrolled over the steps: masked steps keep the state wherever they are;
-return_sequences, go_backwards, initial_state and return_state),
+(one ONNX Scan over the steps: masked steps keep the state wherever they
+are; return_sequences, go_backwards, initial_state and return_state),
 Bidirectional, Pathways, MergeInput and the blocks. Side inputs arrive as
 flat rows holding every input's columns side by side, as ``predict`` takes
 them. A layer defined outside skdl is refused with a ValueError naming it.
@@ -32,7 +32,7 @@ import numpy as np
 
 try:
     from onnx import TensorProto
-    from onnx.helper import make_tensor
+    from onnx.helper import make_graph, make_node, make_tensor, make_tensor_value_info
     from skl2onnx import update_registered_converter
     from skl2onnx.common.data_types import guess_proto_type
     from skl2onnx.common.shape_calculator import (
@@ -224,78 +224,135 @@ def _sequence_pool(g, x, layer, mask):
     return g.node("Where", [any_kept, pooled, g.const(0.0, "zero")])
 
 
+class _Body:
+    """The nodes of a Scan's body, built with :class:`_Graph`'s interface;
+    its constants are Constant nodes inside the body (no outer-scope names
+    for skl2onnx's clean-up to drop)."""
+
+    def __init__(self, g):
+        self.outer, self.proto, self.dtype = g, g.proto, g.dtype
+        self.nodes = []
+
+    def name(self, hint):
+        return self.outer.name(hint)
+
+    def const(self, value, hint="c", dtype=None, proto=None):
+        value = np.asarray(value, dtype=dtype or self.dtype)
+        name = self.name(hint)
+        tensor = make_tensor(name, proto or self.proto, list(value.shape),
+                             value.ravel().tolist())
+        self.nodes.append(make_node("Constant", [], [name], value=tensor))
+        return name
+
+    def shape(self, shape):
+        return self.const(np.asarray(shape, np.int64), "shape", np.int64, TensorProto.INT64)
+
+    def node(self, op, inputs, hint=None, output=None, domain="", **attrs):
+        output = output or self.name(hint or op.lower())
+        self.nodes.append(make_node(op, list(inputs), [output], domain=domain,
+                                    name=self.outer.scope.get_unique_operator_name(op),
+                                    **attrs))
+        return output
+
+
+def _cell_step(b, layer, h, c, xt):
+    """One step of skdl's cell (PyTorch's forms, as skdl.layers.recurrent):
+    the new h and c from the state and the step's input projection per gate
+    block ``xt``; nodes added to the Scan body ``b``."""
+    params, u = layer.params, layer.units
+    U, bh = params["recurrent_kernel"], params.get("recurrent_bias")
+    blocks = [slice(j * u, (j + 1) * u) for j in range(len(xt))]
+    hu = [b.node("MatMul", [h, b.const(U[:, block], "recurrent_kernel")]) for block in blocks]
+    if bh is not None:
+        hu = [b.node("Add", [v, b.const(bh[block], "recurrent_bias")])
+              for v, block in zip(hu, blocks)]
+    act = lambda z: _activation(b, z, layer.activation, None)  # noqa: E731
+    ract = lambda z: _activation(b, z, layer.recurrent_activation, None)  # noqa: E731
+    if layer.cell == "simple":
+        return act(b.node("Add", [xt[0], hu[0]])), None
+    if layer.cell == "gru":  # gates (r, z, n), reset after
+        r = ract(b.node("Add", [xt[0], hu[0]]))
+        z = ract(b.node("Add", [xt[1], hu[1]]))
+        cand = act(b.node("Add", [xt[2], b.node("Mul", [r, hu[2]])]))
+        return b.node("Add", [b.node("Mul", [b.node("Sub", [b.const(1.0, "one"), z]), cand]),
+                              b.node("Mul", [z, h])]), None
+    a = [b.node("Add", [v, w]) for v, w in zip(xt, hu)]  # lstm, gates (i, f, g, o)
+    i, f, o = ract(a[0]), ract(a[1]), ract(a[3])
+    c = b.node("Add", [b.node("Mul", [f, c]), b.node("Mul", [i, act(a[2])])])
+    return b.node("Mul", [o, act(c)]), c
+
+
 def _recurrent_steps(g, x, layer, mask):
-    """The recurrence unrolled over the (fixed) steps, as skdl runs it: the
-    state of every step in reading order, and the last h and c (c None but
-    for an LSTM). Masked steps keep the state. Unrolled rather than ONNX's
-    RNN/GRU/LSTM operators, which mask only right padding (sequence_lens)
-    and take fewer gate activations than skdl."""
+    """The recurrence as one ONNX Scan over the steps, as skdl runs it: every
+    step's h (n, steps, units) in reading order if the layer returns
+    sequences (else None), and the last h and c (c None but for an LSTM).
+    Masked steps keep the state. A Scan rather than ONNX's RNN/GRU/LSTM
+    operators, which mask only right padding (sequence_lens) and take fewer
+    gate activations than skdl; and rather than unrolled steps, whose graph
+    (and skl2onnx's conversion time) grows with the steps."""
     T, F, u = layer.steps, layer.features, layer.units
-    params = layer.params
-    W, U = params["kernel"], params["recurrent_kernel"]
-    b, bh = params.get("bias"), params.get("recurrent_bias")
+    W, bias = layer.params["kernel"], layer.params.get("bias")
     blocks = [slice(j * u, (j + 1) * u) for j in range(W.shape[1] // u)]
     x3 = g.reshape(x, (T, F))
     # Every step's input projection at once, per gate block: (n, steps, u).
     xw = []
     for block in blocks:
         p = g.node("MatMul", [x3, g.const(W[:, block], "kernel")])
-        xw.append(p if b is None else g.node("Add", [p, g.const(b[block], "bias")]))
-    Us = [g.const(U[:, block], "recurrent_kernel") for block in blocks]
-    bhs = [None if bh is None else g.const(bh[block], "recurrent_bias") for block in blocks]
+        xw.append(p if bias is None else g.node("Add", [p, g.const(bias[block], "bias")]))
+    lstm = layer.cell == "lstm"
     if layer.initial_state is None:
-        h = _zeros_like(g, _step(g, xw[0], 0))
-        c = h if layer.cell == "lstm" else None
+        h0 = _zeros_like(g, _step(g, xw[0], 0))
+        c0 = h0 if lstm else None
     else:
         state = g.outputs[layer.initial_state]
-        h = g.node("Gather", [state, _indices(g, np.arange(u))], "h0", axis=1)
-        c = None
-        if layer.cell == "lstm":
-            c = (g.node("Gather", [state, _indices(g, np.arange(u, 2 * u))], "c0", axis=1)
-                 if layer.state_width == 2 * u else _zeros_like(g, h))
-    act = lambda z: _activation(g, z, layer.activation, None)  # noqa: E731
-    ract = lambda z: _activation(g, z, layer.recurrent_activation, None)  # noqa: E731
-    order = range(T - 1, -1, -1) if layer.go_backwards else range(T)
-    states = []
-    for t in order:
-        xt = [_step(g, p, t) for p in xw]
-        hu = [g.node("MatMul", [h, Uj]) for Uj in Us]
-        new_c = None
-        if layer.cell == "simple":
-            new_h = act(g.node("Add", [xt[0], hu[0]]))
-        elif layer.cell == "gru":
-            hu = [v if bj is None else g.node("Add", [v, bj]) for v, bj in zip(hu, bhs)]
-            r = ract(g.node("Add", [xt[0], hu[0]]))
-            z = ract(g.node("Add", [xt[1], hu[1]]))
-            cand = act(g.node("Add", [xt[2], g.node("Mul", [r, hu[2]])]))
-            new_h = g.node("Add", [
-                g.node("Mul", [g.node("Sub", [g.const(1.0, "one"), z]), cand]),
-                g.node("Mul", [z, h])])
-        else:  # lstm, gates (i, f, g, o)
-            a = [g.node("Add", [v, w]) for v, w in zip(xt, hu)]
-            i, f, o = ract(a[0]), ract(a[1]), ract(a[3])
-            new_c = g.node("Add", [g.node("Mul", [f, c]), g.node("Mul", [i, act(a[2])])])
-            new_h = g.node("Mul", [o, act(new_c)])
-        if mask is not None:  # a masked step keeps the state
-            on = g.node("Reshape", [_step(g, mask, t), g.shape((-1, 1))])
-            new_h = g.node("Where", [on, new_h, h])
-            if new_c is not None:
-                new_c = g.node("Where", [on, new_c, c])
-        h, c = new_h, new_c if new_c is not None else c
-        states.append(h)
-    return states, h, c
+        h0 = g.node("Gather", [state, _indices(g, np.arange(u))], "h0", axis=1)
+        c0 = None
+        if lstm:
+            c0 = (g.node("Gather", [state, _indices(g, np.arange(u, 2 * u))], "c0", axis=1)
+                  if layer.state_width == 2 * u else _zeros_like(g, h0))
+    body = _Body(g)
+    info = lambda name, shape, proto=g.proto: make_tensor_value_info(  # noqa: E731
+        name, proto, shape)
+    h, c = body.name("h"), body.name("c") if lstm else None
+    xt = [body.name("x_step") for _ in blocks]
+    on = body.name("on") if mask is not None else None
+    new_h, new_c = _cell_step(body, layer, h, c, xt)
+    if on is not None:  # a masked step keeps the state
+        column = body.node("Reshape", [on, body.shape((-1, 1))])
+        new_h = body.node("Where", [column, new_h, h])
+        if lstm:
+            new_c = body.node("Where", [column, new_c, c])
+    states = [h] + ([c] if lstm else [])
+    new_states = [new_h] + ([new_c] if lstm else [])
+    outputs = [body.node("Identity", [s]) for s in new_states]
+    if layer.return_sequences:
+        outputs.append(body.node("Identity", [new_h], "h_step"))
+    scanned = xt + ([on] if on is not None else [])
+    graph = make_graph(
+        body.nodes, g.name("recurrence"),
+        [info(s, [None, u]) for s in states + xt]
+        + ([info(on, [None], TensorProto.BOOL)] if on is not None else []),
+        [info(s, [None, u]) for s in outputs])
+    inputs = [h0] + ([c0] if lstm else []) + xw + ([mask] if mask is not None else [])
+    results = [g.name("h_last")] + ([g.name("c_last")] if lstm else [])
+    if layer.return_sequences:
+        results.append(g.name("h_sequence"))
+    direction = 1 if layer.go_backwards else 0
+    sequence_axes = {"scan_output_axes": [1]} if layer.return_sequences else {}
+    g.container.add_node(
+        "Scan", inputs, results, name=g.scope.get_unique_operator_name("Scan"),
+        body=graph, num_scan_inputs=len(scanned), scan_input_axes=[1] * len(scanned),
+        scan_input_directions=[direction] * len(scanned), op_version=9, **sequence_axes)
+    sequence = results[-1] if layer.return_sequences else None
+    return sequence, results[0], results[1] if lstm else None
 
 
 def _recurrent(g, x, layer, mask, reverse=False):
     """A recurrent layer's output; ``reverse`` reverses a returned sequence
     (Bidirectional's backward half, put back in time order)."""
-    states, h, c = _recurrent_steps(g, x, layer, mask)
+    sequence, h, c = _recurrent_steps(g, x, layer, mask)
     if layer.return_sequences:
-        if reverse:
-            states = states[::-1]
-        u = layer.units
-        steps = [g.node("Reshape", [s, g.shape((-1, 1, u))]) for s in states]
-        return steps[0] if len(steps) == 1 else g.node("Concat", steps, axis=1)
+        return _reverse_steps(g, sequence, layer.steps) if reverse else sequence
     if layer.return_state:
         return g.node("Concat", [h, c], axis=1)
     return h

@@ -142,6 +142,10 @@ def test_float64_model_runs_in_double(digits):
     (predicted,) = _run(model, X)  # float64 rows: a graph in double
     assert predicted.dtype == np.float64
     np.testing.assert_allclose(predicted[:, 0], model.predict(X), rtol=1e-12, atol=1e-12)
+    recurrent = _fit(NNRegressor(layers=[Reshape((8, 8)), Masking(), GRU(4)],
+                                 dtype="float64", max_iter=3, random_state=0), X, y[:200])
+    (predicted,) = _run(recurrent, X)  # the Scan's body in double too
+    np.testing.assert_allclose(predicted[:, 0], recurrent.predict(X), rtol=1e-12, atol=1e-12)
 
 
 def test_readme_minimal_example_pipeline():
