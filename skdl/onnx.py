@@ -47,7 +47,6 @@ except ImportError as error:  # skdl itself needs neither
 
 from . import _ops
 from ._estimators import NNClassifier, NNRegressor
-from .layers._base import Layer
 from .layers.blocks import SequenceLayer
 from .layers.conv import ConvLayer
 from .layers.core import ActivationLayer, DenseLayer, DropoutLayer, PReLULayer, _ShapeLayer
