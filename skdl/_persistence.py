@@ -66,6 +66,9 @@ FORMAT = "skdl-model"
 METADATA_MEMBER = "skdl-model.json"
 # The member naming a skops file (what save writes for a Pipeline...).
 SKOPS_SCHEMA = "schema.json"
+# The SHA-256 of every other member of a pipeline's file: skops keeps no
+# checksums of its own, so an edited scaler's mean_ would load as edited.
+PIPELINE_CHECKSUMS = "skdl-checksums.json"
 ARRAY_PREFIX = "arrays/"
 # Limits on what load reads: the metadata, and an .npy member beyond the
 # bytes its declared dtype and shape need (numpy refuses headers longer
@@ -1013,7 +1016,39 @@ def save(estimator, path):
         _replace_atomically(path, functools.partial(_write_model, estimator))
     else:
         sio = _skops_io("save a " + kind.__qualname__)
-        _replace_atomically(path, lambda file: sio.dump(estimator, file))
+        _replace_atomically(path, functools.partial(_write_pipeline, sio, estimator))
+
+
+def _write_pipeline(sio, estimator, file):
+    """Write ``estimator`` with ``skops.io.dump``, plus the checksums of its
+    members (PIPELINE_CHECKSUMS), to the binary ``file``."""
+    buffer = io.BytesIO()
+    sio.dump(estimator, buffer)
+    with zipfile.ZipFile(buffer, "a", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(PIPELINE_CHECKSUMS, json.dumps(_member_digests(archive)))
+    file.write(buffer.getvalue())
+
+
+def _member_digests(archive, skip=(PIPELINE_CHECKSUMS,)):
+    """{member name: SHA-256 of its bytes} of a zip archive."""
+    return {name: hashlib.sha256(archive.read(name)).hexdigest()
+            for name in archive.namelist() if name not in skip}
+
+
+def _check_pipeline_members(archive, path):
+    """Check a pipeline's file against its checksums, or a ValueError."""
+    try:
+        recorded = json.loads(archive.read(PIPELINE_CHECKSUMS))
+    except KeyError:
+        raise ValueError(
+            f"{path!r} is a skops file that skdl.save did not write (it has no "
+            f"{PIPELINE_CHECKSUMS}); load it with skops.io.load if you trust it.") from None
+    except ValueError as error:
+        raise _damaged(path, error) from None
+    names = archive.namelist()
+    if len(names) != len(set(names)) or recorded != _member_digests(archive):
+        raise ValueError(f"{path!r} does not match its checksums: the file was modified "
+                         "or damaged.")
 
 
 def _write_model(estimator, file):
@@ -1109,6 +1144,9 @@ def load(path):
         except _ZIP_ERRORS as error:
             raise _damaged(path, error) from None
         if SKOPS_SCHEMA in names and METADATA_MEMBER not in names:
+            file.seek(0)
+            with zipfile.ZipFile(file) as archive:
+                _check_pipeline_members(archive, path)
             file.seek(0)
             # skops trusts scikit-learn's estimators and skdl's two (see
             # skdl/_skops.py) and refuses a file naming any other type.

@@ -20,6 +20,7 @@ from sklearn.utils.validation import check_is_fitted
 from skdl import NNClassifier, NNRegressor, _persistence
 from skdl._persistence import (
     METADATA_MEMBER,
+    PIPELINE_CHECKSUMS,
     SUPPORTED_FORMAT_VERSION,
     _spec_classes,
     load,
@@ -128,7 +129,15 @@ def _contents(path):
         return {name: archive.read(name) for name in archive.namelist()}
 
 
-def _write_zip(path, contents):
+def _write_zip(path, contents, seal=True):
+    """Write ``contents`` ({member: bytes}) as a zip file. A pipeline's file
+    (with PIPELINE_CHECKSUMS) gets its checksums recomputed unless ``seal``
+    is False, as one who edits it on purpose would: what is then refused is
+    refused by the checks inside."""
+    if seal and PIPELINE_CHECKSUMS in contents:
+        contents = dict(contents, **{PIPELINE_CHECKSUMS: json.dumps(
+            {name: hashlib.sha256(data).hexdigest() for name, data in contents.items()
+             if name != PIPELINE_CHECKSUMS}).encode()})
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name, data in contents.items():
             archive.writestr(name, data)
@@ -839,7 +848,10 @@ def test_skops_dump_of_a_bare_estimator_uses_skdls_node(tmp_path):
     schema = json.loads(_contents(path)["schema.json"])
     assert schema["__loader__"] == _skops.LOADER
     assert_same_model(clf, sio.load(path, trusted=_skops.trusted_types()), X)
-    assert_same_model(clf, load(path), X)
+    # skdl.load reads the skops files skdl.save wrote, with their checksums.
+    with pytest.raises(ValueError, match="is a skops file that skdl.save did not write "
+                       r"\(it has no skdl-checksums.json\); load it with skops.io.load"):
+        load(path)
 
 
 # -- scikit-learn estimators holding skdl's (Pipeline...): skops with skdl's node ------
@@ -936,6 +948,63 @@ def _skdl_node(schema):
     """The entry of the skdl estimator in a pipeline's skops schema."""
     steps = schema["content"]["content"]["steps"]["content"]
     return steps[-1]["content"][1]
+
+
+def _edited_scaler_mean(path):
+    """The file's members with the StandardScaler's mean_ changed (the array
+    skops stores for it, a valid .npy of the same shape)."""
+    contents = _contents(path)
+    schema = json.loads(contents["schema.json"])
+    found = []
+
+    def visit(node):
+        if isinstance(node, dict):
+            if node.get("__class__") == "StandardScaler":
+                found.append(node["content"]["content"]["mean_"]["file"])
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value)
+
+    visit(schema)
+    (member,) = found
+    mean = np.load(io.BytesIO(contents[member]))
+    return dict(contents, **{member: _npy(mean + 1.0)})
+
+
+def test_edited_scikit_learn_part_fails_the_files_checksums(pipeline_file, tmp_path):
+    # skops keeps no checksums: without skdl's, the edited scaler would load.
+    sio = pytest.importorskip("skops.io")
+    model, X, path = pipeline_file
+    _write_zip(path, _edited_scaler_mean(path), seal=False)
+    edited = sio.load(path, trusted=sio.get_untrusted_types(file=path))
+    assert_array_equal(edited[0].mean_, model[0].mean_ + 1.0)
+    with pytest.raises(ValueError, match="does not match its checksums: the file was "
+                       "modified or damaged"):
+        load(path)
+
+
+@pytest.mark.parametrize("change", ["drop", "add"])
+def test_dropped_or_added_member_fails_the_files_checksums(pipeline_file, change):
+    _, _, path = pipeline_file
+    contents = _contents(path)
+    if change == "drop":
+        del contents[next(name for name in contents if name.endswith(".npy"))]
+    else:
+        contents["extra.npy"] = _npy(np.zeros(3))
+    _write_zip(path, contents, seal=False)
+    with pytest.raises(ValueError, match="does not match its checksums"):
+        load(path)
+
+
+def test_file_without_its_checksums_is_refused(pipeline_file):
+    _, _, path = pipeline_file
+    contents = _contents(path)
+    del contents[PIPELINE_CHECKSUMS]
+    _write_zip(path, contents)
+    with pytest.raises(ValueError, match="skdl.save did not write"):
+        load(path)
 
 
 def test_tampered_skdl_member_fails_its_checksum(pipeline_file):
