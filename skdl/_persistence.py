@@ -1097,8 +1097,9 @@ def load(path):
     ``partial_fit`` after loading starts ``lr_schedule`` afresh (a constant
     rate, the default, is unaffected).
 
-    A file :func:`save` wrote for a pipeline (a skops file) is loaded by
-    ``skops.io.load`` with its default trusted types (scikit-learn's
+    A file :func:`save` wrote for a pipeline (a skops file) is checked
+    against the SHA-256 that :func:`save` recorded of each of its members,
+    then loaded by ``skops.io.load`` with its default trusted types (scikit-learn's
     estimators, numpy's, and skdl's NNClassifier and NNRegressor), which
     refuses a file naming any other type before building anything; each
     skdl estimator in it is checked against its SHA-256 and loaded as
