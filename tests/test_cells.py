@@ -105,3 +105,14 @@ def test_recurrent_bias_only_for_cells_that_have_one():
     X, W, U = np.zeros((2, 3, 1)), np.zeros((1, 4)), np.zeros((1, 4))
     with pytest.raises(ValueError, match=r"lstm cell has no recurrent bias.*\['gru'\]"):
         _ops.recurrent_forward("lstm", X, W, U, bh=np.zeros(4))
+
+
+def test_a_cell_without_its_reference_step_cannot_be_made():
+    # Registering a cell means writing its numpy step: the twin needs one.
+    from skdl._ops.cells import Cell
+
+    class HalfCell(Cell):
+        name, title, gates = "half", "Half", 1
+
+    with pytest.raises(TypeError, match="abstract"):
+        HalfCell()

@@ -9,12 +9,14 @@ live), what a forward step costs, and how one step is computed in plain numpy
 Adding a cell: a :class:`Cell` subclass registered here, its layout and step
 functions in ``_recurrent.pyx`` (and C helpers in ``_cells.h``), and tests.
 """
+from abc import ABC, abstractmethod
+
 import numpy as np
 
 from .._kernels import _recurrent
 
 
-class Cell:
+class Cell(ABC):
     """What the layer, the op, the kernel and the reference need of a cell.
 
     Attributes
@@ -94,6 +96,7 @@ class Cell:
                        + self.arithmetic)
         return 2 * (features + units) * width + biases * width + elementwise * units
 
+    @abstractmethod
     def reference_forward(self, xw, h, c, U, bh, act, ract):
         """One step for a batch, in numpy (PyTorch's equations).
 
@@ -113,8 +116,8 @@ class Cell:
         gates : ndarray (n, G*u) or None, after their activations
         extra : ndarray (n, u) or None
         """
-        raise NotImplementedError
 
+    @abstractmethod
     def reference_backward(self, dh, dc, h, h_prev, c_prev, gates, extra, act_grad,
                            ract_grad):
         """Gradients of one step for a batch, in numpy.
@@ -134,7 +137,6 @@ class Cell:
         direct : ndarray (n, u) or 0, the part of dh_prev not through U
         dc_prev : ndarray (n, u) or None, the gradient for c_prev
         """
-        raise NotImplementedError
 
     def __repr__(self):
         return f"<Cell {self.name!r} ({self.title}, {self.gates} gate blocks)>"
