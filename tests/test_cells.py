@@ -109,8 +109,6 @@ def test_recurrent_bias_only_for_cells_that_have_one():
 
 def test_a_cell_without_its_reference_step_cannot_be_made():
     # Registering a cell means writing its numpy step: the twin needs one.
-    from skdl._ops.cells import Cell
-
     class HalfCell(Cell):
         name, title, gates = "half", "Half", 1
 
