@@ -590,3 +590,77 @@ def prelu_backward(X, dY, alpha, sample_weight=None, scale=1.0, need_input_grad=
     if need_input_grad:
         dX = np.where(x > 0, g, np.asarray(alpha, np.float64)[:, None] * g).astype(X.dtype)
     return dX, dalpha.astype(X.dtype)
+
+
+# -- layer normalization and attention -----------------------------------------
+def layer_norm_forward(X, gamma=None, beta=None, epsilon=1e-3):
+    """Rows ``X`` (m, C) normalized over their C values: ``(Y, Xhat, inv_std)``."""
+    x = X.astype(np.float64)
+    C = x.shape[1]
+    mean = x.mean(axis=1, keepdims=True)
+    inv_std = 1.0 / np.sqrt(((x - mean) ** 2).mean(axis=1) + epsilon)
+    xhat = (x - mean) * inv_std[:, None]
+    y = _vector(gamma, C, 1.0) * xhat + _vector(beta, C, 0.0)
+    return y.astype(X.dtype), xhat.astype(X.dtype), inv_std.astype(X.dtype)
+
+
+def layer_norm_backward(dY, Xhat, inv_std, gamma=None, sample_weight=None, scale=1.0,
+                        accumulate_dtype=None, need_input_grad=True):
+    """``(dX, dgamma, dbeta)``: dX is the per-row input gradient (rows are
+    independent), dgamma and dbeta ``scale`` times the row-weighted sums."""
+    g, xhat = dY.astype(np.float64), Xhat.astype(np.float64)
+    m, C = g.shape
+    w = np.ones(m) if sample_weight is None else np.asarray(sample_weight, np.float64)
+    dgamma = (scale * (w[:, None] * g * xhat).sum(axis=0)).astype(dY.dtype)
+    dbeta = (scale * (w[:, None] * g).sum(axis=0)).astype(dY.dtype)
+    if not need_input_grad:
+        return None, dgamma, dbeta
+    gx = g * _vector(gamma, C, 1.0)
+    dX = (np.asarray(inv_std, np.float64)[:, None]
+          * (gx - gx.mean(axis=1, keepdims=True)
+             - xhat * (gx * xhat).mean(axis=1, keepdims=True)))
+    return dX.astype(dY.dtype), dgamma, dbeta
+
+
+def attention_forward(Q, K, V, mask=None, causal=False, scale=None, keep=None):
+    """Scaled dot-product attention of every head: ``(O, P)``.
+
+    Q, K (n, T, H, dk) and V (n, T, H, dv); mask (n, T) marks the keys that
+    are there; ``causal`` hides the keys after each query. P (n, H, T, T) are
+    the softmax weights over the visible keys (a query that sees no key gets
+    0 weights and a 0 output); ``keep`` (n, H, T, T), dropout's 0 or
+    ``1 / (1 - rate)``, multiplies them before they weigh V.
+    """
+    n, T, H, dk = Q.shape
+    scale = 1.0 / np.sqrt(dk) if scale is None else scale
+    q, k, v = (np.asarray(a, np.float64).transpose(0, 2, 1, 3) for a in (Q, K, V))
+    S = scale * q @ k.transpose(0, 1, 3, 2)
+    visible = np.ones((n, 1, T, T), bool)
+    if mask is not None:
+        visible = visible & np.asarray(mask, bool)[:, None, None, :]
+    if causal:
+        visible = visible & np.tri(T, dtype=bool)
+    S = np.where(visible, S, -np.inf)
+    top = S.max(axis=-1, keepdims=True)
+    E = np.where(visible, np.exp(S - np.where(np.isfinite(top), top, 0.0)), 0.0)
+    total = E.sum(axis=-1, keepdims=True)
+    P = E / np.where(total > 0, total, 1.0)
+    A = P if keep is None else P * keep
+    O = (A @ v).transpose(0, 2, 1, 3)
+    return O.astype(Q.dtype), P.astype(Q.dtype)
+
+
+def attention_backward(dO, Q, K, V, P, scale=None, keep=None):
+    """``(dQ, dK, dV)`` of :func:`attention_forward` given its weights P
+    (masked keys have weight 0, so the masks need not be given again)."""
+    dk = Q.shape[-1]
+    scale = 1.0 / np.sqrt(dk) if scale is None else scale
+    q, k, v, g = (np.asarray(a, np.float64).transpose(0, 2, 1, 3) for a in (Q, K, V, dO))
+    p = np.asarray(P, np.float64)
+    a = p if keep is None else p * keep
+    dV = a.transpose(0, 1, 3, 2) @ g
+    dA = g @ v.transpose(0, 1, 3, 2)
+    dP = dA if keep is None else dA * keep
+    dS = scale * p * (dP - (dP * p).sum(axis=-1, keepdims=True))
+    dQ, dK = dS @ k, dS.transpose(0, 1, 3, 2) @ q
+    return tuple(x.transpose(0, 2, 1, 3).astype(Q.dtype) for x in (dQ, dK, dV))

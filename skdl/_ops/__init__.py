@@ -33,6 +33,15 @@ from .conv import (
     conv2d_backward_params,
     conv2d_forward,
 )
+from .attention import (
+    attention_backward,
+    attention_forward,
+    bind_attention_backward,
+    bind_attention_forward,
+    bind_layer_norm_forward,
+    layer_norm_backward,
+    layer_norm_forward,
+)
 from .dense import (
     bind_dense_backward_input,
     bind_dense_forward,
