@@ -388,7 +388,9 @@ def test_one_and_two_threads_fit_the_same_model():
     ([PositionalEmbedding()], (6,), "PositionalEmbedding 'positional_embedding' reads"),
     ([TransformerEncoderBlock(2, name="enc")], (2, 2, 2),
      "TransformerEncoderBlock 'enc' reads sequences"),
-    ([TransformerEncoderBlock(3)], (4, 2), "key_dim=None is features // num_heads"),
+    ([TransformerEncoderBlock(3)], (4, 2),
+     r"TransformerEncoderBlock 'transformer_encoder_block': key_dim=None is features // "
+     r"num_heads = 2 // 3 = 0"),
 ])
 def test_bad_input_shapes_name_the_layer(specs, shape, match):
     with pytest.raises(ValueError, match=match):

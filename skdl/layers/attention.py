@@ -558,6 +558,10 @@ class TransformerEncoderBlock(ContainerSpec):
     def _build_in(self, context, input_shape, name):
         what = f"TransformerEncoderBlock {name!r}"
         _, features = _sequence_input(input_shape, what)
+        if self.key_dim is None and features < self.num_heads:
+            raise ValueError(
+                f"{what}: key_dim=None is features // num_heads = {features} // "
+                f"{self.num_heads} = 0; use fewer heads or give key_dim.")
         ff_units = 4 * features if self.ff_units is None else self.ff_units
         drop = self.dropout > 0
 
