@@ -411,3 +411,18 @@ def test_bad_hyper_parameters_are_refused(spec, match):
     with pytest.raises(ValueError, match=f"'{match}' parameter of {type(spec).__name__}"):
         NNRegressor([spec, GlobalAvgPool1D()], input_shape=(3, 4), max_iter=1).fit(
             np.zeros((4, 12)), np.zeros(4))
+
+
+@pytest.mark.parametrize("spec", [
+    MultiHeadAttention(2, dropout=0.2), PositionalEmbedding(), LayerNormalization(),
+    TransformerEncoderBlock(2, ff_units=3, dropout=0.2),
+    TransformerEncoderBlock(2, ff_units=3, norm_first=True)])
+def test_inputs_and_output_gradients_are_left_unchanged(spec):
+    rng = np.random.RandomState(10)
+    net = initialized_network([spec], (5, 4))
+    X, dY = rng.randn(4, 5, 4), rng.randn(4, 5, 4)
+    X_before, dY_before = X.copy(), dY.copy()
+    net.forward(X, training=True, rng=np.random.default_rng(0))
+    backward_chain(net.layers, dY, GradientContext(None, 1.0, np.float64))
+    assert_array_equal(X, X_before)
+    assert_array_equal(dY, dY_before)

@@ -623,11 +623,15 @@ class TransformerEncoderBlockLayer(Layer):
             return forward_chain(self.parts[part], Z, training, rng, mask, sample_weight,
                                  inputs, taps)[0]
 
+        def add(key, A, B):
+            # The residual sums, in arrays kept across training batches.
+            return np.add(A, B, out=self._scratch(key, A.shape) if training else None)
+
         if self.norm_first:
-            X = X + run("attention", run("norm1", X))
-            return X + run("feed_forward", run("norm2", X))
-        X = run("norm1", X + run("attention", X))
-        return run("norm2", X + run("feed_forward", X))
+            X = add("x1", X, run("attention", run("norm1", X)))
+            return add("y", X, run("feed_forward", run("norm2", X)))
+        X = run("norm1", add("s1", X, run("attention", X)))
+        return run("norm2", add("s2", X, run("feed_forward", X)))
 
     def backward(self, dY, context, need_input_grad=True):
         def back(part, dZ, need=True):
