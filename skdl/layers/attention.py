@@ -8,7 +8,15 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from .. import _ops
 from .._initializers import INITIALIZERS, initialize
 from ..regularizers import Regularizer
-from ._base import Layer, LayerSpec, backward_chain, forward_chain, regularizer_coefficients
+from ._base import (
+    BoundLayer,
+    Layer,
+    LayerSpec,
+    backward_chain,
+    forward_chain,
+    regularizer_coefficients,
+    run_all,
+)
 from .core import Dense, Dropout
 from .merge import ContainerSpec
 
@@ -123,6 +131,23 @@ class LayerNormalizationLayer(Layer):
             need_input_grad, out=self._scratch("dX", Xhat.shape) if need_input_grad else None,
             dgamma=self.grads.get("gamma"), dbeta=self.grads.get("beta"))
         return None if dX is None else dX.reshape(dY.shape)
+
+    def bind(self, X, dX, context):
+        rows = X.reshape(-1, self.features)
+        if context.sample_weight is not None and rows.shape[0] != X.shape[0]:
+            return None  # the steps of a sequence would need repeated weights
+        gamma, beta = self.params.get("gamma"), self.params.get("beta")
+        forward, Y, Xhat, inv_std = _ops.bind_layer_norm_forward(rows, gamma, beta,
+                                                                 self.epsilon)
+        dY = np.empty_like(Y)
+        out = None if dX is None else dX.reshape(rows.shape)
+        dgamma, dbeta = self.grads.get("gamma"), self.grads.get("beta")
+
+        def backward(scale):
+            _ops.layer_norm_backward(dY, Xhat, inv_std, gamma, context.sample_weight, scale,
+                                     context.accumulate_dtype, out is not None, out=out,
+                                     dgamma=dgamma, dbeta=dbeta)
+        return BoundLayer(Y.reshape(X.shape), dY.reshape(X.shape), forward, backward)
 
     def clear(self):
         self._cache = None
@@ -297,13 +322,7 @@ class MultiHeadAttentionLayer(Layer):
             heads[part] = _ops.dense_forward(rows, W, b, out=out).reshape(n, T, H, size)
         keep = None
         if training and self.dropout > 0:
-            if rng is None:
-                raise ValueError(f"MultiHeadAttention {self.name!r} needs a random "
-                                 "generator while training (dropout).")
-            # Inverted dropout on the weights, drawn as the Dropout layer draws.
-            keep = self._scratch("keep", (n, H, T, T))
-            np.greater_equal(rng.random(keep.shape, dtype=keep.dtype), self.dropout, out=keep)
-            keep *= keep.dtype.type(1.0 / (1.0 - self.dropout))
+            keep = self._draw_keep(rng, self._scratch("keep", (n, H, T, T)))
         if mask is not None:
             mask = np.ascontiguousarray(mask, dtype=bool)
             if mask.shape != (n, T):
@@ -321,6 +340,16 @@ class MultiHeadAttentionLayer(Layer):
         Y = _ops.dense_forward(O2, W, b)
         self._cache = (rows, heads, P, keep, O2) if training else None
         return Y.reshape(n, T, F)
+
+    def _draw_keep(self, rng, keep):
+        """Fill ``keep`` with the attention weights' dropout multipliers
+        (inverted dropout, 0 or ``1 / (1 - dropout)``) drawn from ``rng``."""
+        if rng is None:
+            raise ValueError(f"MultiHeadAttention {self.name!r} needs a random "
+                             "generator while training (dropout).")
+        np.greater_equal(rng.random(keep.shape, dtype=keep.dtype), self.dropout, out=keep)
+        keep *= keep.dtype.type(1.0 / (1.0 - self.dropout))
+        return keep
 
     def backward(self, dY, context, need_input_grad=True):
         rows, heads, P, keep, O2 = self._cache
@@ -348,6 +377,60 @@ class MultiHeadAttentionLayer(Layer):
                 else:
                     dX += part_dX
         return None if dX is None else dX.reshape(dY.shape)
+
+    def bind(self, X, dX, context):
+        # A bound pass has no masks (the layers making them do not bind).
+        n, T, F = X.shape
+        if context.sample_weight is not None and T != 1:
+            return None  # the steps of a sequence would need repeated weights
+        H, dk, dv = self.num_heads, self.key_dim, self.value_dim
+        rows = X.reshape(n * T, F)
+        acc, w = context.accumulate_dtype, context.sample_weight
+        forwards, heads, Z = [], {}, {}
+        for part, size in zip(_PROJECTIONS, (dk, dk, dv)):
+            W, b = self._matrices(part)
+            run, Z[part] = _ops.bind_dense_forward(rows, W, b)
+            forwards.append(run)
+            heads[part] = Z[part].reshape(n, T, H, size)
+        keep = np.empty((n, H, T, T), X.dtype) if self.dropout > 0 else None
+        if keep is not None:
+            forwards.append(lambda: self._draw_keep(context.rng, keep))
+        run, O, P = _ops.bind_attention_forward(heads["query"], heads["key"], heads["value"],
+                                                None, self.causal, None, keep)
+        forwards.append(run)
+        O2 = O.reshape(n * T, H * dv)
+        W_out, b_out = self._matrices("output")
+        run, Y = _ops.bind_dense_forward(O2, W_out, b_out)
+        forwards.append(run)
+
+        dY = np.empty_like(Y)
+        calls = [_ops.bind_dense_param_grads(O2, dY, w, acc,
+                                             *self._matrices("output", self.grads))[0]]
+        run_dO, dO2 = _ops.bind_dense_backward_input(dY, W_out)
+        run_core, *grads = _ops.bind_attention_backward(
+            dO2.reshape(n, T, H, dv), heads["query"], heads["key"], heads["value"], P, None,
+            keep)
+        calls.append(lambda scale: (run_dO(), run_core()))
+        dX2 = None if dX is None else dX.reshape(n * T, F)
+        part_dX = None if dX is None else np.empty_like(dX2)
+
+        def input_grad(into, first):
+            # The same sum as backward's: the query's part, plus the key's,
+            # plus the value's.
+            if first:
+                return lambda scale: into()
+            return lambda scale: (into(), np.add(dX2, part_dX, out=dX2))
+
+        for i, (part, dZ) in enumerate(zip(_PROJECTIONS, grads)):
+            dZ2 = dZ.reshape(n * T, -1)
+            calls.append(_ops.bind_dense_param_grads(rows, dZ2, w, acc,
+                                                     *self._matrices(part, self.grads))[0])
+            if dX is not None:
+                into = _ops.bind_dense_backward_input(dZ2, self._matrices(part)[0],
+                                                      out=dX2 if i == 0 else part_dX)[0]
+                calls.append(input_grad(into, i == 0))
+        return BoundLayer(Y.reshape(n, T, F), dY.reshape(n, T, F),
+                          lambda: run_all(forwards), lambda scale: run_all(calls, scale))
 
     def clear(self):
         self._cache = None
@@ -460,6 +543,20 @@ class PositionalEmbeddingLayer(Layer):
                       np.tensordot(np.asarray(w, context.accumulate_dtype), dY, axes=1))
             self.grads["embeddings"][...] = context.scale * summed
         return dY if need_input_grad else None
+
+    def bind(self, X, dX, context):
+        table = self.params["embeddings"] if self.table is None else self.table
+        Y, dY = np.empty_like(X), np.empty_like(X)
+
+        def backward(scale):
+            if self.table is None:  # as backward sums
+                w = context.sample_weight
+                summed = (dY.sum(axis=0, dtype=context.accumulate_dtype) if w is None else
+                          np.tensordot(np.asarray(w, context.accumulate_dtype), dY, axes=1))
+                self.grads["embeddings"][...] = scale * summed
+            if dX is not None:
+                np.copyto(dX, dY)
+        return BoundLayer(Y, dY, lambda: np.add(X, table, out=Y), backward)
 
     def forward_flops(self):
         """One addition per value."""
@@ -645,6 +742,70 @@ class TransformerEncoderBlockLayer(Layer):
         dX = back("norm1", dX + back("feed_forward", dX))
         inner = back("attention", dX, need_input_grad)
         return dX + inner if need_input_grad else None
+
+    def bind(self, X, dX, context):
+        def chain(part, Z, dZ):
+            """The part's layers bound one after the other from ``Z``, their
+            input gradient written into ``dZ``: (forward calls, backward
+            calls, output, output gradient), or None."""
+            forwards, backwards = [], []
+            for layer in self.parts[part]:
+                b = layer.bind(Z, dZ, context)
+                if b is None:
+                    return None
+                if b.forward is not None:
+                    forwards.append(b.forward)
+                if b.backward is not None:
+                    backwards.insert(0, b.backward)
+                Z, dZ = b.Y, b.dY
+            return forwards, backwards, Z, dZ
+
+        def add(A, B, out):
+            return lambda *scale: np.add(A, B, out=out)
+
+        def fresh():
+            return np.empty_like(X)
+
+        # Each part writes its input gradient where the part before it reads
+        # its output gradient; the residual sums are added in backward's order.
+        if self.norm_first:
+            # x1 = X + attention(norm1(X)); Y = x1 + feed_forward(norm2(x1))
+            into_norm1 = None if dX is None else fresh()
+            norm1 = chain("norm1", X, into_norm1)
+            attention = norm1 and chain("attention", norm1[2], norm1[3])
+            x1, into_norm2 = fresh(), fresh()
+            norm2 = attention and chain("norm2", x1, into_norm2)
+            feed_forward = norm2 and chain("feed_forward", norm2[2], norm2[3])
+            if feed_forward is None:
+                return None
+            Y, dY = fresh(), feed_forward[3]
+            forwards = (norm1[0] + attention[0] + [add(X, attention[2], x1)] + norm2[0]
+                        + feed_forward[0] + [add(x1, feed_forward[2], Y)])
+            backwards = (feed_forward[1] + norm2[1] + [add(dY, into_norm2, attention[3])]
+                         + attention[1] + norm1[1])
+            if dX is not None:
+                backwards.append(add(attention[3], into_norm1, dX))
+        else:
+            # x1 = norm1(X + attention(X)); Y = norm2(x1 + feed_forward(x1))
+            into_attention = None if dX is None else fresh()
+            attention = chain("attention", X, into_attention)
+            s1 = fresh()
+            norm1 = attention and chain("norm1", s1, attention[3])
+            into_feed_forward, s2 = fresh(), fresh()
+            feed_forward = norm1 and chain("feed_forward", norm1[2], into_feed_forward)
+            norm2 = feed_forward and chain("norm2", s2, feed_forward[3])
+            if norm2 is None:
+                return None
+            Y, dY = norm2[2], norm2[3]
+            forwards = (attention[0] + [add(X, attention[2], s1)] + norm1[0]
+                        + feed_forward[0] + [add(norm1[2], feed_forward[2], s2)] + norm2[0])
+            backwards = (norm2[1] + feed_forward[1]
+                         + [add(feed_forward[3], into_feed_forward, norm1[3])]
+                         + norm1[1] + attention[1])
+            if dX is not None:
+                backwards.append(add(attention[3], into_attention, dX))
+        return BoundLayer(Y, dY, lambda: run_all(forwards),
+                          lambda scale: run_all(backwards, scale))
 
     def clear(self):
         for layer in self.sublayers():
