@@ -353,10 +353,14 @@ def test_estimators_train_and_search_blocks_by_name():
     assert search.best_params_["layers__enc1__num_heads"] in (1, 2)
     assert clf.fit(X, y).score(X, y) > 0.9
     reg = NNRegressor([Reshape((4, 2)), Pathways([[MultiHeadAttention(1)],
-                                                  [LayerNormalization()]], axis=-1),
+                                                  [LayerNormalization()],
+                                                  [TransformerEncoderBlock(1, name="b")]],
+                                                 axis=-1),
                        GlobalAvgPool1D()], max_iter=3, random_state=0)
     reg.fit(np.random.RandomState(0).randn(20, 8), np.arange(20.0))
     assert reg.predict(np.zeros((2, 8))).shape == (2,)
+    assert reg.network_.find_layer("b/attention").output_shape == (4, 2)
+    assert reg.get_params()["layers__b__num_heads"] == 1
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
