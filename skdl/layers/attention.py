@@ -472,7 +472,8 @@ class PositionalEmbedding(LayerSpec):
     -----
     Input and output per sample ``(steps, features)``; masks pass on. The
     learned table fixes the number of steps; the sinusoidal one is the same
-    for the first steps of any length.
+    for the first steps of any length. The learned table is a weight, as
+    ``Embedding``'s is: the estimator's ``l1`` and ``l2`` apply to it.
     """
 
     _parameter_constraints = {
