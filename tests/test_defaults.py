@@ -27,11 +27,15 @@ from skdl import (
     Dense,
     Embedding,
     GlobalMaxPool1D,
+    LayerNormalization,
     MaxPool1D,
     MaxPool2D,
+    MultiHeadAttention,
     NNClassifier,
     NNRegressor,
+    PositionalEmbedding,
     PReLU,
+    TransformerEncoderBlock,
     _reference,
 )
 from skdl.callbacks import LambdaCallback
@@ -308,6 +312,17 @@ def test_elu_scale_is_1():
                    recurrent_initializer="orthogonal", bias_initializer="zeros",
                    kernel_regularizer=None, recurrent_regularizer=None,
                    initial_state=None, return_state=False, name=None)),
+    (LayerNormalization(), dict(epsilon=1e-3, center=True, scale=True, name=None)),
+    (MultiHeadAttention(2), dict(num_heads=2, key_dim=None, value_dim=None, dropout=0.0,
+                                 use_bias=True, causal=False,
+                                 kernel_initializer="glorot_uniform",
+                                 bias_initializer="zeros", kernel_regularizer=None,
+                                 name=None)),
+    (PositionalEmbedding(), dict(mode="learned", initializer="glorot_uniform", name=None)),
+    (TransformerEncoderBlock(2), dict(num_heads=2, key_dim=None, ff_units=None,
+                                      dropout=0.0, norm_first=False, value_dim=None,
+                                      activation="relu", epsilon=1e-5, use_bias=True,
+                                      causal=False, name=None)),
 ], ids=lambda value: type(value).__name__ if not isinstance(value, dict) else "")
 def test_layer_signatures(spec, params):
     assert spec.get_params(deep=False) == params
@@ -344,6 +359,26 @@ def test_batch_normalization_epsilon_is_1e_3():
     bn = reg.get_weights()["bn"]
     expected = bn["gamma"] * (X - bn["moving_mean"]) / np.sqrt(1e-3) + bn["beta"]
     assert_allclose(reg.activations(X, layer="bn"), expected, rtol=1e-12)
+
+
+def test_layer_norm_epsilons_and_attention_sizes():
+    # LayerNormalization: Keras' 1e-3; the encoder block's: PyTorch's 1e-5. A
+    # constant row has variance 0, so it comes out as (x - mean) / sqrt(eps) = 0
+    # and a row of two values +-1 as +-1 / sqrt(1 + eps).
+    X = np.array([[[1.0, -1.0], [3.0, 3.0]]])
+    reg = NNRegressor([LayerNormalization(name="n")], input_shape=(2, 2), dtype="float64",
+                      max_iter=1, random_state=0).fit(X.reshape(1, -1), [0.0])
+    reg.set_weights({"n": {"gamma": np.ones(2), "beta": np.zeros(2)}})
+    assert_allclose(reg.activations(X.reshape(1, -1), layer="n"),
+                    [[[1 / np.sqrt(1 + 1e-3), -1 / np.sqrt(1 + 1e-3)], [0, 0]]], rtol=1e-12)
+    reg = NNRegressor([TransformerEncoderBlock(2, name="enc")], input_shape=(2, 4),
+                      dtype="float64", max_iter=1, random_state=0).fit(np.ones((2, 8)),
+                                                                       [0.0, 1.0])
+    weights = reg.get_weights()
+    assert weights["enc/linear1"]["kernel"].shape == (4, 16)  # ff_units: 4 * features
+    assert weights["enc/attention"]["query_kernel"].shape == (4, 2, 2)  # key_dim: F // H
+    assert weights["enc/attention"]["value_kernel"].shape == (4, 2, 2)  # value_dim: key_dim
+    assert reg.network_.find_layer("enc/norm1").epsilon == 1e-5
 
 
 def test_default_initializers(digits):
@@ -440,6 +475,12 @@ def test_the_documentation_states_these_defaults():
         "use_bias=True, ..., data_format=None)`",
         "`MaxPool1D(..., data_format=None)`", "`GlobalMaxPool1D(data_format=None)`",
         "The default, `data_format=None`, follows the layer before",
+        "`LayerNormalization(epsilon=1e-3, center=True, scale=True)`",
+        "`MultiHeadAttention(num_heads, key_dim=None, value_dim=None, dropout=0.0, "
+        "use_bias=True, causal=False, ...)`",
+        "`PositionalEmbedding(mode='learned', initializer='glorot_uniform')`",
+        "`TransformerEncoderBlock(num_heads, key_dim=None, ff_units=None, dropout=0.0, "
+        "norm_first=False, value_dim=None, activation='relu', epsilon=1e-5, ...)`",
     ]:
         assert documented in readme, documented
     assert re.search(r"Conv2D\(filters, kernel_size, strides=1, padding='valid', "

@@ -51,15 +51,19 @@ from skdl import (
     GlobalAvgPool2D,
     GlobalMaxPool1D,
     GlobalMaxPool2D,
+    LayerNormalization,
     Masking,
     MaxPool1D,
     MaxPool2D,
     MergeInput,
+    MultiHeadAttention,
     NNClassifier,
     NNRegressor,
     Pathways,
+    PositionalEmbedding,
     Reshape,
     SimpleRNN,
+    TransformerEncoderBlock,
     _ops,
     _reference,
 )
@@ -784,6 +788,65 @@ def test_recurrent_estimator_on_padded_tokens(cell, return_sequences, bidirectio
     if error is None:
         check_predictions(clf, X[:1], classifier=True)
         check_predictions(clf, np.zeros((1, steps)), classifier=True)
+
+
+# -- attention -------------------------------------------------------------------------
+
+@settings(max_examples=_examples(60), deadline=None)
+@given(steps=st.integers(1, 6), features=st.integers(1, 6), heads=st.integers(1, 3),
+       key_dim=st.sampled_from([None, None, 1, 2, 5]),
+       value_dim=st.sampled_from([None, None, 1, 3]), causal=st.booleans(),
+       layer=st.sampled_from(["attention", "block", "block_norm_first"]),
+       positions=st.sampled_from([None, "learned", "sinusoidal"]),
+       source=st.sampled_from(["floats", "embedding", "masking"]),
+       after=st.sampled_from([None, "norm", "avg", "max"]), n=st.integers(1, 4),
+       dtype=st.sampled_from(FLOATS), seed=st.integers(0, 2**16), threads=THREADS)
+@fuzzed
+def test_attention_shapes_and_masks(steps, features, heads, key_dim, value_dim, causal,
+                                    layer, positions, source, after, n, dtype, seed,
+                                    threads):
+    rng = np.random.RandomState(seed)
+    if layer == "attention":
+        main = MultiHeadAttention(heads, key_dim, value_dim, causal=causal, name="att")
+    else:
+        main = TransformerEncoderBlock(heads, key_dim, ff_units=3, value_dim=value_dim,
+                                       causal=causal, norm_first=layer.endswith("first"),
+                                       name="att")
+    specs, padded_rows = [main], []
+    if positions:
+        specs.insert(0, PositionalEmbedding(positions))
+    if source == "embedding":
+        X = rng.randint(VOCABULARY, size=(n, steps)).astype(dtype)
+        X[0] = 0  # a sequence of padding only
+        specs.insert(0, Embedding(VOCABULARY, features, mask_zero=True))
+    else:
+        X = rng.randn(n, steps, features).astype(dtype)
+        if source == "masking":
+            X[rng.rand(n, steps) < 0.3] = 0
+            X[0] = 0
+            specs.insert(0, Masking(0.0))
+    if source != "floats":
+        padded_rows = [i for i in range(n) if not X[i].any()]
+    if after == "norm":
+        specs.append(LayerNormalization())
+    elif after:
+        specs.append((GlobalAvgPool1D if after == "avg" else GlobalMaxPool1D)())
+    no_key_dim = key_dim is None and features // heads == 0
+
+    net, error = attempt(network, specs, X.shape[1:], dtype, seed)
+    check_outcome(error, no_key_dim, not no_key_dim, specs,
+                  message=r"'att'.*key_dim=None is features // num_heads")
+    if error is not None:
+        return
+    assert net.find_layer("att").output_shape == (steps, features)
+    assert net.output_shape == ((features,) if after in ("avg", "max")
+                                else (steps, features))
+    run_network(net, X, dtype)
+    if layer == "attention" and padded_rows and after is None:
+        # A query that sees no key weighs nothing: the output is the bias.
+        bias = net.find_layer("att").params["output_bias"]
+        assert_allclose(net.forward(X)[padded_rows], np.broadcast_to(
+            bias, (len(padded_rows), steps, features)), **tolerance(dtype))
 
 
 # -- pathways and side inputs --------------------------------------------------------

@@ -15,11 +15,16 @@ from skdl import (
     Dense,
     Dropout,
     Flatten,
+    GlobalAvgPool1D,
     GlobalMaxPool1D,
+    LayerNormalization,
     MaxPool1D,
     MaxPool2D,
     MergeInput,
+    MultiHeadAttention,
+    PositionalEmbedding,
     Reshape,
+    TransformerEncoderBlock,
 )
 from skdl._network import MAX_BOUND_PASSES, build_layers
 
@@ -191,7 +196,19 @@ BOUND_NETWORKS = {
     "dense_on_steps": ([Dense(4, activation="relu"), Flatten(), Dense(3)], (5, 6)),
     "dropout": ([Dropout(0.3), Dense(7, activation="relu"), Dropout(0.5), Dense(3),
                  Dropout(0.0)], (6,)),
+    "layer_norm": ([Dense(5), LayerNormalization(), PositionalEmbedding(),
+                    LayerNormalization(center=False), Dense(3)], (1, 6)),
+    "attention": ([MultiHeadAttention(2, dropout=0.2), LayerNormalization(),
+                   MultiHeadAttention(3, key_dim=2, value_dim=3, causal=True,
+                                      use_bias=False), Flatten(), Dense(3)], (4, 6)),
+    "encoder": ([PositionalEmbedding(), TransformerEncoderBlock(2, ff_units=5, dropout=0.1),
+                 TransformerEncoderBlock(2, ff_units=5, norm_first=True, causal=True),
+                 PositionalEmbedding("sinusoidal"), Flatten(), Dense(3)], (4, 6)),
+    "encoder_first": ([TransformerEncoderBlock(1, ff_units=3, norm_first=True, dropout=0.1),
+                       TransformerEncoderBlock(2, ff_units=3), Flatten(), Dense(3)], (3, 4)),
 }
+# Layers on each step of a sequence: weighted batches take the general path.
+STEP_NETWORKS = {"dense_on_steps", "attention", "encoder", "encoder_first"}
 
 
 def _bound_and_general(name, dtype, weighted, n=9, seed=0):
@@ -207,7 +224,7 @@ def _bound_and_general(name, dtype, weighted, n=9, seed=0):
 @pytest.mark.parametrize("name, weighted", [
     (name, weighted) for name in sorted(BOUND_NETWORKS) for weighted in (False, True)
     # weighted steps of a sequence take the general path (tested below)
-    if not (name == "dense_on_steps" and weighted)])
+    if not (name in STEP_NETWORKS and weighted)])
 def test_bound_pass_equals_the_layers_pass_bit_for_bit(name, dtype, weighted):
     n = 9
     general, bound_net, bound = _bound_and_general(name, dtype, weighted, n)
@@ -241,6 +258,12 @@ def test_layers_that_do_not_bind_keep_the_general_path():
     steps = _network(BOUND_NETWORKS["dense_on_steps"][0], (5, 6))
     assert steps.training_pass(8, True, np.float64) is None  # row weights per step
     assert steps.training_pass(8, False, np.float64) is not None
+    for name in ("attention", "encoder"):
+        specs, shape = BOUND_NETWORKS[name]
+        assert _network(specs, shape).training_pass(8, True, np.float64) is None
+    # Sequence pooling does not bind: a pooled encoder trains on the general path.
+    assert _network([MultiHeadAttention(2), GlobalAvgPool1D()], (4, 6)).training_pass(
+        8, False, np.float64) is None
     side = _network([MergeInput("extra"), Dense(2)], (3,), side_inputs={"extra": (2,)})
     assert side.training_pass(8, False, np.float64) is None
 

@@ -39,15 +39,19 @@ from skdl import (  # noqa: E402
     GlobalMaxPool1D,
     GlobalMaxPool2D,
     HiddenBlock,
+    LayerNormalization,
     MaxPool1D,
     Masking,
     MaxPool2D,
+    MultiHeadAttention,
     NNClassifier,
     NNRegressor,
     Pathways,
+    PositionalEmbedding,
     PReLU,
     Reshape,
     SimpleRNN,
+    TransformerEncoderBlock,
 )
 from skdl import _ops  # noqa: E402
 from skdl.layers import Layer  # noqa: E402
@@ -344,6 +348,22 @@ def test_unknown_layer_is_refused_by_name(digits):
             r"skdl's ONNX export does not convert Doubling layers yet \('doubling'\); "
             "it converts skdl's own layers")):
         skl2onnx.to_onnx(model, X[:1].astype(np.float32))
+
+
+@pytest.mark.parametrize("layer, kind", [
+    (LayerNormalization(name="x"), "LayerNormalization"),
+    (MultiHeadAttention(2, name="x"), "MultiHeadAttention"),
+    (PositionalEmbedding(name="x"), "PositionalEmbedding"),
+    (TransformerEncoderBlock(2, ff_units=4, name="x"), "TransformerEncoderBlock"),
+])
+def test_attention_layers_are_refused_by_type(layer, kind):
+    X = np.random.RandomState(0).randint(1, 5, size=(20, 5)).astype(np.float32)
+    model = _fit(NNClassifier(layers=[Embedding(5, 4), layer, GlobalAvgPool1D()],
+                              max_iter=1, random_state=0), X, np.arange(20) % 2)
+    with pytest.raises(ValueError, match=(
+            f"skdl's ONNX export does not convert {kind} layers yet \\('x'\\): the "
+            "attention layers")):
+        skl2onnx.to_onnx(model, X[:1])
 
 
 def test_importing_skdl_does_not_import_onnx():

@@ -39,10 +39,15 @@ from skdl.layers import (
     Dropout,
     Embedding,
     Flatten,
+    GlobalAvgPool1D,
     HiddenBlock,
+    LayerNormalization,
     MaxPool2D,
     MergeInput,
+    MultiHeadAttention,
     Pathways,
+    PositionalEmbedding,
+    TransformerEncoderBlock,
 )
 from skdl.optimizers import SGD, Adam
 from skdl.regularizers import L2
@@ -315,6 +320,38 @@ def test_recurrent_model_with_masked_embedding(tmp_path):
     loaded = _round_trip(clf, tmp_path)
     assert isinstance(loaded.layers[1].layer, LSTM)
     assert_same_model(clf, loaded, X)
+
+
+@pytest.mark.parametrize("how", ["skdl", "pickle", "joblib"])
+def test_transformer_model(how, tmp_path):
+    import pickle
+
+    import joblib
+
+    rng = np.random.RandomState(0)
+    X = rng.randint(1, 20, size=(40, 7))
+    X[::2, 4:] = 0  # padding
+    y = np.arange(40) % 3
+    clf = NNClassifier([Embedding(20, 8, mask_zero=True), PositionalEmbedding(),
+                        TransformerEncoderBlock(2, ff_units=8, dropout=0.1, name="enc1"),
+                        PositionalEmbedding("sinusoidal"),
+                        MultiHeadAttention(2, causal=True, use_bias=False),
+                        LayerNormalization(), GlobalAvgPool1D()],
+                       max_iter=2, random_state=0).fit(X, y)
+    if how == "skdl":
+        loaded = _round_trip(clf, tmp_path)
+        assert isinstance(loaded.layers[2], TransformerEncoderBlock)
+    elif how == "pickle":
+        loaded = pickle.loads(pickle.dumps(clf))
+    else:
+        joblib.dump(clf, tmp_path / "model.joblib")
+        loaded = joblib.load(tmp_path / "model.joblib")
+    assert_same_model(clf, loaded, X)
+    assert {"enc1/attention", "enc1/norm1", "enc1/linear1", "enc1/linear2",
+            "enc1/norm2"} <= set(loaded.get_weights())
+    # Training goes on as it would have (dropout draws included).
+    assert_array_equal(loaded.partial_fit(X, y).predict_proba(X),
+                       clf.partial_fit(X, y).predict_proba(X))
 
 
 def _graph_regressor(**params):

@@ -13,14 +13,19 @@ from skdl import (
     ConvBlock1D,
     Dense,
     Flatten,
+    GlobalAvgPool1D,
     GlobalMaxPool1D,
     HiddenBlock,
+    LayerNormalization,
     MaxPool1D,
     MaxPool2D,
+    MultiHeadAttention,
     NNClassifier,
     NNRegressor,
     Pathways,
+    PositionalEmbedding,
     PReLU,
+    TransformerEncoderBlock,
 )
 
 ESTIMATORS = [
@@ -65,6 +70,15 @@ ESTIMATORS = [
                         Pathways([[Conv1D(2, 1)], [Conv1D(4, 3, padding="same")], []],
                                  merge="concat"), Flatten(), HiddenBlock(8, batch_norm=True)],
                 input_shape=(1, -1)),
+    # Attention: flat features read as a sequence of one feature per step,
+    # projected to 8 features per step (no dropout, as above). Positions
+    # matter: attention and a mean over the steps alone cannot tell which
+    # feature a value came from.
+    NNClassifier(layers=[Dense(8), PositionalEmbedding(), MultiHeadAttention(2, 4),
+                         LayerNormalization(), GlobalAvgPool1D()], input_shape=(-1, 1)),
+    NNRegressor(layers=[Dense(4), PositionalEmbedding("sinusoidal"),
+                        TransformerEncoderBlock(2, ff_units=8, norm_first=True),
+                        GlobalMaxPool1D()], input_shape=(-1, 1), learning_rate=0.01),
 ]
 
 

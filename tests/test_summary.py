@@ -31,12 +31,16 @@ from skdl.layers import (
     GlobalAvgPool2D,
     GlobalMaxPool1D,
     GlobalMaxPool2D,
+    LayerNormalization,
     Masking,
     MaxPool1D,
     MaxPool2D,
+    MultiHeadAttention,
+    PositionalEmbedding,
     PReLU,
     Reshape,
     SimpleRNN,
+    TransformerEncoderBlock,
 )
 from skdl.layers._base import Layer
 
@@ -285,6 +289,37 @@ def test_batch_normalization():
     assert s.rows[0]["type"] == "BatchNormalization"
     s = summarize([one(BatchNormalization(center=False), (3, 4, 5))], 1, np.float32)
     assert s.rows[0]["params"] == 3
+
+
+def test_attention_layers():
+    # (steps T=5, features F=8), H=2 heads of dk=4 (features // heads), dv=3.
+    T, F, H, dk, dv = 5, 8, 2, 4, 3
+    assert flops(LayerNormalization(), (T, F)) == T * F * (6 + 2)  # + gamma, beta
+    assert flops(LayerNormalization(center=False, scale=False), (T, F)) == T * F * 6
+    projections = 2 * F * H * (2 * dk + dv) + 2 * H * dv * F
+    per_pair = H * (2 * dk + 4 + 2 * dv)  # score, softmax's 4, weighted values
+    assert flops(MultiHeadAttention(H, value_dim=dv), (T, F)) == (
+        T * (projections + H * (2 * dk + dv) + F) + T * T * per_pair)
+    assert flops(MultiHeadAttention(H, value_dim=dv, use_bias=False), (T, F)) == (
+        T * projections + T * T * per_pair)
+    assert flops(PositionalEmbedding(), (T, F)) == T * F
+    assert flops(PositionalEmbedding("sinusoidal"), (T, F)) == T * F
+    s = summarize([one(MultiHeadAttention(H, value_dim=dv), (T, F))], 1, np.float32)
+    assert s.rows[0]["params"] == 2 * (F * H * dk + H * dk) + F * H * dv + H * dv + (
+        H * dv * F + F)
+    assert s.rows[0]["type"] == "MultiHeadAttention"
+    # The block: its parts by themselves, and its two residual additions.
+    s = summarize(build_layers([TransformerEncoderBlock(H, ff_units=6, name="enc")],
+                               (T, F), np.float32), 2, np.float32)
+    assert [(r["name"], r["type"], r["depth"]) for r in s.rows] == [
+        ("enc", "TransformerEncoderBlock", 0), ("enc/attention", "MultiHeadAttention", 1),
+        ("enc/norm1", "LayerNormalization", 1), ("enc/linear1", "Dense", 1),
+        ("enc/linear2", "Dense", 1), ("enc/norm2", "LayerNormalization", 1)]
+    assert s.rows[0]["flops"] == 2 * T * F
+    assert s.total_flops == (2 * T * F + flops(MultiHeadAttention(H), (T, F))
+                             + 2 * flops(LayerNormalization(), (T, F))
+                             + flops(Dense(6, activation="relu"), (T, F))
+                             + flops(Dense(F), (T, 6)))
 
 
 def test_elementwise_and_free_layers():

@@ -38,12 +38,15 @@ from skdl import (
     GlobalAvgPool2D,
     GlobalMaxPool1D,
     GlobalMaxPool2D,
+    LayerNormalization,
     MaxPool1D,
     MaxPool2D,
+    MultiHeadAttention,
     NNClassifier,
     Pathways,
     PReLU,
     SimpleRNN,
+    TransformerEncoderBlock,
     _ops,
 )
 from skdl._losses import RegressionLoss, SigmoidCrossEntropy, SoftmaxCrossEntropy
@@ -879,3 +882,120 @@ def test_training_matches_a_torch_loop(optimizer, kind, n_classes, batch_size):
         for key, (value,) in params.items():
             assert_allclose(got[layer][key], value, **TOL,
                             err_msg=f"{layer}/{key} after {t} steps")
+
+
+# -- attention ------------------------------------------------------------------
+# PyTorch's modules run in train() mode with dropout 0: in eval() mode they
+# take a "fast path" that zeroes the outputs at padded steps. Where steps are
+# padded only the others are compared (their output gradient is 0 at padding).
+
+ATTENTION_TOKENS = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]], bool)
+
+
+def _mha_layout(named, E, H, layer, prefix=""):
+    """skdl's Keras-layout attention parameters from nn.MultiheadAttention's."""
+    W, b = named[f"{prefix}in_proj_weight"], named.get(f"{prefix}in_proj_bias")
+    params = {}
+    for i, part in enumerate(("query", "key", "value")):
+        params[f"{part}_kernel"] = [W[i * E:(i + 1) * E].T.reshape(E, H, E // H)]
+        if b is not None:
+            params[f"{part}_bias"] = [b[i * E:(i + 1) * E].reshape(H, E // H)]
+    params["output_kernel"] = [named[f"{prefix}out_proj.weight"].T.reshape(H, E // H, E)]
+    if f"{prefix}out_proj.bias" in named:
+        params["output_bias"] = [named[f"{prefix}out_proj.bias"]]
+    return {layer: params}
+
+
+def _check_sequence_port(specs, X, mask, module, forward, layout):
+    """:func:`_check_port` for a layer given a key-padding ``mask`` (True:
+    present): outputs and input gradients at the present steps, and every
+    parameter gradient, with the output gradient 0 at padding."""
+    weights = {layer: {key: sum(parts) for key, parts in params.items()}
+               for layer, params in layout(_parameters(module)).items()}
+    net = initialized_network(specs, X.shape[1:])
+    net.set_weights(weights)
+    layer = net.layers[0]
+    Y = layer.forward(X, training=True, mask=mask)
+    dY = np.random.RandomState(2).randn(*Y.shape) * mask[:, :, None]
+    dX = backward_chain(net.layers, dY, GradientContext(None, 1.0, np.float64))
+
+    x = torch.tensor(X, requires_grad=True)
+    y = forward(x, torch.from_numpy(~mask))  # PyTorch's True is padding
+    y.backward(torch.from_numpy(dY))
+    assert_allclose(Y[mask], y.detach().numpy()[mask], **TOL, err_msg="output")
+    assert_allclose(layer.forward(X, mask=mask)[mask], y.detach().numpy()[mask], **TOL,
+                    err_msg="inference output")
+    assert_allclose(dX[mask], x.grad.numpy()[mask], **TOL, err_msg="input gradient")
+    expected = layout(_parameters(module, gradients=True))
+    for name, params in expected.items():
+        got = net.find_layer(name).grads
+        assert set(got) == set(params)
+        for key, parts in params.items():
+            assert_allclose(got[key], parts[0], **TOL, err_msg=f"gradient of {name}/{key}")
+
+
+@pytest.mark.parametrize("heads", [1, 2])
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("bias", [True, False])
+def test_multi_head_attention(heads, causal, bias):
+    torch.manual_seed(0)
+    E = 4
+    mha = torch.nn.MultiheadAttention(E, heads, bias=bias, batch_first=True,
+                                      dtype=torch.float64).train()
+    with torch.no_grad():  # PyTorch starts its biases at 0
+        for p in mha.parameters():
+            p.normal_()
+    X = np.random.RandomState(1).randn(3, 5, E)
+    attn_mask = torch.triu(torch.ones(5, 5, dtype=torch.bool), 1) if causal else None
+
+    def forward(x, padding):
+        return mha(x, x, x, key_padding_mask=padding, attn_mask=attn_mask,
+                   need_weights=False)[0]
+
+    _check_sequence_port([MultiHeadAttention(heads, use_bias=bias, causal=causal,
+                                             name="mha")],
+                         X, ATTENTION_TOKENS, mha, forward,
+                         lambda named: _mha_layout(named, E, heads, "mha"))
+
+
+def test_layer_normalization():
+    torch.manual_seed(0)
+    norm = torch.nn.LayerNorm(5, eps=1e-5, dtype=torch.float64)
+    with torch.no_grad():
+        norm.weight.normal_()
+        norm.bias.normal_()
+    X = np.random.RandomState(1).randn(4, 3, 5) * 2 + 1
+    _check_port([LayerNormalization(epsilon=1e-5, name="norm")], X, norm, norm,
+                lambda named: {"norm": {"gamma": [named["weight"]], "beta": [named["bias"]]}})
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+@pytest.mark.parametrize("causal", [False, True])
+def test_transformer_encoder_layer(norm_first, causal):
+    torch.manual_seed(0)
+    E, H, ff = 4, 2, 6
+    encoder = torch.nn.TransformerEncoderLayer(
+        E, H, dim_feedforward=ff, dropout=0.0, batch_first=True, norm_first=norm_first,
+        dtype=torch.float64).train()
+    with torch.no_grad():
+        for p in encoder.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    X = np.random.RandomState(1).randn(3, 5, E)
+    causal_mask = torch.triu(torch.ones(5, 5, dtype=torch.bool), 1) if causal else None
+
+    def forward(x, padding):
+        return encoder(x, src_mask=causal_mask, src_key_padding_mask=padding,
+                       is_causal=causal)
+
+    def layout(named):
+        params = _mha_layout(named, E, H, "enc/attention", prefix="self_attn.")
+        for part in ("linear1", "linear2"):
+            params.update(_dense_layout(named, f"enc/{part}", prefix=f"{part}."))
+        for part in ("norm1", "norm2"):
+            params[f"enc/{part}"] = {"gamma": [named[f"{part}.weight"]],
+                                     "beta": [named[f"{part}.bias"]]}
+        return params
+
+    _check_sequence_port([TransformerEncoderBlock(H, ff_units=ff, norm_first=norm_first,
+                                                  causal=causal, name="enc")],
+                         X, ATTENTION_TOKENS, encoder, forward, layout)

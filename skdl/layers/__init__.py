@@ -1,5 +1,11 @@
 """Layer specs for the ``layers`` parameter of the estimators."""
 from ._base import Layer, LayerSpec
+from .attention import (
+    LayerNormalization,
+    MultiHeadAttention,
+    PositionalEmbedding,
+    TransformerEncoderBlock,
+)
 from .blocks import ConvBlock1D, ConvBlock2D, HiddenBlock
 from .conv import Conv1D, Conv2D
 from .core import Activation, Dense, Dropout, Flatten, PReLU, Reshape
@@ -40,13 +46,17 @@ __all__ = [
     "HiddenBlock",
     "LSTM",
     "Layer",
+    "LayerNormalization",
     "LayerSpec",
     "Masking",
     "MaxPool1D",
     "MaxPool2D",
     "MergeInput",
+    "MultiHeadAttention",
     "PReLU",
     "Pathways",
+    "PositionalEmbedding",
     "Reshape",
     "SimpleRNN",
+    "TransformerEncoderBlock",
 ]
