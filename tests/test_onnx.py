@@ -177,9 +177,10 @@ def test_column_transformer_pipeline(digits):
 
 
 def _tokens(X):
-    """Digits' pixels as word ids 0-8: zeros (padding) in the middle of the
-    rows as well as at their ends, so masks are more than right padding."""
-    return np.round(X / 2).astype(np.float32)
+    """Digits' pixels (in [0, 1]) as word ids 0-8: zeros (padding) in the
+    middle of the rows as well as at their ends, so masks are more than right
+    padding."""
+    return np.round(X * 8).astype(np.float32)
 
 
 @pytest.mark.parametrize("layers", [
