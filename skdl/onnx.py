@@ -14,7 +14,10 @@ BatchNormalization (its running statistics), Conv1D, Conv2D, the pools,
 Embedding and Masking with the masks they make, SimpleRNN, GRU and LSTM
 (one ONNX Scan over the steps: masked steps keep the state wherever they
 are; return_sequences, go_backwards, initial_state and return_state),
-Bidirectional, Pathways, MergeInput and the blocks. Side inputs arrive as
+Bidirectional, Pathways, MergeInput, the blocks, and the attention layers:
+LayerNormalization (ONNX's operator from opset 17, MatMuls and Sqrt before
+it), MultiHeadAttention (masked and causal), PositionalEmbedding and
+TransformerEncoderBlock in both norm orders. Side inputs arrive as
 flat rows holding every input's columns side by side, as ``predict`` takes
 them. A layer defined outside skdl is refused with a ValueError naming it.
 
@@ -363,6 +366,92 @@ def _recurrent(g, x, layer, mask, reverse=False):
     return h
 
 
+def _layer_norm(g, x, layer):
+    """LayerNormalization over the last axis: ONNX's operator from opset 17,
+    before it the same sums as MatMuls with ones (no opset changes those;
+    ReduceMean moved its axes to an input at 18)."""
+    x = g.reshape(x, layer.input_shape)
+    C = layer.features
+    gamma, beta = layer.params.get("gamma"), layer.params.get("beta")
+    if g.container.target_opset >= 17:
+        scale = g.const(np.ones(C) if gamma is None else gamma, "gamma")
+        inputs = [x, scale] + ([] if beta is None else [g.const(beta, "beta")])
+        return g.node("LayerNormalization", inputs, axis=-1, epsilon=layer.epsilon)
+    mean_of = g.const(np.full((C, 1), 1.0 / C), "mean_of")
+    centered = g.node("Sub", [x, g.node("MatMul", [x, mean_of])])
+    var = g.node("MatMul", [g.node("Mul", [centered, centered]), mean_of])
+    std = g.node("Sqrt", [g.node("Add", [var, g.const(layer.epsilon, "epsilon")])])
+    y = g.node("Div", [centered, std])
+    if gamma is not None:
+        y = g.node("Mul", [y, g.const(gamma, "gamma")])
+    if beta is not None:
+        y = g.node("Add", [y, g.const(beta, "beta")])
+    return y
+
+
+def _attention(g, x, layer, mask):
+    """MultiHeadAttention at prediction (dropout off), as
+    skdl._ops.attention_forward: hidden keys (padding, and later steps when
+    causal) get no weight, and a query that sees no key gets all-zero
+    weights, so its output is the output bias."""
+    T, F, H = layer.steps, layer.features, layer.num_heads
+    x = g.reshape(x, (T, F))
+    heads = {}
+    for part, size in zip(("query", "key", "value"),
+                          (layer.key_dim, layer.key_dim, layer.value_dim)):
+        kernel, bias = layer._matrices(part)  # (F, H * size) and (H * size,)
+        z = g.node("MatMul", [x, g.const(kernel, f"{part}_kernel")])
+        if bias is not None:
+            z = g.node("Add", [z, g.const(bias, f"{part}_bias")])
+        z = g.node("Reshape", [z, g.shape((-1, T, H, size))])
+        # (n, H, T, size); keys as (n, H, dk, T) for Q @ K^T
+        heads[part] = g.node("Transpose", [z], part,
+                             perm=[0, 2, 3, 1] if part == "key" else [0, 2, 1, 3])
+    scores = g.node("Mul", [g.node("MatMul", [heads["query"], heads["key"]]),
+                            g.const(1.0 / np.sqrt(layer.key_dim), "scale")])  # (n, H, T, T)
+    visible = None  # bool, broadcast to (n, 1, T, T): query row, key column
+    if mask is not None:
+        visible = g.node("Reshape", [mask, g.shape((-1, 1, 1, T))], "keys_present")
+    if layer.causal:
+        seen = g.const(np.tri(T, dtype=bool), "causal", bool, TensorProto.BOOL)
+        visible = seen if visible is None else g.node("And", [visible, seen])
+    if visible is not None:
+        # The lowest finite value rather than -inf: a row of -inf softmaxes
+        # to NaN, a row of equal finite values to weights zeroed below.
+        lowest = g.const(np.finfo(g.dtype).min, "lowest")
+        scores = g.node("Where", [visible, scores, lowest])
+    weights = g.node("Softmax", [scores], "weights", axis=-1)
+    if mask is not None:  # without a mask a query always sees itself
+        seen_any = g.node("MatMul", [g.node("Cast", [visible], to=g.proto),
+                                     g.const(np.ones((T, 1)), "ones")])  # (n, 1, T, 1)
+        seen_any = g.node("Cast", [g.node("Greater", [seen_any, g.const(0.0, "zero")])],
+                          to=g.proto)
+        weights = g.node("Mul", [weights, seen_any])
+    out = g.node("Transpose", [g.node("MatMul", [weights, heads["value"]])],
+                 perm=[0, 2, 1, 3])  # (n, T, H, dv)
+    out = g.node("Reshape", [out, g.shape((-1, T, H * layer.value_dim))])
+    kernel, bias = layer._matrices("output")  # (H * dv, F) and (F,)
+    y = g.node("MatMul", [out, g.const(kernel, "output_kernel")])
+    if bias is not None:
+        y = g.node("Add", [y, g.const(bias, "output_bias")])
+    return y
+
+
+def _encoder_block(g, x, layer, mask):
+    """TransformerEncoderBlockLayer.forward: its four chains and the two
+    residual additions, post-norm or pre-norm."""
+    x = g.reshape(x, layer.input_shape)
+
+    def run(part, z):
+        return _convert_chain(g, z, layer.parts[part], mask)[0]
+
+    if layer.norm_first:
+        x = g.node("Add", [x, run("attention", run("norm1", x))])
+        return g.node("Add", [x, run("feed_forward", run("norm2", x))])
+    x = run("norm1", g.node("Add", [x, run("attention", x)]))
+    return run("norm2", g.node("Add", [x, run("feed_forward", x)]))
+
+
 def _merge(g, outputs, merge, axis):
     if len(outputs) == 1:
         return outputs[0]
@@ -391,21 +480,11 @@ def _convert_chain(g, x, layers, mask):
     return x, mask
 
 
-# Layers skdl has but cannot export yet (their conversion is a later issue).
-_NOT_CONVERTED_YET = (LayerNormalizationLayer, MultiHeadAttentionLayer,
-                      PositionalEmbeddingLayer, TransformerEncoderBlockLayer)
-
-
 def _convert_layer(g, x, layer, mask):
     """ONNX nodes computing ``layer.forward(x)`` at prediction: the output
     name and the output's mask."""
-    if isinstance(layer, _NOT_CONVERTED_YET):
-        raise ValueError(
-            f"skdl's ONNX export does not convert {_kind(layer)} layers yet "
-            f"({layer.name!r}): the attention layers (LayerNormalization, "
-            "MultiHeadAttention, PositionalEmbedding, TransformerEncoderBlock) have no "
-            "ONNX conversion so far."
-        )
+    if isinstance(layer, TransformerEncoderBlockLayer):
+        return _encoder_block(g, x, layer, mask), _default_mask(layer, mask)
     if isinstance(layer, SequenceLayer):
         return _convert_chain(g, x, layer.layers, mask)
     if isinstance(layer, MergeLayer):
@@ -513,6 +592,13 @@ def _convert_plain_layer(g, x, layer, mask):
         return _back_to_layout(g, y, layer)
     if isinstance(layer, SequencePoolLayer):
         return _sequence_pool(g, x, layer, mask)
+    if isinstance(layer, LayerNormalizationLayer):
+        return _layer_norm(g, x, layer)
+    if isinstance(layer, MultiHeadAttentionLayer):
+        return _attention(g, x, layer, mask)
+    if isinstance(layer, PositionalEmbeddingLayer):
+        table = layer.params["embeddings"] if layer.table is None else layer.table
+        return g.node("Add", [g.reshape(x, layer.input_shape), g.const(table, "positions")])
     if isinstance(layer, RecurrentLayer):
         return _recurrent(g, x, layer, mask)
     if isinstance(layer, BidirectionalLayer):

@@ -65,9 +65,9 @@ def _fit(model, X, y):
         return model.fit(X, y)
 
 
-def _run(model, X, options=None):
+def _run(model, X, options=None, target_opset=None):
     """onnxruntime's outputs of ``model`` converted with skl2onnx.to_onnx."""
-    onx = skl2onnx.to_onnx(model, X[:1], options=options)
+    onx = skl2onnx.to_onnx(model, X[:1], options=options, target_opset=target_opset)
     session = rt.InferenceSession(onx.SerializeToString(),
                                   providers=["CPUExecutionProvider"])
     return session.run(None, {session.get_inputs()[0].name: X})
@@ -177,9 +177,10 @@ def test_column_transformer_pipeline(digits):
 
 
 def _tokens(X):
-    """Digits' pixels as word ids 0-8: zeros (padding) in the middle of the
-    rows as well as at their ends, so masks are more than right padding."""
-    return np.round(X / 2).astype(np.float32)
+    """Digits' pixels (in [0, 1]) as word ids 0-8: zeros (padding) in the
+    middle of the rows as well as at their ends, so masks are more than right
+    padding."""
+    return np.round(X * 8).astype(np.float32)
 
 
 @pytest.mark.parametrize("layers", [
@@ -330,6 +331,131 @@ def test_chatbot_example_encoder_decoder():
     np.testing.assert_allclose(probabilities, model.predict_proba(flat), atol=1e-5)
 
 
+def _padded_tokens(n=80, steps=7, seed=0):
+    """Word ids 1-5 with padding 0 at the ends, in the middle, and over the
+    whole of sample 0 (whose queries then see no key at all)."""
+    rng = np.random.RandomState(seed)
+    X = rng.randint(1, 6, (n, steps)).astype(np.float32)
+    X[rng.rand(n, steps) < 0.25] = 0
+    X[::3, steps - 2:] = 0
+    X[0] = 0
+    X[1, :-1] = 0  # one word, at the end: causal queries before it see nothing
+    return X
+
+
+def _assert_regressor_matches(model, X, **convert):
+    (predicted,) = _run(model, X, **convert)
+    np.testing.assert_allclose(predicted, model.predict(X).reshape(len(X), -1),
+                               rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("layers", [
+    # masked: 3 heads, key_dim != features // heads, value_dim != key_dim
+    [Embedding(6, 6, mask_zero=True), MultiHeadAttention(3, key_dim=4, value_dim=5),
+     Flatten()],
+    [Embedding(6, 6, mask_zero=True), MultiHeadAttention(1, causal=True), Flatten()],
+    [Embedding(6, 6, mask_zero=True),
+     MultiHeadAttention(2, key_dim=3, value_dim=2, causal=True, use_bias=False),
+     GlobalAvgPool1D()],
+    [Embedding(6, 6), MultiHeadAttention(3, key_dim=2, value_dim=4, use_bias=False),
+     Flatten()],
+    [Embedding(6, 6), MultiHeadAttention(2, causal=True), Flatten()],
+], ids=["masked_heads3", "masked_causal_heads1", "masked_causal_no_bias",
+        "no_mask_no_bias", "causal"])
+def test_multi_head_attention_matches(layers):
+    X = _padded_tokens()
+    y = np.c_[X.sum(axis=1), X[:, 0]]
+    model = _fit(NNRegressor(layers=layers, max_iter=5, random_state=0), X, y)
+    # every query of sample 0 sees no key: its outputs are the output bias
+    attention = model.network_.layers[1]
+    if attention.use_bias and any(isinstance(s, Embedding) and s.mask_zero for s in layers):
+        step_outputs = attention.forward(np.zeros((1, 7, 6), np.float32),
+                                         mask=np.zeros((1, 7), bool))
+        np.testing.assert_array_equal(step_outputs[0, 0], attention.params["output_bias"])
+    _assert_regressor_matches(model, X)
+
+
+@pytest.mark.parametrize("options", [
+    {}, {"center": False}, {"scale": False}, {"center": False, "scale": False}],
+    ids=["both", "no_center", "no_scale", "neither"])
+@pytest.mark.parametrize("target_opset", [None, 15], ids=["opset_latest", "opset15"])
+def test_layer_normalization_matches(digits, options, target_opset):
+    X, y = digits
+    X = X[:200] * 4 - 1  # means and variances far from 0 and 1
+    model = _fit(NNRegressor(layers=[
+        Reshape((8, 8)), LayerNormalization(epsilon=0.1, **options), Flatten(), Dense(5),
+        LayerNormalization(**options)],  # on flat samples too
+        max_iter=3, random_state=0), X, np.c_[y[:200], X[:, 20]])
+    onx = skl2onnx.to_onnx(model, X[:1], target_opset=target_opset)
+    # ONNX's LayerNormalization from opset 17, before it MatMuls and Sqrt
+    used = {node.op_type for node in onx.graph.node}
+    assert ("LayerNormalization" in used) == (target_opset is None)
+    _assert_regressor_matches(model, X, target_opset=target_opset)
+
+
+@pytest.mark.parametrize("mode", ["learned", "sinusoidal"])
+def test_positional_embedding_matches(mode):
+    X = _padded_tokens()
+    model = _fit(NNRegressor(layers=[Embedding(6, 6, mask_zero=True), PositionalEmbedding(mode),
+                                     MultiHeadAttention(2), GlobalAvgPool1D()],
+                             max_iter=3, random_state=0), X, X.sum(axis=1))
+    _assert_regressor_matches(model, X)
+
+
+@pytest.mark.parametrize("norm_first", [False, True], ids=["post_norm", "pre_norm"])
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+def test_transformer_encoder_block_matches(norm_first, causal):
+    # A text classifier: masked tokens, positions, two blocks (the second
+    # with 3 heads of odd sizes), a masked mean over the steps.
+    X = _padded_tokens(120)
+    y = (X == 3).any(axis=1).astype(int) + (X[:, 0] > 2)
+    model = _fit(NNClassifier(layers=[
+        Embedding(6, 6, mask_zero=True), PositionalEmbedding(),
+        TransformerEncoderBlock(2, ff_units=8, norm_first=norm_first, causal=causal,
+                                name="enc1"),
+        TransformerEncoderBlock(3, key_dim=3, value_dim=2, ff_units=5, activation="tanh",
+                                norm_first=norm_first, causal=causal, use_bias=False,
+                                name="enc2"),
+        GlobalAvgPool1D()], max_iter=5, random_state=0), X, y)
+    _assert_classifier_matches(model, X)
+
+
+def test_transformer_encoder_block_in_pathways_and_pipeline(digits):
+    X, y = digits
+    X, y = X[:200] * 16, y[:200]  # raw pixels, scaled by the pipeline
+    blocks = Pathways([[TransformerEncoderBlock(2, ff_units=8, name="post")],
+                       [TransformerEncoderBlock(1, ff_units=8, norm_first=True,
+                                                name="pre")],
+                       [MultiHeadAttention(2, causal=True), LayerNormalization()], []],
+                      merge="add")
+    model = _fit(make_pipeline(StandardScaler(), NNClassifier(layers=[
+        Reshape((8, 8)), PositionalEmbedding("sinusoidal"), blocks, GlobalMaxPool1D()],
+        max_iter=3, random_state=0)), X, y)
+    _assert_classifier_matches(model, X)
+    # the blocks in Pathways over masked text: each branch sees the mask
+    tokens = _padded_tokens(120)
+    text = _fit(NNClassifier(layers=[
+        Embedding(6, 4, mask_zero=True),
+        Pathways([[TransformerEncoderBlock(2, name="a")],
+                  [TransformerEncoderBlock(2, norm_first=True, name="b")]], merge="concat",
+                 axis=-1),
+        GlobalAvgPool1D()], max_iter=3, random_state=0), tokens, tokens[:, 0] > 2)
+    _assert_classifier_matches(text, tokens)
+
+
+def test_transformer_encoder_block_float64():
+    X = _padded_tokens().astype(np.float64)
+    model = _fit(NNRegressor(layers=[
+        Embedding(6, 6, mask_zero=True), PositionalEmbedding("sinusoidal"),
+        TransformerEncoderBlock(3, key_dim=4, value_dim=3, ff_units=8, causal=True),
+        TransformerEncoderBlock(2, ff_units=8, norm_first=True), GlobalAvgPool1D()],
+        dtype="float64", max_iter=3, random_state=0), X, X.sum(axis=1))
+    (predicted,) = _run(model, X)  # float64 rows: a graph in double
+    assert predicted.dtype == np.float64
+    np.testing.assert_allclose(predicted[:, 0], model.predict(X), rtol=1e-12, atol=1e-12)
+
+
+
 class _Doubling(Layer):
     """A layer defined outside skdl: the export cannot know its graph."""
 
@@ -348,22 +474,6 @@ def test_unknown_layer_is_refused_by_name(digits):
             r"skdl's ONNX export does not convert Doubling layers yet \('doubling'\); "
             "it converts skdl's own layers")):
         skl2onnx.to_onnx(model, X[:1].astype(np.float32))
-
-
-@pytest.mark.parametrize("layer, kind", [
-    (LayerNormalization(name="x"), "LayerNormalization"),
-    (MultiHeadAttention(2, name="x"), "MultiHeadAttention"),
-    (PositionalEmbedding(name="x"), "PositionalEmbedding"),
-    (TransformerEncoderBlock(2, ff_units=4, name="x"), "TransformerEncoderBlock"),
-])
-def test_attention_layers_are_refused_by_type(layer, kind):
-    X = np.random.RandomState(0).randint(1, 5, size=(20, 5)).astype(np.float32)
-    model = _fit(NNClassifier(layers=[Embedding(5, 4), layer, GlobalAvgPool1D()],
-                              max_iter=1, random_state=0), X, np.arange(20) % 2)
-    with pytest.raises(ValueError, match=(
-            f"skdl's ONNX export does not convert {kind} layers yet \\('x'\\): the "
-            "attention layers")):
-        skl2onnx.to_onnx(model, X[:1])
 
 
 def test_importing_skdl_does_not_import_onnx():
