@@ -206,9 +206,14 @@ BOUND_NETWORKS = {
                  PositionalEmbedding("sinusoidal"), Flatten(), Dense(3)], (4, 6)),
     "encoder_first": ([TransformerEncoderBlock(1, ff_units=3, norm_first=True, dropout=0.1),
                        TransformerEncoderBlock(2, ff_units=3), Flatten(), Dense(3)], (3, 4)),
+    # Pooled over the steps: the mean, and the maximum (its first maximum).
+    "encoder_avg_pool": ([TransformerEncoderBlock(2, ff_units=5), GlobalAvgPool1D(),
+                          Dense(3)], (4, 6)),
+    "encoder_max_pool": ([MultiHeadAttention(2), GlobalMaxPool1D(), Dense(3)], (4, 6)),
 }
 # Layers on each step of a sequence: weighted batches take the general path.
-STEP_NETWORKS = {"dense_on_steps", "attention", "encoder", "encoder_first"}
+STEP_NETWORKS = {"dense_on_steps", "attention", "encoder", "encoder_first",
+                 "encoder_avg_pool", "encoder_max_pool"}
 
 
 def _bound_and_general(name, dtype, weighted, n=9, seed=0):
@@ -261,9 +266,6 @@ def test_layers_that_do_not_bind_keep_the_general_path():
     for name in ("attention", "encoder"):
         specs, shape = BOUND_NETWORKS[name]
         assert _network(specs, shape).training_pass(8, True, np.float64) is None
-    # Sequence pooling does not bind: a pooled encoder trains on the general path.
-    assert _network([MultiHeadAttention(2), GlobalAvgPool1D()], (4, 6)).training_pass(
-        8, False, np.float64) is None
     side = _network([MergeInput("extra"), Dense(2)], (3,), side_inputs={"extra": (2,)})
     assert side.training_pass(8, False, np.float64) is None
 

@@ -431,6 +431,40 @@ class SequencePoolLayer(Layer):
             np.put_along_axis(dX, where[:, None], (dY * alive)[:, None], axis=1)
         return dX.astype(dY.dtype).reshape((n,) + self.input_shape)
 
+    def bind(self, X, dX, context):
+        # A bound pass has no masks (the layers making them do not bind): every
+        # step counts, and the arithmetic is forward's and backward's with all
+        # steps kept, so both paths give the same bits.
+        n = X.shape[0]
+        X3 = X.reshape((n, self.steps, -1))
+        features = X3.shape[2]
+        Y = np.empty((n, features), X.dtype)
+        dY = np.empty_like(Y)
+        if self.kind == "avg":
+            count = X.dtype.type(self.steps)
+
+            def forward():
+                np.sum(X3, axis=1, out=Y)
+                np.divide(Y, count, out=Y)
+
+            def into():
+                np.copyto(dX3, (dY / count)[:, None, :])
+        else:
+            where = np.empty((n, features), np.intp)
+
+            def forward():
+                np.argmax(X3, axis=1, out=where)  # the first maximum, as forward's
+                Y[...] = np.take_along_axis(X3, where[:, None], axis=1)[:, 0]
+
+            def into():
+                dX3.fill(0)
+                np.put_along_axis(dX3, where[:, None], dY[:, None], axis=1)
+        backward = None
+        if dX is not None:  # a first layer's input gradient is not needed
+            dX3 = dX.reshape(X3.shape)
+            backward = lambda scale: into()  # noqa: E731 (pools have no weights)
+        return BoundLayer(Y, dY, forward, backward)
+
     def clear(self):
         self._cache = None
 
