@@ -1,0 +1,436 @@
+"""Layer normalization and scaled dot-product attention, float32 and float64.
+
+Layer normalization normalizes each row of X (m, C) over its C values. Its
+statistics are summed in float64, in 8 lanes added in a fixed order (the
+compiler vectorizes them; see _norm.pyx). gamma's and beta's gradients are
+sums over the rows: they run over fixed chunks of CHUNK rows, each chunk's
+sums kept apart and the chunks added in order, so they depend on the shapes
+alone, never on the thread count.
+
+Attention takes Q, K (n, T, H, dk) and V (n, T, H, dv) as a projection
+(n * T, F) @ (F, H * d) leaves them, and works on one (sample, head) pair at
+a time: ``prange`` over the n * H pairs, each pair's matrices read in place
+with a row stride of H * d. Its products run on skdl's row-invariant kernel
+(_rowgemm.h), the other operand packed into the thread's own scratch; the
+softmax (scale folded into the packed keys, masks fused, _attention.h) runs
+over each row of scores right after their product. A pair's result is the
+same whichever thread computes it and whatever else is in the batch.
+
+Scratch is per thread, never per pair: a (T, T) block or two and the packed
+panels, so a long sequence costs O(threads * T^2) beyond the caller's
+arrays; the forward pass without ``P`` needs no (n, H, T, T) array.
+"""
+from cython cimport floating
+from cython.parallel cimport parallel, prange, threadid
+from libc.math cimport sqrt
+from libc.stdlib cimport free, malloc
+
+from ._openmp cimport (ATTENTION_BACKWARD, ATTENTION_FORWARD, LAYER_NORM_BACKWARD,
+                       LAYER_NORM_FORWARD, note_thread)
+from ._rowgemm cimport pack_b, packed_size, rowgemm
+
+
+cdef extern from "_attention.h" nogil:
+    # Declared with void pointers once for both dtypes (see _generic.h).
+    void softmax_row "skdl_attn_softmax"(void* s, const unsigned char* mask,
+                                         int n_visible, int T)
+    void softmax_grad_row "skdl_attn_softmax_grad"(void* da, const void* p,
+                                                   const void* keep, int n_visible,
+                                                   int T)
+    void transpose "skdl_attn_transpose"(const void* src, const void* mul, int rows,
+                                         int cols, int lds, void* dst)
+
+
+# Rows per chunk of gamma's and beta's gradients (see the module docstring).
+cdef int CHUNK = 32
+CHUNK_ = CHUNK
+
+
+cdef void* _alloc(size_t size, str what) except NULL:
+    cdef void* buf = malloc(max(<size_t> 1, size))
+    if buf == NULL:
+        raise MemoryError(f"cannot allocate {what}")
+    return buf
+
+
+# -- layer normalization -------------------------------------------------------
+
+cdef inline double _lanes(const double* acc) noexcept nogil:
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+
+
+cdef double _row_sum(const floating* x, const floating* y, int C, double center) noexcept nogil:
+    """sum_j (x_j - center) * y_j, or sum_j (x_j - center)^2 when y is NULL,
+    in 8 lanes (positions Py_ssize_t: with int, -fwrapv keeps the loop scalar)."""
+    cdef double acc[8]
+    cdef double d, tail = 0.0
+    cdef int l
+    cdef Py_ssize_t j, body = C - C % 8
+    for l in range(8):
+        acc[l] = 0.0
+    if y == NULL:
+        for j in range(0, body, 8):
+            for l in range(8):
+                d = x[j + l] - center
+                acc[l] += d * d
+        for j in range(body, C):
+            d = x[j] - center
+            tail += d * d
+    else:
+        for j in range(0, body, 8):
+            for l in range(8):
+                acc[l] += (x[j + l] - center) * y[j + l]
+        for j in range(body, C):
+            tail += (x[j] - center) * y[j]
+    return _lanes(acc) + tail
+
+
+cdef double _plain_sum(const floating* x, int C) noexcept nogil:
+    cdef double acc[8]
+    cdef double tail = 0.0
+    cdef int l
+    cdef Py_ssize_t j, body = C - C % 8
+    for l in range(8):
+        acc[l] = 0.0
+    for j in range(0, body, 8):
+        for l in range(8):
+            acc[l] += x[j + l]
+    for j in range(body, C):
+        tail += x[j]
+    return _lanes(acc) + tail
+
+
+cdef void _norm_row(const floating* x, floating* y, floating* xhat, floating* inv_std,
+                    int C, const floating* gamma, const floating* beta,
+                    double epsilon) noexcept nogil:
+    """One row: mean and biased variance (two passes), Xhat, Y = gamma Xhat + beta."""
+    cdef Py_ssize_t j
+    cdef double mean = _plain_sum(x, C) / C
+    cdef double var = _row_sum(x, <const floating*> NULL, C, mean) / C
+    cdef double s = 1.0 / sqrt(var + epsilon)
+    cdef double h
+    inv_std[0] = <floating> s
+    if gamma == NULL:
+        for j in range(C):
+            h = (x[j] - mean) * s
+            xhat[j] = <floating> h
+            y[j] = <floating> h
+    else:
+        for j in range(C):
+            h = (x[j] - mean) * s
+            xhat[j] = <floating> h
+            y[j] = <floating> (gamma[j] * h + beta[j])
+
+
+def layer_norm_forward(const floating[:, ::1] X, const floating[::1] gamma,
+                       const floating[::1] beta, double epsilon, floating[:, ::1] Y,
+                       floating[:, ::1] Xhat, floating[::1] inv_std, int n_threads):
+    """Each row normalized over its C values, then scaled and shifted.
+
+    ``xhat = (x - mean) / sqrt(var + epsilon)`` (biased variance of the row),
+    ``y = gamma * xhat + beta``; statistics in float64.
+
+    Parameters
+    ----------
+    X : (m, C)
+    gamma, beta : (C,), or both None for 1 and 0
+    epsilon : float > 0
+    Y, Xhat : (m, C) outputs
+    inv_std : (m,) output, 1 / sqrt(var + epsilon) of each row
+    n_threads : int
+    """
+    cdef Py_ssize_t m = X.shape[0]
+    cdef int C = X.shape[1]
+    cdef int n_chunks = <int> ((m + CHUNK - 1) // CHUNK)
+    cdef int k, t = 0
+    cdef Py_ssize_t i
+    cdef const floating* g = NULL
+    cdef const floating* b = NULL
+    if m == 0 or C == 0:
+        return
+    if gamma is not None:
+        g = &gamma[0]
+        b = &beta[0]
+    with nogil, parallel(num_threads=n_threads):
+        t = threadid()
+        for k in prange(n_chunks, schedule='static'):
+            note_thread(LAYER_NORM_FORWARD, t)
+            for i in range(<Py_ssize_t> k * CHUNK, min(<Py_ssize_t> (k + 1) * CHUNK, m)):
+                _norm_row(&X[i, 0], &Y[i, 0], &Xhat[i, 0], &inv_std[i], C, g, b, epsilon)
+
+
+cdef void _norm_grad_chunk(const floating* dy, const floating* xhat,
+                           const floating* inv_std, const floating* gamma,
+                           const double* w, Py_ssize_t start, Py_ssize_t stop, int C,
+                           floating* dx, double* s_dy, double* s_dy_xhat) noexcept nogil:
+    """Rows [start, stop): s_dy[c] = sum_i w_i dy, s_dy_xhat[c] = sum_i w_i dy xhat
+    (overwritten), and each row's input gradient when dx is not NULL."""
+    cdef Py_ssize_t i, o, j
+    cdef double wi, m1, m2, gx, s
+    cdef double acc1[8]
+    cdef double acc2[8]
+    cdef double t1, t2
+    cdef int l
+    cdef Py_ssize_t body = C - C % 8
+    for j in range(C):
+        s_dy[j] = 0.0
+        s_dy_xhat[j] = 0.0
+    for i in range(start, stop):
+        o = i * C
+        wi = 1.0 if w == NULL else w[i]
+        for j in range(C):
+            s_dy[j] += wi * dy[o + j]
+            s_dy_xhat[j] += wi * (dy[o + j] * xhat[o + j])
+        if dx == NULL:
+            continue
+        # dx = inv_std (gx - mean(gx) - xhat mean(gx xhat)), gx = gamma dy.
+        for l in range(8):
+            acc1[l] = 0.0
+            acc2[l] = 0.0
+        t1 = 0.0
+        t2 = 0.0
+        if gamma == NULL:
+            for j in range(0, body, 8):
+                for l in range(8):
+                    gx = dy[o + j + l]
+                    acc1[l] += gx
+                    acc2[l] += gx * xhat[o + j + l]
+            for j in range(body, C):
+                gx = dy[o + j]
+                t1 += gx
+                t2 += gx * xhat[o + j]
+        else:
+            for j in range(0, body, 8):
+                for l in range(8):
+                    gx = gamma[j + l] * dy[o + j + l]
+                    acc1[l] += gx
+                    acc2[l] += gx * xhat[o + j + l]
+            for j in range(body, C):
+                gx = gamma[j] * dy[o + j]
+                t1 += gx
+                t2 += gx * xhat[o + j]
+        m1 = (_lanes(acc1) + t1) / C
+        m2 = (_lanes(acc2) + t2) / C
+        s = inv_std[i]
+        if gamma == NULL:
+            for j in range(C):
+                dx[o + j] = <floating> (s * (dy[o + j] - m1 - xhat[o + j] * m2))
+        else:
+            for j in range(C):
+                dx[o + j] = <floating> (s * (gamma[j] * dy[o + j] - m1 - xhat[o + j] * m2))
+
+
+def layer_norm_backward(const floating[:, ::1] dY, const floating[:, ::1] Xhat,
+                        const floating[::1] inv_std, const floating[::1] gamma,
+                        const double[::1] weights, double scale, floating[:, ::1] dX,
+                        double[::1] dgamma, double[::1] dbeta, double[:, ::1] partial1,
+                        double[:, ::1] partial2, int n_threads):
+    """Gradients of :func:`layer_norm_forward`, in one pass over the rows.
+
+    ``dgamma = scale * sum_i w_i dy_i xhat_i``, ``dbeta = scale * sum_i w_i
+    dy_i``, summed in float64 over fixed chunks of CHUNK rows added in order;
+    ``dx = inv_std (g - mean(g) - xhat mean(g xhat))`` per row, ``g = gamma dy``.
+
+    Parameters
+    ----------
+    dY, Xhat : (m, C)
+    inv_std : (m,)
+    gamma : (C,), or None for ones
+    weights : (m,) float64 row weights, or None for ones
+    scale : float
+    dX : (m, C) output, or None to skip the input gradient
+    dgamma, dbeta : (C,) float64 outputs
+    partial1, partial2 : (max(1, ceil(m / CHUNK)), C) float64 scratch
+    n_threads : int
+    """
+    cdef Py_ssize_t m = dY.shape[0]
+    cdef int C = dY.shape[1]
+    cdef int n_chunks = <int> ((m + CHUNK - 1) // CHUNK)
+    cdef int k, c, t = 0
+    cdef double a1, a2
+    cdef const floating* g = NULL
+    cdef const double* w = NULL
+    cdef floating* dx = NULL
+    if C == 0:
+        return
+    if m == 0:
+        dgamma[:] = 0
+        dbeta[:] = 0
+        return
+    if gamma is not None:
+        g = &gamma[0]
+    if weights is not None:
+        w = &weights[0]
+    if dX is not None:
+        dx = &dX[0, 0]
+    with nogil:
+        with parallel(num_threads=n_threads):
+            t = threadid()
+            for k in prange(n_chunks, schedule='static'):
+                note_thread(LAYER_NORM_BACKWARD, t)
+                _norm_grad_chunk(&dY[0, 0], &Xhat[0, 0], &inv_std[0], g, w,
+                                 <Py_ssize_t> k * CHUNK,
+                                 min(<Py_ssize_t> (k + 1) * CHUNK, m), C, dx,
+                                 &partial1[k, 0], &partial2[k, 0])
+        for c in range(C):
+            a1 = 0.0
+            a2 = 0.0
+            for k in range(n_chunks):
+                a1 = a1 + partial1[k, c]
+                a2 = a2 + partial2[k, c]
+            dbeta[c] = scale * a1
+            dgamma[c] = scale * a2
+
+
+# -- attention -----------------------------------------------------------------
+
+def attention_forward(const floating[:, :, :, ::1] Q, const floating[:, :, :, ::1] K,
+                      const floating[:, :, :, ::1] V, const unsigned char[:, ::1] mask,
+                      bint causal, double scale, const floating[:, :, :, ::1] keep,
+                      floating[:, :, :, ::1] O, floating[:, :, :, ::1] P, int n_threads):
+    """Scaled dot-product attention of every (sample, head) pair.
+
+    ``P = softmax(scale * Q K^T)`` over the visible keys of each query (a
+    query seeing none gets zeros), ``O = (P o keep) V``.
+
+    Parameters
+    ----------
+    Q, K : (n, T, H, dk)
+    V : (n, T, H, dv)
+    mask : (n, T) uint8, 1 where the key is present, or None
+    causal : bool, hide the keys after each query
+    scale : float
+    keep : (n, H, T, T) dropout multipliers, or None
+    O : (n, T, H, dv) output
+    P : (n, H, T, T) output (the weights before dropout), or None
+    n_threads : int
+    """
+    cdef int n = Q.shape[0], T = Q.shape[1], H = Q.shape[2]
+    cdef int dk = Q.shape[3], dv = V.shape[3]
+    cdef int pair, b, h, i, t = 0
+    cdef Py_ssize_t e, TT = <Py_ssize_t> T * T
+    cdef size_t pk = packed_size(dk, T, sizeof(floating))
+    cdef size_t pv = packed_size(T, dv, sizeof(floating))
+    cdef size_t per_thread = pk + pv + <size_t> TT
+    cdef bint has_p = P is not None
+    cdef bint has_keep = keep is not None
+    cdef bint has_mask = mask is not None
+    cdef const unsigned char* mrow = NULL
+    cdef const floating* kp
+    cdef floating* base
+    cdef floating* S
+    cdef floating* A
+    cdef floating* scratch
+    if n == 0 or T == 0 or H == 0 or dk == 0 or dv == 0:
+        return
+    scratch = <floating*> _alloc(n_threads * per_thread * sizeof(floating),
+                                 f"{n_threads} attention scratch blocks of {T} x {T}")
+    try:
+        with nogil, parallel(num_threads=n_threads):
+            t = threadid()
+            for pair in prange(n * H, schedule='static'):
+                note_thread(ATTENTION_FORWARD, t)
+                b = pair // H
+                h = pair % H
+                base = scratch + t * per_thread
+                # Scores S = Q_bh (scale K_bh)^T, K_bh packed transposed.
+                pack_b(dk, T, &K[b, 0, h, 0], 1, H * dk, <floating> scale, base)
+                S = &P[b, h, 0, 0] if has_p else base + pk + pv
+                rowgemm(T, T, dk, &Q[b, 0, h, 0], H * dk, base, S, T, False)
+                if has_mask:
+                    mrow = &mask[b, 0]
+                for i in range(T):
+                    softmax_row(S + <Py_ssize_t> i * T, mrow, i + 1 if causal else T, T)
+                A = S
+                if has_keep:
+                    # Dropout on the weights that weigh V; P keeps them whole.
+                    A = base + pk + pv
+                    kp = &keep[b, h, 0, 0]
+                    for e in range(TT):
+                        A[e] = S[e] * kp[e]
+                pack_b(T, dv, &V[b, 0, h, 0], H * dv, 1, <floating> 1.0, base + pk)
+                rowgemm(T, dv, T, A, T, base + pk, &O[b, 0, h, 0], H * dv, False)
+    finally:
+        free(scratch)
+
+
+def attention_backward(const floating[:, :, :, ::1] dO, const floating[:, :, :, ::1] Q,
+                       const floating[:, :, :, ::1] K, const floating[:, :, :, ::1] V,
+                       const floating[:, :, :, ::1] P, double scale,
+                       const floating[:, :, :, ::1] keep, floating[:, :, :, ::1] dQ,
+                       floating[:, :, :, ::1] dK, floating[:, :, :, ::1] dV,
+                       int n_threads):
+    """Gradients of :func:`attention_forward` from its weights P.
+
+    ``dV = A^T dO`` (A = P o keep), ``dA = dO V^T``, ``dS = P o (dP -
+    rowsum(dP o P))`` with ``dP = dA o keep``, ``dQ = scale dS K``,
+    ``dK = scale dS^T Q``.
+
+    Parameters
+    ----------
+    dO : (n, T, H, dv)
+    Q, K : (n, T, H, dk)
+    V : (n, T, H, dv)
+    P : (n, H, T, T)
+    scale : float
+    keep : (n, H, T, T) or None
+    dQ, dK : (n, T, H, dk) outputs
+    dV : (n, T, H, dv) output
+    n_threads : int
+    """
+    cdef int n = Q.shape[0], T = Q.shape[1], H = Q.shape[2]
+    cdef int dk = Q.shape[3], dv = V.shape[3]
+    cdef int pair, b, h, i, t = 0
+    cdef Py_ssize_t TT = <Py_ssize_t> T * T
+    cdef size_t pmax = max(max(packed_size(dv, T, sizeof(floating)),
+                               packed_size(T, dv, sizeof(floating))),
+                           packed_size(T, dk, sizeof(floating)))
+    cdef size_t per_thread = pmax + 2 * <size_t> TT
+    cdef bint has_keep = keep is not None
+    cdef const floating* p
+    cdef const floating* kp = NULL
+    cdef const floating* kr = NULL
+    cdef floating* base
+    cdef floating* AT
+    cdef floating* DS
+    cdef floating* scratch
+    if n == 0 or T == 0 or H == 0 or dk == 0 or dv == 0:
+        return
+    scratch = <floating*> _alloc(n_threads * per_thread * sizeof(floating),
+                                 f"{n_threads} attention scratch blocks of 2 x {T} x {T}")
+    try:
+        with nogil, parallel(num_threads=n_threads):
+            t = threadid()
+            for pair in prange(n * H, schedule='static'):
+                note_thread(ATTENTION_BACKWARD, t)
+                b = pair // H
+                h = pair % H
+                base = scratch + t * per_thread
+                AT = base + pmax
+                DS = AT + TT
+                p = &P[b, h, 0, 0]
+                if has_keep:
+                    kp = &keep[b, h, 0, 0]
+                # dV = (P o keep)^T dO
+                transpose(p, kp, T, T, T, AT)
+                pack_b(T, dv, &dO[b, 0, h, 0], H * dv, 1, <floating> 1.0, base)
+                rowgemm(T, dv, T, AT, T, base, &dV[b, 0, h, 0], H * dv, False)
+                # dA = dO V^T, then the softmax's gradient row by row
+                pack_b(dv, T, &V[b, 0, h, 0], 1, H * dv, <floating> 1.0, base)
+                rowgemm(T, T, dv, &dO[b, 0, h, 0], H * dv, base, DS, T, False)
+                for i in range(T):
+                    if has_keep:
+                        kr = kp + <Py_ssize_t> i * T
+                    softmax_grad_row(DS + <Py_ssize_t> i * T, p + <Py_ssize_t> i * T, kr,
+                                     T, T)
+                # dQ = dS (scale K), dK = dS^T (scale Q)
+                pack_b(T, dk, &K[b, 0, h, 0], H * dk, 1, <floating> scale, base)
+                rowgemm(T, dk, T, DS, T, base, &dQ[b, 0, h, 0], H * dk, False)
+                transpose(DS, <const floating*> NULL, T, T, T, AT)
+                pack_b(T, dk, &Q[b, 0, h, 0], H * dk, 1, <floating> scale, base)
+                rowgemm(T, dk, T, AT, T, base, &dK[b, 0, h, 0], H * dk, False)
+    finally:
+        free(scratch)
+
+
+include "_gemm_level.pxi"
