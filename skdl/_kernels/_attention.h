@@ -17,74 +17,141 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
+/* _fastmath.h's sigmoid and tanh are not used here; the 64-byte vectors
+ * below are passed between always-inlined helpers only (no ABI to keep). */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wpsabi"
 #include "_fastmath.h"
 #include "_generic.h"
 
 #define SKDL_LANES8(acc) (((acc[0] + acc[1]) + (acc[2] + acc[3])) \
                           + ((acc[4] + acc[5]) + (acc[6] + acc[7])))
 
+/* float32 rows in GCC vectors of 16 (one AVX-512 register, two AVX2 ones,
+ * four SSE ones): the row's passes are one loop each over whole vectors, with
+ * no scalar prologue or epilogue per row (T is often 64 or less, so those
+ * dominated when the loops were left to the auto-vectorizer). */
+typedef float skdl_attn_vf __attribute__((vector_size(64)));
+typedef int32_t skdl_attn_vi __attribute__((vector_size(64)));
+typedef unsigned char skdl_attn_vb __attribute__((vector_size(16)));
+typedef float skdl_attn_vf_u __attribute__((vector_size(64), aligned(4)));
+typedef unsigned char skdl_attn_vb_u __attribute__((vector_size(16), aligned(1)));
+#define SKDL_ATTN_VW 16
+
+/* skdl_expf_poly of _fastmath.h on a vector, for x in [-88, 0]; x <= -88
+ * gives exactly 0 (the exponent bits are 0). */
+static inline __attribute__((always_inline)) skdl_attn_vf skdl_attn_exp16(skdl_attn_vf x)
+{
+    const float c1 = 0.693359375f, c2 = -2.12194440e-4f;
+    skdl_attn_vf fx = x * 1.44269504088896341f + 0.5f;
+    skdl_attn_vi n = __builtin_convertvector(fx, skdl_attn_vi);
+    n += (skdl_attn_vi) (fx < __builtin_convertvector(n, skdl_attn_vf)); /* floor: -1 */
+    skdl_attn_vf fn = __builtin_convertvector(n, skdl_attn_vf);
+    skdl_attn_vf r = x - fn * c1 - fn * c2;
+    skdl_attn_vf r2 = r * r;
+    skdl_attn_vf p = r * 1.9875691500e-4f + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r2 + r + 1.0f;
+    return p * (skdl_attn_vf) ((n + 127) << 23);
+}
+
+/* a where keep (all ones bits) else b. */
+static inline __attribute__((always_inline)) skdl_attn_vf skdl_attn_select(skdl_attn_vi keep, skdl_attn_vf a, skdl_attn_vf b)
+{
+    return (skdl_attn_vf) (((skdl_attn_vi) a & keep) | ((skdl_attn_vi) b & ~keep));
+}
+
+/* Which of keys j0 .. j0+15 the query sees: before len, and in the mask. */
+static inline __attribute__((always_inline)) skdl_attn_vi skdl_attn_visible(const unsigned char *mask, ptrdiff_t j0, int len)
+{
+    skdl_attn_vi j = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    skdl_attn_vi vis = (j + (int32_t) j0) < len;
+    if (mask != NULL)
+        vis &= __builtin_convertvector(*(const skdl_attn_vb_u *) (mask + j0), skdl_attn_vi)
+               != 0;
+    return vis;
+}
+
+static inline __attribute__((always_inline)) float skdl_attn_hmax(skdl_attn_vf v)
+{
+    float top = v[0];
+    for (int l = 1; l < SKDL_ATTN_VW; l++)
+        top = v[l] > top ? v[l] : top;
+    return top;
+}
+
+static inline __attribute__((always_inline)) float skdl_attn_hsum(skdl_attn_vf v)
+{
+    /* Pairwise, in a fixed order. */
+    float h[8];
+    for (int l = 0; l < 8; l++)
+        h[l] = v[l] + v[l + 8];
+    return ((h[0] + h[4]) + (h[2] + h[6])) + ((h[1] + h[5]) + (h[3] + h[7]));
+}
+
 /* s[0:T): scores in, weights out; keys len..T-1 are hidden (causal); mask
  * (NULL: every key present) holds 0 or 1 per key. */
 SKDL_MATH_MULTIVERSION static void
 skdl_attn_softmax_float(float *s, const unsigned char *mask, int len, int T)
 {
-    float lanes[8], top, total, inv;
-    int body = len - len % 8, j, l;
-    for (l = 0; l < 8; l++)
-        lanes[l] = -INFINITY;
-    if (mask != NULL) {
-        for (j = 0; j < body; j += 8)
-            for (l = 0; l < 8; l++) {
-                float v = mask[j + l] ? s[j + l] : -INFINITY;
-                lanes[l] = v > lanes[l] ? v : lanes[l];
-            }
-    } else {
-        for (j = 0; j < body; j += 8)
-            for (l = 0; l < 8; l++)
-                lanes[l] = s[j + l] > lanes[l] ? s[j + l] : lanes[l];
+    const skdl_attn_vf ninf = (skdl_attn_vf) {0} - INFINITY;
+    ptrdiff_t body = len - len % SKDL_ATTN_VW, j;
+    ptrdiff_t end = body + (len % SKDL_ATTN_VW && body + SKDL_ATTN_VW <= T ? SKDL_ATTN_VW : 0);
+    skdl_attn_vf top_v = ninf, acc = {0};
+    float top, total, inv;
+    /* Whole vectors up to `end` (past len when a vector fits in the row:
+       its hidden keys are masked); a scalar tail after it. */
+    for (j = 0; j < end; j += SKDL_ATTN_VW) {
+        skdl_attn_vf x = skdl_attn_select(skdl_attn_visible(mask, j, len),
+                                          *(skdl_attn_vf_u *) (s + j), ninf);
+        *(skdl_attn_vf_u *) (s + j) = x;
+        top_v = skdl_attn_select(x > top_v, x, top_v);
     }
-    top = -INFINITY;
-    for (l = 0; l < 8; l++)
-        top = lanes[l] > top ? lanes[l] : top;
-    for (j = body; j < len; j++)
-        if ((mask == NULL || mask[j]) && s[j] > top)
-            top = s[j];
+    top = skdl_attn_hmax(top_v);
+    for (j = end; j < len; j++) {
+        if (mask != NULL && !mask[j])
+            s[j] = -INFINITY;
+        top = s[j] > top ? s[j] : top;
+    }
     if (!(top > -INFINITY)) { /* no visible key (or NaN scores): zero weights */
         memset(s, 0, (size_t) T * sizeof(float));
         return;
     }
-    /* Clamp in a loop of its own (see _fastmath.h): exp(-88) is 0 in float. */
-    for (j = 0; j < len; j++) {
-        float x = s[j] - top;
-        s[j] = x < -88.0f ? -88.0f : x;
+    for (j = 0; j < end; j += SKDL_ATTN_VW) {
+        skdl_attn_vf x = *(skdl_attn_vf_u *) (s + j) - top;
+        x = skdl_attn_select(x < -88.0f, (skdl_attn_vf) {0} - 88.0f, x);
+        x = skdl_attn_exp16(x);
+        *(skdl_attn_vf_u *) (s + j) = x;
+        acc += x;
     }
-    for (j = 0; j < len; j++)
-        s[j] = skdl_expf_poly(s[j]);
-    if (mask != NULL)
-        for (j = 0; j < len; j++)
-            s[j] *= (float) mask[j];
-    for (l = 0; l < 8; l++)
-        lanes[l] = 0.0f;
-    for (j = 0; j < body; j += 8)
-        for (l = 0; l < 8; l++)
-            lanes[l] += s[j + l];
-    total = SKDL_LANES8(lanes);
-    for (j = body; j < len; j++)
+    total = skdl_attn_hsum(acc);
+    for (j = end; j < len; j++) {
+        float x = s[j] - top;
+        s[j] = x < -88.0f ? 0.0f : skdl_expf_poly(x);
         total += s[j];
+    }
     inv = 1.0f / total;
-    for (j = 0; j < len; j++)
+    for (j = 0; j < end; j += SKDL_ATTN_VW)
+        *(skdl_attn_vf_u *) (s + j) *= inv;
+    for (j = end; j < len; j++)
         s[j] *= inv;
-    if (len < T)
-        memset(s + len, 0, (size_t) (T - len) * sizeof(float));
+    j = end > len ? end : len; /* hidden keys inside the last vector are 0 already */
+    if (j < T)
+        memset(s + j, 0, (size_t) (T - j) * sizeof(float));
 }
 
 static void
 skdl_attn_softmax_double(double *s, const unsigned char *mask, int len, int T)
 {
     double top = -INFINITY, total = 0.0;
-    int j;
+    ptrdiff_t j;
     for (j = 0; j < len; j++)
         if ((mask == NULL || mask[j]) && s[j] > top)
             top = s[j];
@@ -107,7 +174,7 @@ skdl_attn_softmax_double(double *s, const unsigned char *mask, int len, int T)
  * there). Sums in 8 lanes (float) or one accumulator (double). */
 #define SKDL_SOFTMAX_GRAD_BODY(T_)                                            \
     T_ lanes[8], dot;                                                         \
-    int body = len - len % 8, j, l;                                           \
+    ptrdiff_t body = len - len % 8, j, l;                                     \
     if (keep != NULL)                                                         \
         for (j = 0; j < len; j++)                                             \
             da[j] *= keep[j];                                                 \
@@ -141,14 +208,14 @@ skdl_attn_softmax_grad_double(double *da, const double *p, const double *keep, i
  * mul (rows, cols, row stride lds) elementwise when not NULL; in 32 x 32
  * tiles so both sides stay in cache. */
 #define SKDL_TRANSPOSE_BODY(T_)                                               \
-    for (int i0 = 0; i0 < rows; i0 += 32)                                     \
-        for (int j0 = 0; j0 < cols; j0 += 32) {                               \
-            int i1 = i0 + 32 < rows ? i0 + 32 : rows;                         \
-            int j1 = j0 + 32 < cols ? j0 + 32 : cols;                         \
-            for (int j = j0; j < j1; j++)                                     \
-                for (int i = i0; i < i1; i++) {                               \
-                    ptrdiff_t o = (ptrdiff_t) i * lds + j;                    \
-                    dst[(ptrdiff_t) j * rows + i] =                           \
+    for (ptrdiff_t i0 = 0; i0 < rows; i0 += 32)                               \
+        for (ptrdiff_t j0 = 0; j0 < cols; j0 += 32) {                         \
+            ptrdiff_t i1 = i0 + 32 < rows ? i0 + 32 : rows;                   \
+            ptrdiff_t j1 = j0 + 32 < cols ? j0 + 32 : cols;                   \
+            for (ptrdiff_t j = j0; j < j1; j++)                               \
+                for (ptrdiff_t i = i0; i < i1; i++) {                         \
+                    ptrdiff_t o = i * lds + j;                                \
+                    dst[j * rows + i] =                                       \
                         mul == NULL ? src[o] : src[o] * mul[o];               \
                 }                                                             \
         }
@@ -173,5 +240,7 @@ skdl_attn_transpose_double(const double *src, const double *mul, int rows, int c
     SKDL_BY_TYPE(skdl_attn_softmax_grad, da)(da, p, keep, len, T)
 #define skdl_attn_transpose(src, mul, rows, cols, lds, dst) \
     SKDL_BY_TYPE(skdl_attn_transpose, dst)(src, mul, rows, cols, lds, dst)
+
+#pragma GCC diagnostic pop
 
 #endif
