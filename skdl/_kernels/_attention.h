@@ -204,8 +204,8 @@ skdl_attn_softmax_grad_double(double *da, const double *p, const double *keep, i
     SKDL_SOFTMAX_GRAD_BODY(double)
 }
 
-/* dst (cols, rows) = src (rows, cols) transposed, src row stride lds, times
- * mul (rows, cols, row stride lds) elementwise when not NULL; in 32 x 32
+/* dst (cols, rows) = src (rows, cols) transposed, row strides lds and ldd,
+ * times mul (rows, cols, row stride lds) elementwise when not NULL; in 32 x 32
  * tiles so both sides stay in cache. */
 #define SKDL_TRANSPOSE_BODY(T_)                                               \
     for (ptrdiff_t i0 = 0; i0 < rows; i0 += 32)                               \
@@ -215,21 +215,20 @@ skdl_attn_softmax_grad_double(double *da, const double *p, const double *keep, i
             for (ptrdiff_t j = j0; j < j1; j++)                               \
                 for (ptrdiff_t i = i0; i < i1; i++) {                         \
                     ptrdiff_t o = i * lds + j;                                \
-                    dst[j * rows + i] =                                       \
-                        mul == NULL ? src[o] : src[o] * mul[o];               \
+                    dst[j * ldd + i] = mul == NULL ? src[o] : src[o] * mul[o]; \
                 }                                                             \
         }
 
 static void
 skdl_attn_transpose_float(const float *src, const float *mul, int rows, int cols, int lds,
-                          float *dst)
+                          float *dst, int ldd)
 {
     SKDL_TRANSPOSE_BODY(float)
 }
 
 static void
 skdl_attn_transpose_double(const double *src, const double *mul, int rows, int cols,
-                           int lds, double *dst)
+                           int lds, double *dst, int ldd)
 {
     SKDL_TRANSPOSE_BODY(double)
 }
@@ -238,8 +237,8 @@ skdl_attn_transpose_double(const double *src, const double *mul, int rows, int c
     SKDL_BY_TYPE(skdl_attn_softmax, s)(s, mask, len, T)
 #define skdl_attn_softmax_grad(da, p, keep, len, T) \
     SKDL_BY_TYPE(skdl_attn_softmax_grad, da)(da, p, keep, len, T)
-#define skdl_attn_transpose(src, mul, rows, cols, lds, dst) \
-    SKDL_BY_TYPE(skdl_attn_transpose, dst)(src, mul, rows, cols, lds, dst)
+#define skdl_attn_transpose(src, mul, rows, cols, lds, dst, ldd) \
+    SKDL_BY_TYPE(skdl_attn_transpose, dst)(src, mul, rows, cols, lds, dst, ldd)
 
 #pragma GCC diagnostic pop
 

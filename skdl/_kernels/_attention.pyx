@@ -38,7 +38,7 @@ cdef extern from "_attention.h" nogil:
                                                    const void* keep, int n_visible,
                                                    int T)
     void transpose "skdl_attn_transpose"(const void* src, const void* mul, int rows,
-                                         int cols, int lds, void* dst)
+                                         int cols, int lds, void* dst, int ldd)
 
 
 # Rows per chunk of gamma's and beta's gradients (see the module docstring).
@@ -366,6 +366,11 @@ def attention_backward(const floating[:, :, :, ::1] dO, const floating[:, :, :, 
     rowsum(dP o P))`` with ``dP = dA o keep``, ``dQ = scale dS K``,
     ``dK = scale dS^T Q``.
 
+    dV and dK are computed transposed, ``dV^T = dO^T A`` and ``dK^T =
+    Q^T (scale dS)``: their (T, T) factor is then the packed operand as it
+    lies (a copy into panels, where transposing it cost a strided pass), and
+    the products fill whole panels of T columns instead of dv or dk.
+
     Parameters
     ----------
     dO : (n, T, H, dv)
@@ -381,18 +386,22 @@ def attention_backward(const floating[:, :, :, ::1] dO, const floating[:, :, :, 
     cdef int n = Q.shape[0], T = Q.shape[1], H = Q.shape[2]
     cdef int dk = Q.shape[3], dv = V.shape[3]
     cdef int pair, b, h, i, t = 0
-    cdef Py_ssize_t TT = <Py_ssize_t> T * T
+    cdef Py_ssize_t e, TT = <Py_ssize_t> T * T
     cdef size_t pmax = max(max(packed_size(dv, T, sizeof(floating)),
-                               packed_size(T, dv, sizeof(floating))),
+                               packed_size(T, T, sizeof(floating))),
                            packed_size(T, dk, sizeof(floating)))
-    cdef size_t per_thread = pmax + 2 * <size_t> TT
+    cdef size_t small = <size_t> T * max(dk, dv)
+    cdef size_t per_thread = pmax + 2 * <size_t> TT + 2 * small
     cdef bint has_keep = keep is not None
     cdef const floating* p
+    cdef const floating* A
     cdef const floating* kp = NULL
     cdef const floating* kr = NULL
     cdef floating* base
-    cdef floating* AT
+    cdef floating* AK
     cdef floating* DS
+    cdef floating* tin
+    cdef floating* tout
     cdef floating* scratch
     if n == 0 or T == 0 or H == 0 or dk == 0 or dv == 0:
         return
@@ -406,15 +415,22 @@ def attention_backward(const floating[:, :, :, ::1] dO, const floating[:, :, :, 
                 b = pair // H
                 h = pair % H
                 base = scratch + t * per_thread
-                AT = base + pmax
-                DS = AT + TT
+                AK = base + pmax
+                DS = AK + TT
+                tin = DS + TT
+                tout = tin + small
                 p = &P[b, h, 0, 0]
+                A = p
                 if has_keep:
                     kp = &keep[b, h, 0, 0]
-                # dV = (P o keep)^T dO
-                transpose(p, kp, T, T, T, AT)
-                pack_b(T, dv, &dO[b, 0, h, 0], H * dv, 1, <floating> 1.0, base)
-                rowgemm(T, dv, T, AT, T, base, &dV[b, 0, h, 0], H * dv, False)
+                    for e in range(TT):
+                        AK[e] = p[e] * kp[e]
+                    A = AK
+                # dV^T (dv, T) = dO^T A, A = P o keep
+                transpose(&dO[b, 0, h, 0], <const floating*> NULL, T, dv, H * dv, tin, T)
+                pack_b(T, T, A, T, 1, <floating> 1.0, base)
+                rowgemm(dv, T, T, tin, T, base, tout, T, False)
+                transpose(tout, <const floating*> NULL, dv, T, T, &dV[b, 0, h, 0], H * dv)
                 # dA = dO V^T, then the softmax's gradient row by row
                 pack_b(dv, T, &V[b, 0, h, 0], 1, H * dv, <floating> 1.0, base)
                 rowgemm(T, T, dv, &dO[b, 0, h, 0], H * dv, base, DS, T, False)
@@ -423,12 +439,14 @@ def attention_backward(const floating[:, :, :, ::1] dO, const floating[:, :, :, 
                         kr = kp + <Py_ssize_t> i * T
                     softmax_grad_row(DS + <Py_ssize_t> i * T, p + <Py_ssize_t> i * T, kr,
                                      T, T)
-                # dQ = dS (scale K), dK = dS^T (scale Q)
+                # dQ = dS (scale K)
                 pack_b(T, dk, &K[b, 0, h, 0], H * dk, 1, <floating> scale, base)
                 rowgemm(T, dk, T, DS, T, base, &dQ[b, 0, h, 0], H * dk, False)
-                transpose(DS, <const floating*> NULL, T, T, T, AT)
-                pack_b(T, dk, &Q[b, 0, h, 0], H * dk, 1, <floating> scale, base)
-                rowgemm(T, dk, T, AT, T, base, &dK[b, 0, h, 0], H * dk, False)
+                # dK^T (dk, T) = Q^T (scale dS)
+                transpose(&Q[b, 0, h, 0], <const floating*> NULL, T, dk, H * dk, tin, T)
+                pack_b(T, T, DS, T, 1, <floating> scale, base)
+                rowgemm(dk, T, T, tin, T, base, tout, T, False)
+                transpose(tout, <const floating*> NULL, dk, T, T, &dK[b, 0, h, 0], H * dk)
     finally:
         free(scratch)
 
