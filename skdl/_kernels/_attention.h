@@ -233,6 +233,163 @@ skdl_attn_transpose_double(const double *src, const double *mul, int rows, int c
     SKDL_TRANSPOSE_BODY(double)
 }
 
+/* -- layer normalization, row by row --------------------------------------
+ * Compiled for AVX-512, AVX2 and the baseline like the exp above (Cython's
+ * own loops get the baseline only). A row's sums run in N lanes of type A
+ * (float64: 8 doubles; float32: 16 floats, one AVX-512 register, which the
+ * float32 results need no more than), the lanes folded in halves in a fixed
+ * order; every row is computed the same way wherever it is. */
+#define SKDL_LN_FOLD(acc, N)                                                  \
+    for (ptrdiff_t w_ = (N) / 2; w_ >= 1; w_ /= 2)                            \
+        for (ptrdiff_t l_ = 0; l_ < w_; l_++)                                 \
+            acc[l_] += acc[l_ + w_];
+
+/* One row: mean and biased variance (two passes), xhat, y = gamma xhat + beta
+ * (gamma and beta both NULL: y = xhat). */
+#define SKDL_LN_ROW_BODY(T_, A_, N)                                           \
+    A_ acc[N], mean, var, s, tail = 0;                                        \
+    ptrdiff_t body = C - C % (N), j, l;                                       \
+    for (l = 0; l < (N); l++)                                                 \
+        acc[l] = 0;                                                           \
+    for (j = 0; j < body; j += (N))                                           \
+        for (l = 0; l < (N); l++)                                             \
+            acc[l] += x[j + l];                                               \
+    for (j = body; j < C; j++)                                                \
+        tail += x[j];                                                         \
+    SKDL_LN_FOLD(acc, N)                                                      \
+    mean = (acc[0] + tail) / C;                                               \
+    tail = 0;                                                                 \
+    for (l = 0; l < (N); l++)                                                 \
+        acc[l] = 0;                                                           \
+    for (j = 0; j < body; j += (N))                                           \
+        for (l = 0; l < (N); l++) {                                           \
+            A_ d = x[j + l] - mean;                                           \
+            acc[l] += d * d;                                                  \
+        }                                                                     \
+    for (j = body; j < C; j++) {                                              \
+        A_ d = x[j] - mean;                                                   \
+        tail += d * d;                                                        \
+    }                                                                         \
+    SKDL_LN_FOLD(acc, N)                                                      \
+    var = (acc[0] + tail) / C;                                                \
+    s = (A_) (1.0 / sqrt((double) var + epsilon));                            \
+    *inv_std = (T_) s;                                                        \
+    if (gamma == NULL)                                                        \
+        for (j = 0; j < C; j++) {                                             \
+            A_ h = (x[j] - mean) * s;                                         \
+            xhat[j] = (T_) h;                                                 \
+            y[j] = (T_) h;                                                    \
+        }                                                                     \
+    else                                                                      \
+        for (j = 0; j < C; j++) {                                             \
+            A_ h = (x[j] - mean) * s;                                         \
+            xhat[j] = (T_) h;                                                 \
+            y[j] = (T_) (gamma[j] * h + beta[j]);                             \
+        }
+
+SKDL_MATH_MULTIVERSION static void
+skdl_ln_row_float(const float *restrict x, float *restrict y, float *restrict xhat,
+                  float *restrict inv_std, int C, const float *gamma, const float *beta,
+                  double epsilon)
+{
+    SKDL_LN_ROW_BODY(float, float, 16)
+}
+
+SKDL_MATH_MULTIVERSION static void
+skdl_ln_row_double(const double *restrict x, double *restrict y, double *restrict xhat,
+                   double *restrict inv_std, int C, const double *gamma, const double *beta,
+                   double epsilon)
+{
+    SKDL_LN_ROW_BODY(double, double, 8)
+}
+
+/* Rows [start, stop) of the backward pass: s_dy[c] = sum_i w_i dy,
+ * s_dy_xhat[c] = sum_i w_i dy xhat (overwritten; float64, they are summed
+ * over the whole batch), and each row's dx = inv_std (g - mean(g) - xhat
+ * mean(g xhat)), g = gamma dy, when dx is not NULL (gamma NULL: ones; w
+ * NULL: ones). */
+#define SKDL_LN_GRAD_BODY(T_, A_, N)                                          \
+    ptrdiff_t body = C - C % (N), j, l, i;                                    \
+    for (j = 0; j < C; j++) {                                                 \
+        s_dy[j] = 0.0;                                                        \
+        s_dy_xhat[j] = 0.0;                                                   \
+    }                                                                         \
+    for (i = start; i < stop; i++) {                                          \
+        const T_ *g_ = dy + i * C, *h_ = xhat + i * C;                        \
+        double wi = w == NULL ? 1.0 : w[i];                                   \
+        A_ acc1[N], acc2[N], t1 = 0, t2 = 0, m1, m2, s;                       \
+        for (j = 0; j < C; j++) {                                             \
+            s_dy[j] += wi * g_[j];                                            \
+            s_dy_xhat[j] += wi * ((double) g_[j] * h_[j]);                    \
+        }                                                                     \
+        if (dx == NULL)                                                       \
+            continue;                                                         \
+        for (l = 0; l < (N); l++) {                                           \
+            acc1[l] = 0;                                                      \
+            acc2[l] = 0;                                                      \
+        }                                                                     \
+        if (gamma == NULL) {                                                  \
+            for (j = 0; j < body; j += (N))                                   \
+                for (l = 0; l < (N); l++) {                                   \
+                    acc1[l] += g_[j + l];                                     \
+                    acc2[l] += g_[j + l] * h_[j + l];                         \
+                }                                                             \
+            for (j = body; j < C; j++) {                                      \
+                t1 += g_[j];                                                  \
+                t2 += g_[j] * h_[j];                                          \
+            }                                                                 \
+        } else {                                                              \
+            for (j = 0; j < body; j += (N))                                   \
+                for (l = 0; l < (N); l++) {                                   \
+                    A_ gx = gamma[j + l] * g_[j + l];                         \
+                    acc1[l] += gx;                                            \
+                    acc2[l] += gx * h_[j + l];                                \
+                }                                                             \
+            for (j = body; j < C; j++) {                                      \
+                A_ gx = gamma[j] * g_[j];                                     \
+                t1 += gx;                                                     \
+                t2 += gx * h_[j];                                             \
+            }                                                                 \
+        }                                                                     \
+        SKDL_LN_FOLD(acc1, N)                                                 \
+        SKDL_LN_FOLD(acc2, N)                                                 \
+        m1 = (acc1[0] + t1) / C;                                              \
+        m2 = (acc2[0] + t2) / C;                                              \
+        s = inv_std[i];                                                       \
+        if (gamma == NULL)                                                    \
+            for (j = 0; j < C; j++)                                           \
+                dx[i * C + j] = (T_) (s * (g_[j] - m1 - h_[j] * m2));         \
+        else                                                                  \
+            for (j = 0; j < C; j++)                                           \
+                dx[i * C + j] = (T_) (s * (gamma[j] * g_[j] - m1 - h_[j] * m2)); \
+    }
+
+SKDL_MATH_MULTIVERSION static void
+skdl_ln_grad_rows_float(const float *restrict dy, const float *restrict xhat,
+                        const float *restrict inv_std, const float *restrict gamma,
+                        const double *restrict w, ptrdiff_t start, ptrdiff_t stop, int C,
+                        float *restrict dx, double *restrict s_dy,
+                        double *restrict s_dy_xhat)
+{
+    SKDL_LN_GRAD_BODY(float, float, 16)
+}
+
+SKDL_MATH_MULTIVERSION static void
+skdl_ln_grad_rows_double(const double *restrict dy, const double *restrict xhat,
+                         const double *restrict inv_std, const double *restrict gamma,
+                         const double *restrict w, ptrdiff_t start, ptrdiff_t stop, int C,
+                         double *restrict dx, double *restrict s_dy,
+                         double *restrict s_dy_xhat)
+{
+    SKDL_LN_GRAD_BODY(double, double, 8)
+}
+
+#define skdl_ln_row(x, y, xhat, inv_std, C, gamma, beta, epsilon) \
+    SKDL_BY_TYPE(skdl_ln_row, y)(x, y, xhat, inv_std, C, gamma, beta, epsilon)
+#define skdl_ln_grad_rows(dy, xhat, inv_std, gamma, w, start, stop, C, dx, s1, s2) \
+    SKDL_BY_TYPE(skdl_ln_grad_rows, dy)(dy, xhat, inv_std, gamma, w, start, stop, C, dx, \
+                                        s1, s2)
+
 #define skdl_attn_softmax(s, mask, len, T) \
     SKDL_BY_TYPE(skdl_attn_softmax, s)(s, mask, len, T)
 #define skdl_attn_softmax_grad(da, p, keep, len, T) \

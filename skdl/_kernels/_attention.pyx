@@ -1,8 +1,10 @@
 """Layer normalization and scaled dot-product attention, float32 and float64.
 
 Layer normalization normalizes each row of X (m, C) over its C values. Its
-statistics are summed in float64, in 8 lanes added in a fixed order (the
-compiler vectorizes them; see _norm.pyx). gamma's and beta's gradients are
+statistics are summed in lanes (16 floats or 8 doubles, one AVX-512
+register) added in a fixed order; the row loops are C helpers (_attention.h)
+compiled for each vector extension. (float64 statistics for float32 rows
+cost 2.4x the time in conversions, for no gain in float32 results.) gamma's and beta's gradients are
 sums over the rows: they run over fixed chunks of CHUNK rows, each chunk's
 sums kept apart and the chunks added in order, so they depend on the shapes
 alone, never on the thread count.
@@ -37,6 +39,13 @@ cdef extern from "_attention.h" nogil:
     void softmax_grad_row "skdl_attn_softmax_grad"(void* da, const void* p,
                                                    const void* keep, int n_visible,
                                                    int T)
+    void norm_row "skdl_ln_row"(const void* x, void* y, void* xhat, void* inv_std, int C,
+                                const void* gamma, const void* beta, double epsilon)
+    void norm_grad_rows "skdl_ln_grad_rows"(const void* dy, const void* xhat,
+                                            const void* inv_std, const void* gamma,
+                                            const double* w, Py_ssize_t start,
+                                            Py_ssize_t stop, int C, void* dx, double* s_dy,
+                                            double* s_dy_xhat)
     void transpose "skdl_attn_transpose"(const void* src, const void* mul, int rows,
                                          int cols, int lds, void* dst, int ldd)
 
@@ -55,80 +64,13 @@ cdef void* _alloc(size_t size, str what) except NULL:
 
 # -- layer normalization -------------------------------------------------------
 
-cdef inline double _lanes(const double* acc) noexcept nogil:
-    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
-
-
-cdef double _row_sum(const floating* x, const floating* y, int C, double center) noexcept nogil:
-    """sum_j (x_j - center) * y_j, or sum_j (x_j - center)^2 when y is NULL,
-    in 8 lanes (positions Py_ssize_t: with int, -fwrapv keeps the loop scalar)."""
-    cdef double acc[8]
-    cdef double d, tail = 0.0
-    cdef int l
-    cdef Py_ssize_t j, body = C - C % 8
-    for l in range(8):
-        acc[l] = 0.0
-    if y == NULL:
-        for j in range(0, body, 8):
-            for l in range(8):
-                d = x[j + l] - center
-                acc[l] += d * d
-        for j in range(body, C):
-            d = x[j] - center
-            tail += d * d
-    else:
-        for j in range(0, body, 8):
-            for l in range(8):
-                acc[l] += (x[j + l] - center) * y[j + l]
-        for j in range(body, C):
-            tail += (x[j] - center) * y[j]
-    return _lanes(acc) + tail
-
-
-cdef double _plain_sum(const floating* x, int C) noexcept nogil:
-    cdef double acc[8]
-    cdef double tail = 0.0
-    cdef int l
-    cdef Py_ssize_t j, body = C - C % 8
-    for l in range(8):
-        acc[l] = 0.0
-    for j in range(0, body, 8):
-        for l in range(8):
-            acc[l] += x[j + l]
-    for j in range(body, C):
-        tail += x[j]
-    return _lanes(acc) + tail
-
-
-cdef void _norm_row(const floating* x, floating* y, floating* xhat, floating* inv_std,
-                    int C, const floating* gamma, const floating* beta,
-                    double epsilon) noexcept nogil:
-    """One row: mean and biased variance (two passes), Xhat, Y = gamma Xhat + beta."""
-    cdef Py_ssize_t j
-    cdef double mean = _plain_sum(x, C) / C
-    cdef double var = _row_sum(x, <const floating*> NULL, C, mean) / C
-    cdef double s = 1.0 / sqrt(var + epsilon)
-    cdef double h
-    inv_std[0] = <floating> s
-    if gamma == NULL:
-        for j in range(C):
-            h = (x[j] - mean) * s
-            xhat[j] = <floating> h
-            y[j] = <floating> h
-    else:
-        for j in range(C):
-            h = (x[j] - mean) * s
-            xhat[j] = <floating> h
-            y[j] = <floating> (gamma[j] * h + beta[j])
-
-
 def layer_norm_forward(const floating[:, ::1] X, const floating[::1] gamma,
                        const floating[::1] beta, double epsilon, floating[:, ::1] Y,
                        floating[:, ::1] Xhat, floating[::1] inv_std, int n_threads):
     """Each row normalized over its C values, then scaled and shifted.
 
     ``xhat = (x - mean) / sqrt(var + epsilon)`` (biased variance of the row),
-    ``y = gamma * xhat + beta``; statistics in float64.
+    ``y = gamma * xhat + beta``; statistics in X's dtype, in lanes.
 
     Parameters
     ----------
@@ -156,68 +98,7 @@ def layer_norm_forward(const floating[:, ::1] X, const floating[::1] gamma,
         for k in prange(n_chunks, schedule='static'):
             note_thread(LAYER_NORM_FORWARD, t)
             for i in range(<Py_ssize_t> k * CHUNK, min(<Py_ssize_t> (k + 1) * CHUNK, m)):
-                _norm_row(&X[i, 0], &Y[i, 0], &Xhat[i, 0], &inv_std[i], C, g, b, epsilon)
-
-
-cdef void _norm_grad_chunk(const floating* dy, const floating* xhat,
-                           const floating* inv_std, const floating* gamma,
-                           const double* w, Py_ssize_t start, Py_ssize_t stop, int C,
-                           floating* dx, double* s_dy, double* s_dy_xhat) noexcept nogil:
-    """Rows [start, stop): s_dy[c] = sum_i w_i dy, s_dy_xhat[c] = sum_i w_i dy xhat
-    (overwritten), and each row's input gradient when dx is not NULL."""
-    cdef Py_ssize_t i, o, j
-    cdef double wi, m1, m2, gx, s
-    cdef double acc1[8]
-    cdef double acc2[8]
-    cdef double t1, t2
-    cdef int l
-    cdef Py_ssize_t body = C - C % 8
-    for j in range(C):
-        s_dy[j] = 0.0
-        s_dy_xhat[j] = 0.0
-    for i in range(start, stop):
-        o = i * C
-        wi = 1.0 if w == NULL else w[i]
-        for j in range(C):
-            s_dy[j] += wi * dy[o + j]
-            s_dy_xhat[j] += wi * (dy[o + j] * xhat[o + j])
-        if dx == NULL:
-            continue
-        # dx = inv_std (gx - mean(gx) - xhat mean(gx xhat)), gx = gamma dy.
-        for l in range(8):
-            acc1[l] = 0.0
-            acc2[l] = 0.0
-        t1 = 0.0
-        t2 = 0.0
-        if gamma == NULL:
-            for j in range(0, body, 8):
-                for l in range(8):
-                    gx = dy[o + j + l]
-                    acc1[l] += gx
-                    acc2[l] += gx * xhat[o + j + l]
-            for j in range(body, C):
-                gx = dy[o + j]
-                t1 += gx
-                t2 += gx * xhat[o + j]
-        else:
-            for j in range(0, body, 8):
-                for l in range(8):
-                    gx = gamma[j + l] * dy[o + j + l]
-                    acc1[l] += gx
-                    acc2[l] += gx * xhat[o + j + l]
-            for j in range(body, C):
-                gx = gamma[j] * dy[o + j]
-                t1 += gx
-                t2 += gx * xhat[o + j]
-        m1 = (_lanes(acc1) + t1) / C
-        m2 = (_lanes(acc2) + t2) / C
-        s = inv_std[i]
-        if gamma == NULL:
-            for j in range(C):
-                dx[o + j] = <floating> (s * (dy[o + j] - m1 - xhat[o + j] * m2))
-        else:
-            for j in range(C):
-                dx[o + j] = <floating> (s * (gamma[j] * dy[o + j] - m1 - xhat[o + j] * m2))
+                norm_row(&X[i, 0], &Y[i, 0], &Xhat[i, 0], &inv_std[i], C, g, b, epsilon)
 
 
 def layer_norm_backward(const floating[:, ::1] dY, const floating[:, ::1] Xhat,
@@ -268,7 +149,7 @@ def layer_norm_backward(const floating[:, ::1] dY, const floating[:, ::1] Xhat,
             t = threadid()
             for k in prange(n_chunks, schedule='static'):
                 note_thread(LAYER_NORM_BACKWARD, t)
-                _norm_grad_chunk(&dY[0, 0], &Xhat[0, 0], &inv_std[0], g, w,
+                norm_grad_rows(&dY[0, 0], &Xhat[0, 0], &inv_std[0], g, w,
                                  <Py_ssize_t> k * CHUNK,
                                  min(<Py_ssize_t> (k + 1) * CHUNK, m), C, dx,
                                  &partial1[k, 0], &partial2[k, 0])
