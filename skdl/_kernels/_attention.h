@@ -233,6 +233,64 @@ skdl_attn_transpose_double(const double *src, const double *mul, int rows, int c
     SKDL_TRANSPOSE_BODY(double)
 }
 
+/* -- narrow products -------------------------------------------------------
+ * C (m, n) = A (m, k) @ B for n up to one 64-byte vector (16 floats or 8
+ * doubles: a head's dv or dk), B packed by skdl_pack_b (panels of 32 floats
+ * or 16 doubles; only the first vector of each packed row is read). The
+ * shared kernel fills a whole 128-byte panel, half of it zeros at d = 16;
+ * this one holds a row of C in one register, MR rows at a time. Every
+ * element is the same chain acc += A[i, kk] * B[kk, j] for kk = 0, 1, ... in
+ * order, whatever its row's position: row-invariant like _rowgemm.h. */
+typedef double skdl_attn_vd __attribute__((vector_size(64)));
+typedef double skdl_attn_vd_u __attribute__((vector_size(64), aligned(8)));
+
+#define SKDL_NARROW_MR 6
+#define SKDL_NARROW_BODY(T_, VEC, VEC_U, NR)                                  \
+    enum { VW = sizeof(VEC) / sizeof(T_) };                                   \
+    for (ptrdiff_t i0 = 0; i0 < m; i0 += SKDL_NARROW_MR) {                    \
+        ptrdiff_t rows = m - i0 < SKDL_NARROW_MR ? m - i0 : SKDL_NARROW_MR;   \
+        const T_ *ar[SKDL_NARROW_MR];                                         \
+        VEC acc[SKDL_NARROW_MR];                                              \
+        for (int r = 0; r < SKDL_NARROW_MR; r++) {                            \
+            ar[r] = a + (i0 + (r < rows ? r : rows - 1)) * lda;               \
+            acc[r] = (VEC) {0};                                               \
+        }                                                                     \
+        for (ptrdiff_t kk = 0; kk < k; kk++) {                                \
+            VEC bv = *(const VEC_U *) (packed + kk * NR);                     \
+            for (int r = 0; r < SKDL_NARROW_MR; r++)                          \
+                acc[r] += ar[r][kk] * bv;                                     \
+        }                                                                     \
+        for (int r = 0; r < rows; r++) {                                      \
+            T_ *crow = c + (i0 + r) * ldc;                                    \
+            if (n == VW)                                                      \
+                *(VEC_U *) crow = acc[r];                                     \
+            else {                                                            \
+                T_ tmp[VW];                                                   \
+                memcpy(tmp, &acc[r], sizeof(VEC));                            \
+                memcpy(crow, tmp, (size_t) n * sizeof(T_));                   \
+            }                                                                 \
+        }                                                                     \
+    }
+
+SKDL_MATH_MULTIVERSION static void
+skdl_attn_narrow_float(int m, int n, int k, const float *a, ptrdiff_t lda,
+                       const float *packed, float *c, ptrdiff_t ldc)
+{
+    SKDL_NARROW_BODY(float, skdl_attn_vf, skdl_attn_vf_u, 32)
+}
+
+SKDL_MATH_MULTIVERSION static void
+skdl_attn_narrow_double(int m, int n, int k, const double *a, ptrdiff_t lda,
+                        const double *packed, double *c, ptrdiff_t ldc)
+{
+    SKDL_NARROW_BODY(double, skdl_attn_vd, skdl_attn_vd_u, 16)
+}
+
+/* Columns one vector holds: 16 floats, 8 doubles. */
+#define SKDL_NARROW_WIDTH(c) ((int) (64 / sizeof(*(c))))
+#define skdl_attn_narrow(m, n, k, a, lda, packed, c, ldc) \
+    SKDL_BY_TYPE(skdl_attn_narrow, c)(m, n, k, a, lda, packed, c, ldc)
+
 /* -- layer normalization, row by row --------------------------------------
  * Compiled for AVX-512, AVX2 and the baseline like the exp above (Cython's
  * own loops get the baseline only). A row's sums run in N lanes of type A

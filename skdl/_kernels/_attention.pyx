@@ -46,6 +46,11 @@ cdef extern from "_attention.h" nogil:
                                             const double* w, Py_ssize_t start,
                                             Py_ssize_t stop, int C, void* dx, double* s_dy,
                                             double* s_dy_xhat)
+    # C (m, n) = A (m, k) @ B, B packed by pack_b, n at most narrow_width(C).
+    void narrow_product "skdl_attn_narrow"(int m, int n, int k, const void* a,
+                                           Py_ssize_t lda, const void* packed, void* c,
+                                           Py_ssize_t ldc)
+    int narrow_width "SKDL_NARROW_WIDTH"(void* c)
     void transpose "skdl_attn_transpose"(const void* src, const void* mul, int rows,
                                          int cols, int lds, void* dst, int ldd)
 
@@ -196,6 +201,8 @@ def attention_forward(const floating[:, :, :, ::1] Q, const floating[:, :, :, ::
     cdef bint has_p = P is not None
     cdef bint has_keep = keep is not None
     cdef bint has_mask = mask is not None
+    # A head's dv fits a vector: the narrow product (see _attention.h).
+    cdef bint narrow = dv <= narrow_width(&O[0, 0, 0, 0]) if O.size else False
     cdef const unsigned char* mrow = NULL
     cdef const floating* kp
     cdef floating* base
@@ -230,7 +237,10 @@ def attention_forward(const floating[:, :, :, ::1] Q, const floating[:, :, :, ::
                     for e in range(TT):
                         A[e] = S[e] * kp[e]
                 pack_b(T, dv, &V[b, 0, h, 0], H * dv, 1, <floating> 1.0, base + pk)
-                rowgemm(T, dv, T, A, T, base + pk, &O[b, 0, h, 0], H * dv, False)
+                if narrow:
+                    narrow_product(T, dv, T, A, T, base + pk, &O[b, 0, h, 0], H * dv)
+                else:
+                    rowgemm(T, dv, T, A, T, base + pk, &O[b, 0, h, 0], H * dv, False)
     finally:
         free(scratch)
 
@@ -274,6 +284,7 @@ def attention_backward(const floating[:, :, :, ::1] dO, const floating[:, :, :, 
     cdef size_t small = <size_t> T * max(dk, dv)
     cdef size_t per_thread = pmax + 2 * <size_t> TT + 2 * small
     cdef bint has_keep = keep is not None
+    cdef bint narrow = dk <= narrow_width(&dQ[0, 0, 0, 0]) if dQ.size else False
     cdef const floating* p
     cdef const floating* A
     cdef const floating* kp = NULL
@@ -322,7 +333,10 @@ def attention_backward(const floating[:, :, :, ::1] dO, const floating[:, :, :, 
                                      T, T)
                 # dQ = dS (scale K)
                 pack_b(T, dk, &K[b, 0, h, 0], H * dk, 1, <floating> scale, base)
-                rowgemm(T, dk, T, DS, T, base, &dQ[b, 0, h, 0], H * dk, False)
+                if narrow:
+                    narrow_product(T, dk, T, DS, T, base, &dQ[b, 0, h, 0], H * dk)
+                else:
+                    rowgemm(T, dk, T, DS, T, base, &dQ[b, 0, h, 0], H * dk, False)
                 # dK^T (dk, T) = Q^T (scale dS)
                 transpose(&Q[b, 0, h, 0], <const floating*> NULL, T, dk, H * dk, tin, T)
                 pack_b(T, T, DS, T, 1, <floating> scale, base)
