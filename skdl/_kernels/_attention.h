@@ -81,10 +81,15 @@ static inline __attribute__((always_inline)) skdl_attn_vi skdl_attn_visible(cons
 
 static inline __attribute__((always_inline)) float skdl_attn_hmax(skdl_attn_vf v)
 {
-    float top = v[0];
-    for (int l = 1; l < SKDL_ATTN_VW; l++)
-        top = v[l] > top ? v[l] : top;
-    return top;
+    /* A tree (depth 4, not a chain of 15: it is on each row's critical path). */
+    float h[8], q[4];
+    for (int l = 0; l < 8; l++)
+        h[l] = v[l] > v[l + 8] ? v[l] : v[l + 8];
+    for (int l = 0; l < 4; l++)
+        q[l] = h[l] > h[l + 4] ? h[l] : h[l + 4];
+    q[0] = q[0] > q[2] ? q[0] : q[2];
+    q[1] = q[1] > q[3] ? q[1] : q[3];
+    return q[0] > q[1] ? q[0] : q[1];
 }
 
 static inline __attribute__((always_inline)) float skdl_attn_hsum(skdl_attn_vf v)
