@@ -35,6 +35,9 @@
  * four SSE ones): the row's passes are one loop each over whole vectors, with
  * no scalar prologue or epilogue per row (T is often 64 or less, so those
  * dominated when the loops were left to the auto-vectorizer). */
+/* Inlined into their (multiversioned) callers, which compile them for their
+ * own vector extension: a call would pass the vectors through memory. */
+#define SKDL_ATTN_INLINE static inline __attribute__((always_inline))
 typedef float skdl_attn_vf __attribute__((vector_size(64)));
 typedef int32_t skdl_attn_vi __attribute__((vector_size(64)));
 typedef unsigned char skdl_attn_vb __attribute__((vector_size(16)));
@@ -44,7 +47,7 @@ typedef unsigned char skdl_attn_vb_u __attribute__((vector_size(16), aligned(1))
 
 /* skdl_expf_poly of _fastmath.h on a vector, for x in [-88, 0]; x <= -88
  * gives exactly 0 (the exponent bits are 0). */
-static inline __attribute__((always_inline)) skdl_attn_vf skdl_attn_exp16(skdl_attn_vf x)
+SKDL_ATTN_INLINE skdl_attn_vf skdl_attn_exp16(skdl_attn_vf x)
 {
     const float c1 = 0.693359375f, c2 = -2.12194440e-4f;
     skdl_attn_vf fx = x * 1.44269504088896341f + 0.5f;
@@ -63,13 +66,15 @@ static inline __attribute__((always_inline)) skdl_attn_vf skdl_attn_exp16(skdl_a
 }
 
 /* a where keep (all ones bits) else b. */
-static inline __attribute__((always_inline)) skdl_attn_vf skdl_attn_select(skdl_attn_vi keep, skdl_attn_vf a, skdl_attn_vf b)
+SKDL_ATTN_INLINE skdl_attn_vf
+skdl_attn_select(skdl_attn_vi keep, skdl_attn_vf a, skdl_attn_vf b)
 {
     return (skdl_attn_vf) (((skdl_attn_vi) a & keep) | ((skdl_attn_vi) b & ~keep));
 }
 
 /* Which of keys j0 .. j0+15 the query sees: before len, and in the mask. */
-static inline __attribute__((always_inline)) skdl_attn_vi skdl_attn_visible(const unsigned char *mask, ptrdiff_t j0, int len)
+SKDL_ATTN_INLINE skdl_attn_vi
+skdl_attn_visible(const unsigned char *mask, ptrdiff_t j0, int len)
 {
     skdl_attn_vi j = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
     skdl_attn_vi vis = (j + (int32_t) j0) < len;
@@ -79,7 +84,7 @@ static inline __attribute__((always_inline)) skdl_attn_vi skdl_attn_visible(cons
     return vis;
 }
 
-static inline __attribute__((always_inline)) float skdl_attn_hmax(skdl_attn_vf v)
+SKDL_ATTN_INLINE float skdl_attn_hmax(skdl_attn_vf v)
 {
     /* A tree (depth 4, not a chain of 15: it is on each row's critical path). */
     float h[8], q[4];
@@ -92,7 +97,7 @@ static inline __attribute__((always_inline)) float skdl_attn_hmax(skdl_attn_vf v
     return q[0] > q[1] ? q[0] : q[1];
 }
 
-static inline __attribute__((always_inline)) float skdl_attn_hsum(skdl_attn_vf v)
+SKDL_ATTN_INLINE float skdl_attn_hsum(skdl_attn_vf v)
 {
     /* Pairwise, in a fixed order. */
     float h[8];

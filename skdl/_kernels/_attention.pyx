@@ -4,10 +4,10 @@ Layer normalization normalizes each row of X (m, C) over its C values. Its
 statistics are summed in lanes (16 floats or 8 doubles, one AVX-512
 register) added in a fixed order; the row loops are C helpers (_attention.h)
 compiled for each vector extension. (float64 statistics for float32 rows
-cost 2.4x the time in conversions, for no gain in float32 results.) gamma's and beta's gradients are
-sums over the rows: they run over fixed chunks of CHUNK rows, each chunk's
-sums kept apart and the chunks added in order, so they depend on the shapes
-alone, never on the thread count.
+cost 2.4x the time in conversions, for no gain in float32 results.) gamma's
+and beta's gradients are sums over the rows, in float64: they run over fixed
+chunks of CHUNK rows, each chunk's sums kept apart and the chunks added in
+order, so they depend on the shapes alone, never on the thread count.
 
 Attention takes Q, K (n, T, H, dk) and V (n, T, H, dv) as a projection
 (n * T, F) @ (F, H * d) leaves them, and works on one (sample, head) pair at
