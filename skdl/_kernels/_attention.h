@@ -20,12 +20,14 @@
 #include <stdint.h>
 #include <string.h>
 
-/* _fastmath.h's sigmoid and tanh are not used here; the 64-byte vectors
- * below are passed between always-inlined helpers only (no ABI to keep). */
+/* _fastmath.h's sigmoid and tanh are not used here. */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-function"
-#pragma GCC diagnostic ignored "-Wpsabi"
 #include "_fastmath.h"
+#pragma GCC diagnostic pop
+/* The 64-byte vectors below pass between always-inlined helpers only: there
+ * is no ABI to keep (GCC warns at the end of the module, so no pop). */
+#pragma GCC diagnostic ignored "-Wpsabi"
 #include "_generic.h"
 
 #define SKDL_LANES8(acc) (((acc[0] + acc[1]) + (acc[2] + acc[3])) \
@@ -464,7 +466,5 @@ skdl_ln_grad_rows_double(const double *restrict dy, const double *restrict xhat,
     SKDL_BY_TYPE(skdl_attn_softmax_grad, da)(da, p, keep, len, T)
 #define skdl_attn_transpose(src, mul, rows, cols, lds, dst, ldd) \
     SKDL_BY_TYPE(skdl_attn_transpose, dst)(src, mul, rows, cols, lds, dst, ldd)
-
-#pragma GCC diagnostic pop
 
 #endif
