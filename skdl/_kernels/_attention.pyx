@@ -58,6 +58,11 @@ cdef extern from "_attention.h" nogil:
 # Rows per chunk of gamma's and beta's gradients (see the module docstring).
 cdef int CHUNK = 32
 CHUNK_ = CHUNK
+# Queries per block of a causal forward pass, whose products stop at the
+# block's last key: a multiple of the softmax's vector (16 floats), so every
+# score the softmax reads (up to its row's last whole vector) is computed.
+cdef enum:
+    CAUSAL_ROWS = 16
 
 
 cdef void* _alloc(size_t size, str what) except NULL:
@@ -193,7 +198,7 @@ def attention_forward(const floating[:, :, :, ::1] Q, const floating[:, :, :, ::
     """
     cdef int n = Q.shape[0], T = Q.shape[1], H = Q.shape[2]
     cdef int dk = Q.shape[3], dv = V.shape[3]
-    cdef int pair, b, h, i, t = 0
+    cdef int pair, b, h, i, blk, t = 0
     cdef Py_ssize_t e, TT = <Py_ssize_t> T * T
     cdef size_t pk = packed_size(dk, T, sizeof(floating))
     cdef size_t pv = packed_size(T, dv, sizeof(floating))
@@ -224,7 +229,17 @@ def attention_forward(const floating[:, :, :, ::1] Q, const floating[:, :, :, ::
                 # Scores S = Q_bh (scale K_bh)^T, K_bh packed transposed.
                 pack_b(dk, T, &K[b, 0, h, 0], 1, H * dk, <floating> scale, base)
                 S = &P[b, h, 0, 0] if has_p else base + pk + pv
-                rowgemm(T, T, dk, &Q[b, 0, h, 0], H * dk, base, S, T, False)
+                if causal:
+                    # Each block of CAUSAL_ROWS queries sees the keys up to its
+                    # last: the scores after them are never read (the softmax
+                    # hides them), nor computed.
+                    for blk in range((T + CAUSAL_ROWS - 1) // CAUSAL_ROWS):
+                        i = blk * CAUSAL_ROWS
+                        rowgemm(min(CAUSAL_ROWS, T - i), min(T, i + CAUSAL_ROWS), dk,
+                                &Q[b, i, h, 0], H * dk, base, S + <Py_ssize_t> i * T, T,
+                                False)
+                else:
+                    rowgemm(T, T, dk, &Q[b, 0, h, 0], H * dk, base, S, T, False)
                 if has_mask:
                     mrow = &mask[b, 0]
                 for i in range(T):
@@ -237,7 +252,13 @@ def attention_forward(const floating[:, :, :, ::1] Q, const floating[:, :, :, ::
                     for e in range(TT):
                         A[e] = S[e] * kp[e]
                 pack_b(T, dv, &V[b, 0, h, 0], H * dv, 1, <floating> 1.0, base + pk)
-                if narrow:
+                if narrow and causal:  # the weights after a block's last key are 0
+                    for blk in range((T + CAUSAL_ROWS - 1) // CAUSAL_ROWS):
+                        i = blk * CAUSAL_ROWS
+                        narrow_product(min(CAUSAL_ROWS, T - i), dv, min(T, i + CAUSAL_ROWS),
+                                       A + <Py_ssize_t> i * T, T, base + pk, &O[b, i, h, 0],
+                                       H * dv)
+                elif narrow:
                     narrow_product(T, dv, T, A, T, base + pk, &O[b, 0, h, 0], H * dv)
                 else:
                     rowgemm(T, dv, T, A, T, base + pk, &O[b, 0, h, 0], H * dv, False)
