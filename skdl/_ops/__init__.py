@@ -1,8 +1,8 @@
 """Operations: the only importer of :mod:`skdl._kernels`, one module per kernel
-family (``dense``, ``conv``, ``pool``, ``recurrent``, ``norm``, ``loss``,
-``optim``, ``activations``; ``dropout`` and ``embedding`` are numpy only), with
-the checks they share in ``_checks``, the thread choice in ``_threads`` and the
-recurrent cells' registry in ``cells``.
+family (``dense``, ``conv``, ``pool``, ``recurrent``, ``norm``, ``attention``,
+``loss``, ``optim``, ``activations``; ``dropout`` and ``embedding`` are numpy
+only), with the checks they share in ``_checks``, the thread choice in
+``_threads`` and the recurrent cells' registry in ``cells``.
 
 Each op validates shapes and dtypes in Python and raises ``ValueError`` or
 ``TypeError`` before any ``nogil`` code runs, makes its inputs C-contiguous,
