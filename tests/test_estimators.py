@@ -24,7 +24,9 @@ from skdl import (
     Dense,
     Dropout,
     Flatten,
+    GlobalAvgPool1D,
     HiddenBlock,
+    MultiHeadAttention,
     NNClassifier,
     NNRegressor,
     Reshape,
@@ -566,6 +568,24 @@ def test_activations_are_computed_in_chunks(digits, monkeypatch):
     whole = clf.activations(X, layer="h")
     monkeypatch.setattr(estimators, "PREDICT_CHUNK_ROWS", 100)
     assert_array_equal(clf.activations(X, layer="h"), whole)
+
+
+def test_wide_layers_predict_in_smaller_chunks_with_the_same_results(monkeypatch):
+    import skdl._estimators as estimators
+
+    rng = np.random.RandomState(0)
+    X, y = rng.randn(50, 6, 4), rng.randint(0, 3, 50)
+    clf = NNClassifier([Dense(16), MultiHeadAttention(2), GlobalAvgPool1D()], max_iter=1,
+                       random_state=0).fit(X, y)
+    # The widest output is Dense's 6 x 16 values per sample.
+    assert estimators.predict_chunk_size(clf.network_) == min(4096, 2**20 // 96)
+    whole = clf.predict_proba(X)
+    monkeypatch.setattr(estimators, "PREDICT_CHUNK_VALUES", 96 * 7)  # chunks of 7
+    assert estimators.predict_chunk_size(clf.network_) == 7
+    assert_array_equal(clf.predict_proba(X), whole)
+    monkeypatch.setattr(estimators, "PREDICT_CHUNK_VALUES", 10)  # at least one sample
+    assert estimators.predict_chunk_size(clf.network_) == 1
+    assert_array_equal(clf.predict_proba(X), whole)
 
 
 # -- NumpyDL habits that would fail silently (issue 21) ----------------------------
