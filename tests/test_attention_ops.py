@@ -293,6 +293,28 @@ def test_bound_layer_norm_reads_new_values_and_gamma_at_every_call():
         gamma -= 0.1  # an optimizer's step, in place
 
 
+def test_bound_layer_norm_backward_reads_new_values_weights_and_gamma_at_every_call():
+    rng = np.random.RandomState(13)
+    X = rng.randn(9, 4)
+    gamma = rng.randn(4)
+    _, Xhat, inv_std = _ops.layer_norm_forward(X, gamma)
+    dY, w = rng.randn(9, 4), rng.rand(9)
+    run, dX, dgamma, dbeta = _ops.bind_layer_norm_backward(dY, Xhat, inv_std, gamma, w)
+    for scale in (1.0, 0.3):
+        run(scale)
+        want = _ops.layer_norm_backward(dY, Xhat, inv_std, gamma, w, scale)
+        for a, b in zip((dX, dgamma, dbeta), want):
+            assert_array_equal(a, b)
+        dY[...] = rng.randn(9, 4)
+        w[...] = rng.rand(9)
+        gamma -= 0.1  # an optimizer's step, in place
+    w[0] = np.nan
+    with pytest.raises(ValueError, match="sample_weight must hold finite values"):
+        run(1.0)
+    with pytest.raises(ValueError, match="dY must be a C-contiguous"):
+        _ops.bind_layer_norm_backward(dY[:, :2], Xhat[:, :2], inv_std, None)
+
+
 def test_layer_norm_out_arrays_and_inputs():
     rng = np.random.RandomState(12)
     X, dY = rng.randn(2, 8, 3)

@@ -38,6 +38,7 @@ from .attention import (
     attention_forward,
     bind_attention_backward,
     bind_attention_forward,
+    bind_layer_norm_backward,
     bind_layer_norm_forward,
     layer_norm_backward,
     layer_norm_forward,

@@ -171,7 +171,43 @@ def layer_norm_backward(dY, Xhat, inv_std, gamma=None, sample_weight=None, scale
     dX : ndarray of shape (m, C), or None without ``need_input_grad``
     dgamma, dbeta : ndarray of shape (C,), dY's dtype
     """
-    dY = _layer_norm_input(dY, "dY")
+    run, dX, dgamma, dbeta = _bind_layer_norm_backward(
+        _layer_norm_input(dY, "dY"), Xhat, inv_std, gamma, _weights(sample_weight, len(dY)),
+        accumulate_dtype, need_input_grad, out, dgamma, dbeta)
+    run(scale)
+    return dX, dgamma, dbeta
+
+
+def bind_layer_norm_backward(dY, Xhat, inv_std, gamma=None, sample_weight=None,
+                             accumulate_dtype=None, need_input_grad=True, out=None,
+                             dgamma=None, dbeta=None):
+    """:func:`layer_norm_backward` checked once and bound to its arrays, for a
+    training loop that calls it every batch (gamma and the sample weights are
+    read at every call).
+
+    Parameters
+    ----------
+    dY, Xhat, inv_std, gamma, accumulate_dtype, need_input_grad, out, dgamma, dbeta
+        As in :func:`layer_norm_backward`; dY, Xhat and inv_std C-contiguous.
+    sample_weight : float64 ndarray of shape (m,) or None
+        Read at every call (a training pass refills it for every batch).
+
+    Returns
+    -------
+    run : callable ``run(scale)``
+        Writes dX (when asked for), dgamma and dbeta from the values the
+        arrays hold then.
+    dX : ndarray of shape (m, C) or None
+    dgamma, dbeta : ndarray of shape (C,)
+    """
+    checked = _bound(("dY", "sample_weight"), (dY, sample_weight),
+                     (_layer_norm_input(dY, "dY"), _weights(sample_weight, len(dY))))
+    return _bind_layer_norm_backward(*checked[:1], Xhat, inv_std, gamma, checked[1],
+                                     accumulate_dtype, need_input_grad, out, dgamma, dbeta)
+
+
+def _bind_layer_norm_backward(dY, Xhat, inv_std, gamma, w, accumulate_dtype,
+                              need_input_grad, out, dgamma, dbeta):
     m, C = dY.shape
     Xhat = _float_array("Xhat", Xhat, dtype=dY.dtype)
     if Xhat.shape != dY.shape:
@@ -179,11 +215,7 @@ def layer_norm_backward(dY, Xhat, inv_std, gamma=None, sample_weight=None, scale
     inv_std = _float_array("inv_std", inv_std, dtype=dY.dtype)
     if inv_std.shape != (m,):
         raise ValueError(f"inv_std must have shape ({m},), got {inv_std.shape}.")
-    g = None if gamma is None else _layer_norm_vectors(gamma, None, C, dY.dtype)[0]
-    w = _weights(sample_weight, m)
-    if w is not None and not np.isfinite(w).all():
-        raise ValueError("sample_weight must hold finite values.")
-    scale = _finite("scale", scale)
+    _layer_norm_vectors(gamma, None, C, dY.dtype)  # checked now, read at every call
     _accumulation_dtype(accumulate_dtype, np.float64)
     dX = (_output(out, "out", (m, C), dY.dtype, (dY, Xhat, inv_std))
           if need_input_grad else None)
@@ -191,12 +223,19 @@ def layer_norm_backward(dY, Xhat, inv_std, gamma=None, sample_weight=None, scale
     dbeta = _output(dbeta, "dbeta", (C,), dY.dtype, (dY, Xhat, dgamma))
     n_chunks = max(1, -(-m // _attention.CHUNK_))
     g64, b64 = np.empty(C), np.empty(C)
-    _attention.layer_norm_backward(dY, Xhat, inv_std, g, w, scale, dX, g64, b64,
-                                   np.empty((n_chunks, C)), np.empty((n_chunks, C)),
-                                   _threads.threads_for(ELEMENT_WORK * dY.size))
-    dgamma[...] = g64
-    dbeta[...] = b64
-    return dX, dgamma, dbeta
+    chunk_g, chunk_b = np.empty((n_chunks, C)), np.empty((n_chunks, C))
+    work = ELEMENT_WORK * dY.size
+
+    def run(scale):
+        if w is not None and not np.isfinite(w).all():
+            raise ValueError("sample_weight must hold finite values.")
+        scale = _finite("scale", scale)
+        g = None if gamma is None else _layer_norm_vectors(gamma, None, C, dY.dtype)[0]
+        _attention.layer_norm_backward(dY, Xhat, inv_std, g, w, scale, dX, g64, b64,
+                                       chunk_g, chunk_b, _threads.threads_for(work))
+        dgamma[...] = g64
+        dbeta[...] = b64
+    return run, dX, dgamma, dbeta
 
 
 # -- attention -----------------------------------------------------------------

@@ -141,12 +141,10 @@ class LayerNormalizationLayer(Layer):
                                                                  self.epsilon)
         dY = np.empty_like(Y)
         out = None if dX is None else dX.reshape(rows.shape)
-        dgamma, dbeta = self.grads.get("gamma"), self.grads.get("beta")
-
-        def backward(scale):
-            _ops.layer_norm_backward(dY, Xhat, inv_std, gamma, context.sample_weight, scale,
-                                     context.accumulate_dtype, out is not None, out=out,
-                                     dgamma=dgamma, dbeta=dbeta)
+        backward = _ops.bind_layer_norm_backward(
+            dY, Xhat, inv_std, gamma, context.sample_weight, context.accumulate_dtype,
+            out is not None, out=out, dgamma=self.grads.get("gamma"),
+            dbeta=self.grads.get("beta"))[0]
         return BoundLayer(Y.reshape(X.shape), dY.reshape(X.shape), forward, backward)
 
     def clear(self):
