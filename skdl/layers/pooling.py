@@ -292,8 +292,9 @@ class LastStep(LayerSpec):
     final step, and a sample with every step masked gives zeros, as the
     sequence pools do. Without a mask it is the last step. The mask ends
     here (the output has no steps). After ``MultiHeadAttention(causal=True)``
-    with right-aligned padding, a sample's output does not change when more
-    padding is put in front. No parameters.
+    with right-aligned padding (and no ``PositionalEmbedding``, whose
+    positions move with the padding), a sample's output does not change when
+    more padding is put in front. No parameters.
     """
 
     _parameter_constraints = {"name": [str, None]}
