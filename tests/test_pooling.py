@@ -232,7 +232,8 @@ def test_last_step_values_with_and_without_a_mask(dtype):
 
 
 def test_last_step_ends_the_mask():
-    layers = initialized_network([Embedding(5, 2, mask_zero=True), LastStep()], (4,)).layers
+    net = initialized_network([Embedding(5, 2, mask_zero=True), LastStep()], (4,))
+    layers = net.layers
     tokens = np.array([[1, 2, 0, 0], [0, 0, 3, 4]])
     Y, mask = forward_chain(layers, tokens)
     assert mask is None

@@ -529,8 +529,9 @@ class LastStepLayer(Layer):
 
     def __init__(self, name, input_shape, dtype):
         if len(input_shape) not in (1, 2):
-            raise ValueError(f"LastStep {name!r} reads sequences of shape (steps, features) "
-                             f"or (steps,), got samples of shape {input_shape}.")
+            raise ValueError(f"LastStep {name!r} reads sequences of shape "
+                             f"(steps, features) or (steps,), got samples of shape "
+                             f"{input_shape}.")
         self.steps = input_shape[0]
         features = input_shape[1] if len(input_shape) == 2 else 1
         super().__init__(name, input_shape, (features,), dtype)
@@ -575,15 +576,17 @@ class LastStepLayer(Layer):
         X3 = X.reshape((n, self.steps, -1))
         Y = np.empty((n, X3.shape[2]), X.dtype)
         dY = np.empty_like(Y)
-        backward = None
-        if dX is not None:  # a first layer's input gradient is not needed
-            dX3 = dX.reshape(X3.shape)
 
-            def backward(scale):
-                dX3[:, :-1] = 0  # the next layer's dX may be reused scratch
-                dX3[:, -1] = dY
+        def forward():
+            np.copyto(Y, X3[:, -1])
 
-        return BoundLayer(Y, dY, lambda: np.copyto(Y, X3[:, -1]), backward)
+        def scatter(scale):  # no weights: scale is not read
+            dX3[:, :-1] = 0  # the layer before may have changed it in place
+            dX3[:, -1] = dY
+
+        dX3 = None if dX is None else dX.reshape(X3.shape)
+        # A first layer's input gradient is not needed: no backward then.
+        return BoundLayer(Y, dY, forward, None if dX is None else scatter)
 
     def clear(self):
         self._cache = None
