@@ -11,9 +11,10 @@ skdl.
 Every layer of skdl converts: Dense and Activation (every activation),
 PReLU, Dropout (the identity at prediction), Flatten, Reshape,
 BatchNormalization (its running statistics), Conv1D, Conv2D, the pools,
-Embedding and Masking with the masks they make, SimpleRNN, GRU and LSTM
-(one ONNX Scan over the steps: masked steps keep the state wherever they
-are; return_sequences, go_backwards, initial_state and return_state),
+LastStep (the last step a mask keeps), Embedding and Masking with the masks
+they make, SimpleRNN, GRU and LSTM (one ONNX Scan over the steps: masked
+steps keep the state wherever they are; return_sequences, go_backwards,
+initial_state and return_state),
 Bidirectional, Pathways, MergeInput, the blocks, and the attention layers:
 LayerNormalization (ONNX's operator from opset 17, MatMuls and Sqrt before
 it), MultiHeadAttention (masked and causal), PositionalEmbedding and
@@ -62,7 +63,7 @@ from .layers.core import ActivationLayer, DenseLayer, DropoutLayer, PReLULayer, 
 from .layers.embedding import EmbeddingLayer, MaskingLayer
 from .layers.merge import MergeLayer
 from .layers.normalization import BatchNormalizationLayer
-from .layers.pooling import PoolLayer, SequencePoolLayer
+from .layers.pooling import LastStepLayer, PoolLayer, SequencePoolLayer
 from .layers.recurrent import BidirectionalLayer, RecurrentLayer
 
 __all__ = ["register"]
@@ -230,6 +231,25 @@ def _sequence_pool(g, x, layer, mask):
                        layer.output_shape)
     any_kept = g.node("Greater", [counts, g.const(0.0, "zero")])
     return g.node("Where", [any_kept, pooled, g.const(0.0, "zero")])
+
+
+def _last_step(g, x, layer, mask):
+    """Each sample's last step whose mask is True (zeros if none), or the
+    last step without a mask, as :class:`~skdl.layers.pooling.LastStepLayer`."""
+    x3 = g.reshape(x, (layer.steps,) + layer.output_shape)  # (n, steps, features)
+    if mask is None:
+        return g.reshape(_step(g, x3, layer.steps - 1), layer.output_shape)
+    keep = g.node("Cast", [mask], to=g.proto)  # (n, steps)
+    # ArgMax takes the first maximum: on the reversed mask, the last True.
+    from_end = g.node("ArgMax", [_reverse_steps(g, keep, layer.steps)], axis=1,
+                      keepdims=1)  # (n, 1)
+    last = g.node("Sub", [_indices(g, layer.steps - 1), from_end])
+    where = g.node("Expand", [g.node("Reshape", [last, g.shape((-1, 1, 1))]),
+                              g.shape((1, 1) + layer.output_shape)])  # (n, 1, features)
+    y = g.reshape(g.node("GatherElements", [x3, where], axis=1), layer.output_shape)
+    counts = g.node("MatMul", [keep, g.const(np.ones((layer.steps, 1)), "ones")])
+    any_kept = g.node("Greater", [counts, g.const(0.0, "zero")])  # (n, 1)
+    return g.node("Where", [any_kept, y, g.const(0.0, "zero")])
 
 
 class _Body:
@@ -592,6 +612,8 @@ def _convert_plain_layer(g, x, layer, mask):
         return _back_to_layout(g, y, layer)
     if isinstance(layer, SequencePoolLayer):
         return _sequence_pool(g, x, layer, mask)
+    if isinstance(layer, LastStepLayer):
+        return _last_step(g, x, layer, mask)
     if isinstance(layer, LayerNormalizationLayer):
         return _layer_norm(g, x, layer)
     if isinstance(layer, MultiHeadAttentionLayer):

@@ -17,6 +17,7 @@ from skdl import (
     Flatten,
     GlobalAvgPool1D,
     GlobalMaxPool1D,
+    LastStep,
     LayerNormalization,
     MaxPool1D,
     MaxPool2D,
@@ -210,10 +211,14 @@ BOUND_NETWORKS = {
     "encoder_avg_pool": ([TransformerEncoderBlock(2, ff_units=5), GlobalAvgPool1D(),
                           Dense(3)], (4, 6)),
     "encoder_max_pool": ([MultiHeadAttention(2), GlobalMaxPool1D(), Dense(3)], (4, 6)),
+    # The last step (a causal language model's readout), and as a first layer.
+    "encoder_last_step": ([MultiHeadAttention(2, causal=True), LastStep(), Dense(3)],
+                          (4, 6)),
+    "last_step_first": ([LastStep(), Dense(3)], (4, 6)),
 }
 # Layers on each step of a sequence: weighted batches take the general path.
 STEP_NETWORKS = {"dense_on_steps", "attention", "encoder", "encoder_first",
-                 "encoder_avg_pool", "encoder_max_pool"}
+                 "encoder_avg_pool", "encoder_max_pool", "encoder_last_step"}
 
 
 def _bound_and_general(name, dtype, weighted, n=9, seed=0):

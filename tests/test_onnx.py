@@ -39,6 +39,7 @@ from skdl import (  # noqa: E402
     GlobalMaxPool1D,
     GlobalMaxPool2D,
     HiddenBlock,
+    LastStep,
     LayerNormalization,
     MaxPool1D,
     Masking,
@@ -373,6 +374,20 @@ def test_multi_head_attention_matches(layers):
                                          mask=np.zeros((1, 7), bool))
         np.testing.assert_array_equal(step_outputs[0, 0], attention.params["output_bias"])
     _assert_regressor_matches(model, X)
+
+
+@pytest.mark.parametrize("layers", [
+    [Embedding(6, 6, mask_zero=True), MultiHeadAttention(2, causal=True), LastStep()],
+    [Embedding(6, 3, mask_zero=True), LastStep(), Dense(5, activation="tanh")],
+    [Embedding(6, 6), MultiHeadAttention(2, causal=True), LastStep()],
+], ids=["masked_causal", "masked_embedding", "no_mask"])
+def test_last_step_matches(layers):
+    # _padded_tokens holds left-aligned (padded at the end), right-aligned
+    # (sample 1: one word at the end), all-padding (sample 0) and holed rows.
+    X = _padded_tokens()
+    y = X[np.arange(len(X)), np.maximum(np.count_nonzero(X, axis=1) - 1, 0)] > 2
+    model = _fit(NNClassifier(layers=layers, max_iter=5, random_state=0), X, y)
+    _assert_classifier_matches(model, X)
 
 
 @pytest.mark.parametrize("options", [

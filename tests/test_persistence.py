@@ -41,6 +41,7 @@ from skdl.layers import (
     Flatten,
     GlobalAvgPool1D,
     HiddenBlock,
+    LastStep,
     LayerNormalization,
     MaxPool2D,
     MergeInput,
@@ -352,6 +353,19 @@ def test_transformer_model(how, tmp_path):
     # Training goes on as it would have (dropout draws included).
     assert_array_equal(loaded.partial_fit(X, y).predict_proba(X),
                        clf.partial_fit(X, y).predict_proba(X))
+
+
+def test_causal_model_read_off_the_last_step(tmp_path):
+    rng = np.random.RandomState(0)
+    X = rng.randint(1, 9, size=(30, 6))
+    X[::2, :3] = 0  # padded in front
+    X[1::4, 4:] = 0  # padded at the end
+    clf = NNClassifier([Embedding(9, 8, mask_zero=True),
+                        MultiHeadAttention(2, causal=True), LastStep(name="last")],
+                       max_iter=2, random_state=0).fit(X, X[:, -1] % 2)
+    loaded = _round_trip(clf, tmp_path)
+    assert isinstance(loaded.layers[2], LastStep) and loaded.layers[2].name == "last"
+    assert_same_model(clf, loaded, X)
 
 
 def _graph_regressor(**params):

@@ -6,20 +6,28 @@ from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
 
 from _fd import check_layer
+from _networks import initialized_network
 from _threads import one_thread, two_threads
 from skdl import (
     AvgPool1D,
+    Dense,
+    Embedding,
     AvgPool2D,
     GlobalAvgPool1D,
     GlobalAvgPool2D,
     GlobalMaxPool1D,
     GlobalMaxPool2D,
+    LastStep,
+    LayerNormalization,
     MaxPool1D,
     MaxPool2D,
+    MultiHeadAttention,
+    NNClassifier,
     _ops,
     _reference,
 )
 from skdl._network import build_layers
+from skdl.layers._base import forward_chain
 
 GEOMETRIES = [
     dict(pool_size=2),
@@ -185,3 +193,106 @@ def test_global_pools_are_channel_means_and_maxima():
     mx = build_layers([GlobalMaxPool2D()], (3, 5, 6), np.float64)[0]
     assert_allclose(avg.forward(X), X.mean(axis=(2, 3)))
     assert_allclose(mx.forward(X), X.max(axis=(2, 3)))
+
+
+# -- LastStep ----------------------------------------------------------------------
+
+# Rows: left-aligned (padded at the end), right-aligned (padded in front), all
+# padding, holes in the middle, nothing padded.
+LAST_STEP_MASK = np.array([[1, 1, 0, 0], [0, 0, 1, 1], [0, 0, 0, 0], [1, 0, 1, 0],
+                           [1, 1, 1, 1]], bool)
+
+
+def _last_steps(X, mask):
+    """numpy: each row's last step whose mask is True, zeros if none."""
+    Y = np.zeros((len(X), X.shape[2]), X.dtype)
+    for i, keep in enumerate(mask):
+        if keep.any():
+            Y[i] = X[i, np.flatnonzero(keep)[-1]]
+    return Y
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_last_step_values_with_and_without_a_mask(dtype):
+    X = np.random.RandomState(0).randn(5, 4, 3).astype(dtype)
+    X[0, 3] = np.inf  # a padded step's values never reach the output
+    X[2, :] = np.nan
+    before = X.copy()
+    layer = build_layers([LastStep()], (4, 3), dtype)[0]
+    Y = layer.forward(X, mask=LAST_STEP_MASK)
+    assert Y.dtype == dtype and layer.output_shape == (3,)
+    assert_array_equal(Y, _last_steps(X, LAST_STEP_MASK))
+    assert_array_equal(Y[[0, 1, 2, 3]], [X[0, 1], X[1, 3], np.zeros(3), X[3, 2]])
+    assert_array_equal(layer.forward(X), X[:, -1])
+    assert_array_equal(X, before)  # the input is not changed
+    one = build_layers([LastStep()], (4,), dtype)[0]  # (steps,): one feature
+    assert one.output_shape == (1,)
+    assert_array_equal(one.forward(X[..., 0], mask=LAST_STEP_MASK),
+                       _last_steps(X[..., :1], LAST_STEP_MASK))
+
+
+def test_last_step_ends_the_mask():
+    net = initialized_network([Embedding(5, 2, mask_zero=True), LastStep()], (4,))
+    layers = net.layers
+    tokens = np.array([[1, 2, 0, 0], [0, 0, 3, 4]])
+    Y, mask = forward_chain(layers, tokens)
+    assert mask is None
+    table = layers[0].params["embeddings"]
+    assert_array_equal(Y, table[[2, 4]])
+
+
+@pytest.mark.parametrize("masked", [True, False])
+@pytest.mark.parametrize("input_shape", [(4, 3), (4,)])
+def test_last_step_gradients(masked, input_shape):
+    X = np.random.RandomState(3).randn(*((5,) + input_shape))
+    layer = check_layer(LastStep(), X, mask=LAST_STEP_MASK if masked else None)
+    assert layer.param_shapes == {} and layer.forward_flops() == 0
+
+
+def test_last_step_backward_scatters_into_the_read_step():
+    X = np.random.RandomState(4).randn(5, 4, 3)
+    layer = build_layers([LastStep()], (4, 3), np.float64)[0]
+    layer.forward(X, training=True, mask=LAST_STEP_MASK)
+    dY = np.arange(1.0, 16.0).reshape(5, 3)
+    dX = layer.backward(dY, None)
+    expected = np.zeros_like(X)
+    for i, step in [(0, 1), (1, 3), (3, 2), (4, 3)]:  # nothing for all-padded row 2
+        expected[i, step] = dY[i]
+    assert_array_equal(dX, expected)
+
+
+def _right_aligned(n=90, steps=6, seed=0):
+    """Token windows padded in front (0), the class read off the last token."""
+    rng = np.random.RandomState(seed)
+    X = rng.randint(1, 8, (n, steps))
+    lengths = rng.randint(1, steps + 1, n)
+    X[np.arange(steps) < steps - lengths[:, None]] = 0
+    return X, X[:, -1] % 3
+
+
+def _causal_reader(max_iter):
+    return NNClassifier([Embedding(8, 8, mask_zero=True),
+                         MultiHeadAttention(2, causal=True), LayerNormalization(),
+                         LastStep(), Dense(8, activation="relu")],
+                        max_iter=max_iter, learning_rate=0.01, random_state=0)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_causal_attention_last_step_ignores_padding_in_front():
+    X, y = _right_aligned()
+    clf = _causal_reader(60).fit(X, y)
+    assert clf.score(X, y) > 0.9
+    padded = np.pad(X, ((0, 0), (3, 0)))  # three more steps of padding in front
+    longer = _causal_reader(1).fit(padded, y)
+    longer.set_weights(clf.get_weights())
+    assert_allclose(longer.predict_proba(padded), clf.predict_proba(X),
+                    rtol=1e-5, atol=1e-6)
+
+
+def test_last_step_errors_name_the_problem():
+    with pytest.raises(ValueError, match=r"LastStep 'last' reads sequences of shape "
+                                         r"\(steps, features\) or \(steps,\), got "
+                                         r"samples of shape \(2, 3, 4\)"):
+        build_layers([LastStep(name="last")], (2, 3, 4), np.float64)
+    with pytest.raises(ValueError, match="'name' parameter of LastStep"):
+        build_layers([LastStep(name=3)], (3, 4), np.float64)

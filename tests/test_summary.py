@@ -30,6 +30,7 @@ from skdl.layers import (
     GlobalAvgPool1D,
     GlobalAvgPool2D,
     GlobalMaxPool1D,
+    LastStep,
     GlobalMaxPool2D,
     LayerNormalization,
     Masking,
@@ -279,6 +280,13 @@ def test_global_pools():
     s = summarize(build_layers([GlobalMaxPool1D(data_format="channels_last")], (7, 3),
                                np.float32), 1, np.float32)
     assert s.rows[0]["type"] == "GlobalMaxPool"
+
+
+def test_last_step_copies_one_step():
+    assert flops(LastStep(), (7, 3)) == 0
+    s = summarize(build_layers([LastStep(), Dense(2)], (7, 3), np.float32), 1,
+                  np.float32)
+    assert s.rows[0]["type"] == "LastStep" and s.rows[0]["output_shape"] == (3,)
 
 
 def test_batch_normalization():

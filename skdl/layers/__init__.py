@@ -19,6 +19,7 @@ from .pooling import (
     GlobalAvgPool2D,
     GlobalMaxPool1D,
     GlobalMaxPool2D,
+    LastStep,
     MaxPool1D,
     MaxPool2D,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "GlobalMaxPool2D",
     "HiddenBlock",
     "LSTM",
+    "LastStep",
     "Layer",
     "LayerNormalization",
     "LayerSpec",

@@ -1,4 +1,5 @@
-"""Pooling layers: max and average, windowed and global, 1-D and 2-D."""
+"""Pooling layers: max and average, windowed and global, 1-D and 2-D, and the
+last step of a sequence."""
 import math
 from numbers import Integral
 
@@ -266,6 +267,45 @@ class GlobalAvgPool1D(_GlobalPool1DSpec):
     kind = "avg"
 
 
+class LastStep(LayerSpec):
+    """The last step of each sequence that is there: (steps, features) -> (features,).
+
+    The readout of a causal Transformer language model (GPT's: the last
+    token's output predicts the next token) and of classification from the
+    last token; the state recurrent layers give without
+    ``return_sequences``. In PyTorch one writes ``out[:, -1]`` (or gathers
+    at ``lengths - 1`` for padded batches), in Keras a ``Lambda(lambda x:
+    x[:, -1])``. ``Flatten`` followed by ``Dense`` instead learns a weight
+    per position and so memorizes where things are.
+
+    Parameters
+    ----------
+    name : str or None, default=None
+        Layer name; generated (``last_step``, ``last_step_1``...) if None.
+
+    Notes
+    -----
+    Samples of shape (steps,) are one feature: (steps,) -> (1,). With a mask
+    from ``Embedding(mask_zero=True)`` or ``Masking``, each sample's output
+    is its last step whose mask is True: left-aligned text (padded at the
+    end) gives its last token, right-aligned windows (padded in front) their
+    final step, and a sample with every step masked gives zeros, as the
+    sequence pools do. Without a mask it is the last step. The mask ends
+    here (the output has no steps). After ``MultiHeadAttention(causal=True)``
+    with right-aligned padding (and no ``PositionalEmbedding``, whose
+    positions move with the padding), a sample's output does not change when
+    more padding is put in front. No parameters.
+    """
+
+    _parameter_constraints = {"name": [str, None]}
+
+    def __init__(self, name=None):
+        self.name = name
+
+    def _build(self, input_shape, dtype, name):
+        return LastStepLayer(name, input_shape, dtype)
+
+
 class PoolLayer(Layer):
     """Runtime state of every pooling layer: a pool over (C, *spatial) samples.
 
@@ -474,3 +514,83 @@ class SequencePoolLayer(Layer):
         not."""
         values = int(np.prod(self.input_shape, dtype=np.int64))
         return values + (self.output_shape[0] if self.kind == "avg" else 0)
+
+
+class LastStepLayer(Layer):
+    """Runtime :class:`LastStep`: each sample's last step whose mask is True.
+
+    Parameters
+    ----------
+    name : str
+    input_shape : tuple of int
+        (steps, features) or (steps,).
+    dtype : numpy.dtype
+    """
+
+    def __init__(self, name, input_shape, dtype):
+        if len(input_shape) not in (1, 2):
+            raise ValueError(f"LastStep {name!r} reads sequences of shape "
+                             f"(steps, features) or (steps,), got samples of shape "
+                             f"{input_shape}.")
+        self.steps = input_shape[0]
+        features = input_shape[1] if len(input_shape) == 2 else 1
+        super().__init__(name, input_shape, (features,), dtype)
+        self._cache = None
+
+    def _where(self, mask):
+        """Each sample's last kept step (n,) and whether it has one (n,)."""
+        # argmax finds the first True of the reversed mask: the last kept step.
+        last = self.steps - 1 - np.argmax(mask[:, ::-1], axis=1)
+        return last, mask.any(axis=1)
+
+    def forward(self, X, training=False, rng=None, mask=None):
+        n = X.shape[0]
+        X3 = X.reshape((n, self.steps, -1))
+        if mask is None:
+            Y, cache = X3[:, -1].copy(), (None, None)
+        else:
+            last, any_kept = self._where(mask)
+            # np.where, not a product: inf or nan in a padded step stays out.
+            Y = np.where(any_kept[:, None], X3[np.arange(n), last], 0).astype(X.dtype)
+            cache = (last, any_kept)
+        self._cache = cache if training else None
+        return Y
+
+    def backward(self, dY, context, need_input_grad=True):
+        if not need_input_grad:
+            return None
+        n, f = dY.shape
+        dX = np.zeros((n, self.steps, f), dY.dtype)
+        last, any_kept = self._cache
+        if last is None:  # no mask: the last step
+            dX[:, -1] = dY
+        else:
+            rows = np.flatnonzero(any_kept)  # all-padding samples get nothing
+            dX[rows, last[rows]] = dY[rows]
+        return dX.reshape((n,) + self.input_shape)
+
+    def bind(self, X, dX, context):
+        # A bound pass has no masks (the layers making them do not bind): the
+        # last step, copied as forward copies it and scattered as backward does.
+        n = X.shape[0]
+        X3 = X.reshape((n, self.steps, -1))
+        Y = np.empty((n, X3.shape[2]), X.dtype)
+        dY = np.empty_like(Y)
+
+        def forward():
+            np.copyto(Y, X3[:, -1])
+
+        def scatter(scale):  # no weights: scale is not read
+            dX3[:, :-1] = 0  # the layer before may have changed it in place
+            dX3[:, -1] = dY
+
+        dX3 = None if dX is None else dX.reshape(X3.shape)
+        # A first layer's input gradient is not needed: no backward then.
+        return BoundLayer(Y, dY, forward, None if dX is None else scatter)
+
+    def clear(self):
+        self._cache = None
+
+    def forward_flops(self):
+        """None: the output is a copy of one step."""
+        return 0
