@@ -335,7 +335,8 @@ class MultiHeadAttentionLayer(Layer):
                                       **extra)
         O2 = O.reshape(n * T, H * dv)
         W, b = self._matrices("output")
-        Y = _ops.dense_forward(O2, W, b)
+        Y = _ops.dense_forward(O2, W, b, out=self._scratch("Y", (n * T, F)) if training
+                               else None)
         self._cache = (rows, heads, P, keep, O2) if training else None
         return Y.reshape(n, T, F)
 
@@ -358,10 +359,13 @@ class MultiHeadAttentionLayer(Layer):
         dW, db = self._matrices("output", self.grads)
         _ops.dense_param_grads(O2, dY2, w, context.scale, context.accumulate_dtype,
                                dW=dW, db=db)
-        dO = _ops.dense_backward_input(dY2, W).reshape(O2.shape[0] // T, T,
-                                                        self.num_heads, self.value_dim)
+        # Gradients go into arrays kept across batches, as forward's outputs.
+        dO = _ops.dense_backward_input(dY2, W, out=self._scratch("dO", O2.shape)).reshape(
+            n, T, self.num_heads, self.value_dim)
+        Q, K, V = (heads[part] for part in _PROJECTIONS)
         grads = dict(zip(_PROJECTIONS, _ops.attention_backward(
-            dO, heads["query"], heads["key"], heads["value"], P, None, keep)))
+            dO, Q, K, V, P, None, keep, dq_out=self._scratch("dQ", Q.shape),
+            dk_out=self._scratch("dK", K.shape), dv_out=self._scratch("dV", V.shape))))
         dX = None
         for part in _PROJECTIONS:
             dZ = grads[part].reshape(n * T, -1)
@@ -369,7 +373,9 @@ class MultiHeadAttentionLayer(Layer):
             _ops.dense_param_grads(rows, dZ, w, context.scale, context.accumulate_dtype,
                                    dW=dW, db=db)
             if need_input_grad:
-                part_dX = _ops.dense_backward_input(dZ, self._matrices(part)[0])
+                into = "dX" if dX is None else "part_dX"
+                part_dX = _ops.dense_backward_input(dZ, self._matrices(part)[0],
+                                                    out=self._scratch(into, rows.shape))
                 if dX is None:
                     dX = part_dX
                 else:
@@ -733,14 +739,18 @@ class TransformerEncoderBlockLayer(Layer):
         def back(part, dZ, need=True):
             return backward_chain(self.parts[part], dZ, context, need)
 
+        def add(key, A, B):
+            # The residual gradients' sums, in arrays kept across batches.
+            return np.add(A, B, out=self._scratch(key, A.shape))
+
         if self.norm_first:
-            dX = dY + back("norm2", back("feed_forward", dY))
+            dX = add("dx1", dY, back("norm2", back("feed_forward", dY)))
             inner = back("norm1", back("attention", dX), need_input_grad)
-            return dX + inner if need_input_grad else None
+            return add("dX", dX, inner) if need_input_grad else None
         dX = back("norm2", dY)
-        dX = back("norm1", dX + back("feed_forward", dX))
+        dX = back("norm1", add("ds1", dX, back("feed_forward", dX)))
         inner = back("attention", dX, need_input_grad)
-        return dX + inner if need_input_grad else None
+        return add("dX", dX, inner) if need_input_grad else None
 
     def bind(self, X, dX, context):
         def chain(part, Z, dZ):

@@ -160,21 +160,26 @@ class DenseLayer(_ActivationMixin, Layer):
         n_in = self.param_shapes["kernel"][0]
         # A sparse batch (a network's first layer only) is already its rows.
         rows = X if issparse(X) else X.reshape(-1, n_in)
+        # While training, outputs and gradients go into arrays kept across
+        # batches (fresh ones of several hundred KB cost page faults per step).
+        out = self._scratch("A", (rows.shape[0], self.units)) if training else None
         A = _ops.dense_forward(rows, self.params["kernel"], self.params.get("bias"),
-                               self.activation, self.alpha)
+                               self.activation, self.alpha, out=out)
         self._cache = (rows, A) if training else None
         return A.reshape(X.shape[:-1] + (self.units,))
 
     def backward(self, dY, context, need_input_grad=True):
         rows, A = self._cache
-        dZ = self._activation_grad(A, dY.reshape(A.shape))
+        dZ = self._activation_grad(A, dY.reshape(A.shape),
+                                   out=self._scratch("dZ", A.shape))
         _ops.dense_param_grads(
             rows, dZ, context.row_weights(rows.shape[0]), context.scale,
             context.accumulate_dtype, dW=self.grads["kernel"], db=self.grads.get("bias"),
         )
         if not need_input_grad:
             return None
-        dX = _ops.dense_backward_input(dZ, self.params["kernel"])
+        dX = _ops.dense_backward_input(dZ, self.params["kernel"],
+                                       out=self._scratch("dX", rows.shape))
         return dX.reshape(dY.shape[:-1] + (rows.shape[1],))
 
     def bind(self, X, dX, context):
