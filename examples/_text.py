@@ -90,10 +90,11 @@ class Vocabulary:
 
         Returns
         -------
-        X : ndarray of shape (len(sequences), length)
-            Float ids, as estimators take them.
+        X : float32 ndarray of shape (len(sequences), length)
+            Ids as the networks' dtype (float64 data would make the sums
+            over a batch run in float64, slower and no more useful for ids).
         """
-        X = np.zeros((len(sequences), length))
+        X = np.zeros((len(sequences), length), dtype=np.float32)
         for row, sequence in enumerate(sequences):
             ids = self.encode(sequence)
             if align == "right":
