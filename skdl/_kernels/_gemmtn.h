@@ -13,10 +13,11 @@
  * SKDL_TN_KC rows so a panel's slice of V stays in L1; partial sums are stored
  * in R between blocks, which is exact.
  *
- * Edges: a short last block of rows reads a zero-padded copy of its columns
- * of S (the extra results are discarded); a panel whose width is not a whole number of vectors
- * is copied, per k block, into a small zero-padded buffer (so a 10-column
- * output layer's gradient uses one vector per row instead of a whole panel).
+ * Edges: rows left over after the MR-row tiles go through tiles of 4, 2 and 1
+ * rows (27 rows of a 3x3x3 convolution kernel: 16 + 8 + 2 + 1, no padding
+ * work); a panel whose width is not a whole number of vectors is copied, per
+ * k block, into a small zero-padded buffer (so a 10-column output layer's
+ * gradient uses one vector per row instead of a whole panel).
  *
  * R[r, c] is stored at out[r * rs + c * cs]: (q, 1) for C itself, (1, q) to
  * write C.T when S is B and V is A (the caller picks the wider operand for V).
@@ -37,18 +38,18 @@
  * L1 while the tiles of S stream past it (64 measured faster than 128, 256). */
 #define SKDL_TN_KC 64
 
-/* One register tile: rows i0 .. i0+rows-1 of R, columns j0 .. j0+width-1,
- * over kc rows of the batch: s points at S[k0, i0] (MR columns are read: a
- * short tile gets a zero-padded copy), v at V[k0, j0] (or a padded copy);
- * first: start from zero, else from out. The columns of S are addressed from
- * one pointer (s[kk * lds + r]): an array of MR pointers was spilled. */
+/* One register tile: rows i0 .. i0+MR-1 of R, columns j0 .. j0+width-1,
+ * over kc rows of the batch: s points at S[k0, i0], v at V[k0, j0] (or at a
+ * padded copy); first: start from zero, else from out. The columns of S are
+ * addressed from one pointer (s[kk * lds + r]): an array of MR pointers, one
+ * per column, was spilled to the stack. */
 #define SKDL_TN_TILE_BODY(T, VEC, VEC_U, MR, VPP)                               \
     enum { VW = sizeof(VEC) / sizeof(T) };                                      \
     VEC acc[MR][VPP];                                                           \
     int full = cs == 1 && width == VPP * VW;                                    \
     _Pragma("GCC unroll 16")                                                    \
     for (int r = 0; r < MR; r++) {                                              \
-        if (first || r >= rows) {                                               \
+        if (first) {                                                            \
             _Pragma("GCC unroll 4")                                             \
             for (int u = 0; u < VPP; u++)                                       \
                 acc[r][u] = (VEC) {0};                                          \
@@ -80,8 +81,6 @@
     }                                                                           \
     _Pragma("GCC unroll 16")                                                    \
     for (int r = 0; r < MR; r++) {                                              \
-        if (r >= rows)                                                          \
-            break;                                                              \
         if (full) {                                                             \
             _Pragma("GCC unroll 4")                                             \
             for (int u = 0; u < VPP; u++)                                       \
@@ -95,7 +94,7 @@
     }
 
 #define SKDL_TN_TILE_ARGS(T)                                                    \
-    (int kc, const T *s, ptrdiff_t lds, int rows, const T *v, ptrdiff_t ldv,    \
+    (int kc, const T *s, ptrdiff_t lds, const T *v, ptrdiff_t ldv,              \
      int width, T *out, ptrdiff_t rs, ptrdiff_t cs, int first)
 
 #define SKDL_TN_TILE(NAME, ATTR, T, VEC, VEC_U, MR, VPP)                        \
@@ -111,18 +110,30 @@
     (int n, const T *s, ptrdiff_t lds, const T *v, ptrdiff_t ldv, T *out,       \
      ptrdiff_t rs, ptrdiff_t cs, double alpha, int r0, int r1, int c0, int c1)
 
-/* The short last tile's columns of S, zero padded to MR (in spad). */
-#define SKDL_TN_PAD_STRIP(T, MR)                                                 \
-    for (int kk = 0; kk < kc; kk++) {                                           \
-        memcpy(spad + kk * MR, sk + (ptrdiff_t) kk * lds + i0,                  \
-               (size_t) rows * sizeof(T));                                      \
-        memset(spad + kk * MR + rows, 0, (size_t) (MR - rows) * sizeof(T));     \
+/* Rows r0..r1-1 of R in tiles of MR rows, then of 4, 2 and 1, each tile a
+ * call of PREFIX<rows>. */
+#define SKDL_TN_ROWS(PREFIX, MR)                                                \
+    {                                                                           \
+        int i0 = r0;                                                            \
+        for (; i0 + MR <= r1; i0 += MR)                                         \
+            PREFIX##MR(kc, sk + i0, lds, vp, lv, width,                         \
+                       o + (ptrdiff_t) i0 * rs, rs, cs, first);                 \
+        for (; i0 + 4 <= r1; i0 += 4)                                           \
+            PREFIX##4(kc, sk + i0, lds, vp, lv, width,                          \
+                      o + (ptrdiff_t) i0 * rs, rs, cs, first);                  \
+        if (i0 + 2 <= r1) {                                                     \
+            PREFIX##2(kc, sk + i0, lds, vp, lv, width,                          \
+                      o + (ptrdiff_t) i0 * rs, rs, cs, first);                  \
+            i0 += 2;                                                            \
+        }                                                                       \
+        if (i0 < r1)                                                            \
+            PREFIX##1(kc, sk + i0, lds, vp, lv, width,                          \
+                      o + (ptrdiff_t) i0 * rs, rs, cs, first);                  \
     }
 
-#define SKDL_TN_DRIVER_BODY(T, VEC, TILE1, MR1, TILE2, MR2)                     \
+#define SKDL_TN_DRIVER_BODY(T, VEC, PREFIX1, MR1, PREFIX2, MR2)                 \
     enum { VW = sizeof(VEC) / sizeof(T), NR = 2 * VW };                         \
     T pad[SKDL_TN_KC * NR] __attribute__((aligned(64)));                        \
-    T spad[SKDL_TN_KC * (MR1 > MR2 ? MR1 : MR2)] __attribute__((aligned(64)));  \
     if (r1 <= r0 || c1 <= c0)                                                   \
         return;                                                                 \
     for (int k0 = 0; k0 < n; k0 += SKDL_TN_KC) {                                \
@@ -144,31 +155,10 @@
                 lv = vpp * VW;                                                  \
             }                                                                   \
             T *o = out + (ptrdiff_t) j0 * cs;                                   \
-            if (vpp == 2) {                                                     \
-                for (int i0 = r0; i0 < r1; i0 += MR2) {                        \
-                    int rows = r1 - i0 < MR2 ? r1 - i0 : MR2;                    \
-                    if (rows == MR2)                                            \
-                        TILE2(kc, sk + i0, lds, rows, vp, lv, width,             \
-                              o + (ptrdiff_t) i0 * rs, rs, cs, first);          \
-                    else {                                                      \
-                        SKDL_TN_PAD_STRIP(T, MR2)                                \
-                        TILE2(kc, spad, MR2, rows, vp, lv, width,                \
-                              o + (ptrdiff_t) i0 * rs, rs, cs, first);          \
-                    }                                                           \
-                }                                                               \
-            } else {                                                            \
-                for (int i0 = r0; i0 < r1; i0 += MR1) {                        \
-                    int rows = r1 - i0 < MR1 ? r1 - i0 : MR1;                    \
-                    if (rows == MR1)                                            \
-                        TILE1(kc, sk + i0, lds, rows, vp, lv, width,             \
-                              o + (ptrdiff_t) i0 * rs, rs, cs, first);          \
-                    else {                                                      \
-                        SKDL_TN_PAD_STRIP(T, MR1)                                \
-                        TILE1(kc, spad, MR1, rows, vp, lv, width,                \
-                              o + (ptrdiff_t) i0 * rs, rs, cs, first);          \
-                    }                                                           \
-                }                                                               \
-            }                                                                   \
+            if (vpp == 2)                                                       \
+                SKDL_TN_ROWS(PREFIX2, MR2)                                      \
+            else                                                                \
+                SKDL_TN_ROWS(PREFIX1, MR1)                                      \
         }                                                                       \
     }                                                                           \
     if (n == 0)                                                                 \
@@ -182,13 +172,21 @@
                 *e = (T) (alpha * *e);                                          \
             }
 
+/* The tiles of one version (named skdl_tn_<T>_<SUFFIX>_<VPP>x<MR>) and its
+ * driver. */
+#define SKDL_TN_TILES(SUFFIX, ATTR, T, VEC, VEC_U, VPP, MR)                     \
+    SKDL_TN_TILE(skdl_tn_##T##_##SUFFIX##_##VPP##x##MR, ATTR, T, VEC, VEC_U, MR, VPP) \
+    SKDL_TN_TILE(skdl_tn_##T##_##SUFFIX##_##VPP##x4, ATTR, T, VEC, VEC_U, 4, VPP) \
+    SKDL_TN_TILE(skdl_tn_##T##_##SUFFIX##_##VPP##x2, ATTR, T, VEC, VEC_U, 2, VPP) \
+    SKDL_TN_TILE(skdl_tn_##T##_##SUFFIX##_##VPP##x1, ATTR, T, VEC, VEC_U, 1, VPP)
+
 #define SKDL_TN_LEVEL(SUFFIX, ATTR, T, VEC, VEC_U, MR1, MR2)                    \
-    SKDL_TN_TILE(skdl_tn_tile1_##T##_##SUFFIX, ATTR, T, VEC, VEC_U, MR1, 1)     \
-    SKDL_TN_TILE(skdl_tn_tile2_##T##_##SUFFIX, ATTR, T, VEC, VEC_U, MR2, 2)     \
+    SKDL_TN_TILES(SUFFIX, ATTR, T, VEC, VEC_U, 1, MR1)                          \
+    SKDL_TN_TILES(SUFFIX, ATTR, T, VEC, VEC_U, 2, MR2)                          \
     ATTR static void skdl_gemm_tn_##T##_##SUFFIX SKDL_TN_ARGS(T)                \
     {                                                                           \
-        SKDL_TN_DRIVER_BODY(T, VEC, skdl_tn_tile1_##T##_##SUFFIX, MR1,          \
-                            skdl_tn_tile2_##T##_##SUFFIX, MR2)                  \
+        SKDL_TN_DRIVER_BODY(T, VEC, skdl_tn_##T##_##SUFFIX##_1x, MR1,           \
+                            skdl_tn_##T##_##SUFFIX##_2x, MR2)                   \
     }
 
 /* Tile heights: MR x VPP accumulators plus VPP operand vectors fit the
