@@ -14,10 +14,11 @@
  * in R between blocks, which is exact.
  *
  * Edges: rows left over after the MR-row tiles go through tiles of 4, 2 and 1
- * rows (27 rows of a 3x3x3 convolution kernel: 16 + 8 + 2 + 1, no padding
- * work); a panel whose width is not a whole number of vectors is copied, per
- * k block, into a small zero-padded buffer (so a 10-column output layer's
- * gradient uses one vector per row instead of a whole panel).
+ * rows (the 27 rows of a 3x3x3 convolution kernel: 8 + 8 + 8 + 2 + 1, no
+ * padding work). A panel of V is copied, per k block, into a small contiguous
+ * buffer, zero padded to whole vectors, when its width is not a whole number
+ * of vectors (a 10-column output layer's gradient then uses one vector per row
+ * instead of a whole panel) or when several tiles read it.
  *
  * R[r, c] is stored at out[r * rs + c * cs]: (q, 1) for C itself, (1, q) to
  * write C.T when S is B and V is A (the caller picks the wider operand for V).
@@ -145,7 +146,10 @@
             int vpp = (width + VW - 1) / VW;                                    \
             const T *vp = v + (ptrdiff_t) k0 * ldv + j0;                        \
             ptrdiff_t lv = ldv;                                                 \
-            if (width % VW) { /* a ragged panel: zero-padded copy of the block */ \
+            /* A ragged panel, or one that several tiles read (its rows are  \
+             * q apart: 1 KB rows of a 256-column gradient share few L1      \
+             * sets), is copied contiguous and zero padded. */                \
+            if (width % VW || r1 - r0 > 16) {                                   \
                 for (int kk = 0; kk < kc; kk++) {                               \
                     T *dst = pad + (ptrdiff_t) kk * vpp * VW;                   \
                     memcpy(dst, vp + (ptrdiff_t) kk * ldv, (size_t) width * sizeof(T)); \
