@@ -176,12 +176,14 @@ def gemm_tn(double alpha, const floating[:, ::1] A, const floating[:, ::1] B,
     else:
         s, v, ns, nv, rs, cs = &A[0, 0], &B[0, 0], p, q, q, 1
     # Blocks of whole tiles: of rows (each reads its columns of S and all of V)
-    # when there are enough, else of panels of columns.
+    # when there are two units of 8 for each thread, else of panels of columns
+    # where there is one for each thread (C.T (10, 64) of a 10-class layer:
+    # rows 8 + 2 left one thread all the work of reading A).
     n_threads = max(n_threads, 1)
     by_rows = True
     unit = 8
     n_units = (ns + unit - 1) // unit
-    if n_units < n_threads and (nv + 2 * width - 1) // (2 * width) >= n_threads:
+    if n_units < 2 * n_threads and (nv + 2 * width - 1) // (2 * width) >= n_threads:
         by_rows = False
         unit = 2 * width
         n_units = (nv + unit - 1) // unit
