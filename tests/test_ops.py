@@ -644,8 +644,9 @@ def test_bound_maxpool_backward_follows_its_bound_forward():
 @pytest.mark.parametrize("n, k, p", [(64, 100, 10), (37, 70, 3), (5, 40, 1), (130, 300, 33),
                                      (9, 3, 5)])
 def test_a_weight_gradient_computed_transposed_has_the_same_bits(n, k, p, dtype):
-    """gemm_tn computes X.T @ dY as (dY.T @ X).T when dY has few columns: the
-    same multiply-adds in the same order, at any thread count."""
+    """gemm_tn computes X.T @ dY as (dY.T @ X).T, writing the result
+    transposed, when dY has few columns: the same multiply-adds in the same
+    order, at any thread count."""
     from skdl._kernels import _dense
 
     rng = np.random.RandomState(n)
@@ -655,7 +656,10 @@ def test_a_weight_gradient_computed_transposed_has_the_same_bits(n, k, p, dtype)
     try:
         for name, orientation in (("plain", 0), ("transposed", 1)):
             _dense.gemm_tn_orientation(orientation)
-            for threads, context in (("1", one_thread), ("2", two_threads)):
+            # A (3, 5) result is a single tile: nothing for a second thread.
+            small = ("gemm_tn",) if k * p < 16 else ()
+            for threads, context in (("1", one_thread),
+                                     ("2", lambda: two_threads(one_thread_ok=small))):
                 out = np.empty((k, p), dtype)
                 with context():
                     _dense.gemm_tn(0.3, X, dY, out, 2)
@@ -666,6 +670,45 @@ def test_a_weight_gradient_computed_transposed_has_the_same_bits(n, k, p, dtype)
         assert_array_equal(result, results["plain", "1"])
     assert_allclose(results["plain", "1"], 0.3 * X.T.astype(np.float64) @ dY,
                     rtol=1e-4 if dtype == np.float32 else 1e-12, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_weight_gradient_is_the_row_kernels_product_of_the_transpose(gemm_level, dtype):
+    """gemm_tn reads A and B in place, yet each element of alpha * A.T @ B is
+    the chain of multiply-adds the row kernel computes from A.T (then one
+    scaling by alpha in float64): the same bits, at every kernel version and
+    thread count, past every tile edge (rows of 8 and 16, vectors of 4 to 16
+    columns, a column count that is no whole number of vectors, blocks of 64
+    batch rows), in both orientations."""
+    from skdl._kernels import _dense
+
+    rng = np.random.RandomState(gemm_level)
+    default = _dense.gemm_tn_orientation()
+    try:
+        for n, p, q in [(1, 1, 1), (63, 10, 33), (64, 17, 100), (65, 100, 10), (200, 33, 1),
+                        (130, 1, 47), (129, 40, 64), (7, 300, 3)]:
+            A, B = rng.randn(n, p).astype(dtype), rng.randn(n, q).astype(dtype)
+            A_before, B_before = A.copy(), B.copy()
+            rows = np.empty((p, q), dtype)
+            _dense.rowwise_gemm(np.ascontiguousarray(A.T), B, rows, False, 1)
+            scaled = (0.3 * rows.astype(np.float64)).astype(dtype)
+            for orientation in (-1, 0, 1):
+                _dense.gemm_tn_orientation(orientation)
+                for n_threads in (1, 2, 3):
+                    for alpha, want in ((1.0, rows), (0.3, scaled)):
+                        out = np.full((p, q), np.nan, dtype)
+                        _dense.gemm_tn(alpha, A, B, out, n_threads)
+                        assert_array_equal(out, want, err_msg=f"{(n, p, q, orientation)}")
+            assert_array_equal(A, A_before)
+            assert_array_equal(B, B_before)
+            assert_allclose(rows, A.T.astype(np.float64) @ B,
+                            rtol=1e-4 if dtype == np.float32 else 1e-12, atol=1e-4)
+    finally:
+        _dense.gemm_tn_orientation(default)
+    # No rows: a sum of nothing.
+    out = np.full((3, 4), np.nan, dtype)
+    _dense.gemm_tn(0.5, np.empty((0, 3), dtype), np.empty((0, 4), dtype), out, 2)
+    assert_array_equal(out, np.zeros((3, 4)))
 
 
 def test_bound_dropout_draws_what_dropout_forward_draws():

@@ -8,9 +8,10 @@ count. (OpenBLAS's sgemm rounds a row differently by its position inside a
 tile on some CPUs.) The rows are cut into panels of ``panel_rows`` rows, shared
 out by ``prange``; bias and activation are applied to a panel while it is hot.
 
-Reductions over the batch (weight gradients, A.T @ B) use the same kernel on
-A transposed once; threads split the output rows, so the result is the same
-for any thread count.
+Reductions over the batch (weight gradients, A.T @ B) use a register-tile
+kernel of their own (``_gemmtn.h``) that reads A and B in place and computes
+each element as ``_rowgemm.h`` would from A.T; threads split the output, so
+the result is the same for any thread count.
 """
 from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
@@ -22,9 +23,6 @@ from ._openmp cimport (CSC_WEIGHT_GRADIENT, CSR_ROWS_PRODUCT, GEMM_TN, ROWWISE_G
 from ._rowgemm cimport pack_b, packed_size, rowgemm
 
 
-# Most output rows per block of a weight gradient (A.T @ B): a block's rows
-# of A.T and a slice of B stay in L2.
-cdef int MAX_GRADIENT_ROWS = 256
 # Most rows per panel of a row-wise product: a multiple of the kernel's row
 # tile (6) whose rows of A stay in L2 while the panel is computed.
 cdef int MAX_PANEL_ROWS = 120
@@ -109,25 +107,45 @@ def rowwise_gemm(const floating[:, ::1] A, const floating[:, ::1] B,
         free(packed)
 
 
-cdef void _transpose_rows(const floating* a, int n, int p, int i0,
-                          floating* at) noexcept nogil:
-    """Rows i0 .. i0+31 of a (n, p) into columns of at (p, n), in 32 x 32
-    tiles so both sides stay in cache."""
-    cdef int j0, i, j
-    for j0 in range(0, p, 32):
-        for j in range(j0, min(j0 + 32, p)):
-            for i in range(i0, min(i0 + 32, n)):
-                at[<Py_ssize_t> j * n + i] = a[<Py_ssize_t> i * p + j]
+cdef extern from "_gemmtn.h" nogil:
+    # Rows r0..r1-1, columns c0..c1-1 of R = alpha * S.T @ V for S (n, ns) and
+    # V (n, nv) with row strides lds, ldv; R[i, j] at out[i * rs + j * cs].
+    void gemm_tn_block "skdl_gemm_tn"(int n, const void* s, Py_ssize_t lds,
+                                      const void* v, Py_ssize_t ldv, void* out,
+                                      Py_ssize_t rs, Py_ssize_t cs, double alpha,
+                                      int r0, int r1, int c0, int c1)
+    # Elements per vector of the kernel version in use.
+    int gemm_tn_vector_width "skdl_gemm_tn_vector_width"(size_t itemsize)
+
+
+# gemm_tn's tiles are rows of the result by one or two vectors of its columns
+# (short edges of rows cost nothing extra, columns are padded to whole
+# vectors). Its operand of few columns is better as the broadcast one: a
+# regression output's (4096, 64) x (4096, 1) as C.T = dY.T @ X fills vectors
+# with X's 64 columns instead of 1 of a vector's 16 lanes (float32, one thread,
+# 0.084 ms -> 0.009), a 10-class output layer's (4096, 64) x (4096, 10) 0.094
+# -> 0.069. Writing C.T goes element by element, so the transposed way must
+# save a fifth of the work: (64, 2048) x (64, 44) stays as written (0.165 ms;
+# 0.187 transposed).
+cdef int ORIENTATION = -1  # -1 chosen by the shapes, 0 as written, 1 transposed
+
+
+cdef inline Py_ssize_t _tile_cost(Py_ssize_t rows, Py_ssize_t cols, int width) noexcept nogil:
+    """Multiply-add slots of a result of rows x cols, in vectors of `width`
+    columns (edges padded)."""
+    return rows * ((cols + width - 1) // width * width)
 
 
 def gemm_tn(double alpha, const floating[:, ::1] A, const floating[:, ::1] B,
             floating[:, ::1] C, int n_threads):
     """C = alpha * A.T @ B, a sum over the rows of A and B in their order.
 
-    A.T is formed once and multiplied by the packed B with the row-invariant
-    kernel; threads take blocks of C's rows, so the result does not depend
-    on the thread count. (Replaces a BLAS call: OpenBLAS's idle threads spin
-    and take a core from ours.)
+    A register-tile kernel (``_gemmtn.h``) reads rows of A and B where they
+    are, with no transpose or packing pass; every element is the same chain of
+    multiply-adds over k = 0..n-1 as ``rowwise_gemm`` computes. Threads take
+    blocks of C (never of the rows of A), so the result does not depend on the
+    thread count. (Replaces a BLAS call: OpenBLAS's idle threads spin and take
+    a core from ours.)
 
     Parameters
     ----------
@@ -140,113 +158,54 @@ def gemm_tn(double alpha, const floating[:, ::1] A, const floating[:, ::1] B,
     cdef int n = A.shape[0]
     cdef int p = A.shape[1]
     cdef int q = B.shape[1]
-    cdef int rb, n_blocks, b, r0, rows, pnl, j0, per_block, t = 0
-    cdef int nr = <int> packed_size(1, 1, sizeof(floating))  # columns per panel
-    cdef int n_panels = (q + nr - 1) // nr
-    cdef Py_ssize_t e, ii, jj
-    cdef size_t psize = packed_size(n, q, sizeof(floating))
-    cdef floating* buf
-    cdef floating* at
-    cdef floating* bt
-    cdef floating* ct
-    cdef floating* c = &C[0, 0] if p * q > 0 else NULL
+    cdef int width, ns, nv, unit, n_units, n_parts, part, r0, r1, c0, c1, t = 0
+    cdef bint transposed, by_rows
+    cdef const floating* s
+    cdef const floating* v
+    cdef Py_ssize_t rs, cs
     if p == 0 or q == 0:
         return
     if n == 0:
         C[:, :] = 0
         return
-    if p >= nr and (ORIENTATION == 1 or (
-            ORIENTATION == -1 and (<Py_ssize_t> n + p) * q < <Py_ssize_t> n * p)):
-        # Few columns (a 10-class output layer) would leave most of each
-        # panel empty: C.T = B.T @ A instead, with A packed as the column
-        # operand. Each element is the same chain of multiply-adds over the
-        # rows (a * b = b * a); threads take blocks of whole panels.
-        n_panels = (p + nr - 1) // nr
-        per_block = (n_panels + n_threads - 1) // n_threads
-        n_blocks = (n_panels + per_block - 1) // per_block
-        psize = packed_size(n, p, sizeof(floating))
-        buf = <floating*> malloc((psize + <size_t> q * n + <size_t> q * p)
-                                 * sizeof(floating))
-        if buf == NULL:
-            raise MemoryError(f"cannot allocate the buffers of a ({p}, {q}) weight "
-                              "gradient")
-        bt = buf + psize
-        ct = bt + <size_t> q * n
-        try:
-            with nogil:
-                for b in range((n + 31) // 32):
-                    _transpose_rows(&B[0, 0], n, q, b * 32, bt)
-                with parallel(num_threads=n_threads):
-                    t = threadid()
-                    for b in prange(n_blocks, schedule='static'):
-                        note_thread(GEMM_TN, t)
-                        j0 = b * per_block * nr
-                        rows = min(per_block * nr, p - j0)  # columns of C.T here
-                        pack_b(n, rows, &A[0, 0] + j0, p, 1, <floating> 1.0,
-                               buf + <Py_ssize_t> j0 * n)
-                        rowgemm(q, rows, n, bt, n, buf + <Py_ssize_t> j0 * n, ct + j0, p,
-                                False)
-                for ii in range(p):
-                    for jj in range(q):
-                        c[ii * q + jj] = <floating> (alpha * ct[jj * p + ii])
-        finally:
-            free(buf)
-        return
-    buf = <floating*> malloc((psize + <size_t> p * n) * sizeof(floating))
-    if buf == NULL:
-        raise MemoryError(f"cannot allocate the ({p}, {n}) transpose for a weight gradient")
-    at = buf + psize
-    # Equal blocks, a whole number per thread (each block streams all of the
-    # packed B, so few and large), at most MAX_GRADIENT_ROWS rows for cache.
-    n_blocks = n_threads * ((p + MAX_GRADIENT_ROWS * n_threads - 1)
-                            // (MAX_GRADIENT_ROWS * n_threads))
-    rb = (p + n_blocks - 1) // n_blocks
-    n_blocks = (p + rb - 1) // rb
-    try:
-        with nogil:
-            # Transposing and packing are as long as the product is short:
-            # share them out too (each tile and panel has its own place).
-            with parallel(num_threads=n_threads):
-                t = threadid()
-                for b in prange((n + 31) // 32, schedule='static'):
-                    note_thread(GEMM_TN, t)
-                    _transpose_rows(&A[0, 0], n, p, b * 32, at)
-            with parallel(num_threads=n_threads):
-                t = threadid()
-                for pnl in prange(n_panels, schedule='static'):
-                    note_thread(GEMM_TN, t)
-                    j0 = pnl * nr
-                    pack_b(n, min(nr, q - j0), &B[0, 0] + j0, q, 1, <floating> 1.0,
-                           buf + <Py_ssize_t> pnl * n * nr)
-            with parallel(num_threads=n_threads):
-                t = threadid()
-                for b in prange(n_blocks, schedule='static'):
-                    note_thread(GEMM_TN, t)
-                    r0 = b * rb
-                    rows = min(rb, p - r0)
-                    rowgemm(rows, q, n, at + <Py_ssize_t> r0 * n, n, buf,
-                            c + <Py_ssize_t> r0 * q, q, False)
-            if alpha != 1.0:
-                for e in range(<Py_ssize_t> p * q):
-                    c[e] = <floating> (alpha * c[e])
-    finally:
-        free(buf)
-
-
-# gemm_tn transposes A (n, p) element by element before its product, which
-# costs more than the product when C = A.T @ B is narrow; it then computes
-# (B.T @ A).T instead, transposing B and the result, when those hold fewer
-# elements than A (and A has a whole panel of columns). Float32, one thread:
-# (64, 100) x (64, 10), a 10-class output layer's weight gradient, 4.6 us
-# instead of 10.4; (128, 128) x (128, 10) 7.9 instead of 23.4; (64, 64) x
-# (64, 100) stays as it was (13 us; transposed 17).
-cdef int ORIENTATION = -1  # -1 chosen by the shapes, 0 as written, 1 transposed
+    width = gemm_tn_vector_width(sizeof(floating))
+    transposed = ORIENTATION == 1 or (
+        ORIENTATION == -1 and 5 * _tile_cost(q, p, width) < 4 * _tile_cost(p, q, width))
+    if transposed:  # C.T = B.T @ A
+        s, v, ns, nv, rs, cs = &B[0, 0], &A[0, 0], q, p, 1, q
+    else:
+        s, v, ns, nv, rs, cs = &A[0, 0], &B[0, 0], p, q, q, 1
+    # Blocks of whole tiles: of rows (each reads its columns of S and all of V)
+    # when there are two units of 8 for each thread, else of panels of columns
+    # where there is one for each thread (C.T (10, 64) of a 10-class layer:
+    # rows 8 + 2 left one thread all the work of reading A).
+    n_threads = max(n_threads, 1)
+    by_rows = True
+    unit = 8
+    n_units = (ns + unit - 1) // unit
+    if n_units < 2 * n_threads and (nv + 2 * width - 1) // (2 * width) >= n_threads:
+        by_rows = False
+        unit = 2 * width
+        n_units = (nv + unit - 1) // unit
+    n_parts = min(n_threads, n_units)
+    with nogil, parallel(num_threads=n_parts):
+        t = threadid()
+        for part in prange(n_parts, schedule='static'):
+            note_thread(GEMM_TN, t)
+            r0, r1, c0, c1 = 0, ns, 0, nv
+            if by_rows:
+                r0 = min(ns, part * n_units // n_parts * unit)
+                r1 = min(ns, (part + 1) * n_units // n_parts * unit)
+            else:
+                c0 = min(nv, part * n_units // n_parts * unit)
+                c1 = min(nv, (part + 1) * n_units // n_parts * unit)
+            gemm_tn_block(n, s, ns, v, nv, &C[0, 0], rs, cs, alpha, r0, r1, c0, c1)
 
 
 def gemm_tn_orientation(int value=-2):
     """gemm_tn's choice of orientation: -1 by the shapes (the default), 0 always
-    as written, 1 always transposed where A has a panel's worth of columns; a
-    value >= -1 sets it (for tests: both ways must give the same bits)."""
+    as written, 1 always C.T = B.T @ A; a value >= -1 sets it (for tests: both
+    ways must give the same bits)."""
     global ORIENTATION
     if value >= -1:
         ORIENTATION = value
