@@ -369,7 +369,7 @@ def test_one_and_two_threads_fit_the_same_model():
     models = []
     # As test_reliability's small models: these kernels' work is too small
     # to split here; test_ops and test_optimizers hold them to two threads.
-    small = ("activation_backward", "update", "weighted_column_sum")
+    small = ("activation_backward", "update", "weighted_column_sum", "residual_add")
     for threads in (one_thread, lambda: two_threads(one_thread_ok=small)):
         with threads():
             clf = NNClassifier([Embedding(9, 8, mask_zero=True), PositionalEmbedding(),

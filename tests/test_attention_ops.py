@@ -399,3 +399,36 @@ def test_bad_inputs_raise_clear_errors(case):
     call, error, message = _bad_calls()[case]
     with pytest.raises(error, match=message):
         call()
+
+
+# -- residual additions ------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_residual_add_is_numpys_sum_on_any_thread_count_and_in_place(dtype):
+    rng = np.random.RandomState(14)
+    A, B = rng.randn(2, 3, 5000, 7).astype(dtype)  # several chunks, a short last one
+    want = A + B
+    copies = A.copy(), B.copy()
+    for threads in (one_thread, two_threads):
+        with threads():
+            assert_array_equal(_ops.residual_add(A, B), want)
+    assert_array_equal(A, copies[0])
+    assert_array_equal(B, copies[1])
+    run, Y = _ops.bind_residual_add(A, B, out=A)  # in place, as the layers use it
+    assert Y is A
+    run()
+    assert_array_equal(A, want)
+    assert_array_equal(_ops.residual_add(np.empty((0, 3), dtype), np.empty((0, 3), dtype)),
+                       np.empty((0, 3), dtype))
+
+
+def test_residual_add_errors():
+    A = np.zeros((4, 3))
+    with pytest.raises(ValueError, match=r"A has shape \(4, 3\) but B has \(3, 4\)"):
+        _ops.residual_add(A, np.zeros((3, 4)))
+    with pytest.raises(TypeError, match="B has dtype float32 but float64 is expected"):
+        _ops.residual_add(A, np.zeros((4, 3), np.float32))
+    with pytest.raises(ValueError, match="out overlaps an input"):
+        _ops.residual_add(A, np.ones((4, 3)), out=A[:, :])  # A's memory, not A itself
+    with pytest.raises(ValueError, match="to bind an op to it"):
+        _ops.bind_residual_add(A[:, :2], A[:, 1:])

@@ -21,6 +21,10 @@ same whichever thread computes it and whatever else is in the batch.
 Scratch is per thread, never per pair: a (T, T) block or two and the packed
 panels, so a long sequence costs O(threads * T^2) beyond the caller's
 arrays; the forward pass without ``P`` needs no (n, H, T, T) array.
+
+The residual additions of an encoder block run here too, over chunks of
+ADD_CHUNK values: numpy's add runs on one thread, which left them a tenth of
+a two-thread training step.
 """
 from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
@@ -28,7 +32,7 @@ from libc.math cimport sqrt
 from libc.stdlib cimport free, malloc
 
 from ._openmp cimport (ATTENTION_BACKWARD, ATTENTION_FORWARD, LAYER_NORM_BACKWARD,
-                       LAYER_NORM_FORWARD, note_thread)
+                       LAYER_NORM_FORWARD, RESIDUAL_ADD, note_thread)
 from ._rowgemm cimport pack_b, packed_size, rowgemm
 
 
@@ -73,6 +77,34 @@ cdef void* _alloc(size_t size, str what) except NULL:
 
 
 # -- layer normalization -------------------------------------------------------
+
+# Values per chunk of an addition: a thread's share stays in its core's cache.
+cdef Py_ssize_t ADD_CHUNK = 4096
+
+
+def residual_add(const floating[::1] a, const floating[::1] b, floating[::1] out, int n_threads):
+    """out = a + b, elementwise (out may be a or b itself).
+
+    Parameters
+    ----------
+    a, b, out : (size,) arrays of one dtype
+    n_threads : int
+    """
+    cdef Py_ssize_t size = a.shape[0]
+    cdef Py_ssize_t n_chunks = (size + ADD_CHUNK - 1) // ADD_CHUNK
+    cdef Py_ssize_t k, i, stop
+    cdef int t = 0
+    cdef const floating* x = &a[0] if size else NULL
+    cdef const floating* y = &b[0] if size else NULL
+    cdef floating* z = &out[0] if size else NULL
+    with nogil, parallel(num_threads=n_threads):
+        t = threadid()
+        for k in prange(n_chunks, schedule='static'):
+            note_thread(RESIDUAL_ADD, t)
+            stop = min((k + 1) * ADD_CHUNK, size)
+            for i in range(k * ADD_CHUNK, stop):
+                z[i] = x[i] + y[i]
+
 
 def layer_norm_forward(const floating[:, ::1] X, const floating[::1] gamma,
                        const floating[::1] beta, double epsilon, floating[:, ::1] Y,

@@ -54,6 +54,7 @@ cpdef enum Kernel:
     LAYER_NORM_BACKWARD
     ATTENTION_FORWARD
     ATTENTION_BACKWARD
+    RESIDUAL_ADD
 
 
 cdef extern from *:

@@ -40,8 +40,10 @@ from .attention import (
     bind_attention_forward,
     bind_layer_norm_backward,
     bind_layer_norm_forward,
+    bind_residual_add,
     layer_norm_backward,
     layer_norm_forward,
+    residual_add,
 )
 from .dense import (
     bind_dense_backward_input,

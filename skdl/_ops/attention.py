@@ -468,3 +468,59 @@ def _bind_attention_backward(dO, Q, K, V, P, keep, scale, dq_out, dk_out, dv_out
         _attention.attention_backward(dO, Q, K, V, P, scale, keep, dQ, dK, dV,
                                       _threads.threads_for(work))
     return run, dQ, dK, dV
+
+
+# -- residual additions ----------------------------------------------------------
+
+def residual_add(A, B, out=None):
+    """``A + B`` elementwise on the OpenMP threads (an encoder block's
+    residual sums; numpy's add runs on one thread).
+
+    Parameters
+    ----------
+    A, B : ndarray of one shape and float dtype
+    out : ndarray of that shape or None
+        Written in place when given; it may be ``A`` or ``B`` itself, but
+        must not partly overlap them.
+
+    Returns
+    -------
+    Y : ndarray of A's shape
+    """
+    run, Y = _bind_residual_add(*_residual_inputs(A, B), out)
+    run()
+    return Y
+
+
+def bind_residual_add(A, B, out=None):
+    """:func:`residual_add` checked once and bound to its arrays.
+
+    Returns
+    -------
+    run : callable ``run()``
+        Writes ``A + B`` from the values the arrays hold then.
+    Y : ndarray of A's shape
+    """
+    A, B = _bound(("A", "B"), (A, B), _residual_inputs(A, B))
+    return _bind_residual_add(A, B, out)
+
+
+def _residual_inputs(A, B):
+    A = _float_array("A", A)
+    B = _float_array("B", B, dtype=A.dtype)
+    if B.shape != A.shape:
+        raise ValueError(f"A has shape {A.shape} but B has {B.shape}.")
+    return A, B
+
+
+def _bind_residual_add(A, B, out):
+    # An output that is one of the inputs is read and written at the same
+    # index only; any other overlap is refused.
+    Y = _output(out, "out", A.shape, A.dtype,
+                tuple(a for a in (A, B) if out is None or a is not out))
+    a, b, y = A.reshape(-1), B.reshape(-1), Y.reshape(-1)
+    work = ELEMENT_WORK * A.size
+
+    def run():
+        _attention.residual_add(a, b, y, _threads.threads_for(work))
+    return run, Y

@@ -379,7 +379,7 @@ class MultiHeadAttentionLayer(Layer):
                 if dX is None:
                     dX = part_dX
                 else:
-                    dX += part_dX
+                    _ops.residual_add(dX, part_dX, out=dX)
         return None if dX is None else dX.reshape(dY.shape)
 
     def bind(self, X, dX, context):
@@ -417,13 +417,14 @@ class MultiHeadAttentionLayer(Layer):
         calls.append(lambda scale: (run_dO(), run_core()))
         dX2 = None if dX is None else dX.reshape(n * T, F)
         part_dX = None if dX is None else np.empty_like(dX2)
+        add = None if dX is None else _ops.bind_residual_add(dX2, part_dX, out=dX2)[0]
 
         def input_grad(into, first):
             # The same sum as backward's: the query's part, plus the key's,
             # plus the value's.
             if first:
                 return lambda scale: into()
-            return lambda scale: (into(), np.add(dX2, part_dX, out=dX2))
+            return lambda scale: (into(), add())
 
         for i, (part, dZ) in enumerate(zip(_PROJECTIONS, grads)):
             dZ2 = dZ.reshape(n * T, -1)
@@ -727,7 +728,8 @@ class TransformerEncoderBlockLayer(Layer):
 
         def add(key, A, B):
             # The residual sums, in arrays kept across training batches.
-            return np.add(A, B, out=self._scratch(key, A.shape) if training else None)
+            return _ops.residual_add(A, B, out=self._scratch(key, A.shape) if training
+                                     else None)
 
         if self.norm_first:
             X = add("x1", X, run("attention", run("norm1", X)))
@@ -741,7 +743,7 @@ class TransformerEncoderBlockLayer(Layer):
 
         def add(key, A, B):
             # The residual gradients' sums, in arrays kept across batches.
-            return np.add(A, B, out=self._scratch(key, A.shape))
+            return _ops.residual_add(A, B, out=self._scratch(key, A.shape))
 
         if self.norm_first:
             dX = add("dx1", dY, back("norm2", back("feed_forward", dY)))
@@ -770,7 +772,8 @@ class TransformerEncoderBlockLayer(Layer):
             return forwards, backwards, Z, dZ
 
         def add(A, B, out):
-            return lambda *scale: np.add(A, B, out=out)
+            run = _ops.bind_residual_add(A, B, out)[0]
+            return lambda *scale: run()
 
         def fresh():
             return np.empty_like(X)
