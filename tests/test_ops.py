@@ -805,6 +805,30 @@ def test_a_large_weight_gradient_grows_its_chunks_and_stays_thread_independent(d
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_tall_bias_gradient_is_summed_in_the_same_chunks_at_any_thread_count(dtype):
+    """weighted_column_sum cuts a tall batch into gemm_tn's chunks, so a bias
+    gradient of a single block of columns splits over threads too: the same
+    bits at 1, 2 or 3 threads, with or without weights, and the float64 sum."""
+    from skdl._kernels import _dense
+
+    rng = np.random.RandomState(5)
+    for n, p in [(1024, 64), (1537, 10), (4096, 130), (9000, 3), (700, 64)]:
+        A = rng.randn(n, p).astype(dtype)
+        A_before = A.copy()
+        for weights in (None, rng.rand(n)):
+            outs = []
+            for n_threads in (1, 2, 3):
+                outs.append(np.full(p, np.nan, dtype))
+                _dense.weighted_column_sum(A, weights, 0.25, outs[-1], n_threads)
+                assert_array_equal(outs[-1], outs[0])
+            w = np.ones(n) if weights is None else weights
+            # Float64 sums: the float32 result is the float64 sum rounded once.
+            assert_allclose(outs[0], 0.25 * (w @ A.astype(np.float64)),
+                            rtol=1e-6 if dtype == np.float32 else 1e-12, atol=1e-12)
+        assert_array_equal(A, A_before)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_a_tall_batch_has_the_same_weight_gradient_on_one_and_two_threads(dtype):
     # Through the op a training step calls, with both threads taking chunks.
     rng = np.random.RandomState(1)

@@ -313,21 +313,28 @@ def gemm_tn_orientation(int value=-2):
     return ORIENTATION
 
 
-cdef void _column_sum_block(const floating* a, const double* w, int n, int p,
-                            int j0, int width, double alpha,
-                            floating* out) noexcept nogil:
-    cdef double acc[SUM_BLOCK]
+cdef void _column_sum_rows(const floating* a, const double* w, int r0, int r1, int p,
+                           int j0, int width, double* acc) noexcept nogil:
+    """acc[j] = sum_r w[r] * A[r, j0 + j] over rows r0..r1-1 in order, float64."""
     cdef int r, j
     cdef double wr = 1.0
     cdef const floating* row
     for j in range(width):
         acc[j] = 0.0
-    for r in range(n):
+    for r in range(r0, r1):
         if w != NULL:
             wr = w[r]
         row = a + <Py_ssize_t> r * p + j0
         for j in range(width):
             acc[j] += wr * row[j]
+
+
+cdef void _column_sum_block(const floating* a, const double* w, int n, int p,
+                            int j0, int width, double alpha,
+                            floating* out) noexcept nogil:
+    cdef double acc[SUM_BLOCK]
+    cdef int j
+    _column_sum_rows(a, w, 0, n, p, j0, width, acc)
     for j in range(width):
         out[j0 + j] = <floating> (alpha * acc[j])
 
@@ -335,6 +342,13 @@ cdef void _column_sum_block(const floating* a, const double* w, int n, int p,
 def weighted_column_sum(const floating[:, ::1] A, const double[::1] weights,
                         double alpha, floating[::1] out, int n_threads):
     """out[j] = alpha * sum_r weights[r] * A[r, j], accumulated in float64.
+
+    A tall A is summed in the chunks of rows gemm_tn uses (fixed by the
+    shapes), threads taking whole chunks in order, the chunks' float64
+    partials then added in chunk order: a bias gradient of 64 columns (one
+    block) still splits over threads, each reading the rows it wrote. A short
+    one is summed in row order, threads taking blocks of columns. Either way
+    the result does not depend on the thread count.
 
     Parameters
     ----------
@@ -347,20 +361,53 @@ def weighted_column_sum(const floating[:, ::1] A, const double[::1] weights,
     cdef int n = A.shape[0]
     cdef int p = A.shape[1]
     cdef int n_blocks = (p + SUM_BLOCK - 1) // SUM_BLOCK
-    cdef int b, j0, t = 0
+    cdef int b, j0, c, j, r0, t = 0
+    cdef int chunk = _chunk_rows(n, 1, p, sizeof(double))
+    cdef int n_chunks
+    cdef double total
+    cdef double* partials
     cdef const double* w = NULL
     if weights is not None:
         w = &weights[0]
     if n == 0:
         out[:] = 0
         return
-    with nogil, parallel(num_threads=n_threads):
-        t = threadid()
-        for b in prange(n_blocks, schedule='static'):
-            note_thread(WEIGHTED_COLUMN_SUM, t)
-            j0 = b * SUM_BLOCK
-            _column_sum_block(&A[0, 0], w, n, p, j0, min(<int> SUM_BLOCK, p - j0),
-                              alpha, &out[0])
+    if p == 0:
+        return
+    if chunk == 0:
+        with nogil, parallel(num_threads=n_threads):
+            t = threadid()
+            for b in prange(n_blocks, schedule='static'):
+                note_thread(WEIGHTED_COLUMN_SUM, t)
+                j0 = b * SUM_BLOCK
+                _column_sum_block(&A[0, 0], w, n, p, j0, min(<int> SUM_BLOCK, p - j0),
+                                  alpha, &out[0])
+        return
+    n_chunks = (n + chunk - 1) // chunk
+    partials = <double*> malloc(<size_t> n_chunks * p * sizeof(double))
+    if partials == NULL:
+        raise MemoryError(f"cannot allocate {n_chunks} partial sums of {p} columns")
+    try:
+        with nogil:
+            # Units in chunk order (all blocks of chunk 0 first): a static
+            # share gives each thread consecutive rows.
+            with parallel(num_threads=min(max(n_threads, 1), n_chunks * n_blocks)):
+                t = threadid()
+                for b in prange(n_chunks * n_blocks, schedule='static'):
+                    note_thread(WEIGHTED_COLUMN_SUM, t)
+                    c = b // n_blocks
+                    j0 = (b % n_blocks) * SUM_BLOCK
+                    r0 = c * chunk
+                    _column_sum_rows(&A[0, 0], w, r0, min(n, r0 + chunk), p, j0,
+                                     min(<int> SUM_BLOCK, p - j0),
+                                     partials + <Py_ssize_t> c * p + j0)
+            for j in range(p):
+                total = 0.0
+                for c in range(n_chunks):
+                    total = total + partials[<Py_ssize_t> c * p + j]
+                out[j] = <floating> (alpha * total)
+    finally:
+        free(partials)
 
 
 
