@@ -674,12 +674,14 @@ def test_a_weight_gradient_computed_transposed_has_the_same_bits(n, k, p, dtype)
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_a_weight_gradient_is_the_row_kernels_product_of_the_transpose(gemm_level, dtype):
-    """gemm_tn reads A and B in place, yet each element of alpha * A.T @ B is
-    the chain of multiply-adds the row kernel computes from A.T (then one
-    scaling by alpha in float64): the same bits, at every kernel version and
-    thread count, past every tile edge (rows of 8 and 16, vectors of 4 to 16
-    columns, a column count that is no whole number of vectors, blocks of 64
-    batch rows), in both orientations."""
+    """Where the batch is one chunk (under 1024 rows), gemm_tn reads A and B
+    in place, yet each element of alpha * A.T @ B is the chain of
+    multiply-adds the row kernel computes from A.T (then one scaling by alpha
+    in float64): the same bits, at every kernel version and thread count, past
+    every tile edge (rows of 8 and 16, vectors of 4 to 16 columns, a column
+    count that is no whole number of vectors, blocks of 64 batch rows), in
+    both orientations. (Taller batches are summed in chunks: see the next
+    test.)"""
     from skdl._kernels import _dense
 
     rng = np.random.RandomState(gemm_level)
@@ -687,6 +689,7 @@ def test_a_weight_gradient_is_the_row_kernels_product_of_the_transpose(gemm_leve
     try:
         for n, p, q in [(1, 1, 1), (63, 10, 33), (64, 17, 100), (65, 100, 10), (200, 33, 1),
                         (130, 1, 47), (129, 40, 64), (7, 300, 3)]:
+            assert _dense.gemm_tn_chunks(n, p, q, np.dtype(dtype).itemsize) == (n, 1)
             A, B = rng.randn(n, p).astype(dtype), rng.randn(n, q).astype(dtype)
             A_before, B_before = A.copy(), B.copy()
             rows = np.empty((p, q), dtype)
@@ -709,6 +712,139 @@ def test_a_weight_gradient_is_the_row_kernels_product_of_the_transpose(gemm_leve
     out = np.full((3, 4), np.nan, dtype)
     _dense.gemm_tn(0.5, np.empty((0, 3), dtype), np.empty((0, 4), dtype), out, 2)
     assert_array_equal(out, np.zeros((3, 4)))
+
+
+def test_a_weight_gradient_is_summed_in_chunks_fixed_by_the_shapes():
+    """gemm_tn_chunks: at least 512 rows per chunk, at most 16 chunks, in
+    blocks of 64 rows, the partials of all chunks within 4 MB; else one
+    chunk. Never a function of the thread count."""
+    from skdl._kernels import _dense
+
+    for (n, p, q, itemsize), want in [
+            ((1023, 3, 5, 4), (1023, 1)),        # fewer than 2 x 512 rows
+            ((1024, 3, 5, 4), (512, 2)),
+            ((1100, 17, 33, 8), (576, 2)),       # 576 + 524
+            ((4096, 64, 64, 4), (512, 8)),       # the Transformer's gradients
+            ((9000, 5, 7, 4), (576, 16)),        # at most 16 chunks
+            ((50176, 27, 32, 4), (3136, 16)),    # a 3x3x3 convolution's
+            ((2560, 256, 1024, 4), (640, 4)),    # 1 MB partials: 4 chunks
+            ((2560, 256, 1024, 8), (1280, 2)),   # 2 MB partials: 2 chunks
+            ((100000, 1024, 1024, 4), (100000, 1))]:  # 4 MB partials: one chunk
+        chunk, n_chunks = _dense.gemm_tn_chunks(n, p, q, itemsize)
+        assert (chunk, n_chunks) == want
+        assert n_chunks == 1 or (chunk >= 512 and chunk % 64 == 0
+                                 and n_chunks * p * q * itemsize <= 4 << 20
+                                 and (n_chunks - 1) * chunk < n <= n_chunks * chunk)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_tall_weight_gradient_is_the_same_at_any_thread_count(gemm_level, dtype):
+    """A batch of 1024 rows or more is summed in chunks of rows fixed by the
+    shapes (each chunk's partial product, then the partials in chunk order),
+    so that threads can take chunks of the rows they just wrote: the result
+    is close to the float64 product and the same bits at 1, 2 or 3 threads,
+    in either orientation and at every call, at every kernel version, with
+    chunks that do or do not divide the batch, more chunks than threads and
+    fewer."""
+    from skdl._kernels import _dense
+
+    rng = np.random.RandomState(gemm_level)
+    default = _dense.gemm_tn_orientation()
+
+    def assert_close(got, alpha, A, B):
+        # The worst-case rounding of a sum of n products, n * eps * |A|.T @ |B|.
+        A64, B64 = A.astype(np.float64), B.astype(np.float64)
+        bound = len(A) * np.finfo(dtype).eps * (np.abs(A64).T @ np.abs(B64))
+        assert (np.abs(got / alpha - A64.T @ B64) <= bound).all()
+
+    # Two whole chunks, uneven chunks, a result written transposed (few
+    # columns), three chunks of one vector's columns, 16 chunks.
+    cases = [(1024, 3, 5), (1100, 17, 33), (2000, 64, 10), (1537, 10, 64), (2049, 40, 1),
+             (9000, 5, 7)]
+    try:
+        for n, p, q in cases:
+            assert _dense.gemm_tn_chunks(n, p, q, np.dtype(dtype).itemsize)[1] > 1
+            A, B = rng.randn(n, p).astype(dtype), rng.randn(n, q).astype(dtype)
+            A_before, B_before = A.copy(), B.copy()
+            want = np.full((p, q), np.nan, dtype)
+            _dense.gemm_tn(0.3, A, B, want, 1)
+            assert_close(want, 0.3, A, B)
+            for orientation in (-1, 0, 1):
+                _dense.gemm_tn_orientation(orientation)
+                for n_threads in (1, 2, 3, 2):
+                    out = np.full((p, q), np.nan, dtype)
+                    _dense.gemm_tn(0.3, A, B, out, n_threads)
+                    assert_array_equal(out, want, err_msg=f"{(n, p, q, orientation, n_threads)}")
+                # alpha = 1: the same sum, unscaled.
+                out = np.full((p, q), np.nan, dtype)
+                _dense.gemm_tn(1.0, A, B, out, 2)
+                assert_close(out, 1.0, A, B)
+            _dense.gemm_tn_orientation(default)
+            assert_array_equal(A, A_before)
+            assert_array_equal(B, B_before)
+    finally:
+        _dense.gemm_tn_orientation(default)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_large_weight_gradient_grows_its_chunks_and_stays_thread_independent(dtype):
+    from skdl._kernels import _dense
+
+    rng = np.random.RandomState(3)
+    n, p, q = 2560, 256, 1024
+    assert _dense.gemm_tn_chunks(n, p, q, np.dtype(dtype).itemsize)[1] in (2, 4)
+    A, B = rng.randn(n, p).astype(dtype), rng.randn(n, q).astype(dtype)
+    outs = []
+    for n_threads in (1, 2, 3):
+        outs.append(np.empty((p, q), dtype))
+        _dense.gemm_tn(0.5, A, B, outs[-1], n_threads)
+        assert_array_equal(outs[-1], outs[0])
+    assert_allclose(outs[0], 0.5 * A.T.astype(np.float64) @ B,
+                    rtol=1e-4 if dtype == np.float32 else 1e-12, atol=1e-2 if dtype == np.float32
+                    else 1e-10)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_tall_bias_gradient_is_summed_in_the_same_chunks_at_any_thread_count(dtype):
+    """weighted_column_sum cuts a tall batch into gemm_tn's chunks, so a bias
+    gradient of a single block of columns splits over threads too: the same
+    bits at 1, 2 or 3 threads, with or without weights, and the float64 sum."""
+    from skdl._kernels import _dense
+
+    rng = np.random.RandomState(5)
+    for n, p in [(1024, 64), (1537, 10), (4096, 130), (9000, 3), (700, 64)]:
+        A = rng.randn(n, p).astype(dtype)
+        A_before = A.copy()
+        for weights in (None, rng.rand(n)):
+            outs = []
+            for n_threads in (1, 2, 3):
+                outs.append(np.full(p, np.nan, dtype))
+                _dense.weighted_column_sum(A, weights, 0.25, outs[-1], n_threads)
+                assert_array_equal(outs[-1], outs[0])
+            w = np.ones(n) if weights is None else weights
+            # Float64 sums: the float32 result is the float64 sum rounded once.
+            assert_allclose(outs[0], 0.25 * (w @ A.astype(np.float64)),
+                            rtol=1e-6 if dtype == np.float32 else 1e-12, atol=1e-12)
+        assert_array_equal(A, A_before)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_tall_batch_has_the_same_weight_gradient_on_one_and_two_threads(dtype):
+    # Through the op a training step calls, with both threads taking chunks.
+    rng = np.random.RandomState(1)
+    # 130 columns: three blocks of the bias gradient, one for each thread too.
+    X, dY = rng.randn(1500, 64).astype(dtype), rng.randn(1500, 130).astype(dtype)
+    w = rng.rand(1500)
+    results = []
+    for threads in (one_thread, two_threads):
+        with threads():
+            results.append(_ops.dense_param_grads(X, dY, w, 0.5))
+    for got, want in zip(results[1], results[0]):
+        assert_array_equal(got, want)
+    for got, ref in zip(results[0], _reference.dense_param_grads(
+            X, dY, w, 0.5, accumulate_dtype=np.float64)):
+        assert_allclose(got, ref, **(dict(rtol=1e-4, atol=1e-4) if dtype == np.float32
+                                     else dict(rtol=1e-12, atol=1e-12)))
 
 
 def test_bound_dropout_draws_what_dropout_forward_draws():

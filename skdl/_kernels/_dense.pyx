@@ -9,9 +9,11 @@ tile on some CPUs.) The rows are cut into panels of ``panel_rows`` rows, shared
 out by ``prange``; bias and activation are applied to a panel while it is hot.
 
 Reductions over the batch (weight gradients, A.T @ B) use a register-tile
-kernel of their own (``_gemmtn.h``) that reads A and B in place and computes
-each element as ``_rowgemm.h`` would from A.T; threads split the output, so
-the result is the same for any thread count.
+kernel of their own (``_gemmtn.h``) that reads A and B in place. A tall batch
+is summed in fixed chunks of rows (threads take whole chunks, then the
+partials are added in chunk order); a short one computes each element as
+``_rowgemm.h`` would from A.T, threads splitting the output. The chunks depend
+on the shapes only, so the result is the same for any thread count.
 """
 from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
@@ -136,16 +138,81 @@ cdef inline Py_ssize_t _tile_cost(Py_ssize_t rows, Py_ssize_t cols, int width) n
     return rows * ((cols + width - 1) // width * width)
 
 
+# gemm_tn's chunked sum over a tall batch: at least MIN_CHUNK_ROWS rows per
+# chunk (each chunk adds a partial result to write and sum: about 7% more
+# work than one chunk at 256 rows of (4096, 64) x (4096, 64), 2-3% at 512),
+# at most MAX_CHUNKS equal chunks (enough to share among threads) in whole
+# blocks of 64 rows (the kernel's SKDL_TN_KC), and the partials of all chunks
+# within CHUNK_SCRATCH bytes. It depends on the shapes only, never on the
+# thread count, so the order of the additions is fixed.
+cdef int MIN_CHUNK_ROWS = 512
+cdef int MAX_CHUNKS = 16
+cdef Py_ssize_t CHUNK_SCRATCH = 4 << 20
+
+
+cdef inline int _chunk_rows(Py_ssize_t n, Py_ssize_t p, Py_ssize_t q,
+                            size_t itemsize) noexcept nogil:
+    """Rows per chunk of gemm_tn's sum over the batch, 0 for a single chunk."""
+    cdef Py_ssize_t per_chunk = max(<Py_ssize_t> 1, p * q * <Py_ssize_t> itemsize)
+    cdef Py_ssize_t n_chunks = min(n // MIN_CHUNK_ROWS, <Py_ssize_t> MAX_CHUNKS,
+                                   CHUNK_SCRATCH // per_chunk)
+    cdef Py_ssize_t chunk
+    if n_chunks < 2:
+        return 0
+    chunk = ((n + n_chunks - 1) // n_chunks + 63) // 64 * 64
+    if (n + chunk - 1) // chunk < 2:
+        return 0
+    return <int> chunk
+
+
+def gemm_tn_chunks(Py_ssize_t n, Py_ssize_t p, Py_ssize_t q, size_t itemsize):
+    """(rows per chunk, number of chunks) of gemm_tn's sum over n rows for a
+    (p, q) result of `itemsize`-byte elements; (n, 1) when it runs as a single
+    chunk (threads then split C). For tests and benchmarks."""
+    cdef int chunk = _chunk_rows(n, p, q, itemsize)
+    if chunk == 0:
+        return n, 1
+    return chunk, (n + chunk - 1) // chunk
+
+
+cdef void _sum_chunks(const floating* partials, int n_chunks, Py_ssize_t size,
+                      int r, int j0, int width, int nv, double alpha,
+                      floating* out, Py_ssize_t rs, Py_ssize_t cs) noexcept nogil:
+    """out's elements of R[r, j0:j0+width] = alpha * the sum of the chunks'
+    partials R_c[r, j0:j0+width], added in chunk order, in float64."""
+    cdef double acc[SUM_BLOCK]
+    cdef int c, j
+    cdef const floating* row
+    for j in range(width):
+        acc[j] = 0.0
+    for c in range(n_chunks):
+        row = partials + c * size + <Py_ssize_t> r * nv + j0
+        for j in range(width):
+            acc[j] += row[j]
+    for j in range(width):
+        out[<Py_ssize_t> r * rs + <Py_ssize_t> (j0 + j) * cs] = <floating> (alpha * acc[j])
+
+
 def gemm_tn(double alpha, const floating[:, ::1] A, const floating[:, ::1] B,
             floating[:, ::1] C, int n_threads):
-    """C = alpha * A.T @ B, a sum over the rows of A and B in their order.
+    """C = alpha * A.T @ B, a sum over the rows of A and B in a fixed order.
 
     A register-tile kernel (``_gemmtn.h``) reads rows of A and B where they
-    are, with no transpose or packing pass; every element is the same chain of
-    multiply-adds over k = 0..n-1 as ``rowwise_gemm`` computes. Threads take
-    blocks of C (never of the rows of A), so the result does not depend on the
-    thread count. (Replaces a BLAS call: OpenBLAS's idle threads spin and take
-    a core from ours.)
+    are, with no transpose or packing pass. The order of the additions depends
+    on the shapes only, so the result does not depend on the thread count:
+
+    * a tall batch (``gemm_tn_chunks``: two to 16 chunks of 512 rows or
+      more) is cut into fixed chunks of rows; threads take whole chunks in
+      order (``static``: a thread reads the rows the row-parallel ops before
+      it wrote from its core, instead of streaming all rows of A and B), each
+      chunk's partial product goes to its own slot of a scratch array, and the
+      partials are then added in chunk order, in float64, and scaled by alpha;
+    * otherwise each element is the chain of multiply-adds over k = 0..n-1
+      that ``rowwise_gemm`` computes from A.T (the same bits), and threads
+      take blocks of C.
+
+    (Replaces a BLAS call: OpenBLAS's idle threads spin and take a core from
+    ours.)
 
     Parameters
     ----------
@@ -159,10 +226,12 @@ def gemm_tn(double alpha, const floating[:, ::1] A, const floating[:, ::1] B,
     cdef int p = A.shape[1]
     cdef int q = B.shape[1]
     cdef int width, ns, nv, unit, n_units, n_parts, part, r0, r1, c0, c1, t = 0
+    cdef int chunk, n_chunks, c, k0, n_blocks, b, r, j0
     cdef bint transposed, by_rows
     cdef const floating* s
     cdef const floating* v
-    cdef Py_ssize_t rs, cs
+    cdef floating* partials
+    cdef Py_ssize_t rs, cs, size
     if p == 0 or q == 0:
         return
     if n == 0:
@@ -175,11 +244,43 @@ def gemm_tn(double alpha, const floating[:, ::1] A, const floating[:, ::1] B,
         s, v, ns, nv, rs, cs = &B[0, 0], &A[0, 0], q, p, 1, q
     else:
         s, v, ns, nv, rs, cs = &A[0, 0], &B[0, 0], p, q, q, 1
-    # Blocks of whole tiles: of rows (each reads its columns of S and all of V)
-    # when there are two units of 8 for each thread, else of panels of columns
-    # where there is one for each thread (C.T (10, 64) of a 10-class layer:
-    # rows 8 + 2 left one thread all the work of reading A).
     n_threads = max(n_threads, 1)
+    chunk = _chunk_rows(n, p, q, sizeof(floating))
+    if chunk > 0:
+        n_chunks = (n + chunk - 1) // chunk
+        size = <Py_ssize_t> ns * nv
+        # Each partial is R itself (rows ns, columns nv): whole-vector stores
+        # in the tiles; only the final sum writes C.T when transposed.
+        partials = <floating*> malloc(<size_t> n_chunks * size * sizeof(floating))
+        if partials == NULL:
+            raise MemoryError(f"cannot allocate {n_chunks} partial ({ns}, {nv}) results")
+        n_blocks = (nv + SUM_BLOCK - 1) // SUM_BLOCK
+        try:
+            with nogil:
+                with parallel(num_threads=min(n_threads, n_chunks)):
+                    t = threadid()
+                    for c in prange(n_chunks, schedule='static'):
+                        note_thread(GEMM_TN, t)
+                        k0 = c * chunk
+                        gemm_tn_block(min(chunk, n - k0), s + <Py_ssize_t> k0 * ns, ns,
+                                      v + <Py_ssize_t> k0 * nv, nv, partials + c * size,
+                                      nv, 1, 1.0, 0, ns, 0, nv)
+                with parallel(num_threads=min(n_threads, ns * n_blocks)):
+                    t = threadid()
+                    for b in prange(ns * n_blocks, schedule='static'):
+                        note_thread(GEMM_TN, t)
+                        r = b // n_blocks
+                        j0 = (b % n_blocks) * SUM_BLOCK
+                        _sum_chunks(partials, n_chunks, size, r, j0,
+                                    min(<int> SUM_BLOCK, nv - j0), nv, alpha,
+                                    &C[0, 0], rs, cs)
+        finally:
+            free(partials)
+        return
+    # One chunk. Blocks of whole tiles: of rows (each reads its columns of S
+    # and all of V) when there are two units of 8 for each thread, else of
+    # panels of columns where there is one for each thread (C.T (10, 64) of a
+    # 10-class layer: rows 8 + 2 left one thread all the work of reading A).
     by_rows = True
     unit = 8
     n_units = (ns + unit - 1) // unit
@@ -212,21 +313,28 @@ def gemm_tn_orientation(int value=-2):
     return ORIENTATION
 
 
-cdef void _column_sum_block(const floating* a, const double* w, int n, int p,
-                            int j0, int width, double alpha,
-                            floating* out) noexcept nogil:
-    cdef double acc[SUM_BLOCK]
+cdef void _column_sum_rows(const floating* a, const double* w, int r0, int r1, int p,
+                           int j0, int width, double* acc) noexcept nogil:
+    """acc[j] = sum_r w[r] * A[r, j0 + j] over rows r0..r1-1 in order, float64."""
     cdef int r, j
     cdef double wr = 1.0
     cdef const floating* row
     for j in range(width):
         acc[j] = 0.0
-    for r in range(n):
+    for r in range(r0, r1):
         if w != NULL:
             wr = w[r]
         row = a + <Py_ssize_t> r * p + j0
         for j in range(width):
             acc[j] += wr * row[j]
+
+
+cdef void _column_sum_block(const floating* a, const double* w, int n, int p,
+                            int j0, int width, double alpha,
+                            floating* out) noexcept nogil:
+    cdef double acc[SUM_BLOCK]
+    cdef int j
+    _column_sum_rows(a, w, 0, n, p, j0, width, acc)
     for j in range(width):
         out[j0 + j] = <floating> (alpha * acc[j])
 
@@ -234,6 +342,13 @@ cdef void _column_sum_block(const floating* a, const double* w, int n, int p,
 def weighted_column_sum(const floating[:, ::1] A, const double[::1] weights,
                         double alpha, floating[::1] out, int n_threads):
     """out[j] = alpha * sum_r weights[r] * A[r, j], accumulated in float64.
+
+    A tall A is summed in the chunks of rows gemm_tn uses (fixed by the
+    shapes), threads taking whole chunks in order, the chunks' float64
+    partials then added in chunk order: a bias gradient of 64 columns (one
+    block) still splits over threads, each reading the rows it wrote. A short
+    one is summed in row order, threads taking blocks of columns. Either way
+    the result does not depend on the thread count.
 
     Parameters
     ----------
@@ -246,20 +361,53 @@ def weighted_column_sum(const floating[:, ::1] A, const double[::1] weights,
     cdef int n = A.shape[0]
     cdef int p = A.shape[1]
     cdef int n_blocks = (p + SUM_BLOCK - 1) // SUM_BLOCK
-    cdef int b, j0, t = 0
+    cdef int b, j0, c, j, r0, t = 0
+    cdef int chunk = _chunk_rows(n, 1, p, sizeof(double))
+    cdef int n_chunks
+    cdef double total
+    cdef double* partials
     cdef const double* w = NULL
     if weights is not None:
         w = &weights[0]
     if n == 0:
         out[:] = 0
         return
-    with nogil, parallel(num_threads=n_threads):
-        t = threadid()
-        for b in prange(n_blocks, schedule='static'):
-            note_thread(WEIGHTED_COLUMN_SUM, t)
-            j0 = b * SUM_BLOCK
-            _column_sum_block(&A[0, 0], w, n, p, j0, min(<int> SUM_BLOCK, p - j0),
-                              alpha, &out[0])
+    if p == 0:
+        return
+    if chunk == 0:
+        with nogil, parallel(num_threads=n_threads):
+            t = threadid()
+            for b in prange(n_blocks, schedule='static'):
+                note_thread(WEIGHTED_COLUMN_SUM, t)
+                j0 = b * SUM_BLOCK
+                _column_sum_block(&A[0, 0], w, n, p, j0, min(<int> SUM_BLOCK, p - j0),
+                                  alpha, &out[0])
+        return
+    n_chunks = (n + chunk - 1) // chunk
+    partials = <double*> malloc(<size_t> n_chunks * p * sizeof(double))
+    if partials == NULL:
+        raise MemoryError(f"cannot allocate {n_chunks} partial sums of {p} columns")
+    try:
+        with nogil:
+            # Units in chunk order (all blocks of chunk 0 first): a static
+            # share gives each thread consecutive rows.
+            with parallel(num_threads=min(max(n_threads, 1), n_chunks * n_blocks)):
+                t = threadid()
+                for b in prange(n_chunks * n_blocks, schedule='static'):
+                    note_thread(WEIGHTED_COLUMN_SUM, t)
+                    c = b // n_blocks
+                    j0 = (b % n_blocks) * SUM_BLOCK
+                    r0 = c * chunk
+                    _column_sum_rows(&A[0, 0], w, r0, min(n, r0 + chunk), p, j0,
+                                     min(<int> SUM_BLOCK, p - j0),
+                                     partials + <Py_ssize_t> c * p + j0)
+            for j in range(p):
+                total = 0.0
+                for c in range(n_chunks):
+                    total = total + partials[<Py_ssize_t> c * p + j]
+                out[j] = <floating> (alpha * total)
+    finally:
+        free(partials)
 
 
 
@@ -376,3 +524,4 @@ def csc_weight_gradient(double alpha, const floating[::1] data,
 
 
 include "_gemm_level.pxi"
+
