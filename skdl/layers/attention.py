@@ -542,12 +542,17 @@ class PositionalEmbeddingLayer(Layer):
         table = self.params["embeddings"] if self.table is None else self.table
         return X + table  # a new array: X stays as it is
 
-    def backward(self, dY, context, need_input_grad=True):
+    def _table_grad(self, dY, scale, context):
+        """The learned table's gradient: ``scale`` times the sample-weighted
+        sum of dY over the batch (nothing for the fixed table)."""
         if self.table is None:
             w = context.sample_weight
             summed = (dY.sum(axis=0, dtype=context.accumulate_dtype) if w is None else
                       np.tensordot(np.asarray(w, context.accumulate_dtype), dY, axes=1))
-            self.grads["embeddings"][...] = context.scale * summed
+            self.grads["embeddings"][...] = scale * summed
+
+    def backward(self, dY, context, need_input_grad=True):
+        self._table_grad(dY, context.scale, context)
         return dY if need_input_grad else None
 
     def bind(self, X, dX, context):
@@ -555,11 +560,7 @@ class PositionalEmbeddingLayer(Layer):
         Y, dY = np.empty_like(X), np.empty_like(X)
 
         def backward(scale):
-            if self.table is None:  # as backward sums
-                w = context.sample_weight
-                summed = (dY.sum(axis=0, dtype=context.accumulate_dtype) if w is None else
-                          np.tensordot(np.asarray(w, context.accumulate_dtype), dY, axes=1))
-                self.grads["embeddings"][...] = scale * summed
+            self._table_grad(dY, scale, context)
             if dX is not None:
                 np.copyto(dX, dY)
         return BoundLayer(Y, dY, lambda: np.add(X, table, out=Y), backward)
