@@ -208,6 +208,13 @@ def _window_mask(g, mask, layer):
     return g.node("Less", [pooled, g.const(0.5, "half")])
 
 
+def _kept_steps(g, keep, steps):
+    """How many steps each row of ``keep`` (..., steps), 0/1 in the graph's
+    dtype, keeps: (..., 1), a MatMul with ones (no opset changes it, unlike
+    the reductions)."""
+    return g.node("MatMul", [keep, g.const(np.ones((steps, 1)), "ones")])
+
+
 def _sequence_pool(g, x, layer, mask):
     """Global pool over the steps, leaving out masked ones as skdl does: the
     mean of the kept steps (0 for none), the max of the kept steps (0 for
@@ -218,7 +225,7 @@ def _sequence_pool(g, x, layer, mask):
         pooled = g.node(op, [g.node("Transpose", [x3], perm=[0, 2, 1])])
         return g.reshape(pooled, layer.output_shape)
     keep = g.node("Cast", [mask], to=g.proto)  # (n, steps)
-    counts = g.node("MatMul", [keep, g.const(np.ones((layer.steps, 1)), "ones")])
+    counts = _kept_steps(g, keep, layer.steps)
     keep3 = g.node("Reshape", [keep, g.shape((-1, layer.steps, 1))])
     if layer.kind == "avg":
         total = g.node("MatMul", [g.node("Transpose", [g.node("Mul", [x3, keep3])],
@@ -247,8 +254,8 @@ def _last_step(g, x, layer, mask):
     where = g.node("Expand", [g.node("Reshape", [last, g.shape((-1, 1, 1))]),
                               g.shape((1, 1) + layer.output_shape)])  # (n, 1, features)
     y = g.reshape(g.node("GatherElements", [x3, where], axis=1), layer.output_shape)
-    counts = g.node("MatMul", [keep, g.const(np.ones((layer.steps, 1)), "ones")])
-    any_kept = g.node("Greater", [counts, g.const(0.0, "zero")])  # (n, 1)
+    any_kept = g.node("Greater", [_kept_steps(g, keep, layer.steps),
+                                  g.const(0.0, "zero")])  # (n, 1)
     return g.node("Where", [any_kept, y, g.const(0.0, "zero")])
 
 
@@ -442,8 +449,7 @@ def _attention(g, x, layer, mask):
         scores = g.node("Where", [visible, scores, lowest])
     weights = g.node("Softmax", [scores], "weights", axis=-1)
     if mask is not None:  # without a mask a query always sees itself
-        seen_any = g.node("MatMul", [g.node("Cast", [visible], to=g.proto),
-                                     g.const(np.ones((T, 1)), "ones")])  # (n, 1, T, 1)
+        seen_any = _kept_steps(g, g.node("Cast", [visible], to=g.proto), T)  # (n, 1, T, 1)
         seen_any = g.node("Cast", [g.node("Greater", [seen_any, g.const(0.0, "zero")])],
                           to=g.proto)
         weights = g.node("Mul", [weights, seen_any])
