@@ -378,7 +378,7 @@ def _bad_calls():
          "Q must be a C-contiguous float32 or float64 ndarray to bind"),
         (lambda: ln(X[0]), ValueError, "X must be 2-D"),
         (lambda: ln(X[:, :0]), ValueError, "X must have at least one column"),
-        (lambda: ln(X, epsilon=0), ValueError, "epsilon must be positive"),
+        (lambda: ln(X, epsilon=0), ValueError, r"epsilon must be in \(0.0, inf\), got 0"),
         (lambda: ln(X, epsilon=None), TypeError, "epsilon must be a real number"),
         (lambda: ln(X, gamma=np.ones(4)), ValueError,
          r"gamma must be a float array of shape \(3,\)"),

@@ -21,7 +21,15 @@ import numpy as np
 
 from .._kernels import _attention
 from . import _threads
-from ._checks import INT_MAX, _accumulation_dtype, _bound, _float_array, _output, _weights
+from ._checks import (
+    INT_MAX,
+    _accumulation_dtype,
+    _bound,
+    _float_array,
+    _output,
+    _scalar,
+    _weights,
+)
 from ._threads import ELEMENT_WORK
 
 
@@ -43,14 +51,6 @@ def _layer_norm_vectors(gamma, beta, C, dtype):
                              f"{v.dtype} {v.shape}.")
         vectors.append(np.ascontiguousarray(v, dtype=dtype))
     return tuple(vectors)
-
-
-def _epsilon(epsilon):
-    if isinstance(epsilon, (bool, np.bool_)) or not isinstance(epsilon, (int, float, np.number)):
-        raise TypeError(f"epsilon must be a real number, got {epsilon!r}.")
-    if not (math.isfinite(epsilon) and epsilon > 0):
-        raise ValueError(f"epsilon must be positive and finite, got {epsilon}.")
-    return float(epsilon)
 
 
 def _finite(name, value):
@@ -126,7 +126,7 @@ def bind_layer_norm_forward(X, gamma=None, beta=None, epsilon=1e-3, out=None, xh
     """
     (X,) = _bound(("X",), (X,), (_layer_norm_input(X),))
     m, C = X.shape
-    epsilon = _epsilon(epsilon)
+    epsilon = _scalar("epsilon", epsilon, 0.0, low_open=True)
     _layer_norm_vectors(gamma, beta, C, X.dtype)  # checked now, read at every call
     Y = _output(out, "out", (m, C), X.dtype, (X,))
     Xhat = _output(xhat_out, "xhat_out", (m, C), X.dtype, (X, Y))
